@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests: a GPU (lavapipe in CI), seeded data, and a comparison
+//! that explains itself when it fails.
+#![allow(dead_code)]
+
+use aegpu::gpu::{Gpu, GpuOptions};
+use rand::{RngExt, SeedableRng};
+
+/// The test GPU. Fails the test (does not skip it) when there is none: CI installs lavapipe.
+pub fn gpu() -> Gpu {
+    match Gpu::new(&GpuOptions::default()) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub fn rng(seed: u64) -> rand::rngs::Xoshiro256PlusPlus {
+    rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+/// Uniform values in [-1, 1).
+pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..n).map(|_| r.random::<f32>() * 2.0 - 1.0).collect()
+}
+
+/// Asserts |got - want| <= atol + rtol*|want| element-wise; on failure prints the max absolute and
+/// relative errors and the first mismatching indices.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs reference {}", got.len(), want.len());
+    let mut max_abs = 0.0f32;
+    let mut max_rel = 0.0f32;
+    let mut bad = Vec::new();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        max_abs = max_abs.max(err);
+        max_rel = max_rel.max(err / w.abs().max(1e-12));
+        if !(err <= atol + rtol * w.abs()) {
+            bad.push(i);
+        }
+    }
+    if !bad.is_empty() {
+        let first: Vec<String> =
+            bad.iter().take(8).map(|&i| format!("[{i}] gpu {} ref {}", got[i], want[i])).collect();
+        panic!(
+            "{what}: {} of {} elements differ (atol {atol}, rtol {rtol}); max abs err {max_abs:e}, max rel err {max_rel:e}; first: {}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
+    }
+}

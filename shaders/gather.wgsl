@@ -1,0 +1,36 @@
+// gather.wgsl: builds an f32 batch from the u8 dataset resident on the GPU.
+//
+//   out[b, j] = data_u8[index[offset + b] * dim + j] / 255     for b < batch, j < dim
+// The dataset is packed four bytes per u32 word (little-endian, byte 0 in the low bits), exactly as
+// the host uploads the u8 slice. index holds a shuffled permutation of the examples for the epoch;
+// offset (the batch's first position in it) changes every step and is rewritten in Params.
+//
+// Bindings: 0 uniform Params, 1 data (u32 words), 2 index (u32), 3 out (f32 [batch, dim]).
+// Dispatch: 1-D over batch*dim, 256 per workgroup, folded into (x, y) like activation.wgsl.
+// CPU reference: src/cpu/gather.rs.
+
+struct Params {
+    batch: u32,
+    dim: u32,
+    offset: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> data: array<u32>;
+@group(0) @binding(2) var<storage, read_write> index: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn gather_u8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.batch * p.dim) {
+        return;
+    }
+    let b = i / p.dim;
+    let j = i % p.dim;
+    let byte_index = index[p.offset + b] * p.dim + j;
+    let word = data[byte_index / 4u];
+    let value = (word >> (8u * (byte_index % 4u))) & 0xffu;
+    out[i] = f32(value) / 255.0;
+}

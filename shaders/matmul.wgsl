@@ -1,0 +1,176 @@
+// matmul.wgsl: C[M,N] = act(op(A) · op(B) + bias)   (or C += that, when `accumulate` is set)
+//
+// op(A) is A[M,K] or, with TRANS_A, A stored as [K,M]; op(B) is B[K,N] or, with TRANS_B, B stored as [N,K].
+// The dense layers use three forms (W is [out,in], as PyTorch stores it):
+//   forward          Y  = X · Wᵀ + b     TRANS_B   (M=batch, N=out, K=in), fused bias + activation
+//   backward data    dX = dZ · W                   (M=batch, N=in,  K=out)
+//   backward weight  dW = dZᵀ · X        TRANS_A   (M=out,   N=in,  K=batch)
+//
+// Bindings: 0 uniform Params, 1 A, 2 B, 3 bias (length N; any buffer when has_bias = 0), 4 C.
+// All storage is read_write: A, B and C may be views of one arena (see src/gpu/pipelines.rs).
+//
+// Two entry points, same contract; the host measures both and keeps the faster (src/kernels/matmul.rs):
+//   matmul_reg    register-blocked, no workgroup memory: each invocation owns a 4x4 block of C.
+//                 Workgroup 16x16 covers 64x64 of C. Dispatch (ceil(N/64), ceil(M/64)).
+//                 Wins on CPU adapters (lavapipe), where barriers are expensive.
+//   matmul_tiled  64x64 block of C per workgroup staged through workgroup memory in K-steps of 16;
+//                 each of the 256 invocations owns a 4x4 block. Dispatch (ceil(N/64), ceil(M/64)).
+//                 Wins on real GPUs.
+// CPU reference: src/cpu/matmul.rs.
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+// Block of C per invocation is 4x4; per workgroup 64x64; K-step of the tiled kernel.
+const TILE: u32 = 64u;
+const KSTEP: u32 = 16u;
+
+// Activation ids, shared with activation.wgsl and src/kernels/mod.rs.
+const ACT_IDENTITY: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_LEAKY_RELU: u32 = 2u;
+const ACT_SIGMOID: u32 = 3u;
+const ACT_TANH: u32 = 4u;
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    has_bias: u32,
+    accumulate: u32,
+    slope: f32, // leaky ReLU negative slope
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// op(A)[i, kk]; the caller keeps i < M and kk < K.
+fn load_a(i: u32, kk: u32) -> f32 {
+    if (TRANS_A) {
+        return a[kk * p.m + i];
+    }
+    return a[i * p.k + kk];
+}
+
+// op(B)[kk, j]; the caller keeps kk < K and j < N.
+fn load_b(kk: u32, j: u32) -> f32 {
+    if (TRANS_B) {
+        return b[j * p.k + kk];
+    }
+    return b[kk * p.n + j];
+}
+
+fn activate(x: f32) -> f32 {
+    switch p.act {
+        case ACT_RELU: { return max(x, 0.0); }
+        case ACT_LEAKY_RELU: { return select(p.slope * x, x, x > 0.0); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
+        case ACT_TANH: { return tanh(x); }
+        default: { return x; }
+    }
+}
+
+// Bias, activation, and the optional accumulate, for one element of C.
+fn store(i: u32, j: u32, acc: f32) {
+    if (i >= p.m || j >= p.n) {
+        return;
+    }
+    var v = acc;
+    if (p.has_bias != 0u) {
+        v += bias[j];
+    }
+    v = activate(v);
+    let idx = i * p.n + j;
+    if (p.accumulate != 0u) {
+        v += c[idx];
+    }
+    c[idx] = v;
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    // Out-of-range rows/columns are clamped to the last valid one: the loads stay in bounds without a
+    // branch in the inner loop, and store() drops the duplicates.
+    let r = vec4<u32>(min(row0, p.m - 1u), min(row0 + 1u, p.m - 1u), min(row0 + 2u, p.m - 1u), min(row0 + 3u, p.m - 1u));
+    let cl = vec4<u32>(min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u), min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk++) {
+        let bv = vec4<f32>(load_b(kk, cl.x), load_b(kk, cl.y), load_b(kk, cl.z), load_b(kk, cl.w));
+        acc0 += load_a(r.x, kk) * bv;
+        acc1 += load_a(r.y, kk) * bv;
+        acc2 += load_a(r.z, kk) * bv;
+        acc3 += load_a(r.w, kk) * bv;
+    }
+    let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let v = rows[i];
+        store(row0 + i, col0, v.x);
+        store(row0 + i, col0 + 1u, v.y);
+        store(row0 + i, col0 + 2u, v.z);
+        store(row0 + i, col0 + 3u, v.w);
+    }
+}
+
+// Workgroup tiles: a_tile[kk][i] holds op(A)[tile_row + i, k0 + kk], b_tile[kk][j] holds op(B)[k0 + kk, tile_col + j].
+var<workgroup> a_tile: array<array<f32, TILE>, KSTEP>;
+var<workgroup> b_tile: array<array<f32, TILE>, KSTEP>;
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tile_row = wid.y * TILE;
+    let tile_col = wid.x * TILE;
+    let flat = lid.y * 16u + lid.x; // 0..256
+    var acc: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    for (var k0 = 0u; k0 < p.k; k0 += KSTEP) {
+        // 16x64 = 1024 elements per tile, 4 per invocation. Zero outside the matrix.
+        for (var e = 0u; e < 4u; e++) {
+            let idx = flat + e * 256u;
+            let kk = idx / TILE;
+            let x = idx % TILE;
+            let gk = k0 + kk;
+            var av = 0.0;
+            if (gk < p.k && tile_row + x < p.m) {
+                av = load_a(tile_row + x, gk);
+            }
+            a_tile[kk][x] = av;
+            var bv = 0.0;
+            if (gk < p.k && tile_col + x < p.n) {
+                bv = load_b(gk, tile_col + x);
+            }
+            b_tile[kk][x] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < KSTEP; kk++) {
+            // Rows lid.y + 16*i and columns lid.x + 16*j: neighbouring invocations read neighbouring words.
+            let bv = vec4<f32>(b_tile[kk][lid.x], b_tile[kk][lid.x + 16u], b_tile[kk][lid.x + 32u], b_tile[kk][lid.x + 48u]);
+            for (var i = 0u; i < 4u; i++) {
+                acc[i] += a_tile[kk][lid.y + 16u * i] * bv;
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = tile_row + lid.y + 16u * i;
+        let v = acc[i];
+        store(row, tile_col + lid.x, v.x);
+        store(row, tile_col + lid.x + 16u, v.y);
+        store(row, tile_col + lid.x + 32u, v.z);
+        store(row, tile_col + lid.x + 48u, v.w);
+    }
+}

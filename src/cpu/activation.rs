@@ -1,0 +1,48 @@
+//! Reference for `shaders/activation.wgsl`.
+
+use crate::kernels::Activation;
+
+pub fn activate(x: f32, act: Activation) -> f32 {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => x.max(0.0),
+        Activation::LeakyRelu(s) => {
+            if x > 0.0 {
+                x
+            } else {
+                s * x
+            }
+        }
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Tanh => x.tanh(),
+    }
+}
+
+/// f'(x) written in terms of the output y = f(x).
+pub fn derivative_from_output(y: f32, act: Activation) -> f32 {
+    match act {
+        Activation::Identity => 1.0,
+        Activation::Relu => (y > 0.0) as u8 as f32,
+        Activation::LeakyRelu(s) => {
+            if y > 0.0 {
+                1.0
+            } else {
+                s
+            }
+        }
+        Activation::Sigmoid => y * (1.0 - y),
+        Activation::Tanh => 1.0 - y * y,
+    }
+}
+
+pub fn activation_forward(out: &mut [f32], inp: &[f32], act: Activation) {
+    for (o, &x) in out.iter_mut().zip(inp) {
+        *o = activate(x, act);
+    }
+}
+
+pub fn activation_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], act: Activation) {
+    for ((d, &g), &y) in dinp.iter_mut().zip(dout).zip(out) {
+        *d = g * derivative_from_output(y, act);
+    }
+}

@@ -1,0 +1,10 @@
+//! CPU baselines of every kernel: plain loops that are the readable spec, the test oracle and the
+//! benchmark's reference point. `baseline` holds the fair (cache-blocked, threaded) matmul.
+
+pub mod activation;
+pub mod baseline;
+pub mod gather;
+pub mod loss;
+pub mod matmul;
+pub mod optimizer;
+pub mod reduce;

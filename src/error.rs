@@ -1,0 +1,77 @@
+//! The one error type of the library. Every variant says what was wrong and what to do about it.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter matched: no Vulkan/Metal/DX12 driver, or the filter excluded all of them.
+    #[error(
+        "no GPU adapter found ({detail}).\n  Install a Vulkan, Metal or DX12 driver; on a Linux machine with no GPU, \
+         `apt-get install mesa-vulkan-drivers` gives lavapipe, a software Vulkan driver.\n  \
+         WGPU_BACKEND (vulkan|metal|dx12) and WGPU_ADAPTER_NAME narrow the choice; unset them if they exclude every adapter."
+    )]
+    NoAdapter { detail: String },
+
+    /// The adapter exists but refused the device we asked for.
+    #[error("the adapter '{adapter}' refused to create a device: {reason}")]
+    DeviceRequest { adapter: String, reason: String },
+
+    /// A wgpu validation error caught by an error scope: a bug in a kernel or launcher, or a shape the
+    /// adapter's limits cannot hold.
+    #[error("GPU validation error in {context}: {message}")]
+    GpuValidation { context: String, message: String },
+
+    /// The GPU ran out of memory while creating a buffer.
+    #[error("GPU out of memory in {context}: try a smaller --batch or model")]
+    GpuOutOfMemory { context: String },
+
+    /// Mapping a buffer for readback failed, or the device was lost while waiting.
+    #[error("GPU readback failed in {context}: {message}")]
+    Readback { context: String, message: String },
+
+    /// A buffer or binding would exceed what the adapter supports.
+    #[error("{what} needs {needed} bytes, but this adapter allows at most {limit} bytes; use a smaller batch or model")]
+    LimitExceeded { what: String, needed: u64, limit: u64 },
+
+    /// Shapes that do not fit together (model config, tensor sizes, dataset vs model).
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+
+    /// An option value that makes no sense (negative learning rate, unknown activation, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The dataset directory or one of its files is missing.
+    #[error("{what} not found; looked in:\n{looked}\n  expected files: {expected}\n  pass --data DIR or set AEGPU_DATA to the folder that holds them")]
+    DataNotFound { what: String, looked: String, expected: String },
+
+    /// A data file exists but its content is not what the IDX format promises.
+    #[error("bad data file {path}: {reason}")]
+    BadData { path: PathBuf, reason: String },
+
+    /// A checkpoint file is unreadable or does not describe a model we know.
+    #[error("bad checkpoint {path}: {reason}")]
+    BadCheckpoint { path: PathBuf, reason: String },
+
+    /// The training loss became NaN/inf or exploded.
+    #[error("training diverged at epoch {epoch}, step {step}: loss = {loss}; lower --lr (now {lr})")]
+    Diverged { epoch: usize, step: usize, loss: f32, lr: f32 },
+
+    /// Any file-system error, with the path it happened on.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// Writing a PNG failed.
+    #[error("could not write image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

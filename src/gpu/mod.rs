@@ -1,0 +1,218 @@
+//! The GPU context: an owned device picked from the environment, or a host application's borrowed one.
+//!
+//! Everything else in the crate takes a `&Gpu`. Errors from wgpu come back as values through error
+//! scopes ([`Gpu::scoped`]); an owned device also gets an uncaptured-error handler that records instead
+//! of panicking, a borrowed one gets nothing installed (the host owns its device's callbacks).
+
+mod buffers;
+mod pipelines;
+
+pub use buffers::{Readback, StorageBuffer};
+pub use pipelines::{CachedPipeline, PipelineCache, PipelineKey};
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// How to pick an adapter when the engine owns its device.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Restrict to these backends; `None` honours `WGPU_BACKEND` (vulkan, metal, dx12), else all.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name; `None` honours `WGPU_ADAPTER_NAME`.
+    pub adapter_name: Option<String>,
+}
+
+/// A device and queue plus what the engine learned about them.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    /// True when we created the device; false when a host lent it to us.
+    pub owned: bool,
+    pub pipelines: PipelineCache,
+    /// Errors nobody scoped (owned device only): surfaced by [`Gpu::check_uncaptured`].
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Kernel choices measured on this adapter (see `crate::tune`).
+    tuning: OnceLock<crate::tune::Tuning>,
+}
+
+impl Gpu {
+    /// Creates a device on the best adapter: high-performance first, filtered by `options` or the
+    /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` environment variables.
+    pub fn new(options: &GpuOptions) -> Result<Gpu> {
+        let backends = options
+            .backends
+            .or_else(wgpu::Backends::from_env)
+            .unwrap_or(wgpu::Backends::PRIMARY);
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let wanted_name = options
+            .adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .map(|s| s.to_lowercase());
+
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let found: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+        if let Some(name) = &wanted_name {
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(name));
+        }
+        // Compute needs no surface; prefer discrete, then integrated, then virtual, then CPU.
+        adapters.sort_by_key(|a| match a.get_info().device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        });
+        let Some(adapter) = adapters.into_iter().next() else {
+            let detail = match (&wanted_name, found.is_empty()) {
+                (_, true) => format!("backends {backends:?} offer none"),
+                (Some(name), false) => {
+                    format!("none named like '{name}' among: {}", found.join("; "))
+                }
+                (None, false) => "all adapters were filtered out".to_string(),
+            };
+            return Err(Error::NoAdapter { detail });
+        };
+
+        let info = adapter.get_info();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let limits = wanted_limits(&adapter.limits());
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("aegpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest { adapter: info.name.clone(), reason: e.to_string() })?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            owned: true,
+            pipelines: PipelineCache::default(),
+            uncaptured,
+            tuning: OnceLock::new(),
+        })
+    }
+
+    /// Borrows a host application's device and queue. Installs no device-wide callbacks; the engine
+    /// works within the limits and features the host requested.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        let limits = device.limits();
+        let features = device.features();
+        Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            owned: false,
+            pipelines: PipelineCache::default(),
+            uncaptured: Arc::new(Mutex::new(Vec::new())),
+            tuning: OnceLock::new(),
+        }
+    }
+
+    /// One line naming the adapter, its backend and driver.
+    pub fn describe(&self) -> String {
+        describe(&self.info)
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they caught into
+    /// an [`Error`]. Use around resource creation and command recording.
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let validation = pollster::block_on(validation.pop());
+        let oom = pollster::block_on(oom.pop());
+        if let Some(e) = validation {
+            return Err(Error::GpuValidation { context: context.to_string(), message: e.to_string() });
+        }
+        if oom.is_some() {
+            return Err(Error::GpuOutOfMemory { context: context.to_string() });
+        }
+        self.check_uncaptured(context)?;
+        Ok(value)
+    }
+
+    /// Returns the first error that escaped every scope since the last call (owned device only).
+    pub fn check_uncaptured(&self, context: &str) -> Result<()> {
+        let mut v = self.uncaptured.lock().map_err(|_| Error::GpuValidation {
+            context: context.to_string(),
+            message: "error log poisoned".into(),
+        })?;
+        match v.drain(..).next() {
+            Some(message) => Err(Error::GpuValidation { context: context.to_string(), message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Readback { context: "waiting for the GPU".into(), message: e.to_string() })
+    }
+
+    /// Alignment of storage-buffer binding offsets, in bytes.
+    pub fn storage_alignment(&self) -> u64 {
+        self.limits.min_storage_buffer_offset_alignment as u64
+    }
+
+    /// Largest storage binding, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    pub(crate) fn tuning_cell(&self) -> &OnceLock<crate::tune::Tuning> {
+        &self.tuning
+    }
+
+    /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}
+
+/// The defaults, raised to what the adapter offers where the engine benefits: big storage buffers
+/// (the whole dataset lives on the GPU), more storage bindings per stage.
+fn wanted_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let mut l = wgpu::Limits::default();
+    l.max_buffer_size = adapter.max_buffer_size;
+    l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
+    l.max_storage_buffers_per_shader_stage = adapter.max_storage_buffers_per_shader_stage.min(16);
+    l.max_compute_workgroup_storage_size = adapter.max_compute_workgroup_storage_size;
+    l.max_compute_invocations_per_workgroup = adapter.max_compute_invocations_per_workgroup;
+    l.max_compute_workgroups_per_dimension = adapter.max_compute_workgroups_per_dimension;
+    l
+}

@@ -1,0 +1,42 @@
+//! Launcher for `shaders/activation.wgsl`: element-wise activation forward and backward.
+
+use super::{Activation, Launch, grid_1d};
+use crate::gpu::PipelineKey;
+use crate::runner::View;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    act: u32,
+    slope: f32,
+    _pad: u32,
+}
+
+fn params(n: usize, act: Activation) -> Vec<u8> {
+    bytemuck::bytes_of(&Params { n: n as u32, act: act.id(), slope: act.slope(), _pad: 0 }).to_vec()
+}
+
+/// `out[i] = act(inp[i])` for i < n. `out` may be `inp`.
+pub fn activation_forward(out: &View, inp: &View, n: usize, act: Activation) -> Launch {
+    Launch {
+        key: PipelineKey::new("activation", "act_forward", &[]),
+        uniform: params(n, act),
+        // Binding 2 (the output y of the backward) is unused here; any view fills the slot.
+        views: vec![inp.clone(), inp.clone(), out.clone()],
+        workgroups: grid_1d(n, 256),
+        label: "act_forward",
+    }
+}
+
+/// `dinp[i] = dout[i] * act'(x_i)`, with the derivative taken from the forward output `out`.
+/// `dinp` may be `dout` (in place).
+pub fn activation_backward(dinp: &View, dout: &View, out: &View, n: usize, act: Activation) -> Launch {
+    Launch {
+        key: PipelineKey::new("activation", "act_backward", &[]),
+        uniform: params(n, act),
+        views: vec![dout.clone(), out.clone(), dinp.clone()],
+        workgroups: grid_1d(n, 256),
+        label: "act_backward",
+    }
+}

@@ -1,0 +1,204 @@
+//! Launcher for `shaders/matmul.wgsl`: the three products a dense layer needs, with a fused
+//! bias + activation epilogue, in two variants chosen per adapter by measurement (see `tune`).
+
+use super::{Activation, Launch};
+use crate::gpu::PipelineKey;
+use crate::runner::View;
+
+/// Which operands are stored transposed. `Nt` = A·Bᵀ (forward), `Nn` = A·B (backward to the input),
+/// `Tn` = Aᵀ·B (backward to the weights).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transpose {
+    Nn,
+    Nt,
+    Tn,
+}
+
+impl Transpose {
+    pub const ALL: [Transpose; 3] = [Transpose::Nn, Transpose::Nt, Transpose::Tn];
+
+    fn flags(self) -> (bool, bool) {
+        match self {
+            Transpose::Nn => (false, false),
+            Transpose::Nt => (false, true),
+            Transpose::Tn => (true, false),
+        }
+    }
+}
+
+/// The two kernels with the same contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulVariant {
+    /// Register-blocked 4x4 per invocation, no workgroup memory (fast on CPU adapters).
+    Reg,
+    /// 64x64 workgroup tiles staged through workgroup memory (fast on real GPUs).
+    Tiled,
+}
+
+impl MatmulVariant {
+    pub const ALL: [MatmulVariant; 2] = [MatmulVariant::Reg, MatmulVariant::Tiled];
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            MatmulVariant::Reg => "matmul_reg",
+            MatmulVariant::Tiled => "matmul_tiled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MatmulVariant> {
+        match s {
+            "reg" => Some(MatmulVariant::Reg),
+            "tiled" => Some(MatmulVariant::Tiled),
+            _ => None,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    has_bias: u32,
+    accumulate: u32,
+    slope: f32,
+    _pad: u32,
+}
+
+/// One product `c = act(op(a) · op(b) + bias)` (or `c += ...`), shapes M x N with inner size K.
+#[derive(Clone, Debug)]
+pub struct Matmul {
+    pub c: View,
+    pub a: View,
+    pub b: View,
+    pub bias: Option<View>,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans: Transpose,
+    pub act: Activation,
+    pub accumulate: bool,
+    pub variant: MatmulVariant,
+}
+
+impl Matmul {
+    pub fn pipeline_key(variant: MatmulVariant, trans: Transpose) -> PipelineKey {
+        let (ta, tb) = trans.flags();
+        PipelineKey::new(
+            "matmul",
+            variant.entry(),
+            &[("TRANS_A", ta as u32 as f64), ("TRANS_B", tb as u32 as f64)],
+        )
+    }
+
+    pub fn launch(&self) -> Launch {
+        let params = Params {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            act: self.act.id(),
+            has_bias: self.bias.is_some() as u32,
+            accumulate: self.accumulate as u32,
+            slope: self.act.slope(),
+            _pad: 0,
+        };
+        // Any buffer satisfies the layout when there is no bias; the shader never reads it.
+        let bias = self.bias.clone().unwrap_or_else(|| self.c.clone());
+        Launch {
+            key: Matmul::pipeline_key(self.variant, self.trans),
+            uniform: bytemuck::bytes_of(&params).to_vec(),
+            views: vec![self.a.clone(), self.b.clone(), bias, self.c.clone()],
+            workgroups: [self.n.div_ceil(64) as u32, self.m.div_ceil(64) as u32, 1],
+            label: "matmul",
+        }
+    }
+
+    /// Floating-point operations of the product (2·M·N·K).
+    pub fn flops(m: usize, n: usize, k: usize) -> f64 {
+        2.0 * m as f64 * n as f64 * k as f64
+    }
+}
+
+/// Forward of a dense layer: `out[B, OUT] = act(inp[B, IN] · weight[OUT, IN]ᵀ + bias)`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    out: &View,
+    inp: &View,
+    weight: &View,
+    bias: &View,
+    batch: usize,
+    in_dim: usize,
+    out_dim: usize,
+    act: Activation,
+    variant: MatmulVariant,
+) -> Launch {
+    Matmul {
+        c: out.clone(),
+        a: inp.clone(),
+        b: weight.clone(),
+        bias: Some(bias.clone()),
+        m: batch,
+        n: out_dim,
+        k: in_dim,
+        trans: Transpose::Nt,
+        act,
+        accumulate: false,
+        variant,
+    }
+    .launch()
+}
+
+/// Backward of a dense layer to its input: `dinp[B, IN] = dout[B, OUT] · weight[OUT, IN]`.
+pub fn linear_backward_input(
+    dinp: &View,
+    dout: &View,
+    weight: &View,
+    batch: usize,
+    in_dim: usize,
+    out_dim: usize,
+    variant: MatmulVariant,
+) -> Launch {
+    Matmul {
+        c: dinp.clone(),
+        a: dout.clone(),
+        b: weight.clone(),
+        bias: None,
+        m: batch,
+        n: in_dim,
+        k: out_dim,
+        trans: Transpose::Nn,
+        act: Activation::Identity,
+        accumulate: false,
+        variant,
+    }
+    .launch()
+}
+
+/// Backward of a dense layer to its weights: `dweight[OUT, IN] = dout[B, OUT]ᵀ · inp[B, IN]`.
+pub fn linear_backward_weight(
+    dweight: &View,
+    dout: &View,
+    inp: &View,
+    batch: usize,
+    in_dim: usize,
+    out_dim: usize,
+    variant: MatmulVariant,
+) -> Launch {
+    Matmul {
+        c: dweight.clone(),
+        a: dout.clone(),
+        b: inp.clone(),
+        bias: None,
+        m: out_dim,
+        n: in_dim,
+        k: batch,
+        trans: Transpose::Tn,
+        act: Activation::Identity,
+        accumulate: false,
+        variant,
+    }
+    .launch()
+}

@@ -1,0 +1,113 @@
+//! Launcher for `shaders/optimizer.wgsl`: one fused update of the whole parameter arena.
+
+use super::{Launch, grid_1d};
+use crate::error::{Error, Result};
+use crate::gpu::PipelineKey;
+use crate::runner::View;
+
+/// Optimiser and its hyper-parameters (PyTorch's semantics and defaults).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// SGD with momentum μ and L2 weight decay (coupled).
+    Sgd { lr: f32, momentum: f32, weight_decay: f32 },
+    /// Adam with L2 weight decay added to the gradient.
+    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    /// AdamW: decoupled weight decay.
+    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+}
+
+impl Optimizer {
+    /// `sgd|adam|adamw` with learning rate `lr` and PyTorch's defaults for the rest
+    /// (SGD momentum 0.9 here, since plain SGD is rarely what anyone wants for an autoencoder).
+    pub fn parse(name: &str, lr: f32, weight_decay: f32) -> Result<Optimizer> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::Config(format!("learning rate must be a positive number, got {lr}")));
+        }
+        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return Err(Error::Config(format!("weight decay must be >= 0, got {weight_decay}")));
+        }
+        Ok(match name.to_lowercase().as_str() {
+            "sgd" => Optimizer::Sgd { lr, momentum: 0.9, weight_decay },
+            "adam" => Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
+            "adamw" => Optimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
+            other => return Err(Error::Config(format!("unknown optimizer '{other}': use sgd, adam or adamw"))),
+        })
+    }
+
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
+        }
+    }
+
+    /// Words of optimiser state per parameter (momentum; Adam's two moments).
+    pub fn state_per_param(&self) -> usize {
+        match self {
+            Optimizer::Sgd { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    decoupled: u32,
+    lr: f32,
+    weight_decay: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    inv_bias1: f32,
+    inv_bias2: f32,
+    _pad: [u32; 3],
+}
+
+/// The update for step `t` (1-based: Adam's bias corrections depend on it) over `n` parameters.
+/// `v` is unused by SGD (pass `m` again).
+pub fn optimizer_step(opt: &Optimizer, params: &View, grads: &View, m: &View, v: &View, n: usize, t: u64) -> Launch {
+    let t = t.max(1) as i32;
+    let (entry, p) = match *opt {
+        Optimizer::Sgd { lr, momentum, weight_decay } => (
+            "sgd_momentum",
+            Params {
+                n: n as u32,
+                decoupled: 0,
+                lr,
+                weight_decay,
+                beta1: momentum,
+                beta2: 0.0,
+                eps: 0.0,
+                inv_bias1: 1.0,
+                inv_bias2: 1.0,
+                _pad: [0; 3],
+            },
+        ),
+        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
+        | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => (
+            "adam",
+            Params {
+                n: n as u32,
+                decoupled: matches!(opt, Optimizer::AdamW { .. }) as u32,
+                lr,
+                weight_decay,
+                beta1,
+                beta2,
+                eps,
+                // In f64 so late steps (β^t → 0) keep full precision before rounding.
+                inv_bias1: (1.0 / (1.0 - (beta1 as f64).powi(t))) as f32,
+                inv_bias2: (1.0 / (1.0 - (beta2 as f64).powi(t))) as f32,
+                _pad: [0; 3],
+            },
+        ),
+    };
+    Launch {
+        key: PipelineKey::new("optimizer", entry, &[]),
+        uniform: bytemuck::bytes_of(&p).to_vec(),
+        views: vec![params.clone(), grads.clone(), m.clone(), v.clone()],
+        workgroups: grid_1d(n, 256),
+        label: "optimizer",
+    }
+}

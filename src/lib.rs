@@ -1,0 +1,15 @@
+//! aegpu: autoencoders trained on any GPU that wgpu reaches, with hand-written WGSL kernels.
+//!
+//! Layout: [`gpu`] (device, buffers, pipelines), [`kernels`] (one launcher per shader),
+//! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
+//! autoencoder's explicit forward and backward lists), [`data`], [`train`], [`checkpoint`], [`viz`].
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod runner;
+pub mod tune;
+pub mod viz;
+
+pub use error::{Error, Result};
