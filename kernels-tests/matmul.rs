@@ -22,14 +22,33 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (100, 33, 784),
 ];
 
-fn check(variant: MatmulVariant, trans: Transpose, (m, n, k): (usize, usize, usize), act: Activation, bias: bool, accumulate: bool, seed: u64) {
+fn check(
+    variant: MatmulVariant,
+    trans: Transpose,
+    (m, n, k): (usize, usize, usize),
+    act: Activation,
+    bias: bool,
+    accumulate: bool,
+    seed: u64,
+) {
     let gpu = gpu();
     let a = random_vec(m * k, seed);
     let b = random_vec(k * n, seed + 1);
     let bias_v = random_vec(n, seed + 2);
     let c0 = random_vec(m * n, seed + 3);
     let mut want = c0.clone();
-    cpu::matmul::matmul(&mut want, &a, &b, bias.then_some(&bias_v[..]), m, n, k, trans, act, accumulate);
+    cpu::matmul::matmul(
+        &mut want,
+        &a,
+        &b,
+        bias.then_some(&bias_v[..]),
+        m,
+        n,
+        k,
+        trans,
+        act,
+        accumulate,
+    );
 
     let ga = StorageBuffer::from_slice(&gpu, "a", &a).unwrap();
     let gb = StorageBuffer::from_slice(&gpu, "b", &b).unwrap();
@@ -49,11 +68,20 @@ fn check(variant: MatmulVariant, trans: Transpose, (m, n, k): (usize, usize, usi
         variant,
     }
     .launch();
-    Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
+    Plan::new(&gpu, "test", &[launch])
+        .unwrap()
+        .run(&gpu)
+        .unwrap();
     let got = gc.read_all_f32(&gpu).unwrap();
     // f32 accumulation over K terms of size <= 1 against an f64 reference: error grows like sqrt(K)·ε.
     let atol = 1e-5 * (k as f32).sqrt() * 4.0;
-    assert_close(&format!("{variant:?} {trans:?} {m}x{n}x{k} {act:?} bias={bias} acc={accumulate}"), &got, &want, atol, 1e-4);
+    assert_close(
+        &format!("{variant:?} {trans:?} {m}x{n}x{k} {act:?} bias={bias} acc={accumulate}"),
+        &got,
+        &want,
+        atol,
+        1e-4,
+    );
 }
 
 #[test]
@@ -61,7 +89,15 @@ fn every_variant_and_transpose_matches_reference_on_awkward_shapes() {
     for variant in MatmulVariant::ALL {
         for trans in Transpose::ALL {
             for (i, &shape) in SHAPES.iter().enumerate() {
-                check(variant, trans, shape, Activation::Identity, false, false, 10 + i as u64);
+                check(
+                    variant,
+                    trans,
+                    shape,
+                    Activation::Identity,
+                    false,
+                    false,
+                    10 + i as u64,
+                );
             }
         }
     }
@@ -69,10 +105,24 @@ fn every_variant_and_transpose_matches_reference_on_awkward_shapes() {
 
 #[test]
 fn fused_bias_and_activations_match_reference() {
-    let acts = [Activation::Relu, Activation::LeakyRelu(0.1), Activation::Sigmoid, Activation::Tanh, Activation::Identity];
+    let acts = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Identity,
+    ];
     for variant in MatmulVariant::ALL {
         for (seed, act) in acts.into_iter().enumerate() {
-            check(variant, Transpose::Nt, (33, 70, 29), act, true, false, 100 + seed as u64);
+            check(
+                variant,
+                Transpose::Nt,
+                (33, 70, 29),
+                act,
+                true,
+                false,
+                100 + seed as u64,
+            );
         }
     }
 }
@@ -81,7 +131,15 @@ fn fused_bias_and_activations_match_reference() {
 fn accumulate_adds_to_existing_output() {
     for variant in MatmulVariant::ALL {
         for seed in 0..3 {
-            check(variant, Transpose::Tn, (17, 9, 40), Activation::Identity, false, true, 200 + seed);
+            check(
+                variant,
+                Transpose::Tn,
+                (17, 9, 40),
+                Activation::Identity,
+                false,
+                true,
+                200 + seed,
+            );
         }
     }
 }

@@ -3,12 +3,16 @@
 //! Layout: [`gpu`] (device, buffers, pipelines), [`kernels`] (one launcher per shader),
 //! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
 //! autoencoder's explicit forward and backward lists), [`data`], [`train`], [`checkpoint`], [`viz`].
+pub mod bench;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod models;
 pub mod runner;
+pub mod train;
 pub mod tune;
 pub mod viz;
 

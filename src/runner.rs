@@ -17,21 +17,36 @@ pub struct View {
 
 impl View {
     pub fn whole(b: &StorageBuffer) -> View {
-        View { buffer: b.buffer.clone(), offset: 0, len: b.len }
+        View {
+            buffer: b.buffer.clone(),
+            offset: 0,
+            len: b.len,
+        }
     }
 
     /// Blocking read as f32 (tests, evaluation, checkpoints; never the training step).
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let sb = StorageBuffer { buffer: self.buffer.clone(), len: self.offset + self.len };
+        let sb = StorageBuffer {
+            buffer: self.buffer.clone(),
+            len: self.offset + self.len,
+        };
         sb.read_f32(gpu, self.offset..self.offset + self.len)
     }
 
     /// Queues a write of `data` (at most `len` words) at the start of the view.
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
         if data.len() > self.len {
-            return Err(Error::Shape(format!("writing {} values into a view of {}", data.len(), self.len)));
+            return Err(Error::Shape(format!(
+                "writing {} values into a view of {}",
+                data.len(),
+                self.len
+            )));
         }
-        gpu.queue.write_buffer(&self.buffer, (self.offset * 4) as u64, bytemuck::cast_slice(data));
+        gpu.queue.write_buffer(
+            &self.buffer,
+            (self.offset * 4) as u64,
+            bytemuck::cast_slice(data),
+        );
         Ok(())
     }
 }
@@ -46,7 +61,11 @@ pub struct ArenaLayout {
 
 impl ArenaLayout {
     pub fn new(gpu: &Gpu) -> ArenaLayout {
-        ArenaLayout { align_words: (gpu.storage_alignment() as usize / 4).max(1), entries: Vec::new(), total: 0 }
+        ArenaLayout {
+            align_words: (gpu.storage_alignment() as usize / 4).max(1),
+            entries: Vec::new(),
+            total: 0,
+        }
     }
 
     /// Reserves `len` words under `name`; returns its index.
@@ -66,12 +85,19 @@ pub struct Arena {
 
 impl Arena {
     pub fn new(gpu: &Gpu, label: &str, layout: &ArenaLayout) -> Result<Arena> {
-        Ok(Arena { buffer: StorageBuffer::zeroed(gpu, label, layout.total)?, layout: layout.clone() })
+        Ok(Arena {
+            buffer: StorageBuffer::zeroed(gpu, label, layout.total)?,
+            layout: layout.clone(),
+        })
     }
 
     pub fn view(&self, index: usize) -> View {
         let (_, offset, len) = self.layout.entries[index];
-        View { buffer: self.buffer.buffer.clone(), offset, len }
+        View {
+            buffer: self.buffer.buffer.clone(),
+            offset,
+            len,
+        }
     }
 
     /// The whole arena as one view (the optimiser updates it in one dispatch).
@@ -98,7 +124,11 @@ pub struct Plan {
 impl Plan {
     pub fn new(gpu: &Gpu, label: &str, launches: &[Launch]) -> Result<Plan> {
         let align = gpu.limits.min_uniform_buffer_offset_alignment as u64;
-        let max_uniform = launches.iter().map(|l| l.uniform.len() as u64).max().unwrap_or(16);
+        let max_uniform = launches
+            .iter()
+            .map(|l| l.uniform.len() as u64)
+            .max()
+            .unwrap_or(16);
         let slot_bytes = max_uniform.next_multiple_of(align);
         let storage_align = gpu.storage_alignment();
         let max_binding = gpu.max_binding();
@@ -119,8 +149,14 @@ impl Plan {
                     });
                 }
             }
-            if l.workgroups.iter().any(|&w| w > gpu.limits.max_compute_workgroups_per_dimension) {
-                return Err(Error::Shape(format!("{label}/{}: dispatch {:?} too large", l.label, l.workgroups)));
+            if l.workgroups
+                .iter()
+                .any(|&w| w > gpu.limits.max_compute_workgroups_per_dimension)
+            {
+                return Err(Error::Shape(format!(
+                    "{label}/{}: dispatch {:?} too large",
+                    l.label, l.workgroups
+                )));
             }
         }
         let uniforms = gpu.scoped(&format!("plan '{label}' uniforms"), || {
@@ -134,35 +170,48 @@ impl Plan {
         let mut dispatches = Vec::with_capacity(launches.len());
         for (i, l) in launches.iter().enumerate() {
             let pipeline = gpu.pipeline(&l.key, l.views.len() as u32)?;
-            gpu.queue.write_buffer(&uniforms, i as u64 * slot_bytes, &l.uniform);
-            let bind_group = gpu.scoped(&format!("plan '{label}' bind group {} ({})", i, l.label), || {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
-                        offset: i as u64 * slot_bytes,
-                        size: wgpu::BufferSize::new(l.uniform.len() as u64),
-                    }),
-                }];
-                for (j, v) in l.views.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: j as u32 + 1,
+            gpu.queue
+                .write_buffer(&uniforms, i as u64 * slot_bytes, &l.uniform);
+            let bind_group = gpu.scoped(
+                &format!("plan '{label}' bind group {} ({})", i, l.label),
+                || {
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &v.buffer,
-                            offset: v.offset as u64 * 4,
-                            size: wgpu::BufferSize::new(v.len.max(1) as u64 * 4),
+                            buffer: &uniforms,
+                            offset: i as u64 * slot_bytes,
+                            size: wgpu::BufferSize::new(l.uniform.len() as u64),
                         }),
-                    });
-                }
-                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(l.label),
-                    layout: &pipeline.layout,
-                    entries: &entries,
-                })
-            })?;
-            dispatches.push(Dispatch { pipeline, bind_group, workgroups: l.workgroups });
+                    }];
+                    for (j, v) in l.views.iter().enumerate() {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: j as u32 + 1,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &v.buffer,
+                                offset: v.offset as u64 * 4,
+                                size: wgpu::BufferSize::new(v.len.max(1) as u64 * 4),
+                            }),
+                        });
+                    }
+                    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(l.label),
+                        layout: &pipeline.layout,
+                        entries: &entries,
+                    })
+                },
+            )?;
+            dispatches.push(Dispatch {
+                pipeline,
+                bind_group,
+                workgroups: l.workgroups,
+            });
         }
-        Ok(Plan { dispatches, uniforms, slot_bytes, labels: launches.iter().map(|l| l.label).collect() })
+        Ok(Plan {
+            dispatches,
+            uniforms,
+            slot_bytes,
+            labels: launches.iter().map(|l| l.label).collect(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -175,7 +224,8 @@ impl Plan {
 
     /// Replaces launch `index`'s uniform bytes; takes effect at the next submit.
     pub fn set_uniform(&self, gpu: &Gpu, index: usize, bytes: &[u8]) {
-        gpu.queue.write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
+        gpu.queue
+            .write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
     }
 
     /// Records every dispatch, in order, into `pass`. wgpu inserts the barriers between them.
@@ -190,7 +240,10 @@ impl Plan {
 
     /// Records the plan into a fresh encoder as one compute pass.
     pub fn record_into(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
         self.record(&mut pass);
     }
 

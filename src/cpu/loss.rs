@@ -19,7 +19,11 @@ pub fn loss_forward_backward(
         let (zi, t) = (zi as f64, t as f64);
         let (y, bce, dy_dz) = if out_act == Activation::Sigmoid {
             let y = 1.0 / (1.0 + (-zi).exp());
-            (y, zi.max(0.0) - zi * t + (-zi.abs()).exp().ln_1p(), y * (1.0 - y))
+            (
+                y,
+                zi.max(0.0) - zi * t + (-zi.abs()).exp().ln_1p(),
+                y * (1.0 - y),
+            )
         } else {
             let yc = zi.clamp(1e-7, 1.0 - 1e-7);
             (zi, -(t * yc.ln() + (1.0 - t) * (1.0 - yc).ln()), 1.0)

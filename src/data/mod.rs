@@ -1,1 +1,325 @@
-//! placeholder until the data module lands
+//! Datasets: MNIST and Fashion-MNIST read from their original IDX files, plus a synthetic set for
+//! tests that must run without real data. Pixels stay `u8` in memory (a quarter of the f32 size)
+//! and are scaled to `[0, 1]` only when a batch is converted.
+
+pub mod idx;
+pub mod synthetic;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use idx::{Idx, read_idx};
+pub use synthetic::synthetic;
+
+use crate::error::{Error, Result};
+
+/// Environment variable naming the data directory when no `--data` flag is given.
+pub const DATA_ENV: &str = "AEGPU_DATA";
+
+/// The datasets the loader knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+}
+
+impl DatasetName {
+    /// Every dataset, for help texts and loops.
+    pub const ALL: [DatasetName; 2] = [DatasetName::Mnist, DatasetName::FashionMnist];
+
+    /// The canonical name, also the folder name under a shared data directory.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// Human-readable names of the labels 0..9.
+    pub fn class_names(self) -> [&'static str; 10] {
+        match self {
+            DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetName::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+        }
+    }
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mnist" => Ok(DatasetName::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashion" => Ok(DatasetName::FashionMnist),
+            _ => Err(Error::Config(format!(
+                "unknown dataset '{s}'; valid names: mnist, fashion-mnist (also fashion_mnist, fashion)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+/// Images as u8 (row-major, `n` x `rows*cols`) with one label each; pixels are scaled to `[0, 1]`
+/// only when converted to f32.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Where the data came from ("mnist", "fashion-mnist", "synthetic"), for logs and plot titles.
+    pub name: String,
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub n: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Dataset {
+    /// Builds a dataset after checking that `images` holds `labels.len()` images of `rows x cols`.
+    pub fn from_parts(
+        name: impl Into<String>,
+        images: Vec<u8>,
+        labels: Vec<u8>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Dataset> {
+        let n = labels.len();
+        let expected = n.checked_mul(rows).and_then(|v| v.checked_mul(cols));
+        if expected != Some(images.len()) {
+            return Err(Error::Shape(format!(
+                "{} image bytes do not hold {n} images of {rows}x{cols}",
+                images.len()
+            )));
+        }
+        Ok(Dataset {
+            name: name.into(),
+            images,
+            labels,
+            n,
+            rows,
+            cols,
+        })
+    }
+
+    /// Pixels per image.
+    pub fn dim(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The pixels of image `i`.
+    ///
+    /// # Panics
+    /// If `i >= n`, like slice indexing.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let d = self.dim();
+        &self.images[i * d..(i + 1) * d]
+    }
+
+    /// Images `range` as f32 in `[0, 1]` (pixel / 255), row-major, ready to upload as a batch.
+    ///
+    /// # Panics
+    /// If the range reaches past `n`, like slice indexing.
+    pub fn images_f32(&self, range: Range<usize>) -> Vec<f32> {
+        let d = self.dim();
+        self.images[range.start * d..range.end * d]
+            .iter()
+            .map(|&p| f32::from(p) / 255.0)
+            .collect()
+    }
+
+    /// A copy of images `range`; the range is clamped to `0..n`, so `subset(0..k)` gives the first
+    /// `min(k, n)` images.
+    pub fn subset(&self, range: Range<usize>) -> Dataset {
+        let end = range.end.min(self.n);
+        let start = range.start.min(end);
+        let d = self.dim();
+        Dataset {
+            name: self.name.clone(),
+            images: self.images[start * d..end * d].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+            n: end - start,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// The standard train/test split of a dataset.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// The data directory: `flag` if given, else the `AEGPU_DATA` environment variable, else
+/// [`Error::DataNotFound`] explaining both ways.
+pub fn resolve_data_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    match std::env::var_os(DATA_ENV) {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => Err(Error::DataNotFound {
+            what: "data directory".into(),
+            looked: format!("  --data: not given\n  {DATA_ENV}: not set"),
+            expected: format!(
+                "a folder with {} (or one holding mnist/ and fashion-mnist/)",
+                FILES.map(|names| names[0]).join(", ")
+            ),
+        }),
+    }
+}
+
+const TRAIN_IMAGES: usize = 0;
+const TRAIN_LABELS: usize = 1;
+const TEST_IMAGES: usize = 2;
+const TEST_LABELS: usize = 3;
+
+/// The four files of a dataset, each under the names mirrors use for it: the original `.gz` name
+/// first, then unpacked, then the dotted variant.
+const FILES: [[&str; 4]; 4] = [
+    [
+        "train-images-idx3-ubyte.gz",
+        "train-images-idx3-ubyte",
+        "train-images.idx3-ubyte",
+        "train-images.idx3-ubyte.gz",
+    ],
+    [
+        "train-labels-idx1-ubyte.gz",
+        "train-labels-idx1-ubyte",
+        "train-labels.idx1-ubyte",
+        "train-labels.idx1-ubyte.gz",
+    ],
+    [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-images-idx3-ubyte",
+        "t10k-images.idx3-ubyte",
+        "t10k-images.idx3-ubyte.gz",
+    ],
+    [
+        "t10k-labels-idx1-ubyte.gz",
+        "t10k-labels-idx1-ubyte",
+        "t10k-labels.idx1-ubyte",
+        "t10k-labels.idx1-ubyte.gz",
+    ],
+];
+
+/// Loads the train and test splits of `name`.
+///
+/// `dir` may hold the four IDX files directly, or be a parent holding `mnist/` and `fashion-mnist/`
+/// subfolders. Each file may be gzipped or unpacked, under its original name or the dotted variant
+/// (`t10k-images.idx3-ubyte`). All four must come from the same folder.
+pub fn load(name: DatasetName, dir: &Path) -> Result<Split> {
+    let paths = find_files(name, dir)?;
+    let train = load_split(name, &paths[TRAIN_IMAGES], &paths[TRAIN_LABELS])?;
+    let test = load_split(name, &paths[TEST_IMAGES], &paths[TEST_LABELS])?;
+    if (test.rows, test.cols) != (train.rows, train.cols) {
+        return Err(Error::BadData {
+            path: paths[TEST_IMAGES].clone(),
+            reason: format!(
+                "test images are {}x{} but train images are {}x{}",
+                test.rows, test.cols, train.rows, train.cols
+            ),
+        });
+    }
+    Ok(Split { train, test })
+}
+
+/// The four file paths, from the first folder (`dir`, then `dir/<name>`) that has all of them.
+fn find_files(name: DatasetName, dir: &Path) -> Result<[PathBuf; 4]> {
+    let folders = [dir.to_path_buf(), dir.join(name.dir_name())];
+    let mut looked = Vec::new();
+    for folder in &folders {
+        if !folder.is_dir() {
+            looked.push(format!("  {} (no such directory)", folder.display()));
+            continue;
+        }
+        let found = FILES.map(|names| names.iter().map(|n| folder.join(n)).find(|p| p.is_file()));
+        if let [Some(a), Some(b), Some(c), Some(d)] = found {
+            return Ok([a, b, c, d]);
+        }
+        let missing: Vec<&str> = FILES
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(names, _)| names[1])
+            .collect();
+        looked.push(format!(
+            "  {} (missing {})",
+            folder.display(),
+            missing.join(", ")
+        ));
+    }
+    Err(Error::DataNotFound {
+        what: format!("{name} data files"),
+        looked: looked.join("\n"),
+        expected: format!(
+            "{}; each may also be unpacked (no .gz)",
+            FILES.map(|names| names[0]).join(", ")
+        ),
+    })
+}
+
+/// Reads one split and checks that images and labels belong together.
+fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Result<Dataset> {
+    let images = read_idx(images_path)?;
+    let labels = read_idx(labels_path)?;
+    let &[n, rows, cols] = images.dims.as_slice() else {
+        return Err(Error::BadData {
+            path: images_path.to_path_buf(),
+            reason: format!(
+                "expected 3-D images (count x rows x cols), found dimensions {:?}",
+                images.dims
+            ),
+        });
+    };
+    let &[n_labels] = labels.dims.as_slice() else {
+        return Err(Error::BadData {
+            path: labels_path.to_path_buf(),
+            reason: format!("expected 1-D labels, found dimensions {:?}", labels.dims),
+        });
+    };
+    if n_labels != n {
+        return Err(Error::BadData {
+            path: labels_path.to_path_buf(),
+            reason: format!(
+                "{n_labels} labels, but {} holds {n} images",
+                images_path.display()
+            ),
+        });
+    }
+    if n == 0 || rows == 0 || cols == 0 {
+        return Err(Error::BadData {
+            path: images_path.to_path_buf(),
+            reason: format!("empty image set: dimensions {:?}", images.dims),
+        });
+    }
+    if let Some((i, &l)) = labels.data.iter().enumerate().find(|&(_, &l)| l >= 10) {
+        return Err(Error::BadData {
+            path: labels_path.to_path_buf(),
+            reason: format!("label {l} at index {i} is outside 0..=9"),
+        });
+    }
+    Ok(Dataset {
+        name: name.to_string(),
+        images: images.data,
+        labels: labels.data,
+        n,
+        rows,
+        cols,
+    })
+}

@@ -56,7 +56,8 @@ pub fn partial_rows(n: usize) -> usize {
 /// Checks that the output activation and the loss go together.
 pub fn check(kind: LossKind, out_act: Activation) -> Result<()> {
     match (kind, out_act) {
-        (LossKind::Mse, Activation::Identity | Activation::Sigmoid) | (LossKind::Bce, Activation::Sigmoid) => Ok(()),
+        (LossKind::Mse, Activation::Identity | Activation::Sigmoid)
+        | (LossKind::Bce, Activation::Sigmoid) => Ok(()),
         (LossKind::Bce, a) => Err(Error::Config(format!(
             "BCE needs a sigmoid output layer, not {a:?} (the loss is computed on logits)"
         ))),
@@ -97,5 +98,8 @@ pub fn loss_forward_backward(
         workgroups: grid_1d(n, 1024),
         label: "loss",
     };
-    [pass, reduce::colsum(totals, partials, partial_rows(n), 2, false)]
+    [
+        pass,
+        reduce::colsum(totals, partials, partial_rows(n), 2, false),
+    ]
 }

@@ -10,11 +10,27 @@ use crate::runner::View;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
     /// SGD with momentum μ and L2 weight decay (coupled).
-    Sgd { lr: f32, momentum: f32, weight_decay: f32 },
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+    },
     /// Adam with L2 weight decay added to the gradient.
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
     /// AdamW: decoupled weight decay.
-    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    AdamW {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
 }
 
 impl Optimizer {
@@ -22,22 +38,48 @@ impl Optimizer {
     /// (SGD momentum 0.9 here, since plain SGD is rarely what anyone wants for an autoencoder).
     pub fn parse(name: &str, lr: f32, weight_decay: f32) -> Result<Optimizer> {
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::Config(format!("learning rate must be a positive number, got {lr}")));
+            return Err(Error::Config(format!(
+                "learning rate must be a positive number, got {lr}"
+            )));
         }
         if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-            return Err(Error::Config(format!("weight decay must be >= 0, got {weight_decay}")));
+            return Err(Error::Config(format!(
+                "weight decay must be >= 0, got {weight_decay}"
+            )));
         }
         Ok(match name.to_lowercase().as_str() {
-            "sgd" => Optimizer::Sgd { lr, momentum: 0.9, weight_decay },
-            "adam" => Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
-            "adamw" => Optimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
-            other => return Err(Error::Config(format!("unknown optimizer '{other}': use sgd, adam or adamw"))),
+            "sgd" => Optimizer::Sgd {
+                lr,
+                momentum: 0.9,
+                weight_decay,
+            },
+            "adam" => Optimizer::Adam {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay,
+            },
+            "adamw" => Optimizer::AdamW {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay,
+            },
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown optimizer '{other}': use sgd, adam or adamw"
+                )));
+            }
         })
     }
 
     pub fn lr(&self) -> f32 {
         match *self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::AdamW { lr, .. } => lr,
         }
     }
 
@@ -67,10 +109,22 @@ struct Params {
 
 /// The update for step `t` (1-based: Adam's bias corrections depend on it) over `n` parameters.
 /// `v` is unused by SGD (pass `m` again).
-pub fn optimizer_step(opt: &Optimizer, params: &View, grads: &View, m: &View, v: &View, n: usize, t: u64) -> Launch {
+pub fn optimizer_step(
+    opt: &Optimizer,
+    params: &View,
+    grads: &View,
+    m: &View,
+    v: &View,
+    n: usize,
+    t: u64,
+) -> Launch {
     let t = t.max(1) as i32;
     let (entry, p) = match *opt {
-        Optimizer::Sgd { lr, momentum, weight_decay } => (
+        Optimizer::Sgd {
+            lr,
+            momentum,
+            weight_decay,
+        } => (
             "sgd_momentum",
             Params {
                 n: n as u32,
@@ -85,8 +139,20 @@ pub fn optimizer_step(opt: &Optimizer, params: &View, grads: &View, m: &View, v:
                 _pad: [0; 3],
             },
         ),
-        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
-        | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => (
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }
+        | Optimizer::AdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => (
             "adam",
             Params {
                 n: n as u32,

@@ -1,0 +1,249 @@
+//! naga validation of every shader in `kernels::SHADERS`, with no GPU: parse, validate, and validate
+//! again every override specialisation the host builds (matmul's TRANS_A / TRANS_B). Also checks the
+//! header comment each shader starts with, and that every entry point a launcher names exists with
+//! the workgroup size its dispatch assumes.
+
+use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::{SHADERS, shader_source};
+use naga::back::PipelineConstants;
+use naga::back::pipeline_constants::process_overrides;
+use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
+
+/// (shader, entry point, workgroup size) for every pipeline the launchers build. The sizes are what
+/// the host-side dispatch math assumes (`grid_1d(n, 256)`, `grid_1d(n, 1024)` with 4 items per
+/// invocation, colsum's ceil(cols/32), matmul's ceil(N/64) x ceil(M/64) with 4x4 per invocation).
+const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
+    ("matmul", "matmul_reg", [16, 16, 1]),
+    ("matmul", "matmul_tiled", [16, 16, 1]),
+    ("activation", "act_forward", [256, 1, 1]),
+    ("activation", "act_backward", [256, 1, 1]),
+    ("reduce", "colsum", [32, 8, 1]),
+    ("loss", "loss_forward_backward", [256, 1, 1]),
+    ("optimizer", "sgd_momentum", [256, 1, 1]),
+    ("optimizer", "adam", [256, 1, 1]),
+    ("gather", "gather_u8", [256, 1, 1]),
+];
+
+fn parse(name: &str, source: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "shaders/{name}.wgsl does not parse:\n{}",
+            e.emit_to_string(source)
+        )
+    })
+}
+
+fn validate(name: &str, what: &str, source: &str, module: &naga::Module) -> ModuleInfo {
+    Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "shaders/{name}.wgsl ({what}) fails validation:\n{}",
+                e.emit_to_string(source)
+            )
+        })
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    assert!(!SHADERS.is_empty());
+    for (name, source) in SHADERS {
+        let module = parse(name, source);
+        validate(name, "as written", source, &module);
+        assert!(
+            !module.entry_points.is_empty(),
+            "shaders/{name}.wgsl has no entry point"
+        );
+        for ep in &module.entry_points {
+            assert_eq!(
+                ep.stage,
+                naga::ShaderStage::Compute,
+                "{name}::{} is not a compute entry point",
+                ep.name
+            );
+        }
+    }
+}
+
+#[test]
+fn shader_registry_has_unique_names_and_lookup_works() {
+    let mut names: Vec<&str> = SHADERS.iter().map(|(n, _)| *n).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "duplicate shader names in SHADERS");
+    for (name, source) in SHADERS {
+        assert_eq!(shader_source(name), *source);
+    }
+    for (shader, _, _) in ENTRY_POINTS {
+        assert!(
+            names.contains(shader),
+            "a launcher uses shader '{shader}', missing from SHADERS"
+        );
+    }
+}
+
+#[test]
+fn every_shader_starts_with_a_header_comment() {
+    for (name, source) in SHADERS {
+        let head: Vec<&str> = source.lines().take(3).collect();
+        assert!(
+            head.iter()
+                .any(|l| l.trim_start().starts_with("//") && l.trim_start().len() > 3),
+            "shaders/{name}.wgsl: no `//` header comment in its first 3 lines: {head:?}"
+        );
+        // The header names the file it describes.
+        assert!(
+            head[0].contains(&format!("{name}.wgsl")),
+            "shaders/{name}.wgsl: first line should name the file: {:?}",
+            head[0]
+        );
+    }
+}
+
+#[test]
+fn every_launcher_entry_point_exists_with_expected_workgroup_size() {
+    for &(shader, entry, size) in ENTRY_POINTS {
+        let module = parse(shader, shader_source(shader));
+        let ep = module
+            .entry_points
+            .iter()
+            .find(|ep| ep.name == entry)
+            .unwrap_or_else(|| panic!("shaders/{shader}.wgsl has no entry point '{entry}'"));
+        assert_eq!(ep.stage, naga::ShaderStage::Compute, "{shader}::{entry}");
+        assert_eq!(ep.workgroup_size, size, "{shader}::{entry}: workgroup size");
+        assert!(
+            ep.workgroup_size_overrides.is_none(),
+            "{shader}::{entry}: workgroup size must be a literal"
+        );
+    }
+    // And no shader has an entry point no launcher uses (dead code, or a launcher list out of date).
+    for (name, source) in SHADERS {
+        for ep in &parse(name, source).entry_points {
+            assert!(
+                ENTRY_POINTS
+                    .iter()
+                    .any(|&(s, e, _)| s == *name && e == ep.name),
+                "{name}::{} is not in this test's list of launched entry points",
+                ep.name
+            );
+        }
+    }
+}
+
+/// Applies `constants` for `entry` the way wgpu does at pipeline creation, checks each override
+/// became a constant of the requested value, and validates the result with every override resolved.
+fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(&str, f64)]) {
+    let what = format!("{entry} with {constants:?}");
+    let module = parse(name, source);
+    let info = validate(name, "as written", source, &module);
+    let pc: PipelineConstants = constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+    let (special, _) = process_overrides(
+        &module,
+        &info,
+        Some((naga::ShaderStage::Compute, entry)),
+        &pc,
+    )
+    .unwrap_or_else(|e| panic!("shaders/{name}.wgsl: specialising {what} failed: {e}"));
+    assert_eq!(
+        special.entry_points.len(),
+        1,
+        "{name} {what}: only the chosen entry point remains"
+    );
+    assert_eq!(special.entry_points[0].name, entry);
+    for &(constant, value) in constants {
+        let (_, c) = special
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(constant))
+            .unwrap_or_else(|| {
+                panic!("{name} {what}: override {constant} did not become a constant")
+            });
+        let want = naga::Literal::Bool(value != 0.0);
+        match special.global_expressions[c.init] {
+            naga::Expression::Literal(lit) => {
+                assert_eq!(lit, want, "{name} {what}: value of {constant}")
+            }
+            ref other => panic!("{name} {what}: {constant} = {other:?}, not a literal"),
+        }
+    }
+    // `validate_resolved_overrides` rejects any override expression left unevaluated.
+    Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate_resolved_overrides(&special)
+        .unwrap_or_else(|e| {
+            panic!(
+                "shaders/{name}.wgsl ({what}) fails validation:\n{}",
+                e.emit_to_string(source)
+            )
+        });
+}
+
+#[test]
+fn matmul_specialisations_validate() {
+    let source = shader_source("matmul");
+    let module = parse("matmul", source);
+    let mut names: Vec<&str> = module
+        .overrides
+        .iter()
+        .filter_map(|(_, o)| o.name.as_deref())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["TRANS_A", "TRANS_B"], "matmul's override constants");
+    let mut seen = Vec::new();
+    for variant in MatmulVariant::ALL {
+        for trans in Transpose::ALL {
+            // Exactly the key (and so the constants) the host hands to wgpu.
+            let key = Matmul::pipeline_key(variant, trans);
+            assert_eq!(key.shader, "matmul");
+            assert_eq!(key.entry, variant.entry());
+            let constants: Vec<(&str, f64)> = key
+                .constants
+                .iter()
+                .map(|&(k, v)| (k, f64::from_bits(v)))
+                .collect();
+            let flags: Vec<f64> = constants.iter().map(|c| c.1).collect();
+            let want = match trans {
+                Transpose::Nn => [0.0, 0.0],
+                Transpose::Nt => [0.0, 1.0],
+                Transpose::Tn => [1.0, 0.0],
+            };
+            assert_eq!(
+                constants.iter().map(|c| c.0).collect::<Vec<_>>(),
+                ["TRANS_A", "TRANS_B"],
+                "{trans:?}"
+            );
+            assert_eq!(flags, want, "{variant:?} {trans:?}: TRANS_A/TRANS_B values");
+            specialise_and_validate("matmul", source, key.entry, &constants);
+            seen.push((variant, trans));
+        }
+    }
+    assert_eq!(seen.len(), 6);
+}
+
+/// Shaders without overrides go through the same specialisation path (per entry point, no
+/// constants) as wgpu's pipeline creation, and an unknown constant is rejected rather than ignored.
+#[test]
+fn shaders_without_overrides_specialise_cleanly() {
+    for (name, source) in SHADERS {
+        let module = parse(name, source);
+        if *name != "matmul" {
+            assert!(
+                module.overrides.is_empty(),
+                "{name} has overrides this test does not specialise"
+            );
+        }
+        for ep in &module.entry_points {
+            if module.overrides.is_empty() {
+                specialise_and_validate(name, source, &ep.name, &[]);
+            }
+        }
+        let info = validate(name, "as written", source, &module);
+        let bogus: PipelineConstants = [("NO_SUCH_CONSTANT".to_string(), 1.0)]
+            .into_iter()
+            .collect();
+        assert!(
+            process_overrides(&module, &info, None, &bogus).is_err(),
+            "{name}: unknown constant accepted"
+        );
+    }
+}

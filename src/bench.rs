@@ -1,0 +1,398 @@
+//! `aegpu bench`: every kernel on this GPU against its CPU baseline, and whole training steps.
+//!
+//! GPU times are wall-clock over many dispatches of the kernel recorded into one compute pass and one
+//! submit (so the per-dispatch cost of the adapter is included, as it is in training), after a
+//! warm-up. The matmul baseline is `matrixmultiply`'s threaded, cache-blocked sgemm; element-wise
+//! kernels are compared with their plain CPU loops (memory-bound either way).
+
+use crate::cpu;
+use crate::error::Result;
+use crate::gpu::{Gpu, GpuOptions, StorageBuffer};
+use crate::kernels::activation::{activation_backward, activation_forward};
+use crate::kernels::gather::gather_u8;
+use crate::kernels::loss::{self, LossKind};
+use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::optimizer::{Optimizer, optimizer_step};
+use crate::kernels::reduce::colsum;
+use crate::kernels::{Activation, Launch};
+use crate::models::dense::{DenseAutoencoder, DenseConfig};
+use crate::runner::{Plan, View};
+use crate::train::{GpuDataset, TrainConfig, Trainer};
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the training-step measurements.
+    #[arg(long)]
+    pub kernels_only: bool,
+    /// Seconds to spend on each measurement (more = steadier).
+    #[arg(long, default_value_t = 0.5)]
+    pub seconds: f64,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KernelRow {
+    pub kernel: String,
+    pub shape: String,
+    /// "GFLOP/s" for matmul, "GB/s" for memory-bound kernels.
+    pub unit: &'static str,
+    pub gpu: f64,
+    pub cpu: f64,
+    pub gpu_ms: f64,
+    pub cpu_ms: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepRow {
+    pub model: String,
+    pub batch: usize,
+    pub dispatches_per_step: usize,
+    pub submits_per_step: usize,
+    pub samples_per_s: f64,
+    pub ms_per_step: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub matmul_variant: String,
+    pub cpu_threads: usize,
+    pub kernels: Vec<KernelRow>,
+    pub steps: Vec<StepRow>,
+}
+
+/// Seconds per call of `f`, repeating until `budget` seconds have passed (at least twice).
+fn time_cpu(budget: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut reps = 0u32;
+    while reps < 2 || start.elapsed().as_secs_f64() < budget {
+        f();
+        reps += 1;
+    }
+    start.elapsed().as_secs_f64() / reps as f64
+}
+
+/// Seconds per dispatch of `launch`: batches of dispatches in one pass and one submit.
+pub fn time_gpu(gpu: &Gpu, launch: &Launch, budget: f64) -> Result<f64> {
+    let plan = Plan::new(gpu, "bench", std::slice::from_ref(launch))?;
+    plan.run(gpu)?;
+    let mut per_submit = 1usize;
+    loop {
+        let start = Instant::now();
+        gpu.scoped("bench", || {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for _ in 0..per_submit {
+                    plan.record(&mut pass);
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+        })?;
+        gpu.wait()?;
+        let t = start.elapsed().as_secs_f64();
+        if t >= budget || per_submit >= 1 << 16 {
+            return Ok(t / per_submit as f64);
+        }
+        // Grow the batch towards the time budget.
+        per_submit = (per_submit as f64 * (budget / t.max(1e-6)).clamp(2.0, 16.0)) as usize;
+    }
+}
+
+fn buf(gpu: &Gpu, label: &str, data: &[f32]) -> Result<View> {
+    Ok(View::whole(&StorageBuffer::from_slice(gpu, label, data)?))
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0)
+                - 0.5
+        })
+        .collect()
+}
+
+fn matmul_rows(gpu: &Gpu, args: &BenchArgs, variant: MatmulVariant) -> Result<Vec<KernelRow>> {
+    let (m, n, k) = (256, 784, 512);
+    let mut rows = Vec::new();
+    for trans in Transpose::ALL {
+        let a = values(m * k, 1);
+        let b = values(k * n, 2);
+        let mut c = vec![0.0f32; m * n];
+        let launch = Matmul {
+            c: buf(gpu, "c", &c)?,
+            a: buf(gpu, "a", &a)?,
+            b: buf(gpu, "b", &b)?,
+            bias: None,
+            m,
+            n,
+            k,
+            trans,
+            act: Activation::Identity,
+            accumulate: false,
+            variant,
+        }
+        .launch();
+        let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
+        let cpu_s = time_cpu(args.seconds, || {
+            cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans)
+        });
+        let flops = Matmul::flops(m, n, k);
+        rows.push(KernelRow {
+            kernel: format!("matmul {variant:?} {trans:?}").to_lowercase(),
+            shape: format!("{m}x{n}x{k}"),
+            unit: "GFLOP/s",
+            gpu: flops / gpu_s / 1e9,
+            cpu: flops / cpu_s / 1e9,
+            gpu_ms: gpu_s * 1e3,
+            cpu_ms: cpu_s * 1e3,
+        });
+    }
+    Ok(rows)
+}
+
+fn bandwidth_row(kernel: &str, shape: String, bytes: f64, gpu_s: f64, cpu_s: f64) -> KernelRow {
+    KernelRow {
+        kernel: kernel.into(),
+        shape,
+        unit: "GB/s",
+        gpu: bytes / gpu_s / 1e9,
+        cpu: bytes / cpu_s / 1e9,
+        gpu_ms: gpu_s * 1e3,
+        cpu_ms: cpu_s * 1e3,
+    }
+}
+
+fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
+    let t = args.seconds;
+    let (batch, dim) = (256, 784);
+    let n = batch * dim;
+    let x = values(n, 3);
+    let mut out = vec![0.0f32; n];
+    let (gx, gout) = (buf(gpu, "x", &x)?, buf(gpu, "out", &out)?);
+    let mut rows = Vec::new();
+
+    let act = Activation::Sigmoid;
+    let g = time_gpu(gpu, &activation_forward(&gout, &gx, n, act), t)?;
+    let c = time_cpu(t, || cpu::activation::activation_forward(&mut out, &x, act));
+    rows.push(bandwidth_row(
+        "activation forward (sigmoid)",
+        format!("{n}"),
+        8.0 * n as f64,
+        g,
+        c,
+    ));
+    let g = time_gpu(gpu, &activation_backward(&gout, &gx, &gx, n, act), t)?;
+    let c = time_cpu(t, || {
+        cpu::activation::activation_backward(&mut out, &x, &x, act)
+    });
+    rows.push(bandwidth_row(
+        "activation backward (sigmoid)",
+        format!("{n}"),
+        12.0 * n as f64,
+        g,
+        c,
+    ));
+
+    let mut sums = vec![0.0f32; dim];
+    let gsums = buf(gpu, "sums", &sums)?;
+    let g = time_gpu(gpu, &colsum(&gsums, &gx, batch, dim, false), t)?;
+    let c = time_cpu(t, || cpu::reduce::colsum(&mut sums, &x, batch, dim, false));
+    rows.push(bandwidth_row(
+        "colsum (bias grad)",
+        format!("{batch}x{dim}"),
+        4.0 * n as f64,
+        g,
+        c,
+    ));
+
+    let target: Vec<f32> = x.iter().map(|v| v + 0.5).collect();
+    let gt = buf(gpu, "target", &target)?;
+    let partials = buf(gpu, "partials", &vec![0.0; 2 * loss::partial_rows(n)])?;
+    let totals = buf(gpu, "totals", &[0.0, 0.0])?;
+    let [pass, _] = loss::loss_forward_backward(
+        &totals,
+        &partials,
+        Some(&gout),
+        &gx,
+        &gt,
+        n,
+        LossKind::Bce,
+        act,
+        1.0 / n as f32,
+    );
+    let g = time_gpu(gpu, &pass, t)?;
+    let c = time_cpu(t, || {
+        cpu::loss::loss_forward_backward(
+            Some(&mut out),
+            &x,
+            &target,
+            LossKind::Bce,
+            act,
+            1.0 / n as f32,
+        );
+    });
+    rows.push(bandwidth_row(
+        "loss fwd+bwd (bce)",
+        format!("{n}"),
+        12.0 * n as f64,
+        g,
+        c,
+    ));
+
+    let p = 1_000_000;
+    let (mut pw, pg, mut pm, mut pv) = (values(p, 4), values(p, 5), vec![0.0; p], vec![0.0; p]);
+    let opt = Optimizer::parse("adam", 1e-3, 0.0)?;
+    let views = [
+        buf(gpu, "p", &pw)?,
+        buf(gpu, "g", &pg)?,
+        buf(gpu, "m", &pm)?,
+        buf(gpu, "v", &pv)?,
+    ];
+    let g = time_gpu(
+        gpu,
+        &optimizer_step(&opt, &views[0], &views[1], &views[2], &views[3], p, 1),
+        t,
+    )?;
+    let c = time_cpu(t, || {
+        cpu::optimizer::optimizer_step(&opt, &mut pw, &pg, &mut pm, &mut pv, 1)
+    });
+    rows.push(bandwidth_row(
+        "adam update",
+        format!("{p}"),
+        28.0 * p as f64,
+        g,
+        c,
+    ));
+
+    let images: Vec<u8> = (0..10_000 * dim).map(|i| (i * 7 % 251) as u8).collect();
+    let index: Vec<u32> = (0..10_000u32).map(|i| (i * 7919) % 10_000).collect();
+    let gdata = View::whole(&StorageBuffer::from_slice(gpu, "images", &images)?);
+    let gindex = View::whole(&StorageBuffer::from_slice(gpu, "index", &index)?);
+    let g = time_gpu(gpu, &gather_u8(&gout, &gdata, &gindex, batch, dim, 0), t)?;
+    let c = time_cpu(t, || {
+        cpu::gather::gather_u8(&mut out, &images, &index, batch, dim, 0)
+    });
+    rows.push(bandwidth_row(
+        "gather u8 batch",
+        format!("{batch}x{dim}"),
+        5.0 * n as f64,
+        g,
+        c,
+    ));
+    Ok(rows)
+}
+
+fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
+    let train = crate::data::synthetic::synthetic(4096, 28, 28, 10, 1);
+    let data = GpuDataset::upload(gpu, &train)?;
+    let mut rows = Vec::new();
+    for preset in ["shallow", "deep"] {
+        let config = DenseConfig::preset(preset, 784, LossKind::Bce)?;
+        let model = DenseAutoencoder::new(gpu, config.clone(), 0)?;
+        let batch = 256;
+        let tc = TrainConfig {
+            epochs: 1,
+            batch,
+            optimizer: Optimizer::parse("adam", 1e-3, 0.0)?,
+            seed: 0,
+        };
+        let mut trainer = Trainer::new(gpu, &model, &data, tc)?;
+        trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
+        let start = Instant::now();
+        let mut steps = 0;
+        let mut epoch = 1;
+        while start.elapsed().as_secs_f64() < args.seconds * 4.0 || steps == 0 {
+            trainer.epoch(epoch, |_, _| {})?;
+            steps += trainer.steps_per_epoch();
+            epoch += 1;
+        }
+        let s = start.elapsed().as_secs_f64();
+        rows.push(StepRow {
+            model: format!("dense {} ({preset})", config.describe()),
+            batch,
+            dispatches_per_step: trainer.dispatches_per_step(),
+            submits_per_step: 1,
+            samples_per_s: (steps * batch) as f64 / s,
+            ms_per_step: s / steps as f64 * 1e3,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
+    let chosen = gpu.matmul_variant()?;
+    let mut kernels = Vec::new();
+    for variant in MatmulVariant::ALL {
+        let mut rows = matmul_rows(gpu, args, variant)?;
+        if variant == chosen {
+            for r in &mut rows {
+                r.kernel += " (chosen)";
+            }
+        }
+        kernels.extend(rows);
+    }
+    kernels.extend(elementwise_rows(gpu, args)?);
+    let steps = if args.kernels_only {
+        Vec::new()
+    } else {
+        step_rows(gpu, args)?
+    };
+    Ok(BenchReport {
+        adapter: gpu.describe(),
+        matmul_variant: format!("{chosen:?}"),
+        cpu_threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        kernels,
+        steps,
+    })
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let r = report(&gpu, args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(());
+    }
+    println!("adapter: {}", r.adapter);
+    println!(
+        "CPU baseline: {} threads (matrixmultiply sgemm for matmul; plain loops otherwise)\n",
+        r.cpu_threads
+    );
+    println!(
+        "{:<34} {:>12} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "kernel", "shape", "GPU", "CPU", "GPU/CPU", "GPU ms", "CPU ms"
+    );
+    for k in &r.kernels {
+        println!(
+            "{:<34} {:>12} {:>10} {:>10} {:>8.2} {:>10.3} {:>10.3}",
+            k.kernel,
+            k.shape,
+            format!("{:.2}", k.gpu),
+            format!("{:.2}", k.cpu),
+            k.gpu / k.cpu,
+            k.gpu_ms,
+            k.cpu_ms
+        );
+    }
+    println!("(matmul rows in GFLOP/s, the others in GB/s of compulsory traffic)\n");
+    for s in &r.steps {
+        println!(
+            "train step {}: batch {}, {} dispatches in {} submit, {:.1} ms/step, {:.0} samples/s",
+            s.model,
+            s.batch,
+            s.dispatches_per_step,
+            s.submits_per_step,
+            s.ms_per_step,
+            s.samples_per_s
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! The dense (fully connected) autoencoder: any stack of layers, explicit forward and backward lists.
+//!
+//! Layer i computes `a[i+1] = act_i(a[i] · W_iᵀ + b_i)` with `W_i` stored `[out, in]` as PyTorch does.
+//! The last layer's activation is the output activation; it is not applied in the forward list but
+//! fused into the loss kernel, which works on logits (stable BCE). The code is `a[code_layer + 1]`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, StorageBuffer};
+use crate::kernels::activation::activation_backward;
+use crate::kernels::loss::{self, LossKind, loss_forward_backward};
+use crate::kernels::matmul::{
+    MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward,
+};
+use crate::kernels::optimizer::{Optimizer, optimizer_step};
+use crate::kernels::reduce::bias_backward;
+use crate::kernels::{Activation, Launch};
+use crate::runner::{Arena, ArenaLayout, View};
+use rand::{RngExt, SeedableRng};
+
+/// Architecture and loss of a dense autoencoder.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DenseConfig {
+    /// Widths from input to output, e.g. [784, 32, 784].
+    pub sizes: Vec<usize>,
+    /// One per layer (`sizes.len() - 1`); the last is the output activation (identity or sigmoid).
+    pub activations: Vec<Activation>,
+    /// The layer whose output is the code (0-based).
+    pub code_layer: usize,
+    pub loss: LossKind,
+}
+
+impl DenseConfig {
+    /// A mirrored autoencoder: `input - encoder[0] - ... - encoder[last] (code) - ... - input`.
+    pub fn symmetric(
+        input: usize,
+        encoder: &[usize],
+        hidden: Activation,
+        code: Activation,
+        output: Activation,
+        loss: LossKind,
+    ) -> Result<DenseConfig> {
+        if encoder.is_empty() {
+            return Err(Error::Config(
+                "--layers needs at least one size (the code width)".into(),
+            ));
+        }
+        let mut sizes = vec![input];
+        sizes.extend_from_slice(encoder);
+        sizes.extend(encoder.iter().rev().skip(1));
+        sizes.push(input);
+        let layers = sizes.len() - 1;
+        let code_layer = encoder.len() - 1;
+        let activations = (0..layers)
+            .map(|i| {
+                if i == layers - 1 {
+                    output
+                } else if i == code_layer {
+                    code
+                } else {
+                    hidden
+                }
+            })
+            .collect();
+        let c = DenseConfig {
+            sizes,
+            activations,
+            code_layer,
+            loss,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Models people know: `shallow` is the Keras blog's 784-32-784 (ReLU code, sigmoid output, BCE);
+    /// `deep` is 784-512-256-64-2-64-256-512-784 with ReLU hidden layers and a linear 2-unit code
+    /// (with a ReLU code both units die and the loss freezes at the mean image).
+    pub fn preset(name: &str, input: usize, loss: LossKind) -> Result<DenseConfig> {
+        use Activation::*;
+        match name {
+            "shallow" => DenseConfig::symmetric(input, &[32], Relu, Relu, Sigmoid, loss),
+            "deep" => {
+                DenseConfig::symmetric(input, &[512, 256, 64, 2], Relu, Identity, Sigmoid, loss)
+            }
+            other => Err(Error::Config(format!(
+                "unknown dense preset '{other}': use shallow or deep"
+            ))),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let layers = self.layers();
+        if self.sizes.len() < 2 || self.sizes.contains(&0) {
+            return Err(Error::Config(format!(
+                "layer sizes must be >= 1, got {:?}",
+                self.sizes
+            )));
+        }
+        if self.activations.len() != layers {
+            return Err(Error::Config(format!(
+                "{} layers but {} activations",
+                layers,
+                self.activations.len()
+            )));
+        }
+        if self.code_layer >= layers {
+            return Err(Error::Config(format!(
+                "code layer {} out of range (0..{layers})",
+                self.code_layer
+            )));
+        }
+        if self.sizes[0] != self.sizes[layers] {
+            return Err(Error::Config(format!(
+                "an autoencoder's output width ({}) must equal its input width ({})",
+                self.sizes[layers], self.sizes[0]
+            )));
+        }
+        loss::check(self.loss, self.output_activation())
+    }
+
+    pub fn layers(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.sizes[0]
+    }
+
+    pub fn code_dim(&self) -> usize {
+        self.sizes[self.code_layer + 1]
+    }
+
+    pub fn output_activation(&self) -> Activation {
+        self.activations[self.layers() - 1]
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// The checkpoint name of layer `i`'s tensors, as in PyTorch `nn.Sequential` encoder/decoder
+    /// modules with one activation module after every Linear: `encoder.0`, `encoder.2`, ...
+    pub fn layer_name(&self, i: usize) -> String {
+        if i <= self.code_layer {
+            format!("encoder.{}", 2 * i)
+        } else {
+            format!("decoder.{}", 2 * (i - self.code_layer - 1))
+        }
+    }
+
+    /// e.g. `784-512r-256r-64r-2i-64r-256r-512r-784s` (r ReLU, i identity, s sigmoid, t tanh, l leaky).
+    pub fn describe(&self) -> String {
+        let mut s = self.sizes[0].to_string();
+        for (i, a) in self.activations.iter().enumerate() {
+            let c = match a {
+                Activation::Identity => "i",
+                Activation::Relu => "r",
+                Activation::LeakyRelu(_) => "l",
+                Activation::Sigmoid => "s",
+                Activation::Tanh => "t",
+            };
+            s += &format!("-{}{c}", self.sizes[i + 1]);
+        }
+        s
+    }
+}
+
+/// Parameters, gradients and optimiser state on the GPU, each one arena with the same layout.
+pub struct DenseAutoencoder {
+    pub config: DenseConfig,
+    pub params: Arena,
+    pub grads: Arena,
+    /// First moment (Adam) or momentum (SGD); second moment (Adam only, else one word).
+    pub opt_m: StorageBuffer,
+    pub opt_v: StorageBuffer,
+    weight_ix: Vec<usize>,
+    bias_ix: Vec<usize>,
+}
+
+/// Per-batch activations: input, each layer's output and its gradient, loss scratch.
+pub struct DenseActivations {
+    pub batch: usize,
+    pub arena: Arena,
+    x: usize,
+    outs: Vec<usize>,
+    douts: Vec<usize>,
+    partials: usize,
+    totals: usize,
+}
+
+impl DenseActivations {
+    /// The input batch `[batch, input]` (also the reconstruction target).
+    pub fn input(&self) -> View {
+        self.arena.view(self.x)
+    }
+
+    /// Output of layer `i` (`[batch, sizes[i+1]]`); the last one holds logits.
+    pub fn output(&self, i: usize) -> View {
+        self.arena.view(self.outs[i])
+    }
+
+    pub fn logits(&self) -> View {
+        self.arena
+            .view(*self.outs.last().expect("at least one layer"))
+    }
+
+    /// (Σ squared error, Σ cross-entropy) of the last loss pass.
+    pub fn totals(&self) -> View {
+        self.arena.view(self.totals)
+    }
+}
+
+impl DenseAutoencoder {
+    /// A model with Glorot-uniform weights and zero biases drawn from `seed` (PyTorch's default init
+    /// leaves several units of a small ReLU code dead; Glorot does not).
+    pub fn new(gpu: &Gpu, config: DenseConfig, seed: u64) -> Result<DenseAutoencoder> {
+        let model = DenseAutoencoder::zeroed(gpu, config)?;
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut host = vec![0.0f32; model.params.layout.total];
+        for i in 0..model.config.layers() {
+            let (fan_in, fan_out) = (model.config.sizes[i], model.config.sizes[i + 1]);
+            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+            let (_, offset, len) = model.params.layout.entries[model.weight_ix[i]];
+            for w in &mut host[offset..offset + len] {
+                *w = (rng.random::<f32>() * 2.0 - 1.0) * bound;
+            }
+        }
+        model.params.buffer.write(gpu, 0, &host);
+        Ok(model)
+    }
+
+    /// A model with all parameters zero (to be filled from a checkpoint).
+    pub fn zeroed(gpu: &Gpu, config: DenseConfig) -> Result<DenseAutoencoder> {
+        config.validate()?;
+        let mut layout = ArenaLayout::new(gpu);
+        let mut weight_ix = Vec::new();
+        let mut bias_ix = Vec::new();
+        for i in 0..config.layers() {
+            let name = config.layer_name(i);
+            weight_ix.push(layout.add(
+                format!("{name}.weight"),
+                config.sizes[i + 1] * config.sizes[i],
+            ));
+            bias_ix.push(layout.add(format!("{name}.bias"), config.sizes[i + 1]));
+        }
+        let params = Arena::new(gpu, "params", &layout)?;
+        let grads = Arena::new(gpu, "grads", &layout)?;
+        let opt_m = StorageBuffer::zeroed(gpu, "optimizer m", layout.total)?;
+        let opt_v = StorageBuffer::zeroed(gpu, "optimizer v", layout.total)?;
+        Ok(DenseAutoencoder {
+            config,
+            params,
+            grads,
+            opt_m,
+            opt_v,
+            weight_ix,
+            bias_ix,
+        })
+    }
+
+    pub fn weight(&self, i: usize) -> View {
+        self.params.view(self.weight_ix[i])
+    }
+
+    pub fn bias(&self, i: usize) -> View {
+        self.params.view(self.bias_ix[i])
+    }
+
+    pub fn dweight(&self, i: usize) -> View {
+        self.grads.view(self.weight_ix[i])
+    }
+
+    pub fn dbias(&self, i: usize) -> View {
+        self.grads.view(self.bias_ix[i])
+    }
+
+    /// Every parameter tensor: (checkpoint name, shape, values), in layer order.
+    pub fn export(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let all = self.params.buffer.read_all_f32(gpu)?;
+        let c = &self.config;
+        let mut out = Vec::new();
+        for i in 0..c.layers() {
+            for (ix, shape) in [
+                (self.weight_ix[i], vec![c.sizes[i + 1], c.sizes[i]]),
+                (self.bias_ix[i], vec![c.sizes[i + 1]]),
+            ] {
+                let (name, offset, len) = &self.params.layout.entries[ix];
+                out.push((name.clone(), shape, all[*offset..offset + len].to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads parameters by name; every tensor must be present with the right length.
+    pub fn import(&self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<()> {
+        for (name, offset, len) in &self.params.layout.entries {
+            let (_, values) = tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| Error::Shape(format!("tensor '{name}' missing")))?;
+            if values.len() != *len {
+                return Err(Error::Shape(format!(
+                    "tensor '{name}' has {} values, expected {len}",
+                    values.len()
+                )));
+            }
+            self.params.buffer.write(gpu, *offset, values);
+        }
+        Ok(())
+    }
+
+    /// Activation storage for batches of `batch` examples.
+    pub fn activations(&self, gpu: &Gpu, batch: usize) -> Result<DenseActivations> {
+        if batch == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        let c = &self.config;
+        let mut layout = ArenaLayout::new(gpu);
+        let x = layout.add("x", batch * c.sizes[0]);
+        let outs = (0..c.layers())
+            .map(|i| layout.add(format!("a{}", i + 1), batch * c.sizes[i + 1]))
+            .collect();
+        let douts = (0..c.layers())
+            .map(|i| layout.add(format!("da{}", i + 1), batch * c.sizes[i + 1]))
+            .collect();
+        let partials = layout.add(
+            "loss partials",
+            2 * loss::partial_rows(batch * c.input_dim()),
+        );
+        let totals = layout.add("loss totals", 2);
+        let arena = Arena::new(gpu, "activations", &layout)?;
+        Ok(DenseActivations {
+            batch,
+            arena,
+            x,
+            outs,
+            douts,
+            partials,
+            totals,
+        })
+    }
+
+    /// Forward list: input batch to logits.
+    pub fn forward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+        let c = &self.config;
+        let last = c.layers() - 1;
+        (0..c.layers())
+            .map(|i| {
+                let inp = if i == 0 {
+                    acts.input()
+                } else {
+                    acts.output(i - 1)
+                };
+                // The output activation is fused into the loss kernel, which wants logits.
+                let act = if i == last {
+                    Activation::Identity
+                } else {
+                    c.activations[i]
+                };
+                linear_forward(
+                    &acts.output(i),
+                    &inp,
+                    &self.weight(i),
+                    &self.bias(i),
+                    acts.batch,
+                    c.sizes[i],
+                    c.sizes[i + 1],
+                    act,
+                    variant,
+                )
+            })
+            .collect()
+    }
+
+    /// Loss list: totals of both metrics against `target`, and `dlogits` when `with_grad`.
+    /// The gradient is of the per-pixel mean of the configured loss.
+    pub fn loss(
+        &self,
+        acts: &DenseActivations,
+        target: &View,
+        with_grad: bool,
+        accumulate_totals: bool,
+    ) -> Vec<Launch> {
+        let c = &self.config;
+        let n = acts.batch * c.input_dim();
+        let dlogits = acts
+            .arena
+            .view(*acts.douts.last().expect("at least one layer"));
+        let mut launches = loss_forward_backward(
+            &acts.totals(),
+            &acts.arena.view(acts.partials),
+            with_grad.then_some(&dlogits),
+            &acts.logits(),
+            target,
+            n,
+            c.loss,
+            c.output_activation(),
+            1.0 / n as f32,
+        )
+        .to_vec();
+        if accumulate_totals {
+            let reduce = &mut launches[1];
+            *reduce = crate::kernels::reduce::colsum(
+                &acts.totals(),
+                &acts.arena.view(acts.partials),
+                loss::partial_rows(n),
+                2,
+                true,
+            );
+        }
+        launches
+    }
+
+    /// Backward list, the forward in reverse: from dlogits to every parameter gradient.
+    pub fn backward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+        let c = &self.config;
+        let b = acts.batch;
+        let last = c.layers() - 1;
+        let mut launches = Vec::new();
+        for i in (0..c.layers()).rev() {
+            let (in_dim, out_dim) = (c.sizes[i], c.sizes[i + 1]);
+            let dout = acts.arena.view(acts.douts[i]);
+            if i != last {
+                // dZ = dA ⊙ act'(A), in place; the last layer's dZ comes straight from the loss.
+                launches.push(activation_backward(
+                    &dout,
+                    &dout,
+                    &acts.output(i),
+                    b * out_dim,
+                    c.activations[i],
+                ));
+            }
+            let inp = if i == 0 {
+                acts.input()
+            } else {
+                acts.output(i - 1)
+            };
+            launches.push(linear_backward_weight(
+                &self.dweight(i),
+                &dout,
+                &inp,
+                b,
+                in_dim,
+                out_dim,
+                variant,
+            ));
+            launches.push(bias_backward(&self.dbias(i), &dout, b, out_dim));
+            if i > 0 {
+                let dinp = acts.arena.view(acts.douts[i - 1]);
+                launches.push(linear_backward_input(
+                    &dinp,
+                    &dout,
+                    &self.weight(i),
+                    b,
+                    in_dim,
+                    out_dim,
+                    variant,
+                ));
+            }
+        }
+        launches
+    }
+
+    /// The fused optimiser update over the whole parameter arena, for step `t`.
+    pub fn update(&self, opt: &Optimizer, t: u64) -> Launch {
+        optimizer_step(
+            opt,
+            &self.params.all(),
+            &self.grads.all(),
+            &View::whole(&self.opt_m),
+            &View::whole(&self.opt_v),
+            self.params.layout.total,
+            t,
+        )
+    }
+}
