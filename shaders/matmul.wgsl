@@ -93,16 +93,20 @@ fn store(i: u32, j: u32, acc: f32) {
 }
 
 @compute @workgroup_size(16, 16)
-fn matmul_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * 4u;
-    let col0 = gid.x * 4u;
+fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Rows row0..row0+3 are this invocation's own; columns are strided by 16 so that neighbouring
+    // invocations (one SIMD vector on a CPU adapter) touch neighbouring words of B and C.
+    let row0 = wid.y * 64u + lid.y * 4u;
+    let col0 = wid.x * 64u + lid.x;
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
     // Out-of-range rows/columns are clamped to the last valid one: the loads stay in bounds without a
     // branch in the inner loop, and store() drops the duplicates.
-    let r = vec4<u32>(min(row0, p.m - 1u), min(row0 + 1u, p.m - 1u), min(row0 + 2u, p.m - 1u), min(row0 + 3u, p.m - 1u));
-    let cl = vec4<u32>(min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u), min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
+    let last_r = p.m - 1u;
+    let last_c = p.n - 1u;
+    let r = vec4<u32>(row0, min(row0 + 1u, last_r), min(row0 + 2u, last_r), min(row0 + 3u, last_r));
+    let cl = vec4<u32>(col0, min(col0 + 16u, last_c), min(col0 + 32u, last_c), min(col0 + 48u, last_c));
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -118,9 +122,9 @@ fn matmul_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < 4u; i++) {
         let v = rows[i];
         store(row0 + i, col0, v.x);
-        store(row0 + i, col0 + 1u, v.y);
-        store(row0 + i, col0 + 2u, v.z);
-        store(row0 + i, col0 + 3u, v.w);
+        store(row0 + i, col0 + 16u, v.y);
+        store(row0 + i, col0 + 32u, v.z);
+        store(row0 + i, col0 + 48u, v.w);
     }
 }
 

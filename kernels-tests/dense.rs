@@ -1,0 +1,396 @@
+//! The dense autoencoder as a whole: backward vs finite differences of its own forward, training on
+//! synthetic data, determinism, checkpoint round trip, and the bad-input errors.
+
+mod common;
+
+use aegpu::checkpoint;
+use aegpu::data::{Dataset, synthetic};
+use aegpu::error::Error;
+use aegpu::gpu::Gpu;
+use aegpu::kernels::Activation;
+use aegpu::kernels::loss::LossKind;
+use aegpu::kernels::optimizer::Optimizer;
+use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::runner::Plan;
+use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
+use common::*;
+
+/// Loss (per-pixel mean of the configured kind) and the flat parameter gradient for input `x`.
+fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -> (f64, Vec<f32>) {
+    let variant = gpu.matmul_variant().unwrap();
+    let acts = model.activations(gpu, batch).unwrap();
+    acts.input().write(gpu, x).unwrap();
+    let mut launches = model.forward(&acts, variant);
+    launches.extend(model.loss(&acts, &acts.input(), true, false));
+    launches.extend(model.backward(&acts, variant));
+    Plan::new(gpu, "fd", &launches).unwrap().run(gpu).unwrap();
+    let totals = acts.totals().read(gpu).unwrap();
+    let n = (batch * model.config.input_dim()) as f64;
+    let loss = totals[model.config.loss.slot()] as f64 / n;
+    (loss, model.grads.buffer.read_all_f32(gpu).unwrap())
+}
+
+fn finite_difference_check(config: DenseConfig, seed: u64) {
+    let gpu = gpu();
+    let model = DenseAutoencoder::new(&gpu, config.clone(), seed).unwrap();
+    // Non-zero biases so every bias gradient path is exercised.
+    let mut params = model.params.buffer.read_all_f32(&gpu).unwrap();
+    let biases: Vec<(usize, usize)> = model
+        .params
+        .layout
+        .entries
+        .iter()
+        .filter(|(n, _, _)| n.ends_with(".bias"))
+        .map(|&(_, o, l)| (o, l))
+        .collect();
+    let noise = random_vec(params.len(), seed + 7);
+    for (o, l) in biases {
+        for i in o..o + l {
+            params[i] = 0.3 * noise[i];
+        }
+    }
+    model.params.buffer.write(&gpu, 0, &params);
+    let batch = 3;
+    let x: Vec<f32> = random_vec(batch * config.input_dim(), seed + 1)
+        .iter()
+        .map(|v| 0.5 + 0.45 * v)
+        .collect();
+    let (_, grad) = loss_and_grad(&gpu, &model, &x, batch);
+
+    // Central differences in f32 on the GPU: eps large enough that the loss's rounding error
+    // (~1e-7 relative) stays far below eps·|g|, small enough that the O(eps²) term is negligible.
+    let eps = 1e-2f32;
+    let mut fd = vec![0.0f32; params.len()];
+    let mut worst = (0.0f32, 0usize);
+    for (_, offset, len) in &model.params.layout.entries {
+        for i in *offset..offset + len {
+            let mut p = params.clone();
+            p[i] = params[i] + eps;
+            model.params.buffer.write(&gpu, 0, &p);
+            let (up, _) = loss_and_grad(&gpu, &model, &x, batch);
+            p[i] = params[i] - eps;
+            model.params.buffer.write(&gpu, 0, &p);
+            let (down, _) = loss_and_grad(&gpu, &model, &x, batch);
+            fd[i] = ((up - down) / (2.0 * eps as f64)) as f32;
+            let err = (fd[i] - grad[i]).abs();
+            if err > worst.0 {
+                worst = (err, i);
+            }
+        }
+    }
+    let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert!(
+        scale > 1e-4,
+        "gradient is vanishingly small ({scale}); the check would prove nothing"
+    );
+    let name = config.describe();
+    assert_close(
+        &format!(
+            "dense {name} {:?} backward vs finite differences",
+            config.loss
+        ),
+        &grad,
+        &fd,
+        2e-3 * scale,
+        2e-2,
+    );
+    eprintln!(
+        "{name}: max |fd - backward| = {:e} at {} (max |g| {scale:e})",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn backward_matches_finite_differences_bce() {
+    use Activation::*;
+    let config = DenseConfig {
+        sizes: vec![6, 5, 3, 4, 6],
+        activations: vec![Tanh, LeakyRelu(0.2), Sigmoid, Sigmoid],
+        code_layer: 1,
+        loss: LossKind::Bce,
+    };
+    finite_difference_check(config, 1);
+}
+
+#[test]
+fn backward_matches_finite_differences_mse() {
+    use Activation::*;
+    for (seed, out) in [(2, Sigmoid), (3, Identity)] {
+        let config = DenseConfig {
+            sizes: vec![7, 4, 2, 4, 7],
+            activations: vec![Sigmoid, Identity, Tanh, out],
+            code_layer: 1,
+            loss: LossKind::Mse,
+        };
+        finite_difference_check(config, seed);
+    }
+}
+
+fn small_data() -> (Dataset, Dataset) {
+    let all = synthetic::synthetic(1200, 8, 8, 4, 3);
+    (all.subset(0..1000), all.subset(1000..1200))
+}
+
+fn small_config(loss: LossKind) -> DenseConfig {
+    DenseConfig::symmetric(
+        64,
+        &[32, 8],
+        Activation::Relu,
+        Activation::Identity,
+        Activation::Sigmoid,
+        loss,
+    )
+    .unwrap()
+}
+
+fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<(f64, f64, f64)> {
+    let (train, test) = small_data();
+    let model = DenseAutoencoder::new(gpu, small_config(LossKind::Bce), seed).unwrap();
+    let train = GpuDataset::upload(gpu, &train).unwrap();
+    let test = GpuDataset::upload(gpu, &test).unwrap();
+    let tc = TrainConfig {
+        epochs,
+        batch: 50,
+        optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(),
+        seed,
+    };
+    let history =
+        aegpu::train::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    history
+        .iter()
+        .map(|m| (m.train_loss, m.test_mse_px, m.test_bce_px))
+        .collect()
+}
+
+#[test]
+fn training_on_synthetic_data_lowers_the_loss() {
+    let gpu = gpu();
+    let losses = train_losses(&gpu, 5, 6);
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(
+        last.0 < 0.7 * first.0,
+        "train loss fell only from {} to {}",
+        first.0,
+        last.0
+    );
+    assert!(
+        last.1 < 0.7 * first.1,
+        "test MSE fell only from {} to {}",
+        first.1,
+        last.1
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_another_seed_does_not() {
+    let gpu = gpu();
+    let a = train_losses(&gpu, 11, 2);
+    let b = train_losses(&gpu, 11, 2);
+    let c = train_losses(&gpu, 12, 2);
+    let bits = |v: &Vec<(f64, f64, f64)>| {
+        v.iter()
+            .map(|t| (t.0.to_bits(), t.1.to_bits(), t.2.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        bits(&a),
+        bits(&b),
+        "same seed, same adapter: metrics must be bit-identical"
+    );
+    assert_ne!(bits(&a), bits(&c));
+}
+
+#[test]
+fn a_training_step_is_one_plan_and_builds_nothing_in_the_hot_path() {
+    let gpu = gpu();
+    let (train, _) = small_data();
+    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Mse), 0).unwrap();
+    let data = GpuDataset::upload(&gpu, &train).unwrap();
+    let tc = TrainConfig {
+        epochs: 1,
+        batch: 100,
+        optimizer: Optimizer::parse("sgd", 0.05, 0.0).unwrap(),
+        seed: 0,
+    };
+    let mut trainer = Trainer::new(&gpu, &model, &data, tc).unwrap();
+    // gather + 4 layers forward + loss (2) + backward (4 weight, 4 bias, 3 input, 3 activation) + update
+    assert_eq!(trainer.dispatches_per_step(), 1 + 4 + 2 + 14 + 1);
+    let pipelines = gpu.pipelines.len();
+    trainer.epoch(1, |_, _| {}).unwrap();
+    trainer.epoch(2, |_, _| {}).unwrap();
+    assert_eq!(
+        gpu.pipelines.len(),
+        pipelines,
+        "the training loop created pipelines"
+    );
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs() {
+    let gpu = gpu();
+    let (train, test) = small_data();
+    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Bce), 9).unwrap();
+    let train = GpuDataset::upload(&gpu, &train).unwrap();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    let tc = TrainConfig {
+        epochs: 1,
+        batch: 50,
+        optimizer: Optimizer::parse("adamw", 1e-3, 1e-2).unwrap(),
+        seed: 1,
+    };
+    aegpu::train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    let before = Evaluator::new(&gpu, &model, &test, 64)
+        .unwrap()
+        .run(20)
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("aegpu-ckpt-{}", std::process::id()));
+    let path = dir.join("model.safetensors");
+    checkpoint::save(
+        &gpu,
+        &model,
+        &[("aegpu.dataset", "synthetic".into())],
+        &path,
+    )
+    .unwrap();
+    let ckpt = checkpoint::load(&path).unwrap();
+    assert_eq!(ckpt.model, model.config);
+    assert_eq!(
+        ckpt.metadata.get("aegpu.dataset").map(String::as_str),
+        Some("synthetic")
+    );
+    let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "encoder.0.weight",
+        "encoder.0.bias",
+        "encoder.2.weight",
+        "decoder.0.weight",
+        "decoder.2.bias",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let restored = checkpoint::restore(&gpu, &ckpt, &path).unwrap();
+    let after = Evaluator::new(&gpu, &restored, &test, 64)
+        .unwrap()
+        .run(20)
+        .unwrap();
+    assert_eq!(
+        before.metrics.bce_px.to_bits(),
+        after.metrics.bce_px.to_bits()
+    );
+    assert_eq!(before.recon, after.recon);
+    assert_eq!(before.codes, after.codes);
+    // PyTorch layout: encoder.0.weight is [out, in] = [32, 64].
+    let st_bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+    assert_eq!(st.tensor("encoder.0.weight").unwrap().shape(), &[32, 64]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_checkpoints_are_errors_not_panics() {
+    let dir = std::env::temp_dir().join(format!("aegpu-badckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("nope.safetensors");
+    assert!(matches!(checkpoint::load(&missing), Err(Error::Io { .. })));
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a safetensors file at all").unwrap();
+    assert!(matches!(
+        checkpoint::load(&garbage),
+        Err(Error::BadCheckpoint { .. })
+    ));
+    // A valid safetensors file that is not ours.
+    let foreign = dir.join("foreign.safetensors");
+    let data = [0u8; 8];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    std::fs::write(
+        &foreign,
+        safetensors::serialize([("w", view)], None).unwrap(),
+    )
+    .unwrap();
+    let err = checkpoint::load(&foreign)
+        .err()
+        .expect("foreign checkpoint accepted");
+    assert!(err.to_string().contains("not an aegpu checkpoint"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_configurations_are_errors() {
+    let gpu = gpu();
+    use Activation::*;
+    assert!(DenseConfig::symmetric(784, &[], Relu, Identity, Sigmoid, LossKind::Bce).is_err());
+    assert!(DenseConfig::symmetric(784, &[0], Relu, Identity, Sigmoid, LossKind::Bce).is_err());
+    // BCE on a linear output is refused (the loss works on logits of a sigmoid).
+    let e = DenseConfig::symmetric(784, &[32], Relu, Relu, Identity, LossKind::Bce).unwrap_err();
+    assert!(e.to_string().contains("sigmoid"), "{e}");
+    assert!(DenseConfig::preset("huge", 784, LossKind::Bce).is_err());
+    assert!(Optimizer::parse("adam", -1.0, 0.0).is_err());
+    assert!(Optimizer::parse("lbfgs", 1e-3, 0.0).is_err());
+
+    let (train, _) = small_data();
+    let data = GpuDataset::upload(&gpu, &train).unwrap();
+    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Mse), 0).unwrap();
+    let opt = Optimizer::parse("adam", 1e-3, 0.0).unwrap();
+    for batch in [0, 5000] {
+        let tc = TrainConfig {
+            epochs: 1,
+            batch,
+            optimizer: opt,
+            seed: 0,
+        };
+        assert!(
+            matches!(Trainer::new(&gpu, &model, &data, tc), Err(Error::Config(_))),
+            "batch {batch} accepted"
+        );
+    }
+    // A model whose input width does not match the data.
+    let wide = DenseConfig::symmetric(100, &[8], Relu, Identity, Sigmoid, LossKind::Mse).unwrap();
+    let wide = DenseAutoencoder::new(&gpu, wide, 0).unwrap();
+    let tc = TrainConfig {
+        epochs: 1,
+        batch: 10,
+        optimizer: opt,
+        seed: 0,
+    };
+    assert!(matches!(
+        Trainer::new(&gpu, &wide, &data, tc),
+        Err(Error::Shape(_))
+    ));
+}
+
+#[test]
+fn a_diverging_run_is_reported() {
+    let gpu = gpu();
+    let (train, test) = small_data();
+    // A linear output, so nothing saturates and the loss can run away.
+    let config = DenseConfig::symmetric(
+        64,
+        &[32, 8],
+        Activation::Relu,
+        Activation::Identity,
+        Activation::Identity,
+        LossKind::Mse,
+    )
+    .unwrap();
+    let model = DenseAutoencoder::new(&gpu, config, 0).unwrap();
+    let train = GpuDataset::upload(&gpu, &train).unwrap();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    // SGD at an absurd rate blows the weights up to inf/NaN within an epoch or two.
+    let tc = TrainConfig {
+        epochs: 3,
+        batch: 50,
+        optimizer: Optimizer::parse("sgd", 1e4, 0.0).unwrap(),
+        seed: 0,
+    };
+    let r = aegpu::train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(()));
+    assert!(
+        matches!(r, Err(Error::Diverged { .. })),
+        "got {:?}",
+        r.map(|h| h.len())
+    );
+}
