@@ -1,0 +1,256 @@
+//! Criterion benches: each kernel on the GPU against its CPU baseline, and whole training steps.
+//! GPU timings record `iters` dispatches into one pass and one submit, then wait, so they measure
+//! throughput including the adapter's per-dispatch cost (as in training), not submit latency.
+//! `cargo bench --bench kernels`; `aegpu bench` prints the same comparison as a table.
+
+use aegpu::cpu;
+use aegpu::gpu::{Gpu, GpuOptions, StorageBuffer};
+use aegpu::kernels::activation::activation_forward;
+use aegpu::kernels::loss::{self, LossKind};
+use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
+use aegpu::kernels::reduce::colsum;
+use aegpu::kernels::{Activation, Launch};
+use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::runner::{Plan, View};
+use aegpu::train::{GpuDataset, TrainConfig, Trainer};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::time::{Duration, Instant};
+
+fn view(gpu: &Gpu, data: &[f32]) -> View {
+    View::whole(&StorageBuffer::from_slice(gpu, "bench", data).expect("buffer"))
+}
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
+        .collect()
+}
+
+/// Time of `iters` dispatches of `plan` in one pass and one submit.
+fn gpu_iters(gpu: &Gpu, plan: &Plan, iters: u64) -> Duration {
+    let start = Instant::now();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for _ in 0..iters {
+            plan.record(&mut pass);
+        }
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.wait().expect("gpu wait");
+    start.elapsed()
+}
+
+fn bench_gpu(
+    c: &mut Criterion,
+    gpu: &Gpu,
+    group: &str,
+    name: &str,
+    launch: Launch,
+    throughput: Throughput,
+) {
+    let plan = Plan::new(gpu, name, &[launch]).expect("plan");
+    plan.run(gpu).expect("warm-up");
+    let mut g = c.benchmark_group(group);
+    g.throughput(throughput);
+    g.bench_function(format!("gpu/{name}"), |b| {
+        b.iter_custom(|iters| gpu_iters(gpu, &plan, iters))
+    });
+    g.finish();
+}
+
+fn matmul(c: &mut Criterion, gpu: &Gpu) {
+    let (m, n, k) = (256, 784, 512);
+    let a = values(m * k);
+    let b = values(k * n);
+    let mut out = vec![0.0f32; m * n];
+    let (ga, gb, gc) = (view(gpu, &a), view(gpu, &b), view(gpu, &out));
+    let flops = Throughput::Elements(Matmul::flops(m, n, k) as u64);
+    for trans in Transpose::ALL {
+        let group = format!("matmul {trans:?} {m}x{n}x{k} (elements = flops)");
+        for variant in MatmulVariant::ALL {
+            let launch = Matmul {
+                c: gc.clone(),
+                a: ga.clone(),
+                b: gb.clone(),
+                bias: None,
+                m,
+                n,
+                k,
+                trans,
+                act: Activation::Identity,
+                accumulate: false,
+                variant,
+            }
+            .launch();
+            bench_gpu(
+                c,
+                gpu,
+                &group,
+                &format!("{variant:?}"),
+                launch,
+                flops.clone(),
+            );
+        }
+        let mut g = c.benchmark_group(&group);
+        g.throughput(flops.clone());
+        g.bench_function("cpu/matrixmultiply", |bch| {
+            bch.iter(|| cpu::baseline::sgemm(&mut out, &a, &b, m, n, k, trans))
+        });
+        g.finish();
+    }
+}
+
+fn elementwise(c: &mut Criterion, gpu: &Gpu) {
+    let (batch, dim) = (256, 784);
+    let n = batch * dim;
+    let x = values(n);
+    let mut out = vec![0.0f32; n];
+    let (gx, gout) = (view(gpu, &x), view(gpu, &out));
+    let bytes = Throughput::Bytes(8 * n as u64);
+
+    bench_gpu(
+        c,
+        gpu,
+        "activation sigmoid 256x784",
+        "act_forward",
+        activation_forward(&gout, &gx, n, Activation::Sigmoid),
+        bytes.clone(),
+    );
+    let mut g = c.benchmark_group("activation sigmoid 256x784");
+    g.throughput(bytes.clone());
+    g.bench_function("cpu/loop", |b| {
+        b.iter(|| cpu::activation::activation_forward(&mut out, &x, Activation::Sigmoid))
+    });
+    g.finish();
+
+    let mut sums = vec![0.0f32; dim];
+    let gs = view(gpu, &sums);
+    bench_gpu(
+        c,
+        gpu,
+        "colsum 256x784",
+        "colsum",
+        colsum(&gs, &gx, batch, dim, false),
+        Throughput::Bytes(4 * n as u64),
+    );
+    let mut g = c.benchmark_group("colsum 256x784");
+    g.throughput(Throughput::Bytes(4 * n as u64));
+    g.bench_function("cpu/loop", |b| {
+        b.iter(|| cpu::reduce::colsum(&mut sums, &x, batch, dim, false))
+    });
+    g.finish();
+
+    let target: Vec<f32> = x.iter().map(|v| v + 0.5).collect();
+    let gt = view(gpu, &target);
+    let partials = view(gpu, &vec![0.0; 2 * loss::partial_rows(n)]);
+    let totals = view(gpu, &[0.0, 0.0]);
+    let [pass, _] = loss::loss_forward_backward(
+        &totals,
+        &partials,
+        Some(&gout),
+        &gx,
+        &gt,
+        n,
+        LossKind::Bce,
+        Activation::Sigmoid,
+        1.0,
+    );
+    bench_gpu(
+        c,
+        gpu,
+        "loss bce 256x784",
+        "loss_forward_backward",
+        pass,
+        Throughput::Bytes(12 * n as u64),
+    );
+    let mut g = c.benchmark_group("loss bce 256x784");
+    g.throughput(Throughput::Bytes(12 * n as u64));
+    g.bench_function("cpu/loop", |b| {
+        b.iter(|| {
+            cpu::loss::loss_forward_backward(
+                Some(&mut out),
+                &x,
+                &target,
+                LossKind::Bce,
+                Activation::Sigmoid,
+                1.0,
+            )
+        })
+    });
+    g.finish();
+
+    let p = 1_000_000;
+    let opt = Optimizer::parse("adam", 1e-3, 0.0).expect("adam");
+    let (mut w, grad, mut m, mut v) = (values(p), values(p), vec![0.0; p], vec![0.0; p]);
+    let (gw, gg, gm, gv) = (
+        view(gpu, &w),
+        view(gpu, &grad),
+        view(gpu, &m),
+        view(gpu, &v),
+    );
+    bench_gpu(
+        c,
+        gpu,
+        "adam 1M params",
+        "adam",
+        optimizer_step(&opt, &gw, &gg, &gm, &gv, p, 1),
+        Throughput::Bytes(28 * p as u64),
+    );
+    let mut g = c.benchmark_group("adam 1M params");
+    g.throughput(Throughput::Bytes(28 * p as u64));
+    g.bench_function("cpu/loop", |b| {
+        b.iter(|| cpu::optimizer::optimizer_step(&opt, &mut w, &grad, &mut m, &mut v, 1))
+    });
+    g.finish();
+}
+
+fn training_step(c: &mut Criterion, gpu: &Gpu) {
+    let train = aegpu::data::synthetic::synthetic(2048, 28, 28, 10, 1);
+    let data = GpuDataset::upload(gpu, &train).expect("upload");
+    for preset in ["shallow", "deep"] {
+        let config = DenseConfig::preset(preset, 784, LossKind::Bce).expect("preset");
+        let model = DenseAutoencoder::new(gpu, config, 0).expect("model");
+        let tc = TrainConfig {
+            epochs: 1,
+            batch: 256,
+            optimizer: Optimizer::parse("adam", 1e-3, 0.0).expect("adam"),
+            seed: 0,
+        };
+        let mut trainer = Trainer::new(gpu, &model, &data, tc).expect("trainer");
+        let steps = trainer.steps_per_epoch() as u64;
+        let mut g = c.benchmark_group("training epoch of 2048 samples, batch 256");
+        g.throughput(Throughput::Elements(steps * 256));
+        g.sample_size(10);
+        let mut epoch = 0;
+        g.bench_function(format!("gpu/dense {preset}"), |b| {
+            b.iter(|| {
+                epoch += 1;
+                trainer.epoch(epoch, |_, _| {}).expect("epoch")
+            })
+        });
+        g.finish();
+    }
+}
+
+fn all(c: &mut Criterion) {
+    let gpu = match Gpu::new(&GpuOptions::default()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return;
+        }
+    };
+    eprintln!("adapter: {}", gpu.describe());
+    matmul(c, &gpu);
+    elementwise(c, &gpu);
+    training_step(c, &gpu);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = all
+}
+criterion_main!(benches);
