@@ -25,7 +25,8 @@ pub fn loss_forward_backward(
                 y * (1.0 - y),
             )
         } else {
-            let yc = zi.clamp(1e-7, 1.0 - 1e-7);
+            // The shader's bounds, as f32 rounds them (1 - 1e-7 is 1 - 2^-23 in f32).
+            let yc = zi.clamp(1e-7f32 as f64, (1.0f32 - 1e-7f32) as f64);
             (zi, -(t * yc.ln() + (1.0 - t) * (1.0 - yc).ln()), 1.0)
         };
         let err = y - t;

@@ -3,8 +3,12 @@
 
 pub mod activation;
 pub mod baseline;
+pub mod conv;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod pool;
+pub mod random;
 pub mod reduce;
+pub mod vae;

@@ -3,11 +3,15 @@
 //! The runner ([`crate::runner::Plan`]) turns launches into cached pipelines and bind groups.
 
 pub mod activation;
+pub mod conv;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod pool;
+pub mod random;
 pub mod reduce;
+pub mod vae;
 
 use crate::gpu::PipelineKey;
 use crate::runner::View;
@@ -20,6 +24,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("optimizer", include_str!("../../shaders/optimizer.wgsl")),
     ("gather", include_str!("../../shaders/gather.wgsl")),
+    ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
+    ("pool", include_str!("../../shaders/pool.wgsl")),
+    ("random", include_str!("../../shaders/random.wgsl")),
+    ("vae", include_str!("../../shaders/vae.wgsl")),
 ];
 
 /// The WGSL source of shader `name` (a file stem in `shaders/`).

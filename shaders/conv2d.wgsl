@@ -1,0 +1,255 @@
+// conv2d.wgsl: 2-D convolution (NCHW, f32, direct algorithm) and its gradients; the transposed convolution
+// (ConvTranspose2d) reuses the same four entry points.
+//
+// Roles. Every entry point is written for one convolution y = act(b + conv2d(x, w)) with
+//   x [N, C_IN, H, W]   w [C_OUT, C_IN, KH, KW] (PyTorch Conv2d layout)   b [C_OUT]   y [N, C_OUT, OH, OW]
+//   y[n,oc,oy,ox] = Σ_{ic,ky,kx} x[n, ic, oy*S - P + ky, ox*S - P + kx] · w[oc,ic,ky,kx]   (x is 0 outside)
+//   OH = (H + 2P - KH)/S + 1, OW likewise; the host passes H, W, OH, OW explicitly in Params.
+// Bindings are by role, the same for every entry point (all storage read_write: views of one arena alias,
+// see src/gpu/pipelines.rs); an entry point that does not touch a binding still gets a (dummy) view there:
+//   0 uniform Params, 1 x side (x or dx), 2 w side (w or dw), 3 bias side (b or db), 4 y side (y or dy).
+//
+// Entry points (no atomics; every output element is written by exactly one invocation/workgroup, and every
+// sum runs in an order fixed by the shape, so results are bit-identical run to run):
+//   conv2d_forward          y[n,oc,oy,ox] = act(b[oc] + Σ x·w)      one invocation per element of y
+//   conv2d_backward_input   x[n,ic,iy,ix] = act(b[ic] + Σ_{oc,ky,kx} y[n,oc,oy,ox] · w[oc,ic,ky,kx])
+//                           over the taps with iy = oy*S - P + ky (gather form, one invocation per element
+//                           of x). As conv2d's dx: b unused (has_bias = 0), identity activation.
+//   conv2d_backward_weight  w[oc,ic,ky,kx] = Σ_{n,oy,ox} y[n,oc,oy,ox] · x[n,ic,oy*S-P+ky, ox*S-P+kx]
+//                           (dw from dy and x) one workgroup of 64 per element of w: lane l sums the valid
+//                           (n, oy, ox) in row-major order l, l+64, ...; a fixed tree adds the 64 lanes.
+//   conv2d_backward_bias    b[c] = Σ_{n,s} y[n,c,s] (db from dy): the per-channel sum of the [N, C_OUT,
+//                           OH*OW] tensor at binding 4; one workgroup of 64 per channel, same tree.
+//
+// Transposed convolution (PyTorch ConvTranspose2d: x_T [N, CI_T, H_T, W_T], w [CI_T, CO_T, KH, KW],
+// y_T [N, CO_T, OH_T, OW_T], OH_T = (H_T-1)*S - 2P + KH + output_padding) is the adjoint of the conv2d with
+// C_IN = CO_T, H = OH_T, W = OW_T, C_OUT = CI_T, OH = H_T, OW = W_T and the same weight buffer (its layout
+// [CI_T, CO_T, ..] is exactly [C_OUT, C_IN, ..]). So, with y_T in the x role and x_T in the y role:
+//   conv_transpose2d forward          = conv2d_backward_input  (with the transpose's bias and activation)
+//   conv_transpose2d backward input   = conv2d_forward         (no bias, identity)
+//   conv_transpose2d backward weight  = conv2d_backward_weight (x role := dy_T, y role := x_T)
+//   conv_transpose2d backward bias    = conv2d_backward_bias   over dy_T, bound at binding 4
+// src/kernels/conv.rs does the swap (ConvTranspose2dShape::adjoint). output_padding only adds rows/columns
+// at the bottom/right of y_T; the gather in conv2d_backward_input handles them like any other pixel.
+//
+// Dispatch: forward / backward_input: 1-D, 256 invocations per workgroup, folded into (x, y) past 65535
+// workgroups (index = gid.x + gid.y * num_workgroups.x * 256; kernels::grid_1d(n, 256)).
+// backward_weight / backward_bias: one workgroup per output element, folded the same way
+// (index = wid.x + wid.y * num_workgroups.x; kernels::grid_1d(n, 1)).
+// CPU reference: src/cpu/conv.rs (conv2d_* and conv_transpose2d_*, written independently of this mapping).
+
+const WG: u32 = 256u;
+const LANES: u32 = 64u;
+
+// Activation ids, shared with matmul.wgsl, activation.wgsl and src/kernels/mod.rs.
+const ACT_RELU: u32 = 1u;
+const ACT_LEAKY_RELU: u32 = 2u;
+const ACT_SIGMOID: u32 = 3u;
+const ACT_TANH: u32 = 4u;
+
+struct Params {
+    n: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    padding: u32,
+    act: u32,
+    has_bias: u32,
+    slope: f32, // leaky ReLU negative slope
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+fn activate(v: f32) -> f32 {
+    switch p.act {
+        case ACT_RELU: { return max(v, 0.0); }
+        case ACT_LEAKY_RELU: { return select(p.slope * v, v, v > 0.0); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+        case ACT_TANH: { return tanh(v); }
+        default: { return v; }
+    }
+}
+
+// Taps [lo, hi) of a kernel of size `k_size` whose input coordinate o*S - P + k lies in [0, in_size).
+fn taps_of_output(o: u32, in_size: u32, k_size: u32) -> vec2<u32> {
+    let start = i32(o * p.stride) - i32(p.padding);
+    let lo = u32(clamp(-start, 0, i32(k_size)));
+    let hi = u32(clamp(i32(in_size) - start, 0, i32(k_size)));
+    return vec2<u32>(lo, max(lo, hi));
+}
+
+// Taps of input coordinate i that reach an output: k ≡ (i + P) mod S and o = (i + P - k)/S in
+// [0, out_size). Returns [first, end); step S.
+fn taps_of_input(i: u32, out_size: u32, k_size: u32) -> vec2<u32> {
+    let t = i + p.padding;
+    let span = (out_size - 1u) * p.stride;
+    var lo = t % p.stride;
+    if (t > span) {
+        lo = t - span;
+    }
+    let hi = min(k_size, t + 1u);
+    return vec2<u32>(lo, max(lo, hi));
+}
+
+// Outputs [lo, hi) whose tap k lands inside the input: o*S - P + k in [0, in_size).
+fn outputs_of_tap(k: u32, in_size: u32, out_size: u32) -> vec2<u32> {
+    var lo = 0u;
+    if (p.padding > k) {
+        lo = (p.padding - k + p.stride - 1u) / p.stride;
+    }
+    let top = in_size + p.padding; // o*S + k < top
+    if (top <= k) {
+        return vec2<u32>(0u, 0u);
+    }
+    let hi = min(out_size, (top - 1u - k) / p.stride + 1u);
+    return vec2<u32>(lo, max(lo, hi));
+}
+
+@compute @workgroup_size(256)
+fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * p.c_out * p.oh * p.ow) {
+        return;
+    }
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let oc = (i / (p.ow * p.oh)) % p.c_out;
+    let n = i / (p.ow * p.oh * p.c_out);
+    let ry = taps_of_output(oy, p.h, p.kh);
+    let rx = taps_of_output(ox, p.w, p.kw);
+    // Input coordinates are oy*S + ky - P; ky >= ry.x keeps them >= 0 without a signed index.
+    let by = oy * p.stride;
+    let bx = ox * p.stride;
+    var acc = 0.0;
+    for (var ic = 0u; ic < p.c_in; ic++) {
+        let x_plane = (n * p.c_in + ic) * p.h;
+        let w_plane = (oc * p.c_in + ic) * p.kh;
+        for (var ky = ry.x; ky < ry.y; ky++) {
+            let x_row = (x_plane + by + ky - p.padding) * p.w;
+            let w_row = (w_plane + ky) * p.kw;
+            for (var kx = rx.x; kx < rx.y; kx++) {
+                acc += x[x_row + bx + kx - p.padding] * weight[w_row + kx];
+            }
+        }
+    }
+    if (p.has_bias != 0u) {
+        acc += bias[oc];
+    }
+    y[i] = activate(acc);
+}
+
+@compute @workgroup_size(256)
+fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n * p.c_in * p.h * p.w) {
+        return;
+    }
+    let ix = i % p.w;
+    let iy = (i / p.w) % p.h;
+    let ic = (i / (p.w * p.h)) % p.c_in;
+    let n = i / (p.w * p.h * p.c_in);
+    let ry = taps_of_input(iy, p.oh, p.kh);
+    let rx = taps_of_input(ix, p.ow, p.kw);
+    let ty = iy + p.padding;
+    let tx = ix + p.padding;
+    var acc = 0.0;
+    for (var oc = 0u; oc < p.c_out; oc++) {
+        let y_plane = (n * p.c_out + oc) * p.oh;
+        let w_plane = (oc * p.c_in + ic) * p.kh;
+        for (var ky = ry.x; ky < ry.y; ky += p.stride) {
+            let y_row = (y_plane + (ty - ky) / p.stride) * p.ow;
+            let w_row = (w_plane + ky) * p.kw;
+            for (var kx = rx.x; kx < rx.y; kx += p.stride) {
+                acc += y[y_row + (tx - kx) / p.stride] * weight[w_row + kx];
+            }
+        }
+    }
+    if (p.has_bias != 0u) {
+        acc += bias[ic];
+    }
+    x[i] = activate(acc);
+}
+
+var<workgroup> lane_sums: array<f32, LANES>;
+
+// Adds the 64 lane values in a fixed tree. Every invocation of the workgroup must call it (barriers).
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    lane_sums[lid] = v;
+    workgroupBarrier();
+    for (var width = LANES / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            lane_sums[lid] += lane_sums[lid + width];
+        }
+        workgroupBarrier();
+    }
+    return lane_sums[0];
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_weight(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let e = wid.x + wid.y * nwg.x;
+    // `valid` depends only on the workgroup id: uniform, so every lane reaches the barriers.
+    let valid = e < p.c_out * p.c_in * p.kh * p.kw;
+    var s = 0.0;
+    if (valid) {
+        let kx = e % p.kw;
+        let ky = (e / p.kw) % p.kh;
+        let ic = (e / (p.kw * p.kh)) % p.c_in;
+        let oc = e / (p.kw * p.kh * p.c_in);
+        let ry = outputs_of_tap(ky, p.h, p.oh);
+        let rx = outputs_of_tap(kx, p.w, p.ow);
+        let ny = ry.y - ry.x;
+        let nx = rx.y - rx.x;
+        let count = p.n * ny * nx;
+        for (var r = lid; r < count; r += LANES) {
+            let ox = rx.x + r % nx;
+            let oy = ry.x + (r / nx) % ny;
+            let n = r / (nx * ny);
+            let dy = y[((n * p.c_out + oc) * p.oh + oy) * p.ow + ox];
+            let xi = ((n * p.c_in + ic) * p.h + oy * p.stride + ky - p.padding) * p.w + ox * p.stride + kx - p.padding;
+            s += dy * x[xi];
+        }
+    }
+    let total = workgroup_sum(lid, s);
+    if (valid && lid == 0u) {
+        weight[e] = total;
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let c = wid.x + wid.y * nwg.x;
+    let valid = c < p.c_out;
+    var s = 0.0;
+    if (valid) {
+        let plane = p.oh * p.ow;
+        let count = p.n * plane;
+        for (var r = lid; r < count; r += LANES) {
+            s += y[((r / plane) * p.c_out + c) * plane + r % plane];
+        }
+    }
+    let total = workgroup_sum(lid, s);
+    if (valid && lid == 0u) {
+        bias[c] = total;
+    }
+}
