@@ -26,7 +26,14 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
     Plan::new(gpu, "fd", &launches).unwrap().run(gpu).unwrap();
     let totals = acts.totals().read(gpu).unwrap();
     let n = (batch * model.config.input_dim()) as f64;
-    let loss = totals[model.config.loss.slot()] as f64 / n;
+    let loss = match (model.config.variational, acts.kl_total()) {
+        // A VAE's objective: nats per image, (Σ BCE + β·KL) / batch. ε is drawn from the same
+        // stream on every run (the plan's stream is never advanced here): held fixed.
+        (Some(v), Some(kl)) => {
+            (totals[1] as f64 + v.beta as f64 * kl.read(gpu).unwrap()[0] as f64) / batch as f64
+        }
+        _ => totals[model.config.loss.slot()] as f64 / n,
+    };
     (loss, model.grads.buffer.read_all_f32(gpu).unwrap())
 }
 
@@ -108,6 +115,7 @@ fn backward_matches_finite_differences_bce() {
         activations: vec![Tanh, LeakyRelu(0.2), Sigmoid, Sigmoid],
         code_layer: 1,
         loss: LossKind::Bce,
+        variational: None,
     };
     finite_difference_check(config, 1);
 }
@@ -121,6 +129,22 @@ fn backward_matches_finite_differences_mse() {
             activations: vec![Sigmoid, Identity, Tanh, out],
             code_layer: 1,
             loss: LossKind::Mse,
+            variational: None,
+        };
+        finite_difference_check(config, seed);
+    }
+}
+
+#[test]
+fn vae_backward_matches_finite_differences_with_fixed_noise() {
+    use Activation::*;
+    for (seed, beta) in [(4, 1.0), (5, 0.5)] {
+        let config = DenseConfig {
+            sizes: vec![6, 5, 2, 4, 6],
+            activations: vec![Tanh, Identity, Sigmoid, Sigmoid],
+            code_layer: 1,
+            loss: LossKind::Bce,
+            variational: Some(aegpu::models::dense::Variational { beta }),
         };
         finite_difference_check(config, seed);
     }
@@ -213,8 +237,9 @@ fn a_training_step_is_one_plan_and_builds_nothing_in_the_hot_path() {
         seed: 0,
     };
     let mut trainer = Trainer::new(&gpu, &model, &data, tc).unwrap();
-    // gather + 4 layers forward + loss (2) + backward (4 weight, 4 bias, 3 input, 3 activation) + update
-    assert_eq!(trainer.dispatches_per_step(), 1 + 4 + 2 + 14 + 1);
+    // gather + 4 layers forward + loss (2) + backward (4 weight, 4 bias, 3 input, 2 activation: the
+    // linear code needs none) + update
+    assert_eq!(trainer.dispatches_per_step(), 1 + 4 + 2 + 13 + 1);
     let pipelines = gpu.pipelines.len();
     trainer.epoch(1, |_, _| {}).unwrap();
     trainer.epoch(2, |_, _| {}).unwrap();

@@ -88,7 +88,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 /// Builds the model a checkpoint describes, on `gpu`.
 pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<DenseAutoencoder> {
-    let model = DenseAutoencoder::zeroed(gpu, ckpt.model.clone())?;
+    let model = DenseAutoencoder::zeroed(gpu, ckpt.model.clone(), 0)?;
     model.import(gpu, &ckpt.tensors).map_err(|e| bad(path, e))?;
     Ok(model)
 }

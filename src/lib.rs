@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod generate;
 pub mod gpu;
 pub mod kernels;
 pub mod models;

@@ -3,11 +3,12 @@
 use aegpu::checkpoint;
 use aegpu::data::{self, DatasetName};
 use aegpu::error::{Error, Result};
+use aegpu::generate;
 use aegpu::gpu::{Gpu, GpuOptions};
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Variational};
 use aegpu::train::{self, EvalOutput, Evaluator, GpuDataset, TrainConfig};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -34,6 +35,64 @@ enum Command {
     Eval(EvalArgs),
     /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
     Bench(aegpu::bench::BenchArgs),
+    /// Decode random codes into new images: z ~ N(0, I) for a VAE; for a plain autoencoder, a
+    /// Gaussian fitted to the test set's codes.
+    Sample(SampleArgs),
+    /// Decode a regular grid over a 2-D latent space (a VAE: its prior's 5-95% quantiles; a plain
+    /// autoencoder: the test codes' 1-99th percentiles).
+    Grid(GridArgs),
+    /// Decode the straight line between the codes of test images I and J.
+    Interpolate(InterpolateArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckpointArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset for the codes a command needs (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SampleArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "samples.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct GridArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Points per axis.
+    #[arg(long, default_value_t = 15)]
+    steps: usize,
+    #[arg(long, default_value = "grid.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct InterpolateArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Index of the first test image.
+    #[arg(long)]
+    from: usize,
+    /// Index of the second test image.
+    #[arg(long)]
+    to: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value = "interp.png")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -48,13 +107,16 @@ struct DataArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Model family (dense for now).
+    /// Model family: dense (autoencoder) or vae (dense variational autoencoder).
     #[arg(long, default_value = "dense")]
     model: String,
-    /// A known architecture: shallow (784-32-784, ReLU code) or deep (784-512-256-64-2, linear code).
-    /// Overrides --layers and the activations.
+    /// A known architecture: shallow (784-32-784, ReLU code), deep (784-512-256-64-2, linear code)
+    /// or vae (784-400-20, the PyTorch example). Overrides --layers and the activations.
     #[arg(long)]
     preset: Option<String>,
+    /// VAE: weight of the KL term (1 = the ELBO).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
     /// Encoder widths down to the code; the decoder mirrors them. E.g. 512,256,64,2.
     #[arg(long, value_delimiter = ',', default_value = "32")]
     layers: Vec<usize>,
@@ -100,14 +162,9 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Dataset to evaluate on (default: the one the checkpoint was trained on).
-    #[arg(long)]
-    dataset: Option<DatasetName>,
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Also write recon.png (and latent.png for a 2-D code) here.
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Also write recon.png (and latent.png, grid.png for a 2-D code; samples.png for a VAE) here.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -119,6 +176,9 @@ fn main() {
         Command::Train(args) => train_cmd(args),
         Command::Eval(args) => eval_cmd(args),
         Command::Bench(args) => aegpu::bench::run(&args),
+        Command::Sample(args) => sample_cmd(args),
+        Command::Grid(args) => grid_cmd(args),
+        Command::Interpolate(args) => interpolate_cmd(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -177,12 +237,15 @@ fn load_split(args: &DataArgs) -> Result<data::Split> {
 }
 
 fn train_cmd(args: TrainArgs) -> Result<()> {
-    if args.model != "dense" {
-        return Err(Error::Config(format!(
-            "--model '{}': only 'dense' is available in this version",
-            args.model
-        )));
-    }
+    let variational = match args.model.as_str() {
+        "dense" => None,
+        "vae" => Some(Variational { beta: args.beta }),
+        other => {
+            return Err(Error::Config(format!(
+                "--model '{other}': use dense or vae (conv models are not available yet)"
+            )));
+        }
+    };
     if args.epochs == 0 {
         return Err(Error::Config("--epochs must be at least 1".into()));
     }
@@ -208,6 +271,12 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
             loss,
         )?,
     };
+    // The vae preset is variational whatever --model says; --beta applies to every VAE.
+    let variational = match config.variational {
+        Some(_) => Some(Variational { beta: args.beta }),
+        None => variational,
+    };
+    let config = config.with_variational(variational)?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = DenseAutoencoder::new(&gpu, config.clone(), args.seed)?;
     let train_gpu = GpuDataset::upload(&gpu, &split.train)?;
@@ -252,8 +321,14 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         &tc,
         !args.quiet,
         |m, _| {
+            let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
+                (Some(r), Some(kl), Some(elbo)) => {
+                    format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
+                }
+                _ => String::new(),
+            };
             println!(
-                "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}  {:.1} s  {:.0} samples/s",
+                "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}  {:.1} s  {:.0} samples/s",
                 m.epoch,
                 args.epochs,
                 m.train_loss,
@@ -272,32 +347,35 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
     )?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let out = evaluator.run(16)?;
-    write_pictures(&args.out, &split.test, &config, &out, args.data.dataset)?;
+    write_pictures(
+        &gpu,
+        &model,
+        &args.out,
+        &split.test,
+        &out,
+        args.data.dataset,
+    )?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
 
+/// recon.png; latent.png (and grid.png) for a 2-D code; samples.png for a VAE.
 fn write_pictures(
+    gpu: &Gpu,
+    model: &DenseAutoencoder,
     dir: &Path,
     test: &data::Dataset,
-    config: &DenseConfig,
     out: &EvalOutput,
     name: DatasetName,
 ) -> Result<()> {
+    let config = &model.config;
+    let (h, w) = (test.rows, test.cols);
     let k = out.recon.len() / test.dim();
     let originals = test.images_f32(0..k);
-    aegpu::viz::save_recon_png(
-        &dir.join("recon.png"),
-        &originals,
-        &out.recon,
-        k,
-        test.rows,
-        test.cols,
-        16,
-    )?;
+    aegpu::viz::save_recon_png(&dir.join("recon.png"), &originals, &out.recon, k, h, w, 16)?;
     if config.code_dim() == 2 {
         let names = name.class_names();
-        let title = format!("{} test codes, dense {}", name, config.describe());
+        let title = format!("{} test codes, {}", name, config.describe());
         aegpu::viz::save_latent_png(
             &dir.join("latent.png"),
             &out.codes,
@@ -305,11 +383,31 @@ fn write_pictures(
             &names,
             &title,
         )?;
+        let steps = 15;
+        let codes = generate::grid_codes(model, &out.codes, steps)?;
+        let images = generate::decode(gpu, model, &codes)?;
+        aegpu::viz::save_image_grid(
+            &dir.join("grid.png"),
+            &images,
+            steps * steps,
+            h,
+            w,
+            steps,
+            1,
+        )?;
+    }
+    if config.variational.is_some() {
+        let codes = generate::sample_codes(model, &out.codes, 64, 0);
+        let images = generate::decode(gpu, model, &codes)?;
+        aegpu::viz::save_image_grid(&dir.join("samples.png"), &images, 64, h, w, 8, 2)?;
     }
     Ok(())
 }
 
-fn eval_cmd(args: EvalArgs) -> Result<()> {
+/// A checkpoint's model on a fresh GPU, with the test split of its dataset.
+fn open_checkpoint(
+    args: &CheckpointArgs,
+) -> Result<(Gpu, DenseAutoencoder, data::Dataset, DatasetName)> {
     let ckpt = checkpoint::load(&args.checkpoint)?;
     let dataset = match args.dataset {
         Some(d) => d,
@@ -325,23 +423,129 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
     })?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
-    let test_gpu = GpuDataset::upload(&gpu, &split.test)?;
-    let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
-    let out = evaluator.run(16)?;
-    let m = out.metrics;
-    println!(
-        "{}",
-        serde_json::json!({
-            "checkpoint": args.checkpoint.display().to_string(),
-            "dataset": dataset.to_string(),
-            "test_loss": m.loss,
-            "test_mse_px": m.mse_px,
-            "test_bce_px": m.bce_px,
-        })
+    if split.test.dim() != model.config.input_dim() {
+        return Err(Error::Shape(format!(
+            "{dataset} images have {} pixels but the checkpoint's model takes {}",
+            split.test.dim(),
+            model.config.input_dim()
+        )));
+    }
+    Ok((gpu, model, split.test, dataset))
+}
+
+/// The codes of every test image (a VAE's posterior means).
+fn test_codes(gpu: &Gpu, model: &DenseAutoencoder, test: &data::Dataset) -> Result<Vec<f32>> {
+    let test_gpu = GpuDataset::upload(gpu, test)?;
+    Ok(Evaluator::new(gpu, model, &test_gpu, 1000)?.run(0)?.codes)
+}
+
+fn sample_cmd(args: SampleArgs) -> Result<()> {
+    if args.n == 0 {
+        return Err(Error::Config("--n must be at least 1".into()));
+    }
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    // A plain autoencoder has no prior: fit one to its test codes.
+    let data_codes = if model.config.variational.is_some() {
+        Vec::new()
+    } else {
+        test_codes(&gpu, &model, &test)?
+    };
+    let codes = generate::sample_codes(&model, &data_codes, args.n, args.seed);
+    let images = generate::decode(&gpu, &model, &codes)?;
+    let cols = (args.n as f64).sqrt().ceil() as usize;
+    aegpu::viz::save_image_grid(&args.out, &images, args.n, test.rows, test.cols, cols, 2)?;
+    eprintln!("wrote {} ({} samples)", args.out.display(), args.n);
+    Ok(())
+}
+
+fn grid_cmd(args: GridArgs) -> Result<()> {
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    if model.config.code_dim() != 2 {
+        return Err(Error::Config(format!(
+            "a latent grid needs a 2-D code; this model's code has {} dimensions",
+            model.config.code_dim()
+        )));
+    }
+    let data_codes = if model.config.variational.is_some() {
+        Vec::new()
+    } else {
+        test_codes(&gpu, &model, &test)?
+    };
+    let codes = generate::grid_codes(&model, &data_codes, args.steps)?;
+    let images = generate::decode(&gpu, &model, &codes)?;
+    let n = args.steps * args.steps;
+    aegpu::viz::save_image_grid(&args.out, &images, n, test.rows, test.cols, args.steps, 1)?;
+    eprintln!(
+        "wrote {} ({}x{} decoded grid)",
+        args.out.display(),
+        args.steps,
+        args.steps
     );
+    Ok(())
+}
+
+fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    for (flag, i) in [("--from", args.from), ("--to", args.to)] {
+        if i >= test.n {
+            return Err(Error::Config(format!(
+                "{flag} {i}: the test set has {} images (0..{})",
+                test.n, test.n
+            )));
+        }
+    }
+    if args.steps < 2 {
+        return Err(Error::Config("--steps must be at least 2".into()));
+    }
+    let codes = test_codes(&gpu, &model, &test)?;
+    let d = model.config.code_dim();
+    let line = generate::interpolate_codes(
+        &codes[args.from * d..(args.from + 1) * d],
+        &codes[args.to * d..(args.to + 1) * d],
+        args.steps,
+    );
+    let images = generate::decode(&gpu, &model, &line)?;
+    let dim = test.dim();
+    // Row: the real first image, the decoded path, the real second image.
+    let mut row = test.images_f32(args.from..args.from + 1);
+    row.extend_from_slice(&images);
+    row.extend(test.images_f32(args.to..args.to + 1));
+    let n = row.len() / dim;
+    aegpu::viz::save_image_grid(&args.out, &row, n, test.rows, test.cols, n, 2)?;
+    eprintln!(
+        "wrote {}: test image {} (label {}) to {} (label {}), {} steps between the real images",
+        args.out.display(),
+        args.from,
+        test.labels[args.from],
+        args.to,
+        test.labels[args.to],
+        args.steps
+    );
+    Ok(())
+}
+
+fn eval_cmd(args: EvalArgs) -> Result<()> {
+    let (gpu, model, test, dataset) = open_checkpoint(&args.ckpt)?;
+    let test_gpu = GpuDataset::upload(&gpu, &test)?;
+    let out = Evaluator::new(&gpu, &model, &test_gpu, 1000)?.run(16)?;
+    let m = out.metrics;
+    let mut json = serde_json::json!({
+        "checkpoint": args.ckpt.checkpoint.display().to_string(),
+        "dataset": dataset.to_string(),
+        "model": model.config.describe(),
+        "test_loss": m.loss,
+        "test_mse_px": m.mse_px,
+        "test_bce_px": m.bce_px,
+    });
+    if let Some((recon, kl, elbo)) = m.vae {
+        json["test_recon_nats"] = recon.into();
+        json["test_kl"] = kl.into();
+        json["test_elbo_nats"] = elbo.into();
+    }
+    println!("{json}");
     if let Some(dir) = args.out {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        write_pictures(&dir, &split.test, &model.config, &out, dataset)?;
+        write_pictures(&gpu, &model, &dir, &test, &out, dataset)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{CachedPipeline, Gpu, StorageBuffer};
 use crate::kernels::Launch;
+use crate::kernels::random::{RandomParams, stream_for};
 use std::sync::Arc;
 
 /// A window of 32-bit words in a storage buffer.
@@ -119,6 +120,8 @@ pub struct Plan {
     uniforms: wgpu::Buffer,
     slot_bytes: u64,
     pub labels: Vec<&'static str>,
+    /// Launches that draw random numbers: (index, original uniform). Their streams change per step.
+    random: Vec<(usize, Vec<u8>)>,
 }
 
 impl Plan {
@@ -206,11 +209,18 @@ impl Plan {
                 workgroups: l.workgroups,
             });
         }
+        let random = launches
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.key.shader == "random")
+            .map(|(i, l)| (i, l.uniform.clone()))
+            .collect();
         Ok(Plan {
             dispatches,
             uniforms,
             slot_bytes,
             labels: launches.iter().map(|l| l.label).collect(),
+            random,
         })
     }
 
@@ -226,6 +236,19 @@ impl Plan {
     pub fn set_uniform(&self, gpu: &Gpu, index: usize, bytes: &[u8]) {
         gpu.queue
             .write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
+    }
+
+    /// Gives every random launch of the plan a fresh stream for `step` (the k-th random launch gets
+    /// `stream_for(step, k)`), so each step draws new numbers and the same step redraws the same ones.
+    pub fn set_stream(&self, gpu: &Gpu, step: u64) {
+        for (k, (index, bytes)) in self.random.iter().enumerate() {
+            let p: RandomParams = bytemuck::pod_read_unaligned(bytes);
+            self.set_uniform(
+                gpu,
+                *index,
+                &p.with_stream(stream_for(step, k as u16)).bytes(),
+            );
+        }
     }
 
     /// Records every dispatch, in order, into `pass`. wgpu inserts the barriers between them.

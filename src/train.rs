@@ -62,18 +62,32 @@ pub struct EpochMetrics {
     /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
     pub epoch_s: f64,
     pub samples_per_s: f64,
+    /// VAE only: summed BCE over the pixels, averaged over test images (nats per image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_recon_nats: Option<f64>,
+    /// VAE only: KL(q(z|x) ‖ N(0, I)) per test image, in nats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_kl: Option<f64>,
+    /// VAE only: negative ELBO per test image, single sample (recon + KL), in nats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_elbo_nats: Option<f64>,
 }
 
-/// Test-set metrics, per pixel.
+/// Test-set metrics: per pixel, and for a VAE per image in nats.
 #[derive(Clone, Copy, Debug)]
 pub struct EvalMetrics {
     pub mse_px: f64,
     pub bce_px: f64,
+    /// The training objective on this data: per-pixel loss, or a VAE's negative ELBO per image.
     pub loss: f64,
+    /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
+    pub vae: Option<(f64, f64, f64)>,
 }
 
 /// At most this many steps are submitted and not yet finished, so the CPU never runs far ahead.
 const MAX_IN_FLIGHT: usize = 4;
+/// Words per step in the loss log: (Σ squared error, Σ cross-entropy, Σ KL, unused).
+const LOG_STRIDE: usize = 4;
 /// The progress bar's loss is refreshed (asynchronously) every this many steps.
 const SHOW_EVERY: usize = 16;
 
@@ -130,7 +144,7 @@ impl<'a> Trainer<'a> {
         let plan = Plan::new(gpu, "train step", &launches)?;
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
-        let loss_log = StorageBuffer::zeroed(gpu, "loss log", 2 * steps_per_epoch)?;
+        let loss_log = StorageBuffer::zeroed(gpu, "loss log", LOG_STRIDE * steps_per_epoch)?;
         Ok(Trainer {
             gpu,
             model,
@@ -155,6 +169,16 @@ impl<'a> Trainer<'a> {
         self.plan.len()
     }
 
+    /// The training objective of one step from its log words (Σ se, Σ bce, Σ KL): per-pixel mean
+    /// loss, or for a VAE the negative ELBO in nats per image.
+    fn step_loss(&self, words: &[f32]) -> f64 {
+        let batch = self.config.batch as f64;
+        match self.model.config.variational {
+            Some(v) => (words[1] as f64 + v.beta as f64 * words[2] as f64) / batch,
+            None => words[self.model.config.loss.slot()] as f64 / (batch * self.train.dim as f64),
+        }
+    }
+
     /// Records and submits one training step on batch `b` of the current epoch order.
     fn submit_step(&mut self, b: usize, show: Option<&Readback>) -> wgpu::SubmissionIndex {
         self.step += 1;
@@ -175,17 +199,29 @@ impl<'a> Trainer<'a> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("train step"),
             });
+        self.plan.set_stream(self.gpu, self.step);
         self.plan.record_into(&mut enc);
+        // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
         let totals = self.acts.totals();
+        let log_at = (b * LOG_STRIDE * 4) as u64;
         enc.copy_buffer_to_buffer(
             &totals.buffer,
             (totals.offset * 4) as u64,
             &self.loss_log.buffer,
-            (b * 8) as u64,
+            log_at,
             8,
         );
+        if let Some(kl) = self.acts.kl_total() {
+            enc.copy_buffer_to_buffer(
+                &kl.buffer,
+                (kl.offset * 4) as u64,
+                &self.loss_log.buffer,
+                log_at + 8,
+                4,
+            );
+        }
         if let Some(r) = show {
-            r.record_copy(&mut enc, &totals.buffer, totals.offset);
+            r.record_copy(&mut enc, &self.loss_log.buffer, b * LOG_STRIDE);
         }
         self.gpu.queue.submit([enc.finish()])
     }
@@ -204,9 +240,7 @@ impl<'a> Trainer<'a> {
         order.shuffle(&mut rng);
         self.train.index.write(self.gpu, 0, &order);
 
-        let per_step = (self.config.batch * self.train.dim) as f64;
-        let slot = self.model.config.loss.slot();
-        let shown = Readback::new(self.gpu, 2);
+        let shown = Readback::new(self.gpu, LOG_STRIDE);
         let mut in_flight = std::collections::VecDeque::new();
         for b in 0..self.steps_per_epoch {
             let want_show = b % SHOW_EVERY == SHOW_EVERY - 1 && shown.is_idle();
@@ -232,7 +266,7 @@ impl<'a> Trainer<'a> {
             } else {
                 let _ = self.gpu.device.poll(wgpu::PollType::Poll);
             }
-            let running = shown.try_take().map(|t| t[slot] as f64 / per_step);
+            let running = shown.try_take().map(|t| self.step_loss(&t));
             if let Some(loss) = running
                 && !loss.is_finite()
             {
@@ -247,10 +281,10 @@ impl<'a> Trainer<'a> {
         }
         let log = self
             .loss_log
-            .read_f32(self.gpu, 0..2 * self.steps_per_epoch)?;
+            .read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
         let mut sum = 0.0f64;
-        for (b, pair) in log.chunks(2).enumerate() {
-            let loss = pair[slot] as f64 / per_step;
+        for (b, words) in log.chunks(LOG_STRIDE).enumerate() {
+            let loss = self.step_loss(words);
             if !loss.is_finite() || loss > 1e6 {
                 return Err(Error::Diverged {
                     epoch,
@@ -272,18 +306,21 @@ pub struct Evaluator<'a> {
     data: &'a GpuDataset,
     /// (batch size, activations, plan) for full batches and for the remainder.
     plans: Vec<(usize, DenseActivations, Plan)>,
-    totals: StorageBuffer,
+    /// The code layer's output for every example, `[n, code width]` (a VAE's is μ and log σ²).
     codes: StorageBuffer,
 }
 
 /// What an evaluation pass produced.
 pub struct EvalOutput {
     pub metrics: EvalMetrics,
-    /// `[n, code_dim]` codes of every example.
+    /// `[n, code_dim]` codes of every example (a VAE's posterior means μ).
     pub codes: Vec<f32>,
     /// Reconstructions (after the output activation) of the first examples, `[k, dim]`.
     pub recon: Vec<f32>,
 }
+
+/// Evaluation draws its VAE noise from streams no training step uses (steps stay below 2^40).
+const EVAL_STREAM: u64 = 1 << 46;
 
 impl<'a> Evaluator<'a> {
     pub fn new(
@@ -301,8 +338,8 @@ impl<'a> Evaluator<'a> {
         }
         let variant = gpu.matmul_variant()?;
         let batch = batch.clamp(1, data.n.max(1));
-        let totals = StorageBuffer::zeroed(gpu, "eval totals", 2)?;
-        let codes = StorageBuffer::zeroed(gpu, "eval codes", data.n * model.config.code_dim())?;
+        let code_width = model.config.layer_out(model.config.code_layer);
+        let codes = StorageBuffer::zeroed(gpu, "eval codes", data.n * code_width)?;
         let mut plans = Vec::new();
         for size in [batch, data.n % batch] {
             if size == 0 {
@@ -327,19 +364,22 @@ impl<'a> Evaluator<'a> {
             model,
             data,
             plans,
-            totals,
             codes,
         })
     }
 
     /// Evaluates every example in index order; keeps the first `keep_recon` reconstructions.
     /// Uses the identity order: the dataset's index buffer must not be shuffled (test sets never are).
+    /// A VAE is evaluated with one sample of z per example, from fixed streams: repeatable.
     pub fn run(&self, keep_recon: usize) -> Result<EvalOutput> {
         let gpu = self.gpu;
-        let code_dim = self.model.config.code_dim();
-        let code_layer = self.model.config.code_layer;
+        let c = &self.model.config;
+        let code_width = c.layer_out(c.code_layer);
         for (_, acts, _) in &self.plans {
             acts.totals().write(gpu, &[0.0, 0.0])?;
+            if let Some(kl) = acts.kl_total() {
+                kl.write(gpu, &[0.0])?;
+            }
         }
         let mut start = 0;
         let mut recon = Vec::new();
@@ -357,23 +397,24 @@ impl<'a> Evaluator<'a> {
                 _pad: 0,
             };
             plan.set_uniform(gpu, 0, bytemuck::bytes_of(&gp));
+            plan.set_stream(gpu, EVAL_STREAM + start as u64);
             gpu.scoped("evaluation", || {
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 plan.record_into(&mut enc);
-                let code = acts.output(code_layer);
+                let code = acts.output(c.code_layer);
                 enc.copy_buffer_to_buffer(
                     &code.buffer,
                     (code.offset * 4) as u64,
                     &self.codes.buffer,
-                    (start * code_dim * 4) as u64,
-                    (size * code_dim * 4) as u64,
+                    (start * code_width * 4) as u64,
+                    (size * code_width * 4) as u64,
                 );
                 gpu.queue.submit([enc.finish()]);
             })?;
             if recon.len() < keep_recon * self.data.dim {
                 let logits = acts.logits().read(gpu)?;
                 let take = (keep_recon * self.data.dim - recon.len()).min(logits.len());
-                let act = self.model.config.output_activation();
+                let act = c.output_activation();
                 recon.extend(
                     logits[..take]
                         .iter()
@@ -382,24 +423,39 @@ impl<'a> Evaluator<'a> {
             }
             start += size;
         }
-        let mut sums = [0.0f64; 2];
+        let mut sums = [0.0f64; 3];
         for (_, acts, _) in &self.plans {
             let t = acts.totals().read(gpu)?;
             sums[0] += t[0] as f64;
             sums[1] += t[1] as f64;
+            if let Some(kl) = acts.kl_total() {
+                sums[2] += kl.read(gpu)?[0] as f64;
+            }
         }
-        let pixels = (self.data.n * self.data.dim) as f64;
+        let n = self.data.n as f64;
+        let pixels = n * self.data.dim as f64;
         let (mse_px, bce_px) = (sums[0] / pixels, sums[1] / pixels);
-        let loss = match self.model.config.loss {
-            crate::kernels::loss::LossKind::Mse => mse_px,
-            crate::kernels::loss::LossKind::Bce => bce_px,
+        let vae = c
+            .variational
+            .map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
+        let loss = match (vae, c.loss) {
+            (Some((_, _, elbo)), _) => elbo,
+            (None, crate::kernels::loss::LossKind::Mse) => mse_px,
+            (None, crate::kernels::loss::LossKind::Bce) => bce_px,
         };
-        let codes = self.codes.read_all_f32(gpu)?;
+        let all = self.codes.read_all_f32(gpu)?;
+        // A VAE's code row is [μ, log σ²]: keep μ.
+        let d = c.code_dim();
+        let codes = all
+            .chunks(code_width)
+            .flat_map(|row| row[..d].iter().copied())
+            .collect();
         Ok(EvalOutput {
             metrics: EvalMetrics {
                 mse_px,
                 bce_px,
                 loss,
+                vae,
             },
             codes,
             recon,
@@ -453,6 +509,9 @@ pub fn train(
             test_bce_px: eval.metrics.bce_px,
             epoch_s,
             samples_per_s: (trainer.steps_per_epoch() * config.batch) as f64 / epoch_s,
+            test_recon_nats: eval.metrics.vae.map(|v| v.0),
+            test_kl: eval.metrics.vae.map(|v| v.1),
+            test_elbo_nats: eval.metrics.vae.map(|v| v.2),
         };
         on_epoch(&m, &evaluator)?;
         history.push(m);

@@ -100,7 +100,7 @@ pub fn normal_of_block(b: [u32; 4], k: usize) -> f32 {
     } else {
         box_muller(b[2], b[3])
     };
-    if k % 2 == 0 { c } else { s }
+    if k.is_multiple_of(2) { c } else { s }
 }
 
 /// The factor kept elements of an inverted-dropout mask carry: 1 / (1 − p), rounded once. The

@@ -184,7 +184,11 @@ pub fn corrupt_salt_pepper(
         prob: p,
         ..RandomParams::new(n, seed, stream)
     };
-    block_launch("corrupt_salt_pepper", params, vec![out.clone(), inp.clone()])
+    block_launch(
+        "corrupt_salt_pepper",
+        params,
+        vec![out.clone(), inp.clone()],
+    )
 }
 
 /// Inverted-dropout mask: `mask[i] = 1/(1-p)` with probability `1-p`, else 0 (mean 1). Apply it with

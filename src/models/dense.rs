@@ -12,7 +12,9 @@ use crate::kernels::matmul::{
     MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward,
 };
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
-use crate::kernels::reduce::bias_backward;
+use crate::kernels::random::random_normal;
+use crate::kernels::reduce::{bias_backward, colsum};
+use crate::kernels::vae::{self, kl_forward, reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
 use crate::runner::{Arena, ArenaLayout, View};
 use rand::{RngExt, SeedableRng};
@@ -27,6 +29,17 @@ pub struct DenseConfig {
     /// The layer whose output is the code (0-based).
     pub code_layer: usize,
     pub loss: LossKind,
+    /// Present for a variational autoencoder: the code layer outputs μ and log σ² (2·d columns),
+    /// the decoder gets z = μ + σ·ε, and the loss adds β·KL(q(z|x) ‖ N(0, I)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variational: Option<Variational>,
+}
+
+/// The VAE's settings.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Variational {
+    /// Weight of the KL term (1 = the ELBO; β-VAE otherwise).
+    pub beta: f32,
 }
 
 impl DenseConfig {
@@ -66,6 +79,7 @@ impl DenseConfig {
             activations,
             code_layer,
             loss,
+            variational: None,
         };
         c.validate()?;
         Ok(c)
@@ -73,7 +87,8 @@ impl DenseConfig {
 
     /// Models people know: `shallow` is the Keras blog's 784-32-784 (ReLU code, sigmoid output, BCE);
     /// `deep` is 784-512-256-64-2-64-256-512-784 with ReLU hidden layers and a linear 2-unit code
-    /// (with a ReLU code both units die and the loss freezes at the mean image).
+    /// (with a ReLU code both units die and the loss freezes at the mean image); `vae` is the PyTorch
+    /// example's 784-400-20 VAE (ReLU, sigmoid output, BCE + KL).
     pub fn preset(name: &str, input: usize, loss: LossKind) -> Result<DenseConfig> {
         use Activation::*;
         match name {
@@ -81,9 +96,29 @@ impl DenseConfig {
             "deep" => {
                 DenseConfig::symmetric(input, &[512, 256, 64, 2], Relu, Identity, Sigmoid, loss)
             }
+            "vae" => {
+                DenseConfig::symmetric(input, &[400, 20], Relu, Identity, Sigmoid, LossKind::Bce)?
+                    .with_variational(Some(Variational { beta: 1.0 }))
+            }
             other => Err(Error::Config(format!(
-                "unknown dense preset '{other}': use shallow or deep"
+                "unknown dense preset '{other}': use shallow, deep or vae"
             ))),
+        }
+    }
+
+    /// The same architecture as a VAE (or back to a plain autoencoder with `None`).
+    pub fn with_variational(mut self, v: Option<Variational>) -> Result<DenseConfig> {
+        self.variational = v;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Columns layer `i` produces: the code layer of a VAE outputs μ and log σ² side by side.
+    pub fn layer_out(&self, i: usize) -> usize {
+        if self.variational.is_some() && i == self.code_layer {
+            2 * self.sizes[i + 1]
+        } else {
+            self.sizes[i + 1]
         }
     }
 
@@ -114,6 +149,30 @@ impl DenseConfig {
                 self.sizes[layers], self.sizes[0]
             )));
         }
+        if let Some(v) = self.variational {
+            if !(v.beta.is_finite() && v.beta >= 0.0) {
+                return Err(Error::Config(format!(
+                    "VAE beta must be >= 0, got {}",
+                    v.beta
+                )));
+            }
+            if self.loss != LossKind::Bce {
+                return Err(Error::Config(
+                    "a VAE is trained with BCE (nats per image): use --loss bce".into(),
+                ));
+            }
+            if self.activations[self.code_layer] != Activation::Identity {
+                return Err(Error::Config(
+                    "a VAE's code layer (μ, log σ²) must be linear: --code-activation identity"
+                        .into(),
+                ));
+            }
+            if self.code_layer + 1 >= self.layers() {
+                return Err(Error::Config(
+                    "a VAE needs at least one decoder layer after the code".into(),
+                ));
+            }
+        }
         loss::check(self.loss, self.output_activation())
     }
 
@@ -134,7 +193,9 @@ impl DenseConfig {
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+        (0..self.layers())
+            .map(|i| (self.sizes[i] + 1) * self.layer_out(i))
+            .sum()
     }
 
     /// The checkpoint name of layer `i`'s tensors, as in PyTorch `nn.Sequential` encoder/decoder
@@ -147,9 +208,15 @@ impl DenseConfig {
         }
     }
 
-    /// e.g. `784-512r-256r-64r-2i-64r-256r-512r-784s` (r ReLU, i identity, s sigmoid, t tanh, l leaky).
+    /// e.g. `784-512r-256r-64r-2i-64r-256r-512r-784s` (r ReLU, i identity, s sigmoid, t tanh, l leaky;
+    /// `z` marks a VAE's sampled code).
     pub fn describe(&self) -> String {
-        let mut s = self.sizes[0].to_string();
+        let mut s = if self.variational.is_some() {
+            "vae ".to_string()
+        } else {
+            String::new()
+        };
+        s += &self.sizes[0].to_string();
         for (i, a) in self.activations.iter().enumerate() {
             let c = match a {
                 Activation::Identity => "i",
@@ -158,7 +225,12 @@ impl DenseConfig {
                 Activation::Sigmoid => "s",
                 Activation::Tanh => "t",
             };
-            s += &format!("-{}{c}", self.sizes[i + 1]);
+            let z = if self.variational.is_some() && i == self.code_layer {
+                "z"
+            } else {
+                ""
+            };
+            s += &format!("-{}{c}{z}", self.sizes[i + 1]);
         }
         s
     }
@@ -169,11 +241,22 @@ pub struct DenseAutoencoder {
     pub config: DenseConfig,
     pub params: Arena,
     pub grads: Arena,
-    /// First moment (Adam) or momentum (SGD); second moment (Adam only, else one word).
+    /// First moment (Adam) or momentum (SGD); second moment (Adam only).
     pub opt_m: StorageBuffer,
     pub opt_v: StorageBuffer,
+    /// Seeds the model's GPU random numbers (the VAE's ε).
+    pub seed: u64,
     weight_ix: Vec<usize>,
     bias_ix: Vec<usize>,
+}
+
+/// A VAE's extra activations: ε, z and its gradient, and the KL reduction.
+struct VaeActivations {
+    eps: usize,
+    z: usize,
+    dz: usize,
+    kl_partials: usize,
+    kl_total: usize,
 }
 
 /// Per-batch activations: input, each layer's output and its gradient, loss scratch.
@@ -185,6 +268,7 @@ pub struct DenseActivations {
     douts: Vec<usize>,
     partials: usize,
     totals: usize,
+    vae: Option<VaeActivations>,
 }
 
 impl DenseActivations {
@@ -193,7 +277,7 @@ impl DenseActivations {
         self.arena.view(self.x)
     }
 
-    /// Output of layer `i` (`[batch, sizes[i+1]]`); the last one holds logits.
+    /// Output of layer `i` (`[batch, layer_out(i)]`); the last one holds logits.
     pub fn output(&self, i: usize) -> View {
         self.arena.view(self.outs[i])
     }
@@ -207,17 +291,27 @@ impl DenseActivations {
     pub fn totals(&self) -> View {
         self.arena.view(self.totals)
     }
+
+    /// Σ KL over the batch of the last pass (VAE only).
+    pub fn kl_total(&self) -> Option<View> {
+        self.vae.as_ref().map(|v| self.arena.view(v.kl_total))
+    }
+
+    /// The sampled code z `[batch, d]` (VAE only).
+    pub fn z(&self) -> Option<View> {
+        self.vae.as_ref().map(|v| self.arena.view(v.z))
+    }
 }
 
 impl DenseAutoencoder {
     /// A model with Glorot-uniform weights and zero biases drawn from `seed` (PyTorch's default init
     /// leaves several units of a small ReLU code dead; Glorot does not).
     pub fn new(gpu: &Gpu, config: DenseConfig, seed: u64) -> Result<DenseAutoencoder> {
-        let model = DenseAutoencoder::zeroed(gpu, config)?;
+        let model = DenseAutoencoder::zeroed(gpu, config, seed)?;
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut host = vec![0.0f32; model.params.layout.total];
         for i in 0..model.config.layers() {
-            let (fan_in, fan_out) = (model.config.sizes[i], model.config.sizes[i + 1]);
+            let (fan_in, fan_out) = (model.config.sizes[i], model.config.layer_out(i));
             let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
             let (_, offset, len) = model.params.layout.entries[model.weight_ix[i]];
             for w in &mut host[offset..offset + len] {
@@ -229,7 +323,7 @@ impl DenseAutoencoder {
     }
 
     /// A model with all parameters zero (to be filled from a checkpoint).
-    pub fn zeroed(gpu: &Gpu, config: DenseConfig) -> Result<DenseAutoencoder> {
+    pub fn zeroed(gpu: &Gpu, config: DenseConfig, seed: u64) -> Result<DenseAutoencoder> {
         config.validate()?;
         let mut layout = ArenaLayout::new(gpu);
         let mut weight_ix = Vec::new();
@@ -238,9 +332,9 @@ impl DenseAutoencoder {
             let name = config.layer_name(i);
             weight_ix.push(layout.add(
                 format!("{name}.weight"),
-                config.sizes[i + 1] * config.sizes[i],
+                config.layer_out(i) * config.sizes[i],
             ));
-            bias_ix.push(layout.add(format!("{name}.bias"), config.sizes[i + 1]));
+            bias_ix.push(layout.add(format!("{name}.bias"), config.layer_out(i)));
         }
         let params = Arena::new(gpu, "params", &layout)?;
         let grads = Arena::new(gpu, "grads", &layout)?;
@@ -252,6 +346,7 @@ impl DenseAutoencoder {
             grads,
             opt_m,
             opt_v,
+            seed,
             weight_ix,
             bias_ix,
         })
@@ -273,15 +368,15 @@ impl DenseAutoencoder {
         self.grads.view(self.bias_ix[i])
     }
 
-    /// Every parameter tensor: (checkpoint name, shape, values), in layer order.
+    /// Every parameter tensor: (checkpoint name, shape `[out, in]` / `[out]`, values), in layer order.
     pub fn export(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         let all = self.params.buffer.read_all_f32(gpu)?;
         let c = &self.config;
         let mut out = Vec::new();
         for i in 0..c.layers() {
             for (ix, shape) in [
-                (self.weight_ix[i], vec![c.sizes[i + 1], c.sizes[i]]),
-                (self.bias_ix[i], vec![c.sizes[i + 1]]),
+                (self.weight_ix[i], vec![c.layer_out(i), c.sizes[i]]),
+                (self.bias_ix[i], vec![c.layer_out(i)]),
             ] {
                 let (name, offset, len) = &self.params.layout.entries[ix];
                 out.push((name.clone(), shape, all[*offset..offset + len].to_vec()));
@@ -317,16 +412,26 @@ impl DenseAutoencoder {
         let mut layout = ArenaLayout::new(gpu);
         let x = layout.add("x", batch * c.sizes[0]);
         let outs = (0..c.layers())
-            .map(|i| layout.add(format!("a{}", i + 1), batch * c.sizes[i + 1]))
+            .map(|i| layout.add(format!("a{}", i + 1), batch * c.layer_out(i)))
             .collect();
         let douts = (0..c.layers())
-            .map(|i| layout.add(format!("da{}", i + 1), batch * c.sizes[i + 1]))
+            .map(|i| layout.add(format!("da{}", i + 1), batch * c.layer_out(i)))
             .collect();
         let partials = layout.add(
             "loss partials",
             2 * loss::partial_rows(batch * c.input_dim()),
         );
         let totals = layout.add("loss totals", 2);
+        let vae = c.variational.map(|_| {
+            let n = batch * c.code_dim();
+            VaeActivations {
+                eps: layout.add("eps", n),
+                z: layout.add("z", n),
+                dz: layout.add("dz", n),
+                kl_partials: layout.add("kl partials", vae::kl_partial_rows(n)),
+                kl_total: layout.add("kl total", 1),
+            }
+        });
         let arena = Arena::new(gpu, "activations", &layout)?;
         Ok(DenseActivations {
             batch,
@@ -336,43 +441,86 @@ impl DenseAutoencoder {
             douts,
             partials,
             totals,
+            vae,
         })
     }
 
-    /// Forward list: input batch to logits.
+    /// What the decoder's first layer reads: the code, or z for a VAE.
+    pub fn code_input(&self, acts: &DenseActivations) -> View {
+        acts.z()
+            .unwrap_or_else(|| acts.output(self.config.code_layer))
+    }
+
+    fn layer_forward(&self, acts: &DenseActivations, i: usize, variant: MatmulVariant) -> Launch {
+        let c = &self.config;
+        let inp = if i == 0 {
+            acts.input()
+        } else if i == c.code_layer + 1 {
+            self.code_input(acts)
+        } else {
+            acts.output(i - 1)
+        };
+        // The output activation is fused into the loss kernel, which wants logits.
+        let act = if i == c.layers() - 1 {
+            Activation::Identity
+        } else {
+            c.activations[i]
+        };
+        linear_forward(
+            &acts.output(i),
+            &inp,
+            &self.weight(i),
+            &self.bias(i),
+            acts.batch,
+            c.sizes[i],
+            c.layer_out(i),
+            act,
+            variant,
+        )
+    }
+
+    /// Forward list: input batch to logits. A VAE draws ε (a fresh stream per step: the runner
+    /// rewrites every random launch's stream) and samples z between encoder and decoder.
     pub fn forward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
         let c = &self.config;
-        let last = c.layers() - 1;
-        (0..c.layers())
-            .map(|i| {
-                let inp = if i == 0 {
-                    acts.input()
-                } else {
-                    acts.output(i - 1)
-                };
-                // The output activation is fused into the loss kernel, which wants logits.
-                let act = if i == last {
-                    Activation::Identity
-                } else {
-                    c.activations[i]
-                };
-                linear_forward(
+        let mut launches = Vec::new();
+        for i in 0..c.layers() {
+            launches.push(self.layer_forward(acts, i, variant));
+            if i == c.code_layer
+                && let Some(v) = &acts.vae
+            {
+                let (eps, d) = (acts.arena.view(v.eps), c.code_dim());
+                launches.push(random_normal(&eps, acts.batch * d, self.seed, 0));
+                launches.push(reparam_forward(
+                    &acts.arena.view(v.z),
                     &acts.output(i),
-                    &inp,
-                    &self.weight(i),
-                    &self.bias(i),
+                    &eps,
                     acts.batch,
-                    c.sizes[i],
-                    c.sizes[i + 1],
-                    act,
-                    variant,
-                )
-            })
+                    d,
+                ));
+            }
+        }
+        launches
+    }
+
+    /// Decoder list: from [`DenseAutoencoder::code_input`] (filled by the caller) to logits.
+    pub fn decoder(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+        (self.config.code_layer + 1..self.config.layers())
+            .map(|i| self.layer_forward(acts, i, variant))
             .collect()
     }
 
-    /// Loss list: totals of both metrics against `target`, and `dlogits` when `with_grad`.
-    /// The gradient is of the per-pixel mean of the configured loss.
+    /// Scale of the reconstruction gradient: per-pixel mean for autoencoders, per-image sum (nats)
+    /// averaged over the batch for VAEs.
+    fn grad_scale(&self, batch: usize) -> f32 {
+        match self.config.variational {
+            Some(_) => 1.0 / batch as f32,
+            None => 1.0 / (batch * self.config.input_dim()) as f32,
+        }
+    }
+
+    /// Loss list: totals of both reconstruction metrics (and the KL for a VAE) against `target`,
+    /// and `dlogits` when `with_grad`. `accumulate_totals` adds to the totals (evaluation).
     pub fn loss(
         &self,
         acts: &DenseActivations,
@@ -385,27 +533,42 @@ impl DenseAutoencoder {
         let dlogits = acts
             .arena
             .view(*acts.douts.last().expect("at least one layer"));
-        let mut launches = loss_forward_backward(
+        let partials = acts.arena.view(acts.partials);
+        let [pass, mut reduce] = loss_forward_backward(
             &acts.totals(),
-            &acts.arena.view(acts.partials),
+            &partials,
             with_grad.then_some(&dlogits),
             &acts.logits(),
             target,
             n,
             c.loss,
             c.output_activation(),
-            1.0 / n as f32,
-        )
-        .to_vec();
+            self.grad_scale(acts.batch),
+        );
         if accumulate_totals {
-            let reduce = &mut launches[1];
-            *reduce = crate::kernels::reduce::colsum(
-                &acts.totals(),
-                &acts.arena.view(acts.partials),
-                loss::partial_rows(n),
-                2,
-                true,
+            reduce = colsum(&acts.totals(), &partials, loss::partial_rows(n), 2, true);
+        }
+        let mut launches = vec![pass, reduce];
+        if let Some(v) = &acts.vae {
+            let (d, h) = (c.code_dim(), acts.output(c.code_layer));
+            let kl_partials = acts.arena.view(v.kl_partials);
+            let [kl_pass, mut kl_reduce] = kl_forward(
+                &acts.arena.view(v.kl_total),
+                &kl_partials,
+                &h,
+                acts.batch,
+                d,
             );
+            if accumulate_totals {
+                kl_reduce = colsum(
+                    &acts.arena.view(v.kl_total),
+                    &kl_partials,
+                    vae::kl_partial_rows(acts.batch * d),
+                    1,
+                    true,
+                );
+            }
+            launches.extend([kl_pass, kl_reduce]);
         }
         launches
     }
@@ -417,9 +580,25 @@ impl DenseAutoencoder {
         let last = c.layers() - 1;
         let mut launches = Vec::new();
         for i in (0..c.layers()).rev() {
-            let (in_dim, out_dim) = (c.sizes[i], c.sizes[i + 1]);
+            let (in_dim, out_dim) = (c.sizes[i], c.layer_out(i));
             let dout = acts.arena.view(acts.douts[i]);
-            if i != last {
+            if i == c.code_layer
+                && let (Some(v), Some(var)) = (&acts.vae, c.variational)
+            {
+                // dh = [dμ, dlog σ²] from dz, with the KL gradient added (per-image mean over the batch).
+                let (eps, dz) = (acts.arena.view(v.eps), acts.arena.view(v.dz));
+                launches.push(reparam_backward(
+                    &dout,
+                    &dz,
+                    &acts.output(i),
+                    &eps,
+                    b,
+                    c.code_dim(),
+                    var.beta,
+                    1.0 / b as f32,
+                ));
+            }
+            if i != last && c.activations[i] != Activation::Identity {
                 // dZ = dA ⊙ act'(A), in place; the last layer's dZ comes straight from the loss.
                 launches.push(activation_backward(
                     &dout,
@@ -431,6 +610,8 @@ impl DenseAutoencoder {
             }
             let inp = if i == 0 {
                 acts.input()
+            } else if i == c.code_layer + 1 {
+                self.code_input(acts)
             } else {
                 acts.output(i - 1)
             };
@@ -445,7 +626,10 @@ impl DenseAutoencoder {
             ));
             launches.push(bias_backward(&self.dbias(i), &dout, b, out_dim));
             if i > 0 {
-                let dinp = acts.arena.view(acts.douts[i - 1]);
+                let dinp = match &acts.vae {
+                    Some(v) if i == c.code_layer + 1 => acts.arena.view(v.dz),
+                    _ => acts.arena.view(acts.douts[i - 1]),
+                };
                 launches.push(linear_backward_input(
                     &dinp,
                     &dout,
