@@ -22,9 +22,7 @@ fn view(gpu: &Gpu, data: &[f32]) -> View {
 }
 
 fn values(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0)
-        .collect()
+    (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 100.0).collect()
 }
 
 /// Time of `iters` dispatches of `plan` in one pass and one submit.
@@ -42,21 +40,12 @@ fn gpu_iters(gpu: &Gpu, plan: &Plan, iters: u64) -> Duration {
     start.elapsed()
 }
 
-fn bench_gpu(
-    c: &mut Criterion,
-    gpu: &Gpu,
-    group: &str,
-    name: &str,
-    launch: Launch,
-    throughput: Throughput,
-) {
+fn bench_gpu(c: &mut Criterion, gpu: &Gpu, group: &str, name: &str, launch: Launch, throughput: Throughput) {
     let plan = Plan::new(gpu, name, &[launch]).expect("plan");
     plan.run(gpu).expect("warm-up");
     let mut g = c.benchmark_group(group);
     g.throughput(throughput);
-    g.bench_function(format!("gpu/{name}"), |b| {
-        b.iter_custom(|iters| gpu_iters(gpu, &plan, iters))
-    });
+    g.bench_function(format!("gpu/{name}"), |b| b.iter_custom(|iters| gpu_iters(gpu, &plan, iters)));
     g.finish();
 }
 
@@ -84,14 +73,7 @@ fn matmul(c: &mut Criterion, gpu: &Gpu) {
                 variant,
             }
             .launch();
-            bench_gpu(
-                c,
-                gpu,
-                &group,
-                &format!("{variant:?}"),
-                launch,
-                flops.clone(),
-            );
+            bench_gpu(c, gpu, &group, &format!("{variant:?}"), launch, flops.clone());
         }
         let mut g = c.benchmark_group(&group);
         g.throughput(flops.clone());
@@ -137,9 +119,7 @@ fn elementwise(c: &mut Criterion, gpu: &Gpu) {
     );
     let mut g = c.benchmark_group("colsum 256x784");
     g.throughput(Throughput::Bytes(4 * n as u64));
-    g.bench_function("cpu/loop", |b| {
-        b.iter(|| cpu::reduce::colsum(&mut sums, &x, batch, dim, false))
-    });
+    g.bench_function("cpu/loop", |b| b.iter(|| cpu::reduce::colsum(&mut sums, &x, batch, dim, false)));
     g.finish();
 
     let target: Vec<f32> = x.iter().map(|v| v + 0.5).collect();
@@ -157,14 +137,7 @@ fn elementwise(c: &mut Criterion, gpu: &Gpu) {
         Activation::Sigmoid,
         1.0,
     );
-    bench_gpu(
-        c,
-        gpu,
-        "loss bce 256x784",
-        "loss_forward_backward",
-        pass,
-        Throughput::Bytes(12 * n as u64),
-    );
+    bench_gpu(c, gpu, "loss bce 256x784", "loss_forward_backward", pass, Throughput::Bytes(12 * n as u64));
     let mut g = c.benchmark_group("loss bce 256x784");
     g.throughput(Throughput::Bytes(12 * n as u64));
     g.bench_function("cpu/loop", |b| {
@@ -184,12 +157,7 @@ fn elementwise(c: &mut Criterion, gpu: &Gpu) {
     let p = 1_000_000;
     let opt = Optimizer::parse("adam", 1e-3, 0.0).expect("adam");
     let (mut w, grad, mut m, mut v) = (values(p), values(p), vec![0.0; p], vec![0.0; p]);
-    let (gw, gg, gm, gv) = (
-        view(gpu, &w),
-        view(gpu, &grad),
-        view(gpu, &m),
-        view(gpu, &v),
-    );
+    let (gw, gg, gm, gv) = (view(gpu, &w), view(gpu, &grad), view(gpu, &m), view(gpu, &v));
     bench_gpu(
         c,
         gpu,

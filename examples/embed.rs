@@ -23,8 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         power_preference: wgpu::PowerPreference::HighPerformance,
         ..Default::default()
     }))?;
-    let (device, queue) =
-        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
     println!("host device on {}", adapter.get_info().name);
 
     // --- lend it to the engine: same device, default limits, nothing installed on it ---
@@ -40,12 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         LossKind::Bce,
     )?;
     let model = DenseAutoencoder::new(&gpu, config, 0)?;
-    let tc = TrainConfig {
-        epochs: 1,
-        batch: 128,
-        optimizer: Optimizer::parse("adam", 2e-3, 0.0)?,
-        seed: 0,
-    };
+    let tc = TrainConfig { epochs: 1, batch: 128, optimizer: Optimizer::parse("adam", 2e-3, 0.0)?, seed: 0 };
     let mut trainer = Trainer::new(&gpu, &model, &train, tc)?;
     for epoch in 1..=5 {
         // In a frame loop this would be a few steps per frame; the engine never blocks inside a step.
@@ -57,14 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let acts = model.activations(&gpu, 16)?;
     acts.input().write(&gpu, &data.images_f32(0..16))?;
     let variant = gpu.matmul_variant()?;
-    Plan::new(&gpu, "decode", &model.forward(&acts, variant))?.run(&gpu)?;
+    Plan::new(&gpu, "decode", &model.forward(&acts, variant, false))?.run(&gpu)?;
     let logits = acts.logits();
     let host_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("host-owned reconstructions"),
         size: (logits.len * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     let mut enc = device.create_command_encoder(&Default::default());
@@ -76,9 +68,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (logits.len * 4) as u64,
     );
     queue.submit([enc.finish()]);
-    println!(
-        "copied {} logits of 16 reconstructions into a host-owned buffer",
-        logits.len
-    );
+    println!("copied {} logits of 16 reconstructions into a host-owned buffer", logits.len);
     Ok(())
 }

@@ -23,17 +23,7 @@ const fn conv_shape(
     stride: usize,
     padding: usize,
 ) -> Conv2dShape {
-    Conv2dShape {
-        n,
-        c_in,
-        h,
-        w,
-        c_out,
-        kh,
-        kw,
-        stride,
-        padding,
-    }
+    Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -47,22 +37,12 @@ const fn transpose_shape(
     padding: usize,
     output_padding: usize,
 ) -> ConvTranspose2dShape {
-    ConvTranspose2dShape {
-        n,
-        c_in,
-        h,
-        w,
-        c_out,
-        kh,
-        kw,
-        stride,
-        padding,
-        output_padding,
-    }
+    ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
 }
 
 /// Odd and non-square inputs, stride 1/2/3, padding 0/1/2, kernels 1/3/5 and non-square, channels
-/// 1/3/5 (not multiples of 4), batch 1/3, and kernels as large as the input.
+/// 1/2/3 (one channel per invocation) and 4/5/8/9 (blocks of 4, full and clamped), batch 1/2/3, and
+/// kernels as large as the input.
 const CONV_SHAPES: &[Conv2dShape] = &[
     conv_shape(1, 1, (7, 5), 1, (3, 3), 1, 1),
     conv_shape(3, 3, (9, 9), 5, (3, 3), 2, 1),
@@ -76,6 +56,7 @@ const CONV_SHAPES: &[Conv2dShape] = &[
     conv_shape(3, 3, (5, 5), 5, (5, 5), 1, 0),
     conv_shape(1, 1, (1, 1), 1, (1, 1), 1, 0),
     conv_shape(1, 1, (1, 9), 3, (1, 3), 2, 0),
+    conv_shape(2, 9, (5, 6), 8, (3, 3), 2, 1),
 ];
 
 /// The same variety for the transpose, with output_padding 0, 1 and 2 (it must stay below the stride).
@@ -91,6 +72,7 @@ const TRANSPOSE_SHAPES: &[ConvTranspose2dShape] = &[
     transpose_shape(3, 5, (5, 3), 1, (3, 3), 2, 0, 1),
     transpose_shape(1, 1, (1, 1), 1, (1, 1), 1, 0, 0),
     transpose_shape(1, 3, (1, 4), 2, (1, 3), 2, 0, 1),
+    transpose_shape(2, 8, (3, 4), 9, (3, 3), 2, 1, 1),
 ];
 
 const ACTS: [Activation; 5] = [
@@ -110,10 +92,7 @@ fn upload(gpu: &Gpu, label: &str, data: &[f32]) -> (StorageBuffer, View) {
 }
 
 fn run(gpu: &Gpu, launches: &[Launch]) {
-    Plan::new(gpu, "conv test", launches)
-        .unwrap()
-        .run(gpu)
-        .unwrap();
+    Plan::new(gpu, "conv test", launches).unwrap().run(gpu).unwrap();
 }
 
 /// Absolute tolerance for an f32 sum of `terms` products of values in [-1, 1), checked against an f64
@@ -233,13 +212,7 @@ fn conv2d_forward_and_gradients_match_reference_on_awkward_shapes() {
 
             let what = format!("{s:?} {act:?} bias={has_bias} seed {seed}");
             let reduction = s.n * s.out_h() * s.out_w();
-            assert_close(
-                &format!("conv2d_forward {what}"),
-                &got.out,
-                &out,
-                atol(s.c_in * s.kh * s.kw),
-                RTOL,
-            );
+            assert_close(&format!("conv2d_forward {what}"), &got.out, &out, atol(s.c_in * s.kh * s.kw), RTOL);
             assert_close(
                 &format!("conv2d_backward_input {what}"),
                 &got.dinp,
@@ -254,13 +227,7 @@ fn conv2d_forward_and_gradients_match_reference_on_awkward_shapes() {
                 atol(reduction),
                 RTOL,
             );
-            assert_close(
-                &format!("conv2d_backward_bias {what}"),
-                &got.dbias,
-                &dbias,
-                atol(reduction),
-                RTOL,
-            );
+            assert_close(&format!("conv2d_backward_bias {what}"), &got.dbias, &dbias, atol(reduction), RTOL);
         }
     }
 }
@@ -356,10 +323,7 @@ fn finite_differences(
 fn assert_close_f64(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "{what}: [{i}] {g} vs finite difference {w}"
-        );
+        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}: [{i}] {g} vs finite difference {w}");
     }
 }
 
@@ -398,9 +362,7 @@ fn conv2d_gradients_match_finite_differences() {
             dot(&y, &r64)
         };
         let mut params = [to_f64(&x), to_f64(&w), to_f64(&b)];
-        let fd: Vec<Vec<f64>> = (0..3)
-            .map(|k| finite_differences(&mut params, k, &loss))
-            .collect();
+        let fd: Vec<Vec<f64>> = (0..3).map(|k| finite_differences(&mut params, k, &loss)).collect();
 
         let mut dx = vec![0.0f64; s.input_len()];
         cpu::conv::conv2d_backward_input(&mut dx, &r64, &params[1], s);
@@ -416,49 +378,13 @@ fn conv2d_gradients_match_finite_differences() {
         let got = gpu_conv2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed);
         let reduction = s.n * s.out_h() * s.out_w();
         let dx_tol = atol(s.c_out * s.kh * s.kw);
-        assert_close(
-            &format!("{what} gpu dx vs cpu"),
-            &got.dinp,
-            &f32s(&dx),
-            dx_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu dx vs fd"),
-            &got.dinp,
-            &f32s(&fd[0]),
-            dx_tol,
-            RTOL,
-        );
+        assert_close(&format!("{what} gpu dx vs cpu"), &got.dinp, &f32s(&dx), dx_tol, RTOL);
+        assert_close(&format!("{what} gpu dx vs fd"), &got.dinp, &f32s(&fd[0]), dx_tol, RTOL);
         let dw_tol = atol(reduction);
-        assert_close(
-            &format!("{what} gpu dw vs cpu"),
-            &got.dweight,
-            &f32s(&dw),
-            dw_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu dw vs fd"),
-            &got.dweight,
-            &f32s(&fd[1]),
-            dw_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu db vs cpu"),
-            &got.dbias,
-            &f32s(&db),
-            dw_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu db vs fd"),
-            &got.dbias,
-            &f32s(&fd[2]),
-            dw_tol,
-            RTOL,
-        );
+        assert_close(&format!("{what} gpu dw vs cpu"), &got.dweight, &f32s(&dw), dw_tol, RTOL);
+        assert_close(&format!("{what} gpu dw vs fd"), &got.dweight, &f32s(&fd[1]), dw_tol, RTOL);
+        assert_close(&format!("{what} gpu db vs cpu"), &got.dbias, &f32s(&db), dw_tol, RTOL);
+        assert_close(&format!("{what} gpu db vs fd"), &got.dbias, &f32s(&fd[2]), dw_tol, RTOL);
     }
 }
 
@@ -474,20 +400,11 @@ fn conv_transpose2d_gradients_match_finite_differences() {
         let r64 = to_f64(&r);
         let loss = |p: &[Vec<f64>; 3]| {
             let mut y = vec![0.0f64; s.output_len()];
-            cpu::conv::conv_transpose2d_forward(
-                &mut y,
-                &p[0],
-                &p[1],
-                Some(&p[2]),
-                s,
-                Activation::Identity,
-            );
+            cpu::conv::conv_transpose2d_forward(&mut y, &p[0], &p[1], Some(&p[2]), s, Activation::Identity);
             dot(&y, &r64)
         };
         let mut params = [to_f64(&x), to_f64(&w), to_f64(&b)];
-        let fd: Vec<Vec<f64>> = (0..3)
-            .map(|k| finite_differences(&mut params, k, &loss))
-            .collect();
+        let fd: Vec<Vec<f64>> = (0..3).map(|k| finite_differences(&mut params, k, &loss)).collect();
 
         let mut dx = vec![0.0f64; s.input_len()];
         cpu::conv::conv_transpose2d_backward_input(&mut dx, &r64, &params[1], s);
@@ -502,50 +419,14 @@ fn conv_transpose2d_gradients_match_finite_differences() {
 
         let got = gpu_conv_transpose2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed);
         let dx_tol = atol(s.c_out * s.kh * s.kw);
-        assert_close(
-            &format!("{what} gpu dx vs cpu"),
-            &got.dinp,
-            &f32s(&dx),
-            dx_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu dx vs fd"),
-            &got.dinp,
-            &f32s(&fd[0]),
-            dx_tol,
-            RTOL,
-        );
+        assert_close(&format!("{what} gpu dx vs cpu"), &got.dinp, &f32s(&dx), dx_tol, RTOL);
+        assert_close(&format!("{what} gpu dx vs fd"), &got.dinp, &f32s(&fd[0]), dx_tol, RTOL);
         let dw_tol = atol(s.n * s.h * s.w);
-        assert_close(
-            &format!("{what} gpu dw vs cpu"),
-            &got.dweight,
-            &f32s(&dw),
-            dw_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu dw vs fd"),
-            &got.dweight,
-            &f32s(&fd[1]),
-            dw_tol,
-            RTOL,
-        );
+        assert_close(&format!("{what} gpu dw vs cpu"), &got.dweight, &f32s(&dw), dw_tol, RTOL);
+        assert_close(&format!("{what} gpu dw vs fd"), &got.dweight, &f32s(&fd[1]), dw_tol, RTOL);
         let db_tol = atol(s.n * s.out_h() * s.out_w());
-        assert_close(
-            &format!("{what} gpu db vs cpu"),
-            &got.dbias,
-            &f32s(&db),
-            db_tol,
-            RTOL,
-        );
-        assert_close(
-            &format!("{what} gpu db vs fd"),
-            &got.dbias,
-            &f32s(&fd[2]),
-            db_tol,
-            RTOL,
-        );
+        assert_close(&format!("{what} gpu db vs cpu"), &got.dbias, &f32s(&db), db_tol, RTOL);
+        assert_close(&format!("{what} gpu db vs fd"), &got.dbias, &f32s(&fd[2]), db_tol, RTOL);
     }
 }
 
@@ -558,10 +439,7 @@ fn conv_transpose2d_is_the_adjoint_of_conv2d() {
         let c = t.adjoint();
         c.validate().unwrap();
         assert_eq!((c.out_h(), c.out_w()), (t.h, t.w), "{t:?}");
-        assert_eq!(
-            (c.input_len(), c.output_len()),
-            (t.output_len(), t.input_len())
-        );
+        assert_eq!((c.input_len(), c.output_len()), (t.output_len(), t.input_len()));
         let seed = 600 + i as u64;
         let x = to_f64(&random_vec(c.input_len(), seed));
         let y = to_f64(&random_vec(c.output_len(), seed + 1));
@@ -590,17 +468,11 @@ fn reductions_are_bit_identical_run_to_run() {
     let (_e, vtx) = upload(&gpu, "tx", &random_vec(t.input_len(), 5));
     let (_f, vtw) = upload(&gpu, "tw", &random_vec(t.weight_len(), 6));
     let (_g, vtdo) = upload(&gpu, "tdout", &random_vec(t.output_len(), 7));
-    let outs: Vec<(StorageBuffer, View)> = [
-        s.output_len(),
-        s.weight_len(),
-        s.bias_len(),
-        t.weight_len(),
-        t.bias_len(),
-        t.output_len(),
-    ]
-    .iter()
-    .map(|&n| upload(&gpu, "out", &vec![0.0; n]))
-    .collect();
+    let outs: Vec<(StorageBuffer, View)> =
+        [s.output_len(), s.weight_len(), s.bias_len(), t.weight_len(), t.bias_len(), t.output_len()]
+            .iter()
+            .map(|&n| upload(&gpu, "out", &vec![0.0; n]))
+            .collect();
     let launches = [
         conv::conv2d_forward(&outs[0].1, &vx, &vw, Some(&vbias), &s, Activation::Tanh),
         conv::conv2d_backward_weight(&outs[1].1, &vdo, &vx, &s),
@@ -611,13 +483,7 @@ fn reductions_are_bit_identical_run_to_run() {
     ];
     let read = || -> Vec<Vec<u32>> {
         outs.iter()
-            .map(|(b, _)| {
-                b.read_all_f32(&gpu)
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect()
-            })
+            .map(|(b, _)| b.read_all_f32(&gpu).unwrap().iter().map(|v| v.to_bits()).collect())
             .collect()
     };
     let plan = Plan::new(&gpu, "determinism", &launches).unwrap();
@@ -628,10 +494,7 @@ fn reductions_are_bit_identical_run_to_run() {
     for (b, _) in &outs {
         b.write(&gpu, 0, &vec![7.0f32; b.len]);
     }
-    Plan::new(&gpu, "determinism 2", &launches)
-        .unwrap()
-        .run(&gpu)
-        .unwrap();
+    Plan::new(&gpu, "determinism 2", &launches).unwrap().run(&gpu).unwrap();
     assert_eq!(read(), first, "a fresh plan");
 }
 
@@ -673,81 +536,33 @@ fn shape_validation_rejects_impossible_shapes() {
     assert_eq!((same.out_h(), same.out_w()), (7, 5));
 
     let bad_convs = [
-        (
-            conv_shape(0, 1, (5, 5), 1, (3, 3), 1, 0),
-            "n must be at least 1",
-        ),
+        (conv_shape(0, 1, (5, 5), 1, (3, 3), 1, 0), "n must be at least 1"),
         (conv_shape(1, 0, (5, 5), 1, (3, 3), 1, 0), "c_in must be"),
         (conv_shape(1, 1, (0, 5), 1, (1, 1), 1, 0), "h must be"),
         (conv_shape(1, 1, (5, 5), 0, (3, 3), 1, 0), "c_out must be"),
         (conv_shape(1, 1, (5, 5), 1, (0, 3), 1, 0), "kh must be"),
         (conv_shape(1, 1, (5, 5), 1, (3, 3), 0, 0), "stride must be"),
-        (
-            conv_shape(1, 1, (5, 5), 1, (3, 3), 1, 3),
-            "padding must be smaller",
-        ),
-        (
-            conv_shape(1, 1, (5, 5), 1, (3, 1), 1, 1),
-            "padding must be smaller",
-        ),
-        (
-            conv_shape(1, 1, (2, 5), 1, (5, 3), 1, 1),
-            "output would be empty",
-        ),
-        (
-            conv_shape(1, 1, (5, 1), 1, (3, 5), 1, 1),
-            "output would be empty",
-        ),
-        (
-            conv_shape(1 << 16, 1 << 8, (1 << 8, 1), 1, (1, 1), 1, 0),
-            "32-bit",
-        ),
+        (conv_shape(1, 1, (5, 5), 1, (3, 3), 1, 3), "padding must be smaller"),
+        (conv_shape(1, 1, (5, 5), 1, (3, 1), 1, 1), "padding must be smaller"),
+        (conv_shape(1, 1, (2, 5), 1, (5, 3), 1, 1), "output would be empty"),
+        (conv_shape(1, 1, (5, 1), 1, (3, 5), 1, 1), "output would be empty"),
+        (conv_shape(1 << 16, 1 << 8, (1 << 8, 1), 1, (1, 1), 1, 0), "32-bit"),
     ];
     for (s, want) in bad_convs {
-        let err = s
-            .validate()
-            .expect_err(&format!("{s:?} accepted"))
-            .to_string();
-        assert!(
-            err.contains(want),
-            "{s:?}: '{err}' does not mention '{want}'"
-        );
+        let err = s.validate().expect_err(&format!("{s:?} accepted")).to_string();
+        assert!(err.contains(want), "{s:?}: '{err}' does not mention '{want}'");
     }
     let bad_transposes = [
-        (
-            transpose_shape(1, 1, (4, 4), 1, (3, 3), 2, 1, 2),
-            "output_padding",
-        ),
-        (
-            transpose_shape(1, 1, (4, 4), 1, (3, 3), 1, 0, 1),
-            "output_padding",
-        ),
-        (
-            transpose_shape(1, 1, (4, 4), 1, (3, 3), 2, 3, 0),
-            "padding must be smaller",
-        ),
-        (
-            transpose_shape(1, 1, (1, 1), 1, (2, 2), 1, 1, 0),
-            "output would be empty",
-        ),
-        (
-            transpose_shape(1, 0, (4, 4), 1, (3, 3), 1, 0, 0),
-            "c_in must be",
-        ),
-        (
-            transpose_shape(1, 1, (4, 4), 1, (3, 3), 0, 0, 0),
-            "stride must be",
-        ),
+        (transpose_shape(1, 1, (4, 4), 1, (3, 3), 2, 1, 2), "output_padding"),
+        (transpose_shape(1, 1, (4, 4), 1, (3, 3), 1, 0, 1), "output_padding"),
+        (transpose_shape(1, 1, (4, 4), 1, (3, 3), 2, 3, 0), "padding must be smaller"),
+        (transpose_shape(1, 1, (1, 1), 1, (2, 2), 1, 1, 0), "output would be empty"),
+        (transpose_shape(1, 0, (4, 4), 1, (3, 3), 1, 0, 0), "c_in must be"),
+        (transpose_shape(1, 1, (4, 4), 1, (3, 3), 0, 0, 0), "stride must be"),
     ];
     for (s, want) in bad_transposes {
-        let err = s
-            .validate()
-            .expect_err(&format!("{s:?} accepted"))
-            .to_string();
-        assert!(
-            err.contains(want),
-            "{s:?}: '{err}' does not mention '{want}'"
-        );
+        let err = s.validate().expect_err(&format!("{s:?} accepted")).to_string();
+        assert!(err.contains(want), "{s:?}: '{err}' does not mention '{want}'");
     }
 
     assert!(pool::maxpool2x2_validate(1, 1, 2, 2).is_ok());
@@ -759,14 +574,8 @@ fn shape_validation_rejects_impossible_shapes() {
 }
 
 /// (n, c, h, w) for the pooling tests: odd and even, 1-pixel-wide outputs, channels not multiples of 4.
-const POOL_SHAPES: &[(usize, usize, usize, usize)] = &[
-    (1, 1, 2, 2),
-    (3, 5, 7, 5),
-    (2, 3, 9, 9),
-    (1, 3, 4, 6),
-    (2, 1, 3, 2),
-    (3, 2, 8, 3),
-];
+const POOL_SHAPES: &[(usize, usize, usize, usize)] =
+    &[(1, 1, 2, 2), (3, 5, 7, 5), (2, 3, 9, 9), (1, 3, 4, 6), (2, 1, 3, 2), (3, 2, 8, 3)];
 
 #[test]
 fn maxpool2x2_forward_and_backward_match_reference() {
@@ -786,8 +595,7 @@ fn maxpool2x2_forward_and_backward_match_reference() {
             let (_a, vx) = upload(&gpu, "x", &x);
             let (_b, vdo) = upload(&gpu, "dout", &dout);
             let (by, vy) = upload(&gpu, "y", &random_vec(n * c * oh * ow, seed + 2));
-            let barg = StorageBuffer::from_slice(&gpu, "argmax", &vec![u32::MAX; n * c * oh * ow])
-                .unwrap();
+            let barg = StorageBuffer::from_slice(&gpu, "argmax", &vec![u32::MAX; n * c * oh * ow]).unwrap();
             let varg = View::whole(&barg);
             let (bdx, vdx) = upload(&gpu, "dx", &random_vec(n * c * h * w, seed + 3));
             run(
@@ -804,25 +612,9 @@ fn maxpool2x2_forward_and_backward_match_reference() {
             cpu::pool::maxpool2x2_backward(&mut dx, &dout, &arg, n, c, h, w);
             let what = format!("maxpool2x2 [{n}, {c}, {h}x{w}] seed {seed}");
             // Max and routing copy values: exact.
-            assert_close(
-                &format!("{what} forward"),
-                &by.read_all_f32(&gpu).unwrap(),
-                &y,
-                0.0,
-                0.0,
-            );
-            assert_eq!(
-                barg.read_u32(&gpu, 0..barg.len).unwrap(),
-                arg,
-                "{what} argmax"
-            );
-            assert_close(
-                &format!("{what} backward"),
-                &bdx.read_all_f32(&gpu).unwrap(),
-                &dx,
-                0.0,
-                0.0,
-            );
+            assert_close(&format!("{what} forward"), &by.read_all_f32(&gpu).unwrap(), &y, 0.0, 0.0);
+            assert_eq!(barg.read_u32(&gpu, 0..barg.len).unwrap(), arg, "{what} argmax");
+            assert_close(&format!("{what} backward"), &bdx.read_all_f32(&gpu).unwrap(), &dx, 0.0, 0.0);
         }
     }
 }
@@ -843,10 +635,7 @@ fn maxpool2x2_reference_gradient_matches_finite_differences() {
             let mut y = vec![0.0f32; rr.len()];
             let mut a = vec![0u32; rr.len()];
             cpu::pool::maxpool2x2_forward(&mut y, &mut a, x, n, c, h, w);
-            y.iter()
-                .zip(&rr)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum::<f64>()
+            y.iter().zip(&rr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>()
         };
         let mut y = vec![0.0f32; rr.len()];
         let mut arg = vec![0u32; rr.len()];
@@ -894,32 +683,13 @@ fn upsample2x_forward_and_backward_match_reference() {
             let mut dx = vec![0.0f32; len];
             cpu::pool::upsample2x_backward(&mut dx, &dout, n, c, h, w);
             let what = format!("upsample2x [{n}, {c}, {h}x{w}] seed {seed}");
-            assert_close(
-                &format!("{what} forward"),
-                &by.read_all_f32(&gpu).unwrap(),
-                &y,
-                0.0,
-                0.0,
-            );
+            assert_close(&format!("{what} forward"), &by.read_all_f32(&gpu).unwrap(), &y, 0.0, 0.0);
             // Three f32 additions against an f64 sum rounded once.
-            assert_close(
-                &format!("{what} backward"),
-                &bdx.read_all_f32(&gpu).unwrap(),
-                &dx,
-                atol(4),
-                RTOL,
-            );
+            assert_close(&format!("{what} backward"), &bdx.read_all_f32(&gpu).unwrap(), &dx, atol(4), RTOL);
             // The backward is the adjoint of the forward: ⟨up(x), r⟩ = ⟨x, up_backward(r)⟩.
-            let lhs: f64 = y
-                .iter()
-                .zip(&dout)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            let lhs: f64 = y.iter().zip(&dout).map(|(&a, &b)| a as f64 * b as f64).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(&a, &b)| a as f64 * b as f64).sum();
-            assert!(
-                (lhs - rhs).abs() < 1e-5 * (1.0 + lhs.abs()),
-                "{what}: adjoint {lhs} vs {rhs}"
-            );
+            assert!((lhs - rhs).abs() < 1e-5 * (1.0 + lhs.abs()), "{what}: adjoint {lhs} vs {rhs}");
         }
     }
 }
@@ -928,22 +698,35 @@ fn upsample2x_forward_and_backward_match_reference() {
 /// dispatch assumes (naga, no GPU), and the launchers name exactly those.
 #[test]
 fn entry_points_and_workgroup_sizes_match_the_launchers() {
-    for (shader, expected) in [
-        ("conv2d", &conv::ENTRY_POINTS),
-        ("pool", &pool::ENTRY_POINTS),
-    ] {
+    for (shader, expected) in [("conv2d", &conv::ENTRY_POINTS), ("pool", &pool::ENTRY_POINTS)] {
         let module = naga::front::wgsl::parse_str(aegpu::kernels::shader_source(shader)).unwrap();
-        let mut found: Vec<(String, [u32; 3])> = module
-            .entry_points
-            .iter()
-            .map(|ep| (ep.name.clone(), ep.workgroup_size))
-            .collect();
+        let mut found: Vec<(String, [u32; 3])> =
+            module.entry_points.iter().map(|ep| (ep.name.clone(), ep.workgroup_size)).collect();
         found.sort();
-        let mut want: Vec<(String, [u32; 3])> =
-            expected.iter().map(|&(e, s)| (e.to_string(), s)).collect();
+        let mut want: Vec<(String, [u32; 3])> = expected.iter().map(|&(e, s)| (e.to_string(), s)).collect();
         want.sort();
         assert_eq!(found, want, "{shader}.wgsl entry points");
     }
+    // Both CHANNEL_BLOCK specialisations the host builds resolve and validate.
+    use naga::back::pipeline_constants::process_overrides;
+    use naga::valid::{Capabilities, ValidationFlags, Validator};
+    let source = aegpu::kernels::shader_source("conv2d");
+    let module = naga::front::wgsl::parse_str(source).unwrap();
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).unwrap();
+    for entry in ["conv2d_forward", "conv2d_backward_input"] {
+        for block in [1usize, 4] {
+            let key = conv::pipeline_key(entry, Some(block));
+            let constants = key.constants.iter().map(|&(k, v)| (k.to_string(), f64::from_bits(v))).collect();
+            let (special, _) =
+                process_overrides(&module, &info, Some((naga::ShaderStage::Compute, entry)), &constants)
+                    .unwrap();
+            Validator::new(ValidationFlags::all(), Capabilities::default())
+                .validate_resolved_overrides(&special)
+                .unwrap_or_else(|e| panic!("{entry} CHANNEL_BLOCK={block}: {e}"));
+        }
+    }
+    assert_eq!((1..=9).map(conv::channel_block).collect::<Vec<_>>(), [1, 1, 1, 4, 4, 4, 4, 4, 4]);
+
     // The launchers name exactly those entry points (all four of each shader).
     let gpu = gpu();
     let (_b, v) = upload(&gpu, "any", &[0.0; 256]);
@@ -963,10 +746,7 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         pool::upsample2x_forward(&v, &v, 1, 2, 4, 4),
         pool::upsample2x_backward(&v, &v, 1, 2, 4, 4),
     ];
-    let mut used: Vec<(&str, &str)> = launches
-        .iter()
-        .map(|l| (l.key.shader, l.key.entry))
-        .collect();
+    let mut used: Vec<(&str, &str)> = launches.iter().map(|l| (l.key.shader, l.key.entry)).collect();
     used.sort();
     used.dedup();
     let mut all: Vec<(&str, &str)> = conv::ENTRY_POINTS
@@ -976,4 +756,82 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         .collect();
     all.sort();
     assert_eq!(used, all);
+}
+
+#[test]
+#[ignore]
+fn tmp_perf() {
+    let gpu = gpu();
+    eprintln!("{}", gpu.describe());
+    let time = |name: &str, l: Launch, flops: f64| {
+        let reps = 5;
+        let ls: Vec<Launch> = (0..reps).map(|_| l.clone()).collect();
+        let plan = Plan::new(&gpu, "perf", &ls).unwrap();
+        plan.run(&gpu).unwrap();
+        let t0 = std::time::Instant::now();
+        plan.run(&gpu).unwrap();
+        let dt = t0.elapsed().as_secs_f64() / reps as f64;
+        eprintln!("{name:50} {:8.3} ms {:7.2} GFLOP/s", dt * 1e3, flops / dt / 1e9);
+    };
+    {
+        use aegpu::kernels::matmul::*;
+        let (m, nn, k) = (6272, 64, 288);
+        let (_a, a) = upload(&gpu, "a", &random_vec(m * k, 1));
+        let (_b, b) = upload(&gpu, "b", &random_vec(nn * k, 1));
+        let (_c, c) = upload(&gpu, "c", &random_vec(m * nn, 1));
+        for variant in MatmulVariant::ALL {
+            time(
+                &format!("matmul {variant:?} 6272x64x288"),
+                linear_forward(&c, &a, &b, &c, m, k, nn, Activation::Relu, variant),
+                Matmul::flops(m, nn, k),
+            );
+        }
+    }
+    if std::env::var("ONLY_MM").is_ok() {
+        return;
+    }
+    let shapes = [
+        ("keras c1 1->16 28x28 k3 p1", conv_shape(128, 1, (28, 28), 16, (3, 3), 1, 1)),
+        ("keras c2 16->8 14x14 k3 p1", conv_shape(128, 16, (14, 14), 8, (3, 3), 1, 1)),
+        ("strided 1->32 28 k3 s2 p1", conv_shape(128, 1, (28, 28), 32, (3, 3), 2, 1)),
+        ("strided 32->64 14 k3 s2 p1", conv_shape(128, 32, (14, 14), 64, (3, 3), 2, 1)),
+    ];
+    for (name, s) in shapes {
+        let (_a, x) = upload(&gpu, "x", &random_vec(s.input_len(), 1));
+        let (_b, w) = upload(&gpu, "w", &random_vec(s.weight_len(), 2));
+        let (_c, b) = upload(&gpu, "b", &random_vec(s.bias_len(), 3));
+        let (_d, y) = upload(&gpu, "y", &random_vec(s.output_len(), 4));
+        let f = s.flops();
+        time(&format!("{name} fwd"), conv::conv2d_forward(&y, &x, &w, Some(&b), &s, Activation::Relu), f);
+        time(&format!("{name} bwd_in"), conv::conv2d_backward_input(&x, &y, &w, &s), f);
+        time(&format!("{name} bwd_w"), conv::conv2d_backward_weight(&w, &y, &x, &s), f);
+        time(&format!("{name} bwd_b"), conv::conv2d_backward_bias(&b, &y, &s), 0.0);
+    }
+    let t = transpose_shape(128, 64, (7, 7), 32, (3, 3), 2, 1, 1);
+    let (_a, x) = upload(&gpu, "x", &random_vec(t.input_len(), 1));
+    let (_b, w) = upload(&gpu, "w", &random_vec(t.weight_len(), 2));
+    let (_c, b) = upload(&gpu, "b", &random_vec(t.bias_len(), 3));
+    let (_d, y) = upload(&gpu, "y", &random_vec(t.output_len(), 4));
+    let f = t.flops();
+    time(
+        "transpose 64->32 7->14 fwd",
+        conv::conv_transpose2d_forward(&y, &x, &w, Some(&b), &t, Activation::Relu),
+        f,
+    );
+    time("transpose bwd_in", conv::conv_transpose2d_backward_input(&x, &y, &w, &t), f);
+    time("transpose bwd_w", conv::conv_transpose2d_backward_weight(&w, &y, &x, &t), f);
+    let (n, c, h, ww) = (128, 16, 28, 28);
+    let (_e, px) = upload(&gpu, "px", &random_vec(n * c * h * ww, 5));
+    let (_f, py) = upload(&gpu, "py", &random_vec(n * c * h * ww, 5));
+    let (_g, pa) = upload(&gpu, "pa", &random_vec(n * c * h * ww, 5));
+    time(
+        "maxpool fwd 128x16x28x28 (GB/s as GFLOP)",
+        pool::maxpool2x2_forward(&py, &pa, &px, n, c, h, ww),
+        pool::maxpool2x2_bytes(n, c, h, ww),
+    );
+    time(
+        "upsample fwd 128x16x14x14 (GB/s)",
+        pool::upsample2x_forward(&py, &px, n, c, 14, 14),
+        pool::upsample2x_bytes(n, c, 14, 14),
+    );
 }

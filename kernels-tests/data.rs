@@ -27,10 +27,7 @@ fn real_data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "note: no data directory at {} (set AEGPU_DATA); real-data test skipped",
-            dir.display()
-        );
+        eprintln!("note: no data directory at {} (set AEGPU_DATA); real-data test skipped", dir.display());
         None
     }
 }
@@ -170,10 +167,7 @@ fn fashion_mnist_real_is_balanced() {
     assert_eq!(split.train.name, "fashion-mnist");
     assert_eq!(histogram(&split.train.labels), [6_000; 10]);
     assert_eq!(histogram(&split.test.labels), [1_000; 10]);
-    assert_eq!(
-        split.train.labels[0], 9,
-        "the first Fashion-MNIST item is an ankle boot"
-    );
+    assert_eq!(split.train.labels[0], 9, "the first Fashion-MNIST item is an ankle boot");
 }
 
 #[test]
@@ -184,16 +178,11 @@ fn raw_unpacked_label_file_reads_like_the_gz() {
         .map(|d| d.join("train-labels-idx1-ubyte.gz"))
         .find(|p| p.is_file());
     let Some(gz_path) = gz_path else {
-        eprintln!(
-            "note: no train-labels-idx1-ubyte.gz under {}; skipped",
-            dir.display()
-        );
+        eprintln!("note: no train-labels-idx1-ubyte.gz under {}; skipped", dir.display());
         return;
     };
     let mut raw = Vec::new();
-    GzDecoder::new(std::fs::File::open(&gz_path).unwrap())
-        .read_to_end(&mut raw)
-        .unwrap();
+    GzDecoder::new(std::fs::File::open(&gz_path).unwrap()).read_to_end(&mut raw).unwrap();
     assert_eq!(raw.len(), 60_008);
     let tmp = TempDir::new("raw-labels");
     let raw_path = tmp.write("train-labels-idx1-ubyte", &raw);
@@ -212,20 +201,11 @@ fn load_small_gz_dataset_round_trips() {
     let tmp = TempDir::new("small");
     write_small_dataset(tmp.path(), 30, 20);
     let split = load(DatasetName::Mnist, tmp.path()).expect("load small set");
-    assert_eq!(
-        (split.train.n, split.train.rows, split.train.cols),
-        (30, 4, 3)
-    );
+    assert_eq!((split.train.n, split.train.rows, split.train.cols), (30, 4, 3));
     assert_eq!(split.test.n, 20);
-    assert_eq!(
-        split.train.image(2),
-        &[24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35]
-    );
+    assert_eq!(split.train.image(2), &[24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35]);
     assert_eq!(split.train.labels[13], 3);
-    assert_eq!(
-        split.test.labels,
-        (0..20).map(|i| i % 10).collect::<Vec<u8>>()
-    );
+    assert_eq!(split.test.labels, (0..20).map(|i| i % 10).collect::<Vec<u8>>());
 }
 
 #[test]
@@ -236,14 +216,8 @@ fn load_accepts_unpacked_and_dotted_names() {
     // Unpacked, dotted, gzipped-dotted and original: one of each.
     tmp.write("train-images.idx3-ubyte", &idx_bytes(&[5, 2, 2], &px));
     tmp.write("train-labels-idx1-ubyte", &idx_bytes(&[5], &labels));
-    tmp.write(
-        "t10k-images.idx3-ubyte.gz",
-        &gzip(&idx_bytes(&[5, 2, 2], &px)),
-    );
-    tmp.write(
-        "t10k-labels-idx1-ubyte.gz",
-        &gzip(&idx_bytes(&[5], &labels)),
-    );
+    tmp.write("t10k-images.idx3-ubyte.gz", &gzip(&idx_bytes(&[5, 2, 2], &px)));
+    tmp.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[5], &labels)));
     let split = load(DatasetName::FashionMnist, tmp.path()).expect("mixed names load");
     assert_eq!(split.train.images, px);
     assert_eq!(split.test.images, px);
@@ -261,10 +235,7 @@ fn load_finds_the_dataset_subfolder_of_a_parent() {
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "mnist absent");
     assert!(matches!(err, Error::DataNotFound { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&tmp.path().join("mnist").display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&tmp.path().join("mnist").display().to_string()), "{msg}");
 }
 
 #[test]
@@ -275,10 +246,7 @@ fn missing_dir_lists_the_paths_looked_at() {
     assert!(matches!(err, Error::DataNotFound { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains(&dir.display().to_string()), "{msg}");
-    assert!(
-        msg.contains(&dir.join("mnist").display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&dir.join("mnist").display().to_string()), "{msg}");
     for name in [
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
@@ -306,16 +274,8 @@ fn partial_dir_names_the_missing_file() {
 fn wrong_magic_is_bad_data() {
     let tmp = TempDir::new("magic");
     let cases: [(&str, Vec<u8>, &str); 4] = [
-        (
-            "not-idx",
-            b"\x89PNG\r\n\x1a\n-not-an-idx".to_vec(),
-            "not an IDX file",
-        ),
-        (
-            "float",
-            vec![0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0],
-            "element type 0x0d",
-        ),
+        ("not-idx", b"\x89PNG\r\n\x1a\n-not-an-idx".to_vec(), "not an IDX file"),
+        ("float", vec![0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0], "element type 0x0d"),
         ("tiny", vec![0, 0], "too short"),
         ("nodims", vec![0, 0, 8, 0], "0 dimensions"),
     ];
@@ -325,19 +285,13 @@ fn wrong_magic_is_bad_data() {
         assert!(matches!(err, Error::BadData { .. }), "{name}: {err}");
         let msg = err.to_string();
         assert!(msg.contains(expected), "{name}: {msg}");
-        assert!(
-            msg.contains(name),
-            "the message should name the file: {msg}"
-        );
+        assert!(msg.contains(name), "the message should name the file: {msg}");
     }
     // Through `load`, a bad image file surfaces with its path.
     write_small_dataset(tmp.path(), 5, 5);
     tmp.write("t10k-images-idx3-ubyte.gz", &[1, 2, 3, 4, 5, 6]);
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "bad magic via load");
-    assert!(
-        err.to_string().contains("t10k-images-idx3-ubyte.gz"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("t10k-images-idx3-ubyte.gz"), "{err}");
 }
 
 #[test]
@@ -352,10 +306,7 @@ fn truncated_data_reports_expected_and_found() {
         assert!(msg.contains("need 12 data bytes, found 10"), "{msg}");
     }
     // A header cut short is reported too.
-    let err = expect_err(
-        read_idx(&tmp.write("short-header", &[0, 0, 8, 3, 0, 0])),
-        "header",
-    );
+    let err = expect_err(read_idx(&tmp.write("short-header", &[0, 0, 8, 3, 0, 0])), "header");
     assert!(err.to_string().contains("truncated header"), "{err}");
 }
 
@@ -365,10 +316,7 @@ fn trailing_bytes_are_an_error() {
     let path = tmp.write("extra", &idx_bytes(&[2, 2], &[1, 2, 3, 4, 5, 6, 7]));
     let err = expect_err(read_idx(&path), "trailing bytes");
     assert!(matches!(err, Error::BadData { .. }), "{err}");
-    assert!(
-        err.to_string().contains("3 unexpected trailing bytes"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("3 unexpected trailing bytes"), "{err}");
     // The exact length is fine.
     let ok = read_idx(&tmp.write("exact", &idx_bytes(&[2, 2], &[1, 2, 3, 4]))).unwrap();
     assert_eq!((ok.dims, ok.data), (vec![2, 2], vec![1, 2, 3, 4]));
@@ -378,10 +326,7 @@ fn trailing_bytes_are_an_error() {
 fn mismatched_counts_name_both_counts() {
     let tmp = TempDir::new("counts");
     write_small_dataset(tmp.path(), 6, 5);
-    tmp.write(
-        "t10k-labels-idx1-ubyte.gz",
-        &gzip(&idx_bytes(&[4], &[0, 1, 2, 3])),
-    );
+    tmp.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[4], &[0, 1, 2, 3])));
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "count mismatch");
     assert!(matches!(err, Error::BadData { .. }), "{err}");
     let msg = err.to_string();
@@ -412,10 +357,7 @@ fn corrupt_gzip_is_bad_data() {
 fn labels_of_ten_or_more_are_rejected() {
     let tmp = TempDir::new("labels");
     write_small_dataset(tmp.path(), 4, 4);
-    tmp.write(
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&idx_bytes(&[4], &[0, 9, 10, 3])),
-    );
+    tmp.write("train-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[4], &[0, 9, 10, 3])));
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "label 10");
     assert!(matches!(err, Error::BadData { .. }), "{err}");
     assert!(err.to_string().contains("label 10 at index 2"), "{err}");
@@ -425,27 +367,18 @@ fn labels_of_ten_or_more_are_rejected() {
 fn images_must_be_3d_labels_1d_and_sizes_agree() {
     let tmp = TempDir::new("dims");
     write_small_dataset(tmp.path(), 4, 4);
-    tmp.write(
-        "train-images-idx3-ubyte.gz",
-        &gzip(&idx_bytes(&[4, 12], &[0; 48])),
-    );
+    tmp.write("train-images-idx3-ubyte.gz", &gzip(&idx_bytes(&[4, 12], &[0; 48])));
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "2-D images");
     assert!(err.to_string().contains("3-D"), "{err}");
 
     write_small_dataset(tmp.path(), 4, 4);
-    tmp.write(
-        "train-labels-idx1-ubyte.gz",
-        &gzip(&idx_bytes(&[2, 2], &[0; 4])),
-    );
+    tmp.write("train-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[2, 2], &[0; 4])));
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "2-D labels");
     assert!(err.to_string().contains("1-D"), "{err}");
 
     // Train and test images must have the same size.
     write_small_dataset(tmp.path(), 4, 4);
-    tmp.write(
-        "t10k-images-idx3-ubyte.gz",
-        &gzip(&idx_bytes(&[4, 2, 6], &[0; 48])),
-    );
+    tmp.write("t10k-images-idx3-ubyte.gz", &gzip(&idx_bytes(&[4, 2, 6], &[0; 48])));
     let err = expect_err(load(DatasetName::Mnist, tmp.path()), "2x6 test images");
     assert!(err.to_string().contains("test images are 2x6"), "{err}");
 }
@@ -469,10 +402,7 @@ fn dataset_names_parse_and_display() {
     }
     let err = expect_err("cifar".parse::<DatasetName>(), "unknown name");
     let msg = err.to_string();
-    assert!(
-        msg.contains("cifar") && msg.contains("mnist") && msg.contains("fashion-mnist"),
-        "{msg}"
-    );
+    assert!(msg.contains("cifar") && msg.contains("mnist") && msg.contains("fashion-mnist"), "{msg}");
 
     assert_eq!(DatasetName::Mnist.class_names()[7], "7");
     let fashion = DatasetName::FashionMnist.class_names();
@@ -490,10 +420,7 @@ fn resolve_data_dir_prefers_the_flag_then_the_env() {
             let err = expect_err(resolve_data_dir(None), "no flag, no env");
             assert!(matches!(err, Error::DataNotFound { .. }), "{err}");
             let msg = err.to_string();
-            assert!(
-                msg.contains("--data") && msg.contains("AEGPU_DATA"),
-                "{msg}"
-            );
+            assert!(msg.contains("--data") && msg.contains("AEGPU_DATA"), "{msg}");
         }
     }
 }
@@ -519,10 +446,7 @@ fn dataset_helpers_index_scale_and_subset() {
 
     let built = Dataset::from_parts("x", vec![0; 8], vec![0, 1], 2, 2).unwrap();
     assert_eq!(built.n, 2);
-    let err = expect_err(
-        Dataset::from_parts("x", vec![0; 7], vec![0, 1], 2, 2),
-        "7 bytes",
-    );
+    let err = expect_err(Dataset::from_parts("x", vec![0; 7], vec![0, 1], 2, 2), "7 bytes");
     assert!(matches!(err, Error::Shape(_)), "{err}");
 }
 
@@ -530,9 +454,7 @@ fn dataset_helpers_index_scale_and_subset() {
 
 /// FNV-1a, to pin the synthetic bytes without storing them.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[test]
@@ -543,23 +465,12 @@ fn synthetic_is_deterministic() {
     assert_eq!(a.images, b.images);
     assert_eq!(a.labels, b.labels);
     assert_ne!(a.images, c.images);
-    assert_eq!(
-        (a.n, a.rows, a.cols, a.images.len()),
-        (200, 28, 28, 200 * 784)
-    );
+    assert_eq!((a.n, a.rows, a.cols, a.images.len()), (200, 28, 28, 200 * 784));
     assert_eq!(a.name, "synthetic");
-    assert!(
-        a.labels
-            .iter()
-            .enumerate()
-            .all(|(i, &l)| usize::from(l) == i % 10)
-    );
+    assert!(a.labels.iter().enumerate().all(|(i, &l)| usize::from(l) == i % 10));
     // The same bytes on every machine: a change here means the generator changed.
     let s = synthetic(64, 16, 12, 5, 7);
-    assert_eq!(
-        (fnv1a(&s.images), fnv1a(&s.labels)),
-        (SYNTHETIC_IMAGES_FNV, SYNTHETIC_LABELS_FNV)
-    );
+    assert_eq!((fnv1a(&s.images), fnv1a(&s.labels)), (SYNTHETIC_IMAGES_FNV, SYNTHETIC_LABELS_FNV));
     // Degenerate arguments give an empty or one-class set, never a panic.
     assert_eq!(synthetic(0, 28, 28, 10, 0).images.len(), 0);
     assert!(synthetic(5, 8, 8, 0, 0).labels.iter().all(|&l| l == 0));
@@ -587,9 +498,7 @@ fn synthetic_classes_are_distinct_and_samples_vary() {
         }
     }
     for c in 0..classes {
-        means[c * dim..(c + 1) * dim]
-            .iter_mut()
-            .for_each(|m| *m /= counts[c]);
+        means[c * dim..(c + 1) * dim].iter_mut().for_each(|m| *m /= counts[c]);
     }
     let nearest = |img: &[u8]| {
         (0..classes)
@@ -604,14 +513,8 @@ fn synthetic_classes_are_distinct_and_samples_vary() {
             })
             .unwrap()
     };
-    let correct = (0..test.n)
-        .filter(|&i| nearest(test.image(i)) == usize::from(test.labels[i]))
-        .count();
-    assert!(
-        correct * 100 >= test.n * 95,
-        "nearest-mean accuracy {correct}/{}",
-        test.n
-    );
+    let correct = (0..test.n).filter(|&i| nearest(test.image(i)) == usize::from(test.labels[i])).count();
+    assert!(correct * 100 >= test.n * 95, "nearest-mean accuracy {correct}/{}", test.n);
 
     // Samples of one class differ (jitter and noise), and strokes use the full intensity range.
     assert_ne!(train.image(0), train.image(classes));
@@ -755,21 +658,10 @@ fn latent_png_draws_classes_legend_and_resists_outliers() {
         .filter(|(x, _, p)| *x < 780 && !(p.0[0] == p.0[1] && p.0[1] == p.0[2]))
         .map(|(x, _, _)| x)
         .collect();
-    assert!(
-        tinted.len() > 200,
-        "points cover only {} columns",
-        tinted.len()
-    );
+    assert!(tinted.len() > 200, "points cover only {} columns", tinted.len());
 
     // A single repeated point and a one-class plot still draw.
-    save_latent_png(
-        &path,
-        &[1.0, 1.0, 1.0, 1.0],
-        &[0, 0],
-        &["only"],
-        "degenerate",
-    )
-    .unwrap();
+    save_latent_png(&path, &[1.0, 1.0, 1.0, 1.0], &[0, 0], &["only"], "degenerate").unwrap();
     assert_eq!(open_rgb(&path).dimensions(), (900, 800));
 }
 
@@ -801,25 +693,13 @@ fn viz_rejects_bad_lengths_and_sizes() {
         let err = expect_err(r, what);
         assert!(matches!(err, Error::Shape(_)), "{what}: {err}");
     };
-    shape(
-        save_image_grid(&path, &img, 4, 4, 4, 2, 1),
-        "too few values",
-    );
-    shape(
-        save_image_grid(&path, &img, 2, 4, 4, 2, 1),
-        "too many values",
-    );
+    shape(save_image_grid(&path, &img, 4, 4, 4, 2, 1), "too few values");
+    shape(save_image_grid(&path, &img, 2, 4, 4, 2, 1), "too many values");
     shape(save_image_grid(&path, &img, 3, 4, 4, 0, 1), "zero columns");
     shape(save_image_grid(&path, &img, 3, 4, 4, 2, 0), "zero scale");
     shape(save_image_grid(&path, &[], 0, 4, 4, 2, 1), "no images");
-    shape(
-        save_image_grid(&path, &img, 3, 4, 4, 3, 2_000),
-        "absurd scale",
-    );
-    shape(
-        save_recon_png(&path, &img, &img[..32], 3, 4, 4, 2),
-        "short recons",
-    );
+    shape(save_image_grid(&path, &img, 3, 4, 4, 3, 2_000), "absurd scale");
+    shape(save_recon_png(&path, &img, &img[..32], 3, 4, 4, 2), "short recons");
     shape(save_recon_png(&path, &img, &img, 3, 0, 4, 2), "zero height");
     shape(save_labelled_rows(&path, &[], 4, 4, 1), "no rows");
     assert!(!path.exists(), "nothing is written on bad input");
@@ -834,22 +714,10 @@ fn viz_reports_write_failures_with_the_path() {
     let file = tmp.write("plain-file", b"x");
     // A parent that is a file cannot become a folder.
     let path = file.join("out.png");
-    let err = expect_err(
-        save_image_grid(&path, &[0.0; 4], 1, 2, 2, 1, 1),
-        "parent is a file",
-    );
-    assert!(
-        matches!(err, Error::Io { .. } | Error::Image { .. }),
-        "{err}"
-    );
+    let err = expect_err(save_image_grid(&path, &[0.0; 4], 1, 2, 2, 1, 1), "parent is a file");
+    assert!(matches!(err, Error::Io { .. } | Error::Image { .. }), "{err}");
     assert!(err.to_string().contains("plain-file"), "{err}");
     // Writing onto a folder fails the same way.
-    let err = expect_err(
-        save_image_grid(tmp.path(), &[0.0; 4], 1, 2, 2, 1, 1),
-        "path is a dir",
-    );
-    assert!(
-        matches!(err, Error::Io { .. } | Error::Image { .. }),
-        "{err}"
-    );
+    let err = expect_err(save_image_grid(tmp.path(), &[0.0; 4], 1, 2, 2, 1, 1), "path is a dir");
+    assert!(matches!(err, Error::Io { .. } | Error::Image { .. }), "{err}");
 }

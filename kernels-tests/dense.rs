@@ -10,7 +10,8 @@ use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::kernels::penalty::SparseNorm;
+use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Noise, Regularizers, Sparse};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
 use common::*;
@@ -20,7 +21,7 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
     let variant = gpu.matmul_variant().unwrap();
     let acts = model.activations(gpu, batch).unwrap();
     acts.input().write(gpu, x).unwrap();
-    let mut launches = model.forward(&acts, variant);
+    let mut launches = model.forward(&acts, variant, true);
     launches.extend(model.loss(&acts, &acts.input(), true, false));
     launches.extend(model.backward(&acts, variant));
     Plan::new(gpu, "fd", &launches).unwrap().run(gpu).unwrap();
@@ -34,6 +35,14 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
         }
         _ => totals[model.config.loss.slot()] as f64 / n,
     };
+    // Plus λ times the per-example penalty (sparse or contractive), averaged over the batch.
+    let penalty = match acts.penalty_total() {
+        Some(p) => {
+            model.config.regularize.penalty_lambda() as f64 * p.read(gpu).unwrap()[0] as f64 / batch as f64
+        }
+        None => 0.0,
+    };
+    let loss = loss + penalty;
     (loss, model.grads.buffer.read_all_f32(gpu).unwrap())
 }
 
@@ -58,10 +67,8 @@ fn finite_difference_check(config: DenseConfig, seed: u64) {
     }
     model.params.buffer.write(&gpu, 0, &params);
     let batch = 3;
-    let x: Vec<f32> = random_vec(batch * config.input_dim(), seed + 1)
-        .iter()
-        .map(|v| 0.5 + 0.45 * v)
-        .collect();
+    let x: Vec<f32> =
+        random_vec(batch * config.input_dim(), seed + 1).iter().map(|v| 0.5 + 0.45 * v).collect();
     let (_, grad) = loss_and_grad(&gpu, &model, &x, batch);
 
     // Central differences in f32 on the GPU: eps large enough that the loss's rounding error
@@ -86,25 +93,16 @@ fn finite_difference_check(config: DenseConfig, seed: u64) {
         }
     }
     let scale = grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-    assert!(
-        scale > 1e-4,
-        "gradient is vanishingly small ({scale}); the check would prove nothing"
-    );
+    assert!(scale > 1e-4, "gradient is vanishingly small ({scale}); the check would prove nothing");
     let name = config.describe();
     assert_close(
-        &format!(
-            "dense {name} {:?} backward vs finite differences",
-            config.loss
-        ),
+        &format!("dense {name} {:?} backward vs finite differences", config.loss),
         &grad,
         &fd,
         2e-3 * scale,
         2e-2,
     );
-    eprintln!(
-        "{name}: max |fd - backward| = {:e} at {} (max |g| {scale:e})",
-        worst.0, worst.1
-    );
+    eprintln!("{name}: max |fd - backward| = {:e} at {} (max |g| {scale:e})", worst.0, worst.1);
 }
 
 #[test]
@@ -116,6 +114,7 @@ fn backward_matches_finite_differences_bce() {
         code_layer: 1,
         loss: LossKind::Bce,
         variational: None,
+        regularize: Default::default(),
     };
     finite_difference_check(config, 1);
 }
@@ -130,6 +129,7 @@ fn backward_matches_finite_differences_mse() {
             code_layer: 1,
             loss: LossKind::Mse,
             variational: None,
+            regularize: Default::default(),
         };
         finite_difference_check(config, seed);
     }
@@ -145,8 +145,59 @@ fn vae_backward_matches_finite_differences_with_fixed_noise() {
             code_layer: 1,
             loss: LossKind::Bce,
             variational: Some(aegpu::models::dense::Variational { beta }),
+            regularize: Default::default(),
         };
         finite_difference_check(config, seed);
+    }
+}
+
+fn regularized(
+    sizes: Vec<usize>,
+    activations: Vec<Activation>,
+    loss: LossKind,
+    r: Regularizers,
+) -> DenseConfig {
+    DenseConfig { sizes, activations, code_layer: 1, loss, variational: None, regularize: r }
+}
+
+#[test]
+fn sparse_penalties_backward_matches_finite_differences() {
+    use Activation::*;
+    // L1 has a kink at h = 0, where central differences straddle it: a sigmoid code keeps h > 0.
+    // L2 is smooth, so a tanh code exercises both signs.
+    for (seed, norm, code) in [(6, SparseNorm::L1, Sigmoid), (7, SparseNorm::L2, Tanh)] {
+        let r = Regularizers { sparse: Some(Sparse { norm, lambda: 0.05 }), ..Default::default() };
+        let config = regularized(vec![6, 5, 3, 5, 6], vec![Tanh, code, Tanh, Sigmoid], LossKind::Bce, r);
+        finite_difference_check(config, seed);
+    }
+}
+
+#[test]
+fn contractive_backward_matches_finite_differences() {
+    use Activation::*;
+    let r = Regularizers { contractive: Some(0.3), ..Default::default() };
+    let config = DenseConfig {
+        sizes: vec![7, 4, 7],
+        activations: vec![Sigmoid, Sigmoid],
+        code_layer: 0,
+        loss: LossKind::Bce,
+        variational: None,
+        regularize: r,
+    };
+    finite_difference_check(config, 8);
+}
+
+#[test]
+fn dropout_and_denoising_backward_match_finite_differences_with_fixed_noise() {
+    use Activation::*;
+    let cases = [
+        Regularizers { dropout: Some(0.3), ..Default::default() },
+        Regularizers { noise: Some(Noise::Gaussian(0.2)), ..Default::default() },
+        Regularizers { noise: Some(Noise::Masking(0.3)), dropout: Some(0.2), ..Default::default() },
+    ];
+    for (seed, r) in cases.into_iter().enumerate() {
+        let config = regularized(vec![6, 5, 3, 5, 6], vec![Tanh, Sigmoid, Tanh, Sigmoid], LossKind::Mse, r);
+        finite_difference_check(config, 20 + seed as u64);
     }
 }
 
@@ -156,15 +207,8 @@ fn small_data() -> (Dataset, Dataset) {
 }
 
 fn small_config(loss: LossKind) -> DenseConfig {
-    DenseConfig::symmetric(
-        64,
-        &[32, 8],
-        Activation::Relu,
-        Activation::Identity,
-        Activation::Sigmoid,
-        loss,
-    )
-    .unwrap()
+    DenseConfig::symmetric(64, &[32, 8], Activation::Relu, Activation::Identity, Activation::Sigmoid, loss)
+        .unwrap()
 }
 
 fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<(f64, f64, f64)> {
@@ -172,18 +216,9 @@ fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<(f64, f64, f64)> {
     let model = DenseAutoencoder::new(gpu, small_config(LossKind::Bce), seed).unwrap();
     let train = GpuDataset::upload(gpu, &train).unwrap();
     let test = GpuDataset::upload(gpu, &test).unwrap();
-    let tc = TrainConfig {
-        epochs,
-        batch: 50,
-        optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(),
-        seed,
-    };
-    let history =
-        aegpu::train::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
-    history
-        .iter()
-        .map(|m| (m.train_loss, m.test_mse_px, m.test_bce_px))
-        .collect()
+    let tc = TrainConfig { epochs, batch: 50, optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(), seed };
+    let history = aegpu::train::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    history.iter().map(|m| (m.train_loss, m.test_mse_px, m.test_bce_px)).collect()
 }
 
 #[test]
@@ -191,18 +226,8 @@ fn training_on_synthetic_data_lowers_the_loss() {
     let gpu = gpu();
     let losses = train_losses(&gpu, 5, 6);
     let (first, last) = (losses[0], losses[losses.len() - 1]);
-    assert!(
-        last.0 < 0.7 * first.0,
-        "train loss fell only from {} to {}",
-        first.0,
-        last.0
-    );
-    assert!(
-        last.1 < 0.7 * first.1,
-        "test MSE fell only from {} to {}",
-        first.1,
-        last.1
-    );
+    assert!(last.0 < 0.7 * first.0, "train loss fell only from {} to {}", first.0, last.0);
+    assert!(last.1 < 0.7 * first.1, "test MSE fell only from {} to {}", first.1, last.1);
 }
 
 #[test]
@@ -212,15 +237,9 @@ fn same_seed_gives_identical_losses_and_another_seed_does_not() {
     let b = train_losses(&gpu, 11, 2);
     let c = train_losses(&gpu, 12, 2);
     let bits = |v: &Vec<(f64, f64, f64)>| {
-        v.iter()
-            .map(|t| (t.0.to_bits(), t.1.to_bits(), t.2.to_bits()))
-            .collect::<Vec<_>>()
+        v.iter().map(|t| (t.0.to_bits(), t.1.to_bits(), t.2.to_bits())).collect::<Vec<_>>()
     };
-    assert_eq!(
-        bits(&a),
-        bits(&b),
-        "same seed, same adapter: metrics must be bit-identical"
-    );
+    assert_eq!(bits(&a), bits(&b), "same seed, same adapter: metrics must be bit-identical");
     assert_ne!(bits(&a), bits(&c));
 }
 
@@ -243,11 +262,7 @@ fn a_training_step_is_one_plan_and_builds_nothing_in_the_hot_path() {
     let pipelines = gpu.pipelines.len();
     trainer.epoch(1, |_, _| {}).unwrap();
     trainer.epoch(2, |_, _| {}).unwrap();
-    assert_eq!(
-        gpu.pipelines.len(),
-        pipelines,
-        "the training loop created pipelines"
-    );
+    assert_eq!(gpu.pipelines.len(), pipelines, "the training loop created pipelines");
 }
 
 #[test]
@@ -264,48 +279,23 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         seed: 1,
     };
     aegpu::train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
-    let before = Evaluator::new(&gpu, &model, &test, 64)
-        .unwrap()
-        .run(20)
-        .unwrap();
+    let before = Evaluator::new(&gpu, &model, &test, 64).unwrap().run(20).unwrap();
 
     let dir = std::env::temp_dir().join(format!("aegpu-ckpt-{}", std::process::id()));
     let path = dir.join("model.safetensors");
-    checkpoint::save(
-        &gpu,
-        &model,
-        &[("aegpu.dataset", "synthetic".into())],
-        &path,
-    )
-    .unwrap();
+    checkpoint::save(&gpu, &model, &[("aegpu.dataset", "synthetic".into())], &path).unwrap();
     let ckpt = checkpoint::load(&path).unwrap();
     assert_eq!(ckpt.model, model.config);
-    assert_eq!(
-        ckpt.metadata.get("aegpu.dataset").map(String::as_str),
-        Some("synthetic")
-    );
+    assert_eq!(ckpt.metadata.get("aegpu.dataset").map(String::as_str), Some("synthetic"));
     let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in [
-        "encoder.0.weight",
-        "encoder.0.bias",
-        "encoder.2.weight",
-        "decoder.0.weight",
-        "decoder.2.bias",
-    ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
+    for expected in
+        ["encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "decoder.0.weight", "decoder.2.bias"]
+    {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
     let restored = checkpoint::restore(&gpu, &ckpt, &path).unwrap();
-    let after = Evaluator::new(&gpu, &restored, &test, 64)
-        .unwrap()
-        .run(20)
-        .unwrap();
-    assert_eq!(
-        before.metrics.bce_px.to_bits(),
-        after.metrics.bce_px.to_bits()
-    );
+    let after = Evaluator::new(&gpu, &restored, &test, 64).unwrap().run(20).unwrap();
+    assert_eq!(before.metrics.bce_px.to_bits(), after.metrics.bce_px.to_bits());
     assert_eq!(before.recon, after.recon);
     assert_eq!(before.codes, after.codes);
     // PyTorch layout: encoder.0.weight is [out, in] = [32, 64].
@@ -323,23 +313,13 @@ fn bad_checkpoints_are_errors_not_panics() {
     assert!(matches!(checkpoint::load(&missing), Err(Error::Io { .. })));
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"not a safetensors file at all").unwrap();
-    assert!(matches!(
-        checkpoint::load(&garbage),
-        Err(Error::BadCheckpoint { .. })
-    ));
+    assert!(matches!(checkpoint::load(&garbage), Err(Error::BadCheckpoint { .. })));
     // A valid safetensors file that is not ours.
     let foreign = dir.join("foreign.safetensors");
     let data = [0u8; 8];
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
-    std::fs::write(
-        &foreign,
-        safetensors::serialize([("w", view)], None).unwrap(),
-    )
-    .unwrap();
-    let err = checkpoint::load(&foreign)
-        .err()
-        .expect("foreign checkpoint accepted");
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    std::fs::write(&foreign, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+    let err = checkpoint::load(&foreign).err().expect("foreign checkpoint accepted");
     assert!(err.to_string().contains("not an aegpu checkpoint"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -362,12 +342,7 @@ fn bad_configurations_are_errors() {
     let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Mse), 0).unwrap();
     let opt = Optimizer::parse("adam", 1e-3, 0.0).unwrap();
     for batch in [0, 5000] {
-        let tc = TrainConfig {
-            epochs: 1,
-            batch,
-            optimizer: opt,
-            seed: 0,
-        };
+        let tc = TrainConfig { epochs: 1, batch, optimizer: opt, seed: 0 };
         assert!(
             matches!(Trainer::new(&gpu, &model, &data, tc), Err(Error::Config(_))),
             "batch {batch} accepted"
@@ -376,16 +351,8 @@ fn bad_configurations_are_errors() {
     // A model whose input width does not match the data.
     let wide = DenseConfig::symmetric(100, &[8], Relu, Identity, Sigmoid, LossKind::Mse).unwrap();
     let wide = DenseAutoencoder::new(&gpu, wide, 0).unwrap();
-    let tc = TrainConfig {
-        epochs: 1,
-        batch: 10,
-        optimizer: opt,
-        seed: 0,
-    };
-    assert!(matches!(
-        Trainer::new(&gpu, &wide, &data, tc),
-        Err(Error::Shape(_))
-    ));
+    let tc = TrainConfig { epochs: 1, batch: 10, optimizer: opt, seed: 0 };
+    assert!(matches!(Trainer::new(&gpu, &wide, &data, tc), Err(Error::Shape(_))));
 }
 
 #[test]
@@ -406,16 +373,8 @@ fn a_diverging_run_is_reported() {
     let train = GpuDataset::upload(&gpu, &train).unwrap();
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     // SGD at an absurd rate blows the weights up to inf/NaN within an epoch or two.
-    let tc = TrainConfig {
-        epochs: 3,
-        batch: 50,
-        optimizer: Optimizer::parse("sgd", 1e4, 0.0).unwrap(),
-        seed: 0,
-    };
+    let tc =
+        TrainConfig { epochs: 3, batch: 50, optimizer: Optimizer::parse("sgd", 1e4, 0.0).unwrap(), seed: 0 };
     let r = aegpu::train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(()));
-    assert!(
-        matches!(r, Err(Error::Diverged { .. })),
-        "got {:?}",
-        r.map(|h| h.len())
-    );
+    assert!(matches!(r, Err(Error::Diverged { .. })), "got {:?}", r.map(|h| h.len()));
 }

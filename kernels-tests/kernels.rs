@@ -51,15 +51,8 @@ fn upload_with_tail(gpu: &Gpu, label: &str, v: &[f32]) -> StorageBuffer {
 /// Reads the first `n` words and checks that the rest of the buffer still holds SENTINEL.
 fn read_checked(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> {
     let all = b.read_all_f32(gpu).unwrap();
-    if let Some(i) = all[n..]
-        .iter()
-        .position(|x| x.to_bits() != SENTINEL.to_bits())
-    {
-        panic!(
-            "{what}: word {} past n = {n} was overwritten with {}",
-            n + i,
-            all[n + i]
-        );
+    if let Some(i) = all[n..].iter().position(|x| x.to_bits() != SENTINEL.to_bits()) {
+        panic!("{what}: word {} past n = {n} was overwritten with {}", n + i, all[n + i]);
     }
     all[..n].to_vec()
 }
@@ -67,10 +60,7 @@ fn read_checked(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> 
 fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!(
-            "{what}: first difference at [{i}]: {} vs {}",
-            got[i], want[i]
-        );
+        panic!("{what}: first difference at [{i}]: {} vs {}", got[i], want[i]);
     }
 }
 
@@ -82,17 +72,7 @@ fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
 fn grid_1d_covers_n_and_respects_dispatch_limit() {
     let mut ns: Vec<usize> = vec![0, 1, 255, 256, 257, 1023, 1024, 1025, 65535, 65536];
     for per in [256usize, 1024] {
-        for g in [
-            65534usize,
-            65535,
-            65536,
-            65537,
-            131070,
-            131071,
-            65535 * 3 + 1,
-            1 << 20,
-            1 << 22,
-        ] {
+        for g in [65534usize, 65535, 65536, 65537, 131070, 131071, 65535 * 3 + 1, 1 << 20, 1 << 22] {
             ns.extend([g * per - 1, g * per, g * per + 1]);
         }
     }
@@ -106,29 +86,13 @@ fn grid_1d_covers_n_and_respects_dispatch_limit() {
             let ctx = format!("grid_1d({n}, {per}) = [{x}, {y}, {z}]");
             let groups = n.div_ceil(per).max(1);
             assert!(x >= 1 && y >= 1 && z == 1, "{ctx}: empty or 3-D grid");
-            assert!(
-                x <= 65535 && y <= 65535,
-                "{ctx}: exceeds 65535 workgroups per dimension"
-            );
-            assert!(
-                x as usize * y as usize >= groups,
-                "{ctx}: covers fewer than {groups} groups"
-            );
-            assert!(
-                x as usize * y as usize * per >= n,
-                "{ctx}: does not cover n"
-            );
+            assert!(x <= 65535 && y <= 65535, "{ctx}: exceeds 65535 workgroups per dimension");
+            assert!(x as usize * y as usize >= groups, "{ctx}: covers fewer than {groups} groups");
+            assert!(x as usize * y as usize * per >= n, "{ctx}: does not cover n");
             // No wasted row of workgroups, and no fold when one row is enough.
-            assert!(
-                (x as usize) * (y as usize - 1) < groups,
-                "{ctx}: a whole row of workgroups is idle"
-            );
+            assert!((x as usize) * (y as usize - 1) < groups, "{ctx}: a whole row of workgroups is idle");
             if groups <= 65535 {
-                assert_eq!(
-                    (x as usize, y),
-                    (groups, 1),
-                    "{ctx}: folded although {groups} groups fit in x"
-                );
+                assert_eq!((x as usize, y), (groups, 1), "{ctx}: folded although {groups} groups fit in x");
             }
         }
     }
@@ -145,9 +109,7 @@ fn grid_1d_covers_n_and_respects_dispatch_limit() {
 fn act_inputs(n: usize, seed: u64) -> Vec<f32> {
     let mut x: Vec<f32> = random_vec(n, seed).iter().map(|v| v * 6.0).collect();
     if seed % 2 == 1 {
-        let special = [
-            0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 20.0, -20.0, 80.0, -80.0, 100.0, -100.0,
-        ];
+        let special = [0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 20.0, -20.0, 80.0, -80.0, 100.0, -100.0];
         for (xi, s) in x.iter_mut().zip(special) {
             *xi = s;
         }
@@ -199,10 +161,7 @@ fn check_activation(gpu: &Gpu, n: usize, act: Activation, seed: u64, in_place: b
     let (fwd_out, bwd_out) = if in_place {
         (gx.clone(), gdout.clone())
     } else {
-        (
-            upload_with_tail(gpu, "y", &vec![SENTINEL; n]),
-            upload_with_tail(gpu, "dx", &vec![SENTINEL; n]),
-        )
+        (upload_with_tail(gpu, "y", &vec![SENTINEL; n]), upload_with_tail(gpu, "dx", &vec![SENTINEL; n]))
     };
     run(
         gpu,
@@ -225,16 +184,8 @@ fn check_activation(gpu: &Gpu, n: usize, act: Activation, seed: u64, in_place: b
     assert_close(&format!("backward {ctx}"), &dx, &dx_ref, atol, rtol);
     if !in_place {
         // Inputs are read-only for an out-of-place call.
-        assert_bits_eq(
-            &format!("x unchanged {ctx}"),
-            &read_checked(gpu, "x", &gx, n),
-            &x,
-        );
-        assert_bits_eq(
-            &format!("dout unchanged {ctx}"),
-            &read_checked(gpu, "dout", &gdout, n),
-            &dout,
-        );
+        assert_bits_eq(&format!("x unchanged {ctx}"), &read_checked(gpu, "x", &gx, n), &x);
+        assert_bits_eq(&format!("dout unchanged {ctx}"), &read_checked(gpu, "dout", &gdout, n), &dout);
     }
 }
 
@@ -292,33 +243,16 @@ fn activation_folded_2d_dispatch_matches_reference() {
             ),
         ],
     );
-    assert_bits_eq(
-        "folded forward",
-        &read_checked(&gpu, "folded forward", &gy, n),
-        &y_ref,
-    );
-    assert_bits_eq(
-        "folded backward",
-        &read_checked(&gpu, "folded backward", &gdout, n),
-        &dx_ref,
-    );
+    assert_bits_eq("folded forward", &read_checked(&gpu, "folded forward", &gy, n), &y_ref);
+    assert_bits_eq("folded backward", &read_checked(&gpu, "folded backward", &gdout, n), &dx_ref);
 }
 
 // ---------------------------------------------------------------------------------------------
 // colsum
 // ---------------------------------------------------------------------------------------------
 
-const COLSUM_SHAPES: &[(usize, usize)] = &[
-    (1, 1),
-    (1, 300),
-    (300, 1),
-    (7, 32),
-    (8, 33),
-    (9, 31),
-    (257, 33),
-    (1000, 7),
-    (64, 65),
-];
+const COLSUM_SHAPES: &[(usize, usize)] =
+    &[(1, 1), (1, 300), (300, 1), (7, 32), (8, 33), (9, 31), (257, 33), (1000, 7), (64, 65)];
 
 /// Rigorous f32 bound: each column is a chain of at most ceil(rows/8) sequential adds, 3 tree levels
 /// and the accumulate add, each rounding by <= u relative to a partial sum bounded by Σ|x|; the
@@ -337,14 +271,8 @@ fn check_colsum_bound(
 ) {
     let chain = rows.div_ceil(8) + 3 + 2;
     for j in 0..cols {
-        let abs_sum: f64 = (0..rows)
-            .map(|i| inp[i * cols + j].abs() as f64)
-            .sum::<f64>()
-            + if accumulate {
-                init[j].abs() as f64
-            } else {
-                0.0
-            };
+        let abs_sum: f64 = (0..rows).map(|i| inp[i * cols + j].abs() as f64).sum::<f64>()
+            + if accumulate { init[j].abs() as f64 } else { 0.0 };
         let bound = 1.01 * chain as f64 * U as f64 * abs_sum;
         let err = (got[j] as f64 - want[j] as f64).abs();
         assert!(
@@ -357,32 +285,11 @@ fn check_colsum_bound(
 }
 
 /// Runs colsum on `inp` [rows, cols] into a buffer initialised with `init` (cols words + tail).
-fn gpu_colsum(
-    gpu: &Gpu,
-    inp: &[f32],
-    init: &[f32],
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) -> Vec<f32> {
+fn gpu_colsum(gpu: &Gpu, inp: &[f32], init: &[f32], rows: usize, cols: usize, accumulate: bool) -> Vec<f32> {
     let gin = upload_with_tail(gpu, "in", inp);
     let gout = upload_with_tail(gpu, "out", init);
-    run(
-        gpu,
-        &[reduce::colsum(
-            &View::whole(&gout),
-            &View::whole(&gin),
-            rows,
-            cols,
-            accumulate,
-        )],
-    );
-    read_checked(
-        gpu,
-        &format!("colsum {rows}x{cols} acc={accumulate}"),
-        &gout,
-        cols,
-    )
+    run(gpu, &[reduce::colsum(&View::whole(&gout), &View::whole(&gin), rows, cols, accumulate)]);
+    read_checked(gpu, &format!("colsum {rows}x{cols} acc={accumulate}"), &gout, cols)
 }
 
 #[test]
@@ -393,11 +300,7 @@ fn colsum_matches_reference_with_and_without_accumulate() {
             for &seed in SEEDS {
                 let ctx = format!("colsum {rows}x{cols} acc={accumulate} seed={seed}");
                 let inp = random_vec(rows * cols, seed * 100 + rows as u64);
-                let init = if accumulate {
-                    random_vec(cols, seed + 7)
-                } else {
-                    vec![SENTINEL; cols]
-                };
+                let init = if accumulate { random_vec(cols, seed + 7) } else { vec![SENTINEL; cols] };
                 let mut want = init.clone();
                 cpu::reduce::colsum(&mut want, &inp, rows, cols, accumulate);
                 let got = gpu_colsum(&gpu, &inp, &init, rows, cols, accumulate);
@@ -416,24 +319,14 @@ fn colsum_is_exact_on_exactly_representable_values() {
         for accumulate in [false, true] {
             let mut r = rng(rows as u64 * 31 + cols as u64);
             let mut q = |n: usize| -> Vec<f32> {
-                (0..n)
-                    .map(|_| r.random_range(-256i32..=256) as f32 / 64.0)
-                    .collect()
+                (0..n).map(|_| r.random_range(-256i32..=256) as f32 / 64.0).collect()
             };
             let inp = q(rows * cols);
-            let init = if accumulate {
-                q(cols)
-            } else {
-                vec![SENTINEL; cols]
-            };
+            let init = if accumulate { q(cols) } else { vec![SENTINEL; cols] };
             let mut want = init.clone();
             cpu::reduce::colsum(&mut want, &inp, rows, cols, accumulate);
             let got = gpu_colsum(&gpu, &inp, &init, rows, cols, accumulate);
-            assert_bits_eq(
-                &format!("exact colsum {rows}x{cols} acc={accumulate}"),
-                &got,
-                &want,
-            );
+            assert_bits_eq(&format!("exact colsum {rows}x{cols} acc={accumulate}"), &got, &want);
         }
     }
 }
@@ -442,14 +335,10 @@ fn colsum_is_exact_on_exactly_representable_values() {
 fn colsum_is_deterministic() {
     let gpu = gpu();
     for &(rows, cols) in &[(1000usize, 7usize), (257, 33), (4096, 2)] {
-        let inp: Vec<f32> = random_vec(rows * cols, 5)
-            .iter()
-            .map(|v| v * 1000.0)
-            .collect();
+        let inp: Vec<f32> = random_vec(rows * cols, 5).iter().map(|v| v * 1000.0).collect();
         let gin = upload_with_tail(&gpu, "in", &inp);
-        let outs: Vec<StorageBuffer> = (0..2)
-            .map(|_| upload_with_tail(&gpu, "out", &vec![0.0; cols]))
-            .collect();
+        let outs: Vec<StorageBuffer> =
+            (0..2).map(|_| upload_with_tail(&gpu, "out", &vec![0.0; cols])).collect();
         // Two plans into two buffers, one of them run twice: three results, all bit-identical.
         let plans: Vec<Plan> = outs
             .iter()
@@ -457,13 +346,7 @@ fn colsum_is_deterministic() {
                 Plan::new(
                     &gpu,
                     "colsum",
-                    &[reduce::colsum(
-                        &View::whole(o),
-                        &View::whole(&gin),
-                        rows,
-                        cols,
-                        false,
-                    )],
+                    &[reduce::colsum(&View::whole(o), &View::whole(&gin), rows, cols, false)],
                 )
                 .unwrap()
             })
@@ -562,10 +445,7 @@ fn gpu_loss(
     let ctx = format!("{kind:?}/{out_act:?} n={n}");
     read_checked(gpu, &format!("partials {ctx}"), &gpart, 2 * rows);
     let tot = read_checked(gpu, &format!("totals {ctx}"), &gtot, 2);
-    LossResult {
-        totals: [tot[0], tot[1]],
-        dz: dz_buf.map(|b| read_checked(gpu, &format!("dz {ctx}"), b, n)),
-    }
+    LossResult { totals: [tot[0], tot[1]], dz: dz_buf.map(|b| read_checked(gpu, &format!("dz {ctx}"), b, n)) }
 }
 
 /// Relative tolerance on the two totals. Every term is >= 0, so the f32 sums do not cancel: a
@@ -577,10 +457,7 @@ const TOTAL_RTOL: f64 = 3e-6;
 
 fn check_totals(ctx: &str, got: [f32; 2], want: (f64, f64), ce_slack: f64) {
     let (se, ce) = want;
-    for (name, g, w, slack) in [
-        ("squared error", got[0], se, 0.0),
-        ("cross-entropy", got[1], ce, ce_slack),
-    ] {
+    for (name, g, w, slack) in [("squared error", got[0], se, 0.0), ("cross-entropy", got[1], ce, ce_slack)] {
         assert!(g.is_finite(), "{ctx}: {name} total is {g}");
         let err = (g as f64 - w).abs();
         assert!(
@@ -603,14 +480,8 @@ fn loss_totals_and_gradient_match_reference() {
                 let z = loss_inputs(n, out_act, &t, seed + 50);
                 let grad_scale = 1.0 / n as f32;
                 let mut dz_ref = vec![0.0; n];
-                let want = cpu::loss::loss_forward_backward(
-                    Some(&mut dz_ref),
-                    &z,
-                    &t,
-                    kind,
-                    out_act,
-                    grad_scale,
-                );
+                let want =
+                    cpu::loss::loss_forward_backward(Some(&mut dz_ref), &z, &t, kind, out_act, grad_scale);
                 let gdz = upload_with_tail(&gpu, "dz", &vec![SENTINEL; n]);
                 let got = gpu_loss(&gpu, &z, &t, kind, out_act, grad_scale, Some(&gdz));
                 check_totals(&ctx, got.totals, want, 0.0);
@@ -646,11 +517,7 @@ fn loss_without_dz_writes_no_gradient_and_same_totals() {
             // scribbling over the partial sums, so the totals are bit-identical.
             assert_bits_eq(&ctx, &without.totals, &with.totals);
             assert!(without.dz.is_none());
-            assert_bits_eq(
-                &ctx,
-                &read_checked(&gpu, &ctx, &untouched, n),
-                &vec![SENTINEL; n],
-            );
+            assert_bits_eq(&ctx, &read_checked(&gpu, &ctx, &untouched, n), &vec![SENTINEL; n]);
             check_totals(
                 &ctx,
                 without.totals,
@@ -666,9 +533,7 @@ fn loss_without_dz_writes_no_gradient_and_same_totals() {
 #[test]
 fn loss_extreme_logits_stay_finite() {
     let gpu = gpu();
-    let logits = [
-        80.0f32, -80.0, 100.0, -100.0, 1000.0, -1000.0, 30.0, -30.0, 0.0,
-    ];
+    let logits = [80.0f32, -80.0, 100.0, -100.0, 1000.0, -1000.0, 30.0, -30.0, 0.0];
     let tvals = [0.0f32, 1.0, 0.5, 0.25];
     let mut z = Vec::new();
     let mut t = Vec::new();
@@ -683,15 +548,11 @@ fn loss_extreme_logits_stay_finite() {
     z.extend(random_vec(extra, 31).iter().map(|v| v * 4.0));
     t.extend(targets(extra, 32));
     let n = z.len();
-    for (kind, out_act) in [
-        (LossKind::Bce, Activation::Sigmoid),
-        (LossKind::Mse, Activation::Sigmoid),
-    ] {
+    for (kind, out_act) in [(LossKind::Bce, Activation::Sigmoid), (LossKind::Mse, Activation::Sigmoid)] {
         let ctx = format!("extreme logits {kind:?}/{out_act:?}");
         let grad_scale = 1.0 / n as f32;
         let mut dz_ref = vec![0.0; n];
-        let want =
-            cpu::loss::loss_forward_backward(Some(&mut dz_ref), &z, &t, kind, out_act, grad_scale);
+        let want = cpu::loss::loss_forward_backward(Some(&mut dz_ref), &z, &t, kind, out_act, grad_scale);
         assert!(want.0.is_finite() && want.1.is_finite());
         let gdz = upload_with_tail(&gpu, "dz", &vec![SENTINEL; n]);
         let got = gpu_loss(&gpu, &z, &t, kind, out_act, grad_scale, Some(&gdz));
@@ -707,20 +568,8 @@ fn loss_extreme_logits_stay_finite() {
     // Just the ±80 logits alone: each BCE total is exactly 80 per saturated wrong answer.
     let z80 = [80.0f32, -80.0, 80.0, -80.0];
     let t80 = [0.0f32, 1.0, 1.0, 0.0];
-    let got = gpu_loss(
-        &gpu,
-        &z80,
-        &t80,
-        LossKind::Bce,
-        Activation::Sigmoid,
-        1.0,
-        None,
-    );
-    assert!(
-        (got.totals[1] - 160.0).abs() <= 160.0 * 1e-6,
-        "BCE of ±80 logits: {} (want 160)",
-        got.totals[1]
-    );
+    let got = gpu_loss(&gpu, &z80, &t80, LossKind::Bce, Activation::Sigmoid, 1.0, None);
+    assert!((got.totals[1] - 160.0).abs() <= 160.0 * 1e-6, "BCE of ±80 logits: {} (want 160)", got.totals[1]);
 }
 
 #[test]
@@ -729,24 +578,11 @@ fn loss_check_accepts_only_valid_output_activations() {
     for act in [Identity, Relu, LeakyRelu(0.2), Sigmoid, Tanh] {
         let mse_ok = matches!(act, Identity | Sigmoid);
         let bce_ok = matches!(act, Sigmoid);
-        assert_eq!(
-            loss::check(LossKind::Mse, act).is_ok(),
-            mse_ok,
-            "Mse with {act:?}"
-        );
-        assert_eq!(
-            loss::check(LossKind::Bce, act).is_ok(),
-            bce_ok,
-            "Bce with {act:?}"
-        );
+        assert_eq!(loss::check(LossKind::Mse, act).is_ok(), mse_ok, "Mse with {act:?}");
+        assert_eq!(loss::check(LossKind::Bce, act).is_ok(), bce_ok, "Bce with {act:?}");
     }
-    let msg = loss::check(LossKind::Bce, Identity)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.to_lowercase().contains("sigmoid"),
-        "error should name the fix: {msg}"
-    );
+    let msg = loss::check(LossKind::Bce, Identity).unwrap_err().to_string();
+    assert!(msg.to_lowercase().contains("sigmoid"), "error should name the fix: {msg}");
     assert!(loss::check(LossKind::Bce, Relu).is_err());
 }
 
@@ -755,30 +591,10 @@ fn loss_check_accepts_only_valid_output_activations() {
 // ---------------------------------------------------------------------------------------------
 
 const OPTIMIZERS: [Optimizer; 4] = [
-    Optimizer::Sgd {
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 0.0,
-    },
-    Optimizer::Sgd {
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 1e-2,
-    },
-    Optimizer::Adam {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 1e-2,
-    },
-    Optimizer::AdamW {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.1,
-    },
+    Optimizer::Sgd { lr: 0.05, momentum: 0.9, weight_decay: 0.0 },
+    Optimizer::Sgd { lr: 0.05, momentum: 0.9, weight_decay: 1e-2 },
+    Optimizer::Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2 },
+    Optimizer::AdamW { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 },
 ];
 
 #[test]
@@ -810,11 +626,7 @@ fn optimizer_steps_match_reference() {
                 gg.write(&gpu, 0, &g);
                 cpu::optimizer::optimizer_step(&opt, &mut p, &g, &mut m, &mut v, t);
                 // SGD has no second moment: the launcher's contract is to pass m again.
-                let v_view = if is_sgd {
-                    View::whole(&gm)
-                } else {
-                    View::whole(&gv)
-                };
+                let v_view = if is_sgd { View::whole(&gm) } else { View::whole(&gv) };
                 run(
                     &gpu,
                     &[optimizer_step(
@@ -830,11 +642,7 @@ fn optimizer_steps_match_reference() {
                 let gp_now = read_checked(&gpu, &format!("params {ctx}"), &gp, n);
                 let gm_now = read_checked(&gpu, &format!("m {ctx}"), &gm, n);
                 let gv_now = read_checked(&gpu, &format!("v {ctx}"), &gv, n);
-                assert_bits_eq(
-                    &format!("grads untouched {ctx}"),
-                    &read_checked(&gpu, "grads", &gg, n),
-                    &g,
-                );
+                assert_bits_eq(&format!("grads untouched {ctx}"), &read_checked(&gpu, "grads", &gg, n), &g);
                 // GPU and reference evolve independently over five steps (bit-exact on lavapipe). Other
                 // compilers may contract a·b + c into an fma: m and v can then drift by ~1 ULP of
                 // |g| <= 1 per step where the sum cancels (5 steps: <= 3e-7 absolute on m, 5e-10 on
@@ -865,18 +673,9 @@ fn adam_first_step_is_lr_times_sign() {
     let gpu = gpu();
     let n = 257;
     let lr = 1e-2;
-    let opt = Optimizer::Adam {
-        lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
+    let opt = Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
     let p0 = random_vec(n, 81);
-    let g: Vec<f32> = random_vec(n, 82)
-        .iter()
-        .map(|x| x + if *x >= 0.0 { 0.1 } else { -0.1 })
-        .collect();
+    let g: Vec<f32> = random_vec(n, 82).iter().map(|x| x + if *x >= 0.0 { 0.1 } else { -0.1 }).collect();
     let gp = upload_with_tail(&gpu, "params", &p0);
     let gg = upload_with_tail(&gpu, "grads", &g);
     let gm = upload_with_tail(&gpu, "m", &vec![0.0; n]);
@@ -894,11 +693,7 @@ fn adam_first_step_is_lr_times_sign() {
         )],
     );
     let p = read_checked(&gpu, "params", &gp, n);
-    let want: Vec<f32> = p0
-        .iter()
-        .zip(&g)
-        .map(|(p, g)| p - lr * g.signum())
-        .collect();
+    let want: Vec<f32> = p0.iter().zip(&g).map(|(p, g)| p - lr * g.signum()).collect();
     // |g| >= 0.1 so ε/|g| <= 1e-7 and the step is lr·(1 ± ~1e-6) (f32 rounding of 1-β, of the
     // bias corrections, sqrt and divide): ~1e-8, plus an ULP of |p| <= 1 (6e-8) for the final
     // subtraction. Measured: 3.7e-9.
@@ -926,39 +721,20 @@ fn dataset(examples: usize, dim: usize, seed: u64) -> Vec<u8> {
 fn gather_u8_matches_reference_exactly() {
     let gpu = gpu();
     // (examples, dim): byte counts 35, 65, 5005 and 999 are not multiples of 4; 784·37 is.
-    for (examples, dim) in [
-        (7usize, 5usize),
-        (13, 5),
-        (1001, 5),
-        (333, 3),
-        (37, 784),
-        (1, 5),
-    ] {
+    for (examples, dim) in [(7usize, 5usize), (13, 5), (1001, 5), (333, 3), (37, 784), (1, 5)] {
         let bytes = dataset(examples, dim, examples as u64 * 7 + dim as u64);
         let gdata = StorageBuffer::from_slice(&gpu, "data", &bytes).unwrap();
-        assert_eq!(
-            gdata.len,
-            bytes.len().div_ceil(4),
-            "from_slice::<u8> packs 4 bytes per word"
-        );
+        assert_eq!(gdata.len, bytes.len().div_ceil(4), "from_slice::<u8> packs 4 bytes per word");
         for seed in [1u64, 2] {
             let mut index: Vec<u32> = (0..examples as u32).collect();
             index.shuffle(&mut rng(seed));
-            let offset = if examples > 2 {
-                1 + seed as usize % 2
-            } else {
-                0
-            };
+            let offset = if examples > 2 { 1 + seed as usize % 2 } else { 0 };
             let batch = (examples - offset).min(64);
             // The last example (its bytes end in the padded word) is always in the batch.
-            let pos = index
-                .iter()
-                .position(|&e| e as usize == examples - 1)
-                .unwrap();
+            let pos = index.iter().position(|&e| e as usize == examples - 1).unwrap();
             index.swap(pos, offset + batch - 1);
-            let ctx = format!(
-                "gather examples={examples} dim={dim} seed={seed} offset={offset} batch={batch}"
-            );
+            let ctx =
+                format!("gather examples={examples} dim={dim} seed={seed} offset={offset} batch={batch}");
             let gindex = StorageBuffer::from_slice(&gpu, "index", &index).unwrap();
             let gout = upload_with_tail(&gpu, "out", &vec![SENTINEL; batch * dim]);
             run(
@@ -995,26 +771,11 @@ fn gather_u8_offset_rewritten_in_place() {
     let plan = Plan::new(
         &gpu,
         "gather",
-        &[gather_u8(
-            &View::whole(&gout),
-            &View::whole(&gdata),
-            &View::whole(&gindex),
-            batch,
-            dim,
-            0,
-        )],
+        &[gather_u8(&View::whole(&gout), &View::whole(&gdata), &View::whole(&gindex), batch, dim, 0)],
     )
     .unwrap();
-    for offset in (0..=examples - batch)
-        .step_by(batch)
-        .chain([examples - batch, 3])
-    {
-        let params = GatherParams {
-            batch: batch as u32,
-            dim: dim as u32,
-            offset: offset as u32,
-            _pad: 0,
-        };
+    for offset in (0..=examples - batch).step_by(batch).chain([examples - batch, 3]) {
+        let params = GatherParams { batch: batch as u32, dim: dim as u32, offset: offset as u32, _pad: 0 };
         plan.set_uniform(&gpu, 0, bytemuck::bytes_of(&params));
         plan.run(&gpu).unwrap();
         let mut want = vec![0.0; batch * dim];
@@ -1034,30 +795,17 @@ fn gather_u8_folded_2d_dispatch() {
     let bytes = dataset(examples, dim, 93);
     let offset = 5;
     let mut r = rng(94);
-    let index: Vec<u32> = (0..offset + batch)
-        .map(|_| r.random_range(0..examples as u32))
-        .collect();
+    let index: Vec<u32> = (0..offset + batch).map(|_| r.random_range(0..examples as u32)).collect();
     let gdata = StorageBuffer::from_slice(&gpu, "data", &bytes).unwrap();
     let gindex = StorageBuffer::from_slice(&gpu, "index", &index).unwrap();
     let gout = upload_with_tail(&gpu, "out", &vec![SENTINEL; batch * dim]);
     run(
         &gpu,
-        &[gather_u8(
-            &View::whole(&gout),
-            &View::whole(&gdata),
-            &View::whole(&gindex),
-            batch,
-            dim,
-            offset,
-        )],
+        &[gather_u8(&View::whole(&gout), &View::whole(&gdata), &View::whole(&gindex), batch, dim, offset)],
     );
     let mut want = vec![0.0; batch * dim];
     cpu::gather::gather_u8(&mut want, &bytes, &index, batch, dim, offset);
-    assert_bits_eq(
-        "folded gather",
-        &read_checked(&gpu, "folded gather", &gout, batch * dim),
-        &want,
-    );
+    assert_bits_eq("folded gather", &read_checked(&gpu, "folded gather", &gout, batch * dim), &want);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1077,15 +825,7 @@ fn launchers_match_shader_bindings() {
         activation::activation_backward(&v, &v, &v, 4, Activation::Tanh),
         reduce::colsum(&v, &v, 2, 2, false),
         optimizer_step(&opt, &v, &v, &v, &v, 4, 1),
-        optimizer_step(
-            &Optimizer::parse("sgd", 1e-3, 0.0).unwrap(),
-            &v,
-            &v,
-            &v,
-            &v,
-            4,
-            1,
-        ),
+        optimizer_step(&Optimizer::parse("sgd", 1e-3, 0.0).unwrap(), &v, &v, &v, &v, 4, 1),
         gather_u8(&v, &v, &v, 1, 4, 0),
     ];
     launches.extend(loss::loss_forward_backward(
@@ -1101,13 +841,10 @@ fn launchers_match_shader_bindings() {
     ));
     for l in &launches {
         let src = kernels::shader_source(l.key.shader);
-        let module = naga::front::wgsl::parse_str(src)
-            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+        let module =
+            naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
         let ctx = format!("{} ({}::{})", l.label, l.key.shader, l.key.entry);
-        assert!(
-            module.entry_points.iter().any(|ep| ep.name == l.key.entry),
-            "{ctx}: no such entry point"
-        );
+        assert!(module.entry_points.iter().any(|ep| ep.name == l.key.entry), "{ctx}: no such entry point");
         let mut storage = Vec::new();
         let mut uniform_size = None;
         for (_, g) in module.global_variables.iter() {
@@ -1128,10 +865,6 @@ fn launchers_match_shader_bindings() {
             (1..=l.views.len() as u32).collect::<Vec<_>>(),
             "{ctx}: storage bindings vs views"
         );
-        assert_eq!(
-            uniform_size,
-            Some(l.uniform.len() as u32),
-            "{ctx}: Params size, shader vs launcher"
-        );
+        assert_eq!(uniform_size, Some(l.uniform.len() as u32), "{ctx}: Params size, shader vs launcher");
     }
 }

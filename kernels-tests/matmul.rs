@@ -37,18 +37,7 @@ fn check(
     let bias_v = random_vec(n, seed + 2);
     let c0 = random_vec(m * n, seed + 3);
     let mut want = c0.clone();
-    cpu::matmul::matmul(
-        &mut want,
-        &a,
-        &b,
-        bias.then_some(&bias_v[..]),
-        m,
-        n,
-        k,
-        trans,
-        act,
-        accumulate,
-    );
+    cpu::matmul::matmul(&mut want, &a, &b, bias.then_some(&bias_v[..]), m, n, k, trans, act, accumulate);
 
     let ga = StorageBuffer::from_slice(&gpu, "a", &a).unwrap();
     let gb = StorageBuffer::from_slice(&gpu, "b", &b).unwrap();
@@ -68,10 +57,7 @@ fn check(
         variant,
     }
     .launch();
-    Plan::new(&gpu, "test", &[launch])
-        .unwrap()
-        .run(&gpu)
-        .unwrap();
+    Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
     let got = gc.read_all_f32(&gpu).unwrap();
     // f32 accumulation over K terms of size <= 1 against an f64 reference: error grows like sqrt(K)·ε.
     let atol = 1e-5 * (k as f32).sqrt() * 4.0;
@@ -89,15 +75,7 @@ fn every_variant_and_transpose_matches_reference_on_awkward_shapes() {
     for variant in MatmulVariant::ALL {
         for trans in Transpose::ALL {
             for (i, &shape) in SHAPES.iter().enumerate() {
-                check(
-                    variant,
-                    trans,
-                    shape,
-                    Activation::Identity,
-                    false,
-                    false,
-                    10 + i as u64,
-                );
+                check(variant, trans, shape, Activation::Identity, false, false, 10 + i as u64);
             }
         }
     }
@@ -114,15 +92,7 @@ fn fused_bias_and_activations_match_reference() {
     ];
     for variant in MatmulVariant::ALL {
         for (seed, act) in acts.into_iter().enumerate() {
-            check(
-                variant,
-                Transpose::Nt,
-                (33, 70, 29),
-                act,
-                true,
-                false,
-                100 + seed as u64,
-            );
+            check(variant, Transpose::Nt, (33, 70, 29), act, true, false, 100 + seed as u64);
         }
     }
 }
@@ -131,15 +101,7 @@ fn fused_bias_and_activations_match_reference() {
 fn accumulate_adds_to_existing_output() {
     for variant in MatmulVariant::ALL {
         for seed in 0..3 {
-            check(
-                variant,
-                Transpose::Tn,
-                (17, 9, 40),
-                Activation::Identity,
-                false,
-                true,
-                200 + seed,
-            );
+            check(variant, Transpose::Tn, (17, 9, 40), Activation::Identity, false, true, 200 + seed);
         }
     }
 }

@@ -50,15 +50,8 @@ fn upload_with_tail(gpu: &Gpu, label: &str, v: &[f32], n: usize) -> StorageBuffe
 /// The first `n` words, after checking the rest of the buffer still holds SENTINEL.
 fn read_checked(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> {
     let all = b.read_all_f32(gpu).unwrap();
-    if let Some(i) = all[n..]
-        .iter()
-        .position(|x| x.to_bits() != SENTINEL.to_bits())
-    {
-        panic!(
-            "{what}: word {} past n = {n} was overwritten with {}",
-            n + i,
-            all[n + i]
-        );
+    if let Some(i) = all[n..].iter().position(|x| x.to_bits() != SENTINEL.to_bits()) {
+        panic!("{what}: word {} past n = {n} was overwritten with {}", n + i, all[n + i]);
     }
     all[..n].to_vec()
 }
@@ -72,9 +65,7 @@ fn fill(gpu: &Gpu, what: &str, n: usize, make: impl FnOnce(&View) -> Launch) -> 
 
 fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| got[i].to_bits() != want[i].to_bits())
-        .collect();
+    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
     if let Some(&i) = bad.first() {
         panic!(
             "{what}: {} of {} differ; first at [{i}]: gpu {} vs ref {}",
@@ -106,12 +97,7 @@ fn assert_within(what: &str, got: &[f32], want: &[f32], bound: &[f32]) {
         let first: Vec<String> = bad
             .iter()
             .take(6)
-            .map(|&i| {
-                format!(
-                    "[{i}] gpu {} ref {} (bound {:e})",
-                    got[i], want[i], bound[i]
-                )
-            })
+            .map(|&i| format!("[{i}] gpu {} ref {} (bound {:e})", got[i], want[i], bound[i]))
             .collect();
         panic!(
             "{what}: {} of {} elements outside their bound; worst err/bound {} at [{}]; first: {}",
@@ -148,12 +134,7 @@ fn lag_corr(x: &[f32], lag: usize) -> f64 {
 fn corr(a: &[f32], b: &[f32]) -> f64 {
     let (ma, va) = mean_var(a);
     let (mb, vb) = mean_var(b);
-    let cov = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - ma) * (y as f64 - mb))
-        .sum::<f64>()
-        / a.len() as f64;
+    let cov = a.iter().zip(b).map(|(&x, &y)| (x as f64 - ma) * (y as f64 - mb)).sum::<f64>() / a.len() as f64;
     cov / (va * vb).sqrt()
 }
 
@@ -163,16 +144,8 @@ fn corr(a: &[f32], b: &[f32]) -> f64 {
 
 /// Random123's kat_vectors for philox4x32_10: (counter, key, expected output).
 const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-    (
-        [0, 0, 0, 0],
-        [0, 0],
-        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
-    ),
-    (
-        [0xffffffff; 4],
-        [0xffffffff; 2],
-        [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
-    ),
+    ([0, 0, 0, 0], [0, 0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+    ([0xffffffff; 4], [0xffffffff; 2], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]),
     (
         [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
         [0xa4093822, 0x299f31d0],
@@ -261,11 +234,7 @@ fn normal_tol(want: f32, u1: f32) -> f32 {
     let r = l.max(0.0).sqrt();
     let dl = 2.0 * (2f64.powi(-21)).max(8.0 * u * l / 2.0);
     let dr = 8.0 * u * r + (dl / (2.0 * r.max(1e-30))).min(dl.sqrt());
-    let c = if r > 0.0 {
-        (want as f64 / r).abs().min(1.0)
-    } else {
-        1.0
-    };
+    let c = if r > 0.0 { (want as f64 / r).abs().min(1.0) } else { 1.0 };
     (c * dr + r * 2f64.powi(-19) + 2.0 * u * (want as f64).abs()) as f32
 }
 
@@ -286,9 +255,8 @@ fn gpu_normals_match_cpu_within_builtin_error() {
         let got = fill(&gpu, &what, n, |o| kr::random_normal(o, n, seed, stream));
         let mut want = vec![0.0; n];
         cr::random_normal(&mut want, seed, stream);
-        let bound: Vec<f32> = (0..n)
-            .map(|i| normal_tol(want[i], normal_u1(seed, stream, cr::TAG_NORMAL, i)))
-            .collect();
+        let bound: Vec<f32> =
+            (0..n).map(|i| normal_tol(want[i], normal_u1(seed, stream, cr::TAG_NORMAL, i))).collect();
         assert_within(&what, &got, &want, &bound);
         for i in 0..n {
             let e = (got[i] - want[i]).abs();
@@ -312,34 +280,19 @@ type MakeDraw = Box<dyn Fn(&View, &View, usize, u64, u64) -> Launch>;
 /// Every kernel that draws numbers, as (name, launch maker). Inputs are mid-grey.
 fn drawing_kernels() -> Vec<(&'static str, MakeDraw)> {
     vec![
-        (
-            "random_bits",
-            Box::new(|o: &View, _: &View, n, s, t| kr::random_bits(o, n, s, t)),
-        ),
-        (
-            "random_uniform",
-            Box::new(|o: &View, _: &View, n, s, t| kr::random_uniform(o, n, s, t)),
-        ),
-        (
-            "random_normal",
-            Box::new(|o: &View, _: &View, n, s, t| kr::random_normal(o, n, s, t)),
-        ),
+        ("random_bits", Box::new(|o: &View, _: &View, n, s, t| kr::random_bits(o, n, s, t))),
+        ("random_uniform", Box::new(|o: &View, _: &View, n, s, t| kr::random_uniform(o, n, s, t))),
+        ("random_normal", Box::new(|o: &View, _: &View, n, s, t| kr::random_normal(o, n, s, t))),
         (
             "corrupt_gaussian",
             Box::new(|o: &View, x: &View, n, s, t| kr::corrupt_gaussian(o, x, n, 0.3, s, t)),
         ),
-        (
-            "corrupt_masking",
-            Box::new(|o: &View, x: &View, n, s, t| kr::corrupt_masking(o, x, n, 0.5, s, t)),
-        ),
+        ("corrupt_masking", Box::new(|o: &View, x: &View, n, s, t| kr::corrupt_masking(o, x, n, 0.5, s, t))),
         (
             "corrupt_salt_pepper",
             Box::new(|o: &View, x: &View, n, s, t| kr::corrupt_salt_pepper(o, x, n, 0.5, s, t)),
         ),
-        (
-            "dropout_mask",
-            Box::new(|o: &View, _: &View, n, s, t| kr::dropout_mask(o, n, 0.5, s, t)),
-        ),
+        ("dropout_mask", Box::new(|o: &View, _: &View, n, s, t| kr::dropout_mask(o, n, 0.5, s, t))),
     ]
 }
 
@@ -350,17 +303,9 @@ fn output_does_not_depend_on_dispatch_size() {
     let gpu = gpu();
     let grey = upload_with_tail(&gpu, "x", &vec![0.5; 5000], 5000);
     for (name, make) in drawing_kernels() {
-        let small = fill(&gpu, name, 1000, |o| {
-            make(o, &View::whole(&grey), 1000, 9, 4)
-        });
-        let large = fill(&gpu, name, 5000, |o| {
-            make(o, &View::whole(&grey), 5000, 9, 4)
-        });
-        assert_bits_eq(
-            &format!("{name}: n=1000 vs first 1000 of n=5000"),
-            &small,
-            &large[..1000],
-        );
+        let small = fill(&gpu, name, 1000, |o| make(o, &View::whole(&grey), 1000, 9, 4));
+        let large = fill(&gpu, name, 5000, |o| make(o, &View::whole(&grey), 5000, 9, 4));
+        assert_bits_eq(&format!("{name}: n=1000 vs first 1000 of n=5000"), &small, &large[..1000]);
     }
 }
 
@@ -378,15 +323,9 @@ fn reproducible_by_seed_and_stream() {
         // A different stream or seed must not repeat the sequence: count agreements and compare
         // with what chance gives.
         for (what, c) in [
-            (
-                "stream 101",
-                fill(&gpu, name, n, |o| make(o, &x, n, 11, 101)),
-            ),
+            ("stream 101", fill(&gpu, name, n, |o| make(o, &x, n, 11, 101))),
             ("seed 12", fill(&gpu, name, n, |o| make(o, &x, n, 12, 100))),
-            (
-                "stream 100 + 2^32",
-                fill(&gpu, name, n, |o| make(o, &x, n, 11, 100 + (1 << 32))),
-            ),
+            ("stream 100 + 2^32", fill(&gpu, name, n, |o| make(o, &x, n, 11, 100 + (1 << 32)))),
         ] {
             let same = (0..n).filter(|&i| a[i].to_bits() == c[i].to_bits()).count();
             let limit = match name {
@@ -397,10 +336,7 @@ fn reproducible_by_seed_and_stream() {
                 "corrupt_gaussian" => n / 20,
                 _ => n / 100,
             };
-            assert!(
-                same < limit,
-                "{name}: {what} repeats {same} of {n} outputs of the original stream"
-            );
+            assert!(same < limit, "{name}: {what} repeats {same} of {n} outputs of the original stream");
         }
     }
 }
@@ -414,10 +350,7 @@ fn restreaming_a_built_plan_draws_the_new_stream() {
     let out = upload_with_tail(&gpu, "out", &[], n);
     let launch = kr::dropout_mask(&View::whole(&out), n, 0.25, 5, stream_for(0, 3));
     let p = RandomParams::of(&launch);
-    assert_eq!(
-        (p.n, p.seed(), p.stream(), p.prob),
-        (777, 5, stream_for(0, 3), 0.25)
-    );
+    assert_eq!((p.n, p.seed(), p.stream(), p.prob), (777, 5, stream_for(0, 3), 0.25));
     let plan = Plan::new(&gpu, "step", std::slice::from_ref(&launch)).unwrap();
     for step in 0..3u64 {
         let stream = stream_for(step, 3);
@@ -449,25 +382,10 @@ fn uniform_statistics() {
     let (m, v) = mean_var(&x);
     assert_5se("uniform mean", m, 0.5, (1.0 / 12.0 / nf).sqrt());
     assert_5se("uniform variance", v, 1.0 / 12.0, (1.0 / 180.0 / nf).sqrt());
-    assert_5se(
-        "uniform lag-1 correlation",
-        lag_corr(&x, 1),
-        0.0,
-        1.0 / nf.sqrt(),
-    );
-    assert_5se(
-        "uniform lag-4 correlation",
-        lag_corr(&x, 4),
-        0.0,
-        1.0 / nf.sqrt(),
-    );
+    assert_5se("uniform lag-1 correlation", lag_corr(&x, 1), 0.0, 1.0 / nf.sqrt());
+    assert_5se("uniform lag-4 correlation", lag_corr(&x, 4), 0.0, 1.0 / nf.sqrt());
     let y = fill(&gpu, "uniform", n, |o| kr::random_uniform(o, n, 2024, 2));
-    assert_5se(
-        "streams 1 and 2 correlation",
-        corr(&x, &y),
-        0.0,
-        1.0 / nf.sqrt(),
-    );
+    assert_5se("streams 1 and 2 correlation", corr(&x, &y), 0.0, 1.0 / nf.sqrt());
     let mut bins = [0usize; 64];
     for &u in &x {
         assert!((0.0..1.0).contains(&u), "uniform {u} outside [0, 1)");
@@ -498,12 +416,7 @@ fn normal_statistics() {
     let p1 = 0.682_689_492;
     let inside = x.iter().filter(|v| v.abs() < 1.0).count() as f64 / nf;
     assert_5se("P(|x| < 1)", inside, p1, (p1 * (1.0 - p1) / nf).sqrt());
-    assert_5se(
-        "normal lag-1 correlation",
-        lag_corr(&x, 1),
-        0.0,
-        1.0 / nf.sqrt(),
-    );
+    assert_5se("normal lag-1 correlation", lag_corr(&x, 1), 0.0, 1.0 / nf.sqrt());
     // Squares of a cos/sin pair: dependent Box–Muller code would show here (independent: 0).
     let sq: Vec<f32> = x.iter().map(|v| v * v).collect();
     let pairs_a: Vec<f32> = sq.iter().step_by(2).copied().collect();
@@ -515,10 +428,7 @@ fn normal_statistics() {
         1.0 / (nf / 2.0).sqrt(),
     );
     let max = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-    assert!(
-        max.is_finite() && max <= 5.78,
-        "max |normal| = {max}, beyond the 5.77 cut-off"
-    );
+    assert!(max.is_finite() && max <= 5.78, "max |normal| = {max}, beyond the 5.77 cut-off");
 }
 
 /// Corruption and dropout on 2^18 mid-grey pixels: masked / corrupted fractions ≈ p (binomial se),
@@ -534,28 +444,19 @@ fn corruption_statistics() {
     let x = View::whole(&grey);
 
     let p = 0.25f32;
-    let out = fill(&gpu, "masking", n, |o| {
-        kr::corrupt_masking(o, &x, n, p, 1, 2)
-    });
+    let out = fill(&gpu, "masking", n, |o| kr::corrupt_masking(o, &x, n, p, 1, 2));
     assert!(out.iter().all(|&v| v == 0.0 || v == 0.5));
     let frac = out.iter().filter(|&&v| v == 0.0).count() as f64 / nf;
     let pf = p as f64;
     assert_5se("masked fraction", frac, pf, (pf * (1.0 - pf) / nf).sqrt());
 
     let p = 0.2f32;
-    let out = fill(&gpu, "salt-and-pepper", n, |o| {
-        kr::corrupt_salt_pepper(o, &x, n, p, 1, 2)
-    });
+    let out = fill(&gpu, "salt-and-pepper", n, |o| kr::corrupt_salt_pepper(o, &x, n, p, 1, 2));
     assert!(out.iter().all(|&v| v == 0.0 || v == 0.5 || v == 1.0));
     let hit = out.iter().filter(|&&v| v != 0.5).count();
     let salt = out.iter().filter(|&&v| v == 1.0).count();
     let pf = p as f64;
-    assert_5se(
-        "salt-and-pepper fraction",
-        hit as f64 / nf,
-        pf,
-        (pf * (1.0 - pf) / nf).sqrt(),
-    );
+    assert_5se("salt-and-pepper fraction", hit as f64 / nf, pf, (pf * (1.0 - pf) / nf).sqrt());
     assert_5se(
         "salt share among corrupted pixels",
         salt as f64 / hit as f64,
@@ -564,9 +465,7 @@ fn corruption_statistics() {
     );
 
     let sigma = 0.1f32;
-    let out = fill(&gpu, "gaussian", n, |o| {
-        kr::corrupt_gaussian(o, &x, n, sigma, 1, 2)
-    });
+    let out = fill(&gpu, "gaussian", n, |o| kr::corrupt_gaussian(o, &x, n, sigma, 1, 2));
     assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
     let (m, v) = mean_var(&out);
     let s2 = (sigma as f64).powi(2);
@@ -579,12 +478,7 @@ fn corruption_statistics() {
     assert!(mask.iter().all(|&v| v == 0.0 || v == scale));
     let pf = p as f64;
     let zeros = mask.iter().filter(|&&v| v == 0.0).count() as f64 / nf;
-    assert_5se(
-        "dropout zero fraction",
-        zeros,
-        pf,
-        (pf * (1.0 - pf) / nf).sqrt(),
-    );
+    assert_5se("dropout zero fraction", zeros, pf, (pf * (1.0 - pf) / nf).sqrt());
     let (m, _) = mean_var(&mask);
     assert_5se("dropout mask mean", m, 1.0, (pf / (1.0 - pf) / nf).sqrt());
 }
@@ -616,9 +510,7 @@ fn corruption_and_dropout_match_cpu_reference() {
         let x = View::whole(&gx);
         for p in [0.0f32, 0.3, 1.0] {
             let what = format!("masking n {n} p {p}");
-            let got = fill(&gpu, &what, n, |o| {
-                kr::corrupt_masking(o, &x, n, p, seed, stream)
-            });
+            let got = fill(&gpu, &what, n, |o| kr::corrupt_masking(o, &x, n, p, seed, stream));
             let mut want = vec![0.0; n];
             cr::corrupt_masking(&mut want, &img, p, seed, stream);
             assert_bits_eq(&what, &got, &want);
@@ -630,9 +522,7 @@ fn corruption_and_dropout_match_cpu_reference() {
             }
 
             let what = format!("salt-and-pepper n {n} p {p}");
-            let got = fill(&gpu, &what, n, |o| {
-                kr::corrupt_salt_pepper(o, &x, n, p, seed, stream)
-            });
+            let got = fill(&gpu, &what, n, |o| kr::corrupt_salt_pepper(o, &x, n, p, seed, stream));
             cr::corrupt_salt_pepper(&mut want, &img, p, seed, stream);
             assert_bits_eq(&what, &got, &want);
             if p == 1.0 {
@@ -651,9 +541,7 @@ fn corruption_and_dropout_match_cpu_reference() {
         // normal's bound.
         for sigma in [0.0f32, 0.3, 2.0] {
             let what = format!("gaussian n {n} sigma {sigma}");
-            let got = fill(&gpu, &what, n, |o| {
-                kr::corrupt_gaussian(o, &x, n, sigma, seed, stream)
-            });
+            let got = fill(&gpu, &what, n, |o| kr::corrupt_gaussian(o, &x, n, sigma, seed, stream));
             let mut want = vec![0.0; n];
             cr::corrupt_gaussian(&mut want, &img, sigma, seed, stream);
             let mut eps = vec![0.0; n];
@@ -674,10 +562,7 @@ fn corruption_and_dropout_match_cpu_reference() {
                 assert_bits_eq(&what, &got, &img);
             }
             if sigma == 2.0 && n > 1000 {
-                assert!(
-                    got.contains(&0.0) && got.contains(&1.0),
-                    "{what}: no clipping"
-                );
+                assert!(got.contains(&0.0) && got.contains(&1.0), "{what}: no clipping");
             }
         }
     }
@@ -692,12 +577,8 @@ fn corruption_in_place_matches_out_of_place() {
     type Make = fn(&View, &View, usize) -> Launch;
     let makers: [(&str, Make); 3] = [
         ("masking", |o, x, n| kr::corrupt_masking(o, x, n, 0.4, 8, 9)),
-        ("salt-and-pepper", |o, x, n| {
-            kr::corrupt_salt_pepper(o, x, n, 0.4, 8, 9)
-        }),
-        ("gaussian", |o, x, n| {
-            kr::corrupt_gaussian(o, x, n, 0.4, 8, 9)
-        }),
+        ("salt-and-pepper", |o, x, n| kr::corrupt_salt_pepper(o, x, n, 0.4, 8, 9)),
+        ("gaussian", |o, x, n| kr::corrupt_gaussian(o, x, n, 0.4, 8, 9)),
     ];
     for (name, make) in makers {
         let gx = upload_with_tail(&gpu, "x", &img, n);
@@ -719,26 +600,12 @@ fn multiply_matches_cpu_exactly() {
         let ga = upload_with_tail(&gpu, "a", &a, n);
         let gb = upload_with_tail(&gpu, "b", &b, n);
         let what = format!("multiply n {n}");
-        let got = fill(&gpu, &what, n, |o| {
-            kr::multiply(o, &View::whole(&ga), &View::whole(&gb), n)
-        });
+        let got = fill(&gpu, &what, n, |o| kr::multiply(o, &View::whole(&ga), &View::whole(&gb), n));
         let mut want = vec![0.0; n];
         cpu::random::multiply(&mut want, &a, &b);
         assert_bits_eq(&what, &got, &want);
-        run(
-            &gpu,
-            &[kr::multiply(
-                &View::whole(&ga),
-                &View::whole(&ga),
-                &View::whole(&gb),
-                n,
-            )],
-        );
-        assert_bits_eq(
-            &format!("{what} in place"),
-            &read_checked(&gpu, &what, &ga, n),
-            &want,
-        );
+        run(&gpu, &[kr::multiply(&View::whole(&ga), &View::whole(&ga), &View::whole(&gb), n)]);
+        assert_bits_eq(&format!("{what} in place"), &read_checked(&gpu, &what, &ga, n), &want);
     }
 }
 
@@ -782,8 +649,7 @@ fn dh_bound(h: &[f32], dz: &[f32], eps: &[f32], batch: usize, d: usize, k: f32) 
             let g = dz[r * d + j].abs();
             let e = eps[r * d + j].abs();
             b[r * 2 * d + j] = 16.0 * U * (g + k * mu.abs());
-            b[r * 2 * d + d + j] =
-                16.0 * U * (g * 0.5 * (0.5 * lv).exp() * e + k * 0.5 * (lv.exp() + 1.0));
+            b[r * 2 * d + d + j] = 16.0 * U * (g * 0.5 * (0.5 * lv).exp() * e + k * 0.5 * (lv.exp() + 1.0));
         }
     }
     b
@@ -791,15 +657,7 @@ fn dh_bound(h: &[f32], dz: &[f32], eps: &[f32], batch: usize, d: usize, k: f32) 
 
 /// (batch, d): one element, one column, one row, the MNIST VAE's 20, a batch past 128, and sizes
 /// whose KL pass spans several 1024-element workgroups.
-const VAE_SHAPES: &[(usize, usize)] = &[
-    (1, 1),
-    (1, 20),
-    (129, 1),
-    (129, 20),
-    (3, 7),
-    (128, 20),
-    (300, 17),
-];
+const VAE_SHAPES: &[(usize, usize)] = &[(1, 1), (1, 20), (129, 1), (129, 20), (3, 7), (128, 20), (300, 17)];
 
 /// ε drawn on the GPU by random_normal and the reparameterisation in the same plan, as the model
 /// does; then the backward and the KL against the reference.
@@ -825,16 +683,7 @@ fn vae_kernels_match_cpu_reference_on_awkward_shapes() {
         let mut launches = vec![
             kr::random_normal(&v(&geps), n, seed, stream_for(7, 1)),
             vae::reparam_forward(&v(&gz), &v(&gh), &v(&geps), batch, d),
-            vae::reparam_backward(
-                &v(&gdh),
-                &v(&gdz),
-                &v(&gh),
-                &v(&geps),
-                batch,
-                d,
-                beta,
-                kl_scale,
-            ),
+            vae::reparam_backward(&v(&gdh), &v(&gdz), &v(&gh), &v(&geps), batch, d, beta, kl_scale),
         ];
         launches.extend(vae::kl_forward(&v(&gkl), &v(&gpart), &v(&gh), batch, d));
         run(&gpu, &launches);
@@ -843,12 +692,7 @@ fn vae_kernels_match_cpu_reference_on_awkward_shapes() {
         let mut eps_ref = vec![0.0; n];
         cr::random_normal(&mut eps_ref, seed, stream_for(7, 1));
         let bound: Vec<f32> = (0..n)
-            .map(|i| {
-                normal_tol(
-                    eps_ref[i],
-                    normal_u1(seed, stream_for(7, 1), cr::TAG_NORMAL, i),
-                )
-            })
+            .map(|i| normal_tol(eps_ref[i], normal_u1(seed, stream_for(7, 1), cr::TAG_NORMAL, i)))
             .collect();
         assert_within(&format!("{ctx} eps"), &eps, &eps_ref, &bound);
 
@@ -856,12 +700,7 @@ fn vae_kernels_match_cpu_reference_on_awkward_shapes() {
         let mut z_ref = vec![0.0; n];
         cpu::vae::reparam_forward(&mut z_ref, &h, &eps, batch, d);
         let z = read_checked(&gpu, &ctx, &gz, n);
-        assert_within(
-            &format!("{ctx} z"),
-            &z,
-            &z_ref,
-            &z_bound(&h, &eps, batch, d),
-        );
+        assert_within(&format!("{ctx} z"), &z, &z_ref, &z_bound(&h, &eps, batch, d));
 
         let mut dh_ref = vec![0.0; 2 * n];
         cpu::vae::reparam_backward(&mut dh_ref, &dz, &h, &eps, batch, d, beta, kl_scale);
@@ -914,27 +753,11 @@ fn kl_hand_computed_cases() {
         let gh = upload_with_tail(&gpu, "h", &h, 2 * n);
         let gpart = upload_with_tail(&gpu, "p", &[], vae::kl_partial_rows(n));
         let gkl = upload_with_tail(&gpu, "kl", &[], 1);
-        run(
-            &gpu,
-            &vae::kl_forward(
-                &View::whole(&gkl),
-                &View::whole(&gpart),
-                &View::whole(&gh),
-                batch,
-                d,
-            ),
-        );
+        run(&gpu, &vae::kl_forward(&View::whole(&gkl), &View::whole(&gpart), &View::whole(&gh), batch, d));
         let kl = read_checked(&gpu, "kl", &gkl, 1)[0];
         // Every partial sum is a small integer multiple of 0.5: exact.
-        assert_eq!(
-            kl,
-            want_per_element * n as f32,
-            "KL with μ = {mu}, log σ² = 0"
-        );
-        assert_eq!(
-            cpu::vae::kl(&h, batch, d),
-            (want_per_element * n as f32) as f64
-        );
+        assert_eq!(kl, want_per_element * n as f32, "KL with μ = {mu}, log σ² = 0");
+        assert_eq!(cpu::vae::kl(&h, batch, d), (want_per_element * n as f32) as f64);
     }
 }
 
@@ -958,10 +781,7 @@ fn vae_objective(h: &[f64], eps: &[f32], r: &[f32], batch: usize, d: usize, k: f
 #[test]
 fn reparam_backward_matches_finite_differences() {
     let gpu = gpu();
-    for (k, &(batch, d, beta)) in [(1usize, 1usize, 1.0f32), (3, 4, 0.5), (5, 20, 2.0)]
-        .iter()
-        .enumerate()
-    {
+    for (k, &(batch, d, beta)) in [(1usize, 1usize, 1.0f32), (3, 4, 0.5), (5, 20, 2.0)].iter().enumerate() {
         let seed = 3000 + k as u64;
         let n = batch * d;
         let h = encoder_output(batch, d, seed);
@@ -999,12 +819,6 @@ fn reparam_backward_matches_finite_differences() {
                 ((lp - lm) / (2.0 * step)) as f32
             })
             .collect();
-        assert_close(
-            &format!("dh vs finite differences B={batch} d={d} beta={beta}"),
-            &dh,
-            &fd,
-            1e-5,
-            1e-5,
-        );
+        assert_close(&format!("dh vs finite differences B={batch} d={d} beta={beta}"), &dh, &fd, 1e-5, 1e-5);
     }
 }

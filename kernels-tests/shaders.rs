@@ -25,23 +25,14 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
 ];
 
 fn parse(name: &str, source: &str) -> naga::Module {
-    naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
-        panic!(
-            "shaders/{name}.wgsl does not parse:\n{}",
-            e.emit_to_string(source)
-        )
-    })
+    naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
 }
 
 fn validate(name: &str, what: &str, source: &str, module: &naga::Module) -> ModuleInfo {
-    Validator::new(ValidationFlags::all(), Capabilities::default())
-        .validate(module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "shaders/{name}.wgsl ({what}) fails validation:\n{}",
-                e.emit_to_string(source)
-            )
-        })
+    Validator::new(ValidationFlags::all(), Capabilities::default()).validate(module).unwrap_or_else(|e| {
+        panic!("shaders/{name}.wgsl ({what}) fails validation:\n{}", e.emit_to_string(source))
+    })
 }
 
 #[test]
@@ -69,10 +60,7 @@ fn every_shader_has_an_entry_point() {
         .filter(|(name, source)| parse(name, source).entry_points.is_empty())
         .map(|(n, _)| *n)
         .collect();
-    assert!(
-        empty.is_empty(),
-        "registered in kernels::SHADERS without any entry point: {empty:?}"
-    );
+    assert!(empty.is_empty(), "registered in kernels::SHADERS without any entry point: {empty:?}");
 }
 
 #[test]
@@ -86,10 +74,7 @@ fn shader_registry_has_unique_names_and_lookup_works() {
         assert_eq!(shader_source(name), *source);
     }
     for (shader, _, _) in ENTRY_POINTS {
-        assert!(
-            names.contains(shader),
-            "a launcher uses shader '{shader}', missing from SHADERS"
-        );
+        assert!(names.contains(shader), "a launcher uses shader '{shader}', missing from SHADERS");
     }
 }
 
@@ -98,8 +83,7 @@ fn every_shader_starts_with_a_header_comment() {
     for (name, source) in SHADERS {
         let head: Vec<&str> = source.lines().take(3).collect();
         assert!(
-            head.iter()
-                .any(|l| l.trim_start().starts_with("//") && l.trim_start().len() > 3),
+            head.iter().any(|l| l.trim_start().starts_with("//") && l.trim_start().len() > 3),
             "shaders/{name}.wgsl: no `//` header comment in its first 3 lines: {head:?}"
         );
     }
@@ -116,22 +100,14 @@ fn every_launcher_entry_point_exists_with_expected_workgroup_size() {
             .unwrap_or_else(|| panic!("shaders/{shader}.wgsl has no entry point '{entry}'"));
         assert_eq!(ep.stage, naga::ShaderStage::Compute, "{shader}::{entry}");
         assert_eq!(ep.workgroup_size, size, "{shader}::{entry}: workgroup size");
-        assert!(
-            ep.workgroup_size_overrides.is_none(),
-            "{shader}::{entry}: workgroup size must be a literal"
-        );
+        assert!(ep.workgroup_size_overrides.is_none(), "{shader}::{entry}: workgroup size must be a literal");
     }
     // And the shaders listed here have no entry point no launcher uses (dead code, or this list out
     // of date). Shaders added later are covered by the parse / validate / header tests only.
-    for (name, source) in SHADERS
-        .iter()
-        .filter(|(n, _)| ENTRY_POINTS.iter().any(|e| e.0 == *n))
-    {
+    for (name, source) in SHADERS.iter().filter(|(n, _)| ENTRY_POINTS.iter().any(|e| e.0 == *n)) {
         for ep in &parse(name, source).entry_points {
             assert!(
-                ENTRY_POINTS
-                    .iter()
-                    .any(|&(s, e, _)| s == *name && e == ep.name),
+                ENTRY_POINTS.iter().any(|&(s, e, _)| s == *name && e == ep.name),
                 "{name}::{} is not in this test's list of launched entry points",
                 ep.name
             );
@@ -146,18 +122,9 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
     let module = parse(name, source);
     let info = validate(name, "as written", source, &module);
     let pc: PipelineConstants = constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
-    let (special, _) = process_overrides(
-        &module,
-        &info,
-        Some((naga::ShaderStage::Compute, entry)),
-        &pc,
-    )
-    .unwrap_or_else(|e| panic!("shaders/{name}.wgsl: specialising {what} failed: {e}"));
-    assert_eq!(
-        special.entry_points.len(),
-        1,
-        "{name} {what}: only the chosen entry point remains"
-    );
+    let (special, _) = process_overrides(&module, &info, Some((naga::ShaderStage::Compute, entry)), &pc)
+        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl: specialising {what} failed: {e}"));
+    assert_eq!(special.entry_points.len(), 1, "{name} {what}: only the chosen entry point remains");
     assert_eq!(special.entry_points[0].name, entry);
     // Only matmul passes constants, and its overrides are bools.
     for &(constant, value) in constants {
@@ -165,9 +132,7 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
             .constants
             .iter()
             .find(|(_, c)| c.name.as_deref() == Some(constant))
-            .unwrap_or_else(|| {
-                panic!("{name} {what}: override {constant} did not become a constant")
-            });
+            .unwrap_or_else(|| panic!("{name} {what}: override {constant} did not become a constant"));
         let want = naga::Literal::Bool(value != 0.0);
         match special.global_expressions[c.init] {
             naga::Expression::Literal(lit) => {
@@ -180,10 +145,7 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
     Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate_resolved_overrides(&special)
         .unwrap_or_else(|e| {
-            panic!(
-                "shaders/{name}.wgsl ({what}) fails validation:\n{}",
-                e.emit_to_string(source)
-            )
+            panic!("shaders/{name}.wgsl ({what}) fails validation:\n{}", e.emit_to_string(source))
         });
 }
 
@@ -191,11 +153,7 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
 fn matmul_specialisations_validate() {
     let source = shader_source("matmul");
     let module = parse("matmul", source);
-    let mut names: Vec<&str> = module
-        .overrides
-        .iter()
-        .filter_map(|(_, o)| o.name.as_deref())
-        .collect();
+    let mut names: Vec<&str> = module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
     names.sort();
     assert_eq!(names, ["TRANS_A", "TRANS_B"], "matmul's override constants");
     let mut seen = Vec::new();
@@ -205,11 +163,8 @@ fn matmul_specialisations_validate() {
             let key = Matmul::pipeline_key(variant, trans);
             assert_eq!(key.shader, "matmul");
             assert_eq!(key.entry, variant.entry());
-            let constants: Vec<(&str, f64)> = key
-                .constants
-                .iter()
-                .map(|&(k, v)| (k, f64::from_bits(v)))
-                .collect();
+            let constants: Vec<(&str, f64)> =
+                key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
             let flags: Vec<f64> = constants.iter().map(|c| c.1).collect();
             let want = match trans {
                 Transpose::Nn => [0.0, 0.0],
@@ -240,9 +195,7 @@ fn every_entry_point_specialises_with_default_overrides() {
             specialise_and_validate(name, source, &ep.name, &[]);
         }
         let info = validate(name, "as written", source, &module);
-        let bogus: PipelineConstants = [("NO_SUCH_CONSTANT".to_string(), 1.0)]
-            .into_iter()
-            .collect();
+        let bogus: PipelineConstants = [("NO_SUCH_CONSTANT".to_string(), 1.0)].into_iter().collect();
         assert!(
             process_overrides(&module, &info, None, &bogus).is_err(),
             "{name}: unknown constant accepted"

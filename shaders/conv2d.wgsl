@@ -117,69 +117,110 @@ fn outputs_of_tap(k: u32, in_size: u32, out_size: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(lo, hi));
 }
 
+// Channels per invocation of conv2d_forward (output channels) and conv2d_backward_input (input
+// channels): 4, so that one x (or dy) load feeds 4 multiply-adds, or 1 for layers with fewer than 4
+// such channels, where clamped duplicates would only waste work. The host picks it per launch
+// (src/kernels/conv.rs); any other value is not supported. Past the last channel, the 4-channel block
+// clamps its loads to the last channel and stores nothing.
+override CHANNEL_BLOCK: u32 = 4u;
+
+fn clamped_channels(c0: u32, count: u32) -> vec4<u32> {
+    let last = count - 1u;
+    return vec4<u32>(c0, min(c0 + 1u, last), min(c0 + 2u, last), min(c0 + 3u, last));
+}
+
 @compute @workgroup_size(256)
 fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n * p.c_out * p.oh * p.ow) {
+    let blocks = (p.c_out + CHANNEL_BLOCK - 1u) / CHANNEL_BLOCK;
+    if (i >= p.n * blocks * p.oh * p.ow) {
         return;
     }
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
-    let oc = (i / (p.ow * p.oh)) % p.c_out;
-    let n = i / (p.ow * p.oh * p.c_out);
+    let oc0 = ((i / (p.ow * p.oh)) % blocks) * CHANNEL_BLOCK;
+    let n = i / (p.ow * p.oh * blocks);
+    let oc = clamped_channels(oc0, p.c_out);
+    let taps = p.kh * p.kw;
+    let w_oc = oc * (p.c_in * taps); // start of each output channel's filter
     let ry = taps_of_output(oy, p.h, p.kh);
     let rx = taps_of_output(ox, p.w, p.kw);
     // Input coordinates are oy*S + ky - P; ky >= ry.x keeps them >= 0 without a signed index.
     let by = oy * p.stride;
     let bx = ox * p.stride;
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var ic = 0u; ic < p.c_in; ic++) {
         let x_plane = (n * p.c_in + ic) * p.h;
-        let w_plane = (oc * p.c_in + ic) * p.kh;
         for (var ky = ry.x; ky < ry.y; ky++) {
-            let x_row = (x_plane + by + ky - p.padding) * p.w;
-            let w_row = (w_plane + ky) * p.kw;
+            let x_row = (x_plane + by + ky - p.padding) * p.w + bx;
+            let t_row = ic * taps + ky * p.kw;
             for (var kx = rx.x; kx < rx.y; kx++) {
-                acc += x[x_row + bx + kx - p.padding] * weight[w_row + kx];
+                let t = t_row + kx;
+                var wv = vec4<f32>(weight[w_oc.x + t], 0.0, 0.0, 0.0);
+                if (CHANNEL_BLOCK == 4u) {
+                    wv = vec4<f32>(wv.x, weight[w_oc.y + t], weight[w_oc.z + t], weight[w_oc.w + t]);
+                }
+                acc += x[x_row + kx - p.padding] * wv;
             }
         }
     }
     if (p.has_bias != 0u) {
-        acc += bias[oc];
+        acc += vec4<f32>(bias[oc.x], bias[oc.y], bias[oc.z], bias[oc.w]); // lanes past the block unused
     }
-    y[i] = activate(acc);
+    let plane = p.oh * p.ow;
+    let first = ((n * p.c_out + oc0) * p.oh + oy) * p.ow + ox;
+    for (var j = 0u; j < CHANNEL_BLOCK; j++) {
+        if (oc0 + j < p.c_out) {
+            y[first + j * plane] = activate(acc[j]);
+        }
+    }
 }
 
 @compute @workgroup_size(256)
 fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n * p.c_in * p.h * p.w) {
+    let blocks = (p.c_in + CHANNEL_BLOCK - 1u) / CHANNEL_BLOCK;
+    if (i >= p.n * blocks * p.h * p.w) {
         return;
     }
     let ix = i % p.w;
     let iy = (i / p.w) % p.h;
-    let ic = (i / (p.w * p.h)) % p.c_in;
-    let n = i / (p.w * p.h * p.c_in);
+    let ic0 = ((i / (p.w * p.h)) % blocks) * CHANNEL_BLOCK;
+    let n = i / (p.w * p.h * blocks);
+    let ic = clamped_channels(ic0, p.c_in);
+    let taps = p.kh * p.kw;
+    let w_ic = ic * taps; // offset of each input channel inside one output channel's filter
     let ry = taps_of_input(iy, p.oh, p.kh);
     let rx = taps_of_input(ix, p.ow, p.kw);
     let ty = iy + p.padding;
     let tx = ix + p.padding;
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var oc = 0u; oc < p.c_out; oc++) {
         let y_plane = (n * p.c_out + oc) * p.oh;
-        let w_plane = (oc * p.c_in + ic) * p.kh;
+        let w_filter = oc * p.c_in * taps;
         for (var ky = ry.x; ky < ry.y; ky += p.stride) {
             let y_row = (y_plane + (ty - ky) / p.stride) * p.ow;
-            let w_row = (w_plane + ky) * p.kw;
+            let w_row = w_filter + ky * p.kw;
             for (var kx = rx.x; kx < rx.y; kx += p.stride) {
-                acc += y[y_row + (tx - kx) / p.stride] * weight[w_row + kx];
+                let t = w_row + kx;
+                var wv = vec4<f32>(weight[w_ic.x + t], 0.0, 0.0, 0.0);
+                if (CHANNEL_BLOCK == 4u) {
+                    wv = vec4<f32>(wv.x, weight[w_ic.y + t], weight[w_ic.z + t], weight[w_ic.w + t]);
+                }
+                acc += y[y_row + (tx - kx) / p.stride] * wv;
             }
         }
     }
     if (p.has_bias != 0u) {
-        acc += bias[ic];
+        acc += vec4<f32>(bias[ic.x], bias[ic.y], bias[ic.z], bias[ic.w]);
     }
-    x[i] = activate(acc);
+    let plane = p.h * p.w;
+    let first = ((n * p.c_in + ic0) * p.h + iy) * p.w + ix;
+    for (var j = 0u; j < CHANNEL_BLOCK; j++) {
+        if (ic0 + j < p.c_in) {
+            x[first + j * plane] = activate(acc[j]);
+        }
+    }
 }
 
 var<workgroup> lane_sums: array<f32, LANES>;
@@ -214,16 +255,20 @@ fn conv2d_backward_weight(
         let oc = e / (p.kw * p.kh * p.c_in);
         let ry = outputs_of_tap(ky, p.h, p.oh);
         let rx = outputs_of_tap(kx, p.w, p.ow);
-        let ny = ry.y - ry.x;
-        let nx = rx.y - rx.x;
-        let count = p.n * ny * nx;
-        for (var r = lid; r < count; r += LANES) {
-            let ox = rx.x + r % nx;
-            let oy = ry.x + (r / nx) % ny;
-            let n = r / (nx * ny);
-            let dy = y[((n * p.c_out + oc) * p.oh + oy) * p.ow + ox];
-            let xi = ((n * p.c_in + ic) * p.h + oy * p.stride + ky - p.padding) * p.w + ox * p.stride + kx - p.padding;
-            s += dy * x[xi];
+        // Lane (ly, lx) of an 8x8 grid sums outputs oy = ry.x + ly + 8i, ox = rx.x + lx + 8j of every
+        // sample, in order: no division in the loop, and 8 neighbouring lanes read neighbouring words.
+        let ly = lid / 8u;
+        let lx = lid % 8u;
+        for (var n = 0u; n < p.n; n++) {
+            let y_plane = (n * p.c_out + oc) * p.oh;
+            let x_plane = (n * p.c_in + ic) * p.h;
+            for (var oy = ry.x + ly; oy < ry.y; oy += 8u) {
+                let y_row = (y_plane + oy) * p.ow;
+                let x_row = (x_plane + oy * p.stride + ky - p.padding) * p.w + kx;
+                for (var ox = rx.x + lx; ox < rx.y; ox += 8u) {
+                    s += y[y_row + ox] * x[x_row + ox * p.stride - p.padding];
+                }
+            }
         }
     }
     let total = workgroup_sum(lid, s);
@@ -242,10 +287,13 @@ fn conv2d_backward_bias(
     let valid = c < p.c_out;
     var s = 0.0;
     if (valid) {
+        // Lane l sums elements l, l + 64, ... of each sample's plane, samples in order.
         let plane = p.oh * p.ow;
-        let count = p.n * plane;
-        for (var r = lid; r < count; r += LANES) {
-            s += y[((r / plane) * p.c_out + c) * plane + r % plane];
+        for (var n = 0u; n < p.n; n++) {
+            let start = (n * p.c_out + c) * plane;
+            for (var r = lid; r < plane; r += LANES) {
+                s += y[start + r];
+            }
         }
     }
     let total = workgroup_sum(lid, s);

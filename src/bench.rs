@@ -110,10 +110,7 @@ fn buf(gpu: &Gpu, label: &str, data: &[f32]) -> Result<View> {
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| {
-            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0)
-                - 0.5
-        })
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0) - 0.5)
         .collect()
 }
 
@@ -139,9 +136,7 @@ fn matmul_rows(gpu: &Gpu, args: &BenchArgs, variant: MatmulVariant) -> Result<Ve
         }
         .launch();
         let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
-        let cpu_s = time_cpu(args.seconds, || {
-            cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans)
-        });
+        let cpu_s = time_cpu(args.seconds, || cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans));
         let flops = Matmul::flops(m, n, k);
         rows.push(KernelRow {
             kernel: format!("matmul {variant:?} {trans:?}").to_lowercase(),
@@ -180,36 +175,16 @@ fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     let act = Activation::Sigmoid;
     let g = time_gpu(gpu, &activation_forward(&gout, &gx, n, act), t)?;
     let c = time_cpu(t, || cpu::activation::activation_forward(&mut out, &x, act));
-    rows.push(bandwidth_row(
-        "activation forward (sigmoid)",
-        format!("{n}"),
-        8.0 * n as f64,
-        g,
-        c,
-    ));
+    rows.push(bandwidth_row("activation forward (sigmoid)", format!("{n}"), 8.0 * n as f64, g, c));
     let g = time_gpu(gpu, &activation_backward(&gout, &gx, &gx, n, act), t)?;
-    let c = time_cpu(t, || {
-        cpu::activation::activation_backward(&mut out, &x, &x, act)
-    });
-    rows.push(bandwidth_row(
-        "activation backward (sigmoid)",
-        format!("{n}"),
-        12.0 * n as f64,
-        g,
-        c,
-    ));
+    let c = time_cpu(t, || cpu::activation::activation_backward(&mut out, &x, &x, act));
+    rows.push(bandwidth_row("activation backward (sigmoid)", format!("{n}"), 12.0 * n as f64, g, c));
 
     let mut sums = vec![0.0f32; dim];
     let gsums = buf(gpu, "sums", &sums)?;
     let g = time_gpu(gpu, &colsum(&gsums, &gx, batch, dim, false), t)?;
     let c = time_cpu(t, || cpu::reduce::colsum(&mut sums, &x, batch, dim, false));
-    rows.push(bandwidth_row(
-        "colsum (bias grad)",
-        format!("{batch}x{dim}"),
-        4.0 * n as f64,
-        g,
-        c,
-    ));
+    rows.push(bandwidth_row("colsum (bias grad)", format!("{batch}x{dim}"), 4.0 * n as f64, g, c));
 
     let target: Vec<f32> = x.iter().map(|v| v + 0.5).collect();
     let gt = buf(gpu, "target", &target)?;
@@ -228,63 +203,25 @@ fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     );
     let g = time_gpu(gpu, &pass, t)?;
     let c = time_cpu(t, || {
-        cpu::loss::loss_forward_backward(
-            Some(&mut out),
-            &x,
-            &target,
-            LossKind::Bce,
-            act,
-            1.0 / n as f32,
-        );
+        cpu::loss::loss_forward_backward(Some(&mut out), &x, &target, LossKind::Bce, act, 1.0 / n as f32);
     });
-    rows.push(bandwidth_row(
-        "loss fwd+bwd (bce)",
-        format!("{n}"),
-        12.0 * n as f64,
-        g,
-        c,
-    ));
+    rows.push(bandwidth_row("loss fwd+bwd (bce)", format!("{n}"), 12.0 * n as f64, g, c));
 
     let p = 1_000_000;
     let (mut pw, pg, mut pm, mut pv) = (values(p, 4), values(p, 5), vec![0.0; p], vec![0.0; p]);
     let opt = Optimizer::parse("adam", 1e-3, 0.0)?;
-    let views = [
-        buf(gpu, "p", &pw)?,
-        buf(gpu, "g", &pg)?,
-        buf(gpu, "m", &pm)?,
-        buf(gpu, "v", &pv)?,
-    ];
-    let g = time_gpu(
-        gpu,
-        &optimizer_step(&opt, &views[0], &views[1], &views[2], &views[3], p, 1),
-        t,
-    )?;
-    let c = time_cpu(t, || {
-        cpu::optimizer::optimizer_step(&opt, &mut pw, &pg, &mut pm, &mut pv, 1)
-    });
-    rows.push(bandwidth_row(
-        "adam update",
-        format!("{p}"),
-        28.0 * p as f64,
-        g,
-        c,
-    ));
+    let views = [buf(gpu, "p", &pw)?, buf(gpu, "g", &pg)?, buf(gpu, "m", &pm)?, buf(gpu, "v", &pv)?];
+    let g = time_gpu(gpu, &optimizer_step(&opt, &views[0], &views[1], &views[2], &views[3], p, 1), t)?;
+    let c = time_cpu(t, || cpu::optimizer::optimizer_step(&opt, &mut pw, &pg, &mut pm, &mut pv, 1));
+    rows.push(bandwidth_row("adam update", format!("{p}"), 28.0 * p as f64, g, c));
 
     let images: Vec<u8> = (0..10_000 * dim).map(|i| (i * 7 % 251) as u8).collect();
     let index: Vec<u32> = (0..10_000u32).map(|i| (i * 7919) % 10_000).collect();
     let gdata = View::whole(&StorageBuffer::from_slice(gpu, "images", &images)?);
     let gindex = View::whole(&StorageBuffer::from_slice(gpu, "index", &index)?);
     let g = time_gpu(gpu, &gather_u8(&gout, &gdata, &gindex, batch, dim, 0), t)?;
-    let c = time_cpu(t, || {
-        cpu::gather::gather_u8(&mut out, &images, &index, batch, dim, 0)
-    });
-    rows.push(bandwidth_row(
-        "gather u8 batch",
-        format!("{batch}x{dim}"),
-        5.0 * n as f64,
-        g,
-        c,
-    ));
+    let c = time_cpu(t, || cpu::gather::gather_u8(&mut out, &images, &index, batch, dim, 0));
+    rows.push(bandwidth_row("gather u8 batch", format!("{batch}x{dim}"), 5.0 * n as f64, g, c));
     Ok(rows)
 }
 
@@ -296,12 +233,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
         let config = DenseConfig::preset(preset, 784, LossKind::Bce)?;
         let model = DenseAutoencoder::new(gpu, config.clone(), 0)?;
         let batch = 256;
-        let tc = TrainConfig {
-            epochs: 1,
-            batch,
-            optimizer: Optimizer::parse("adam", 1e-3, 0.0)?,
-            seed: 0,
-        };
+        let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
         let mut trainer = Trainer::new(gpu, &model, &data, tc)?;
         trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
         let start = Instant::now();
@@ -338,17 +270,11 @@ pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         kernels.extend(rows);
     }
     kernels.extend(elementwise_rows(gpu, args)?);
-    let steps = if args.kernels_only {
-        Vec::new()
-    } else {
-        step_rows(gpu, args)?
-    };
+    let steps = if args.kernels_only { Vec::new() } else { step_rows(gpu, args)? };
     Ok(BenchReport {
         adapter: gpu.describe(),
         matmul_variant: format!("{chosen:?}"),
-        cpu_threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cpu_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         kernels,
         steps,
     })
@@ -386,12 +312,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for s in &r.steps {
         println!(
             "train step {}: batch {}, {} dispatches in {} submit, {:.1} ms/step, {:.0} samples/s",
-            s.model,
-            s.batch,
-            s.dispatches_per_step,
-            s.submits_per_step,
-            s.ms_per_step,
-            s.samples_per_s
+            s.model, s.batch, s.dispatches_per_step, s.submits_per_step, s.ms_per_step, s.samples_per_s
         );
     }
     Ok(())

@@ -18,12 +18,7 @@ pub struct Checkpoint {
 
 /// Writes the model's parameters and `metadata` (plus the model config) to `path`, atomically
 /// (a temporary file renamed into place, so an interrupted run never leaves half a checkpoint).
-pub fn save(
-    gpu: &Gpu,
-    model: &DenseAutoencoder,
-    metadata: &[(&str, String)],
-    path: &Path,
-) -> Result<()> {
+pub fn save(gpu: &Gpu, model: &DenseAutoencoder, metadata: &[(&str, String)], path: &Path) -> Result<()> {
     let tensors = model.export(gpu)?;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
@@ -37,14 +32,9 @@ pub fn save(
                 .map_err(|e| bad(path, e))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut info: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    info.insert(
-        "aegpu.model".into(),
-        serde_json::to_string(&model.config).map_err(|e| bad(path, e))?,
-    );
+    let mut info: HashMap<String, String> =
+        metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    info.insert("aegpu.model".into(), serde_json::to_string(&model.config).map_err(|e| bad(path, e))?);
     info.insert("format".into(), "pt".into());
     let data = safetensors::serialize(views, Some(info)).map_err(|e| bad(path, e))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -60,30 +50,20 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e))?;
     let mut metadata = meta.metadata().clone().unwrap_or_default();
-    let model_json = metadata.remove("aegpu.model").ok_or_else(|| {
-        bad(
-            path,
-            "no 'aegpu.model' entry in the metadata: not an aegpu checkpoint",
-        )
-    })?;
+    let model_json = metadata
+        .remove("aegpu.model")
+        .ok_or_else(|| bad(path, "no 'aegpu.model' entry in the metadata: not an aegpu checkpoint"))?;
     let model: DenseConfig = serde_json::from_str(&model_json).map_err(|e| bad(path, e))?;
     model.validate().map_err(|e| bad(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e))?;
     let mut tensors = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(bad(
-                path,
-                format!("tensor '{name}' is {:?}, expected F32", view.dtype()),
-            ));
+            return Err(bad(path, format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
         }
         tensors.push((name, bytemuck::pod_collect_to_vec::<u8, f32>(view.data())));
     }
-    Ok(Checkpoint {
-        model,
-        metadata,
-        tensors,
-    })
+    Ok(Checkpoint { model, metadata, tensors })
 }
 
 /// Builds the model a checkpoint describes, on `gpu`.
@@ -94,8 +74,5 @@ pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<DenseAutoenc
 }
 
 fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::BadCheckpoint {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
+    Error::BadCheckpoint { path: path.to_path_buf(), reason: reason.to_string() }
 }

@@ -36,11 +36,7 @@ pub enum Error {
     #[error(
         "{what} needs {needed} bytes, but this adapter allows at most {limit} bytes; use a smaller batch or model"
     )]
-    LimitExceeded {
-        what: String,
-        needed: u64,
-        limit: u64,
-    },
+    LimitExceeded { what: String, needed: u64, limit: u64 },
 
     /// Shapes that do not fit together (model config, tensor sizes, dataset vs model).
     #[error("shape mismatch: {0}")]
@@ -54,11 +50,7 @@ pub enum Error {
     #[error(
         "{what} not found; looked in:\n{looked}\n  expected files: {expected}\n  pass --data DIR or set AEGPU_DATA to the folder that holds them"
     )]
-    DataNotFound {
-        what: String,
-        looked: String,
-        expected: String,
-    },
+    DataNotFound { what: String, looked: String, expected: String },
 
     /// A data file exists but its content is not what the IDX format promises.
     #[error("bad data file {path}: {reason}")]
@@ -69,22 +61,12 @@ pub enum Error {
     BadCheckpoint { path: PathBuf, reason: String },
 
     /// The training loss became NaN/inf or exploded.
-    #[error(
-        "training diverged at epoch {epoch}, step {step}: loss = {loss}; lower --lr (now {lr})"
-    )]
-    Diverged {
-        epoch: usize,
-        step: usize,
-        loss: f32,
-        lr: f32,
-    },
+    #[error("training diverged at epoch {epoch}, step {step}: loss = {loss}; lower --lr (now {lr})")]
+    Diverged { epoch: usize, step: usize, loss: f32, lr: f32 },
 
     /// Any file-system error, with the path it happened on.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// Writing a PNG failed.
     #[error("could not write image {path}: {reason}")]
@@ -94,9 +76,6 @@ pub enum Error {
 impl Error {
     /// Wraps an `io::Error` with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

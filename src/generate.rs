@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::dense::DenseAutoencoder;
+use crate::models::dense::{DenseAutoencoder, Noise};
 use crate::runner::Plan;
 
 /// Decodes `codes` (`[n, code_dim]`, row-major) into images (`[n, input]`, after the output activation).
@@ -20,12 +20,7 @@ pub fn decode(gpu: &Gpu, model: &DenseAutoencoder, codes: &[f32]) -> Result<Vec<
     model.code_input(&acts).write(gpu, codes)?;
     Plan::new(gpu, "decode", &model.decoder(&acts, gpu.matmul_variant()?))?.run(gpu)?;
     let act = model.config.output_activation();
-    Ok(acts
-        .logits()
-        .read(gpu)?
-        .iter()
-        .map(|&z| crate::cpu::activation::activate(z, act))
-        .collect())
+    Ok(acts.logits().read(gpu)?.iter().map(|&z| crate::cpu::activation::activate(z, act)).collect())
 }
 
 /// `n` codes to sample from: N(0, I) for a VAE (its prior); for a plain autoencoder, which has no
@@ -51,11 +46,7 @@ pub fn sample_codes(model: &DenseAutoencoder, data_codes: &[f32], n: usize, seed
             var[j] += (row[j] as f64 - mean[j]).powi(2) / m as f64;
         }
     }
-    normals
-        .iter()
-        .enumerate()
-        .map(|(i, &e)| (mean[i % d] + var[i % d].sqrt() * e as f64) as f32)
-        .collect()
+    normals.iter().enumerate().map(|(i, &e)| (mean[i % d] + var[i % d].sqrt() * e as f64) as f32).collect()
 }
 
 /// A `steps x steps` grid of 2-D codes, row-major with the second coordinate decreasing down the rows
@@ -74,9 +65,7 @@ pub fn grid_codes(model: &DenseAutoencoder, data_codes: &[f32], steps: usize) ->
     let axis = |j: usize| -> Vec<f32> {
         let t = |i: usize| i as f64 / (steps - 1) as f64;
         if model.config.variational.is_some() || data_codes.is_empty() {
-            (0..steps)
-                .map(|i| inverse_normal_cdf(0.05 + 0.9 * t(i)) as f32)
-                .collect()
+            (0..steps).map(|i| inverse_normal_cdf(0.05 + 0.9 * t(i)) as f32).collect()
         } else {
             let mut v: Vec<f32> = data_codes.chunks(2).map(|c| c[j]).collect();
             v.sort_by(f32::total_cmp);
@@ -130,12 +119,7 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
         4.374664141464968,
         2.938163982698783,
     ];
-    const D: [f64; 4] = [
-        7.784695709041462e-3,
-        3.224671290700398e-1,
-        2.445134137142996,
-        3.754408661907416,
-    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     let p = p.clamp(1e-12, 1.0 - 1e-12);
     let tail = |q: f64| {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
@@ -151,4 +135,70 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
         (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
+}
+
+/// Result of [`denoise`]: the corrupted inputs and the model's reconstructions of them.
+pub struct Denoised {
+    pub noisy: Vec<f32>,
+    pub denoised: Vec<f32>,
+}
+
+/// Corrupts `clean` (`[n, input]`) on the GPU with `noise` (a fresh stream per batch of 1000,
+/// repeatable for a given `seed`) and reconstructs the corrupted images.
+pub fn denoise(
+    gpu: &Gpu,
+    model: &DenseAutoencoder,
+    clean: &[f32],
+    noise: Noise,
+    seed: u64,
+) -> Result<Denoised> {
+    let dim = model.config.input_dim();
+    if clean.is_empty() || clean.len() % dim != 0 {
+        return Err(Error::Shape(format!(
+            "{} values are not a whole number of {dim}-pixel images",
+            clean.len()
+        )));
+    }
+    noise.validate()?;
+    let n = clean.len() / dim;
+    let variant = gpu.matmul_variant()?;
+    let act = model.config.output_activation();
+    let mut out =
+        Denoised { noisy: Vec::with_capacity(clean.len()), denoised: Vec::with_capacity(clean.len()) };
+    let mut plans: Vec<(usize, crate::models::dense::DenseActivations, Plan)> = Vec::new();
+    for (k, chunk) in clean.chunks(1000 * dim).enumerate() {
+        let batch = chunk.len() / dim;
+        if !plans.iter().any(|(b, _, _)| *b == batch) {
+            let acts = model.activations(gpu, batch)?;
+            // Corrupt in place, then the evaluation forward (no dropout) on the corrupted input.
+            let mut launches = vec![noise.launch(&acts.input(), &acts.input(), batch * dim, seed)];
+            launches.extend(model.forward(&acts, variant, false));
+            let plan = Plan::new(gpu, "denoise", &launches)?;
+            plans.push((batch, acts, plan));
+        }
+        let (_, acts, plan) = plans.iter().find(|(b, _, _)| *b == batch).expect("plan built above");
+        acts.input().write(gpu, chunk)?;
+        plan.set_stream(gpu, k as u64);
+        plan.run(gpu)?;
+        out.noisy.extend(acts.input().read(gpu)?);
+        out.denoised
+            .extend(acts.logits().read(gpu)?.iter().map(|&z| crate::cpu::activation::activate(z, act)));
+    }
+    debug_assert_eq!(out.noisy.len(), n * dim);
+    Ok(out)
+}
+
+/// Mean over images of the peak signal-to-noise ratio (peak 1) of `x` against `reference`, in dB.
+/// A perfect image counts as 100 dB.
+pub fn mean_psnr(x: &[f32], reference: &[f32], dim: usize) -> f64 {
+    let images = x.len() / dim;
+    let total: f64 = x
+        .chunks(dim)
+        .zip(reference.chunks(dim))
+        .map(|(a, b)| {
+            let mse = a.iter().zip(b).map(|(p, q)| (*p as f64 - *q as f64).powi(2)).sum::<f64>() / dim as f64;
+            if mse > 0.0 { (10.0 * (1.0 / mse).log10()).min(100.0) } else { 100.0 }
+        })
+        .sum();
+    total / images.max(1) as f64
 }

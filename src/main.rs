@@ -8,7 +8,8 @@ use aegpu::gpu::{Gpu, GpuOptions};
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Variational};
+use aegpu::kernels::penalty::SparseNorm;
+use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Noise, Regularizers, Sparse, Variational};
 use aegpu::train::{self, EvalOutput, Evaluator, GpuDataset, TrainConfig};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -43,6 +44,25 @@ enum Command {
     Grid(GridArgs),
     /// Decode the straight line between the codes of test images I and J.
     Interpolate(InterpolateArgs),
+    /// Corrupt test images, reconstruct them, and print the PSNR of the noisy and of the denoised
+    /// images against the clean ones; writes noisy | denoised | clean rows.
+    Denoise(DenoiseArgs),
+}
+
+#[derive(clap::Args)]
+struct DenoiseArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// gaussian:SIGMA, masking:P or salt_pepper:P.
+    #[arg(long, default_value = "gaussian:0.5")]
+    noise: String,
+    /// Test images shown in the picture (the PSNR uses the whole test set).
+    #[arg(long, default_value_t = 12)]
+    show: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "denoise.png")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +137,23 @@ struct TrainArgs {
     /// VAE: weight of the KL term (1 = the ELBO).
     #[arg(long, default_value_t = 1.0)]
     beta: f32,
+    /// Sparse autoencoder: l1:LAMBDA or l2:LAMBDA on the code, λ·Σ_j|h_j| per example, next to a
+    /// per-pixel mean reconstruction loss (the Keras blog's sparse model uses l1:1e-4).
+    #[arg(long)]
+    sparse: Option<String>,
+    /// Denoising autoencoder: corrupt inputs with gaussian:SIGMA (clipped to [0,1]), masking:P or
+    /// salt_pepper:P, fresh on the GPU every step; the loss compares with the clean input.
+    #[arg(long)]
+    noise: Option<String>,
+    /// Contractive autoencoder: λ·‖J_f(x)‖²_F per example for a one-layer sigmoid encoder (use
+    /// --layers WIDTH --code-activation sigmoid), next to a per-pixel mean reconstruction loss:
+    /// useful λ are about 1e-4 to 1e-3 here; 0.1 ruins the reconstruction.
+    #[arg(long)]
+    contractive: Option<f32>,
+    /// Inverted dropout with probability P on every hidden layer's output (the code included); off at
+    /// evaluation.
+    #[arg(long)]
+    dropout: Option<f32>,
     /// Encoder widths down to the code; the decoder mirrors them. E.g. 512,256,64,2.
     #[arg(long, value_delimiter = ',', default_value = "32")]
     layers: Vec<usize>,
@@ -179,6 +216,7 @@ fn main() {
         Command::Sample(args) => sample_cmd(args),
         Command::Grid(args) => grid_cmd(args),
         Command::Interpolate(args) => interpolate_cmd(args),
+        Command::Denoise(args) => denoise_cmd(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -202,11 +240,7 @@ fn info() -> Result<()> {
         l.max_compute_workgroups_per_dimension
     );
     let t = gpu.tuning()?;
-    let measured: Vec<String> = t
-        .measured
-        .iter()
-        .map(|(v, g)| format!("{v:?} {g:.2} GFLOP/s"))
-        .collect();
+    let measured: Vec<String> = t.measured.iter().map(|(v, g)| format!("{v:?} {g:.2} GFLOP/s")).collect();
     println!(
         "matmul:    {:?} ({}; {}x{}x{}: {})",
         t.matmul,
@@ -214,20 +248,14 @@ fn info() -> Result<()> {
         t.shape[0],
         t.shape[1],
         t.shape[2],
-        if measured.is_empty() {
-            "forced".to_string()
-        } else {
-            measured.join(", ")
-        }
+        if measured.is_empty() { "forced".to_string() } else { measured.join(", ") }
     );
     Ok(())
 }
 
 fn parse_act(s: &str, what: &str) -> Result<Activation> {
     Activation::parse(s).ok_or_else(|| {
-        Error::Config(format!(
-            "--{what} '{s}': use identity, relu, leaky_relu[:slope], sigmoid or tanh"
-        ))
+        Error::Config(format!("--{what} '{s}': use identity, relu, leaky_relu[:slope], sigmoid or tanh"))
     })
 }
 
@@ -277,27 +305,38 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         None => variational,
     };
     let config = config.with_variational(variational)?;
+    let sparse = match &args.sparse {
+        None => None,
+        Some(s) => {
+            let bad = || Error::Config(format!("--sparse '{s}': use l1:LAMBDA or l2:LAMBDA"));
+            let (norm, lambda) = s.split_once(':').ok_or_else(bad)?;
+            let norm = match norm.to_lowercase().as_str() {
+                "l1" => SparseNorm::L1,
+                "l2" => SparseNorm::L2,
+                _ => return Err(bad()),
+            };
+            Some(Sparse { norm, lambda: lambda.parse().map_err(|_| bad())? })
+        }
+    };
+    let regularize = Regularizers {
+        sparse,
+        contractive: args.contractive,
+        dropout: args.dropout,
+        noise: args.noise.as_deref().map(Noise::parse).transpose()?,
+    };
+    let config = config.with_regularizers(regularize)?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = DenseAutoencoder::new(&gpu, config.clone(), args.seed)?;
     let train_gpu = GpuDataset::upload(&gpu, &split.train)?;
     let test_gpu = GpuDataset::upload(&gpu, &split.test)?;
-    let tc = TrainConfig {
-        epochs: args.epochs,
-        batch: args.batch,
-        optimizer,
-        seed: args.seed,
-    };
+    let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
 
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let metrics_path = args.out.join("metrics.jsonl");
-    let mut metrics =
-        std::fs::File::create(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
     let ckpt_path = args.out.join("model.safetensors");
     let meta = vec![
-        (
-            "aegpu.train",
-            serde_json::to_string(&tc).unwrap_or_default(),
-        ),
+        ("aegpu.train", serde_json::to_string(&tc).unwrap_or_default()),
         ("aegpu.dataset", args.data.dataset.to_string()),
         ("aegpu.adapter", gpu.describe()),
     ];
@@ -313,48 +352,33 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         split.test.n,
         args.data.dataset
     );
-    train::train(
-        &gpu,
-        &model,
-        &train_gpu,
-        &test_gpu,
-        &tc,
-        !args.quiet,
-        |m, _| {
-            let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
-                (Some(r), Some(kl), Some(elbo)) => {
-                    format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
-                }
-                _ => String::new(),
-            };
-            println!(
-                "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}  {:.1} s  {:.0} samples/s",
-                m.epoch,
-                args.epochs,
-                m.train_loss,
-                m.test_loss,
-                m.test_mse_px,
-                m.test_bce_px,
-                m.epoch_s,
-                m.samples_per_s
-            );
-            let line = serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?;
-            writeln!(metrics, "{line}")
-                .and_then(|_| metrics.flush())
-                .map_err(|e| Error::io(&metrics_path, e))?;
-            checkpoint::save(&gpu, &model, &meta, &ckpt_path)
-        },
-    )?;
+    train::train(&gpu, &model, &train_gpu, &test_gpu, &tc, !args.quiet, |m, _| {
+        let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
+            (Some(r), Some(kl), Some(elbo)) => {
+                format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
+            }
+            _ => String::new(),
+        };
+        let jac = m.test_jacobian_fro.map(|j| format!("  test_jacobian_fro {j:.4}")).unwrap_or_default();
+        let code = format!("  code_mean {:.4} near_zero {:.3}{jac}", m.test_code_mean, m.test_code_near_zero);
+        println!(
+            "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}{code}  {:.1} s  {:.0} samples/s",
+            m.epoch,
+            args.epochs,
+            m.train_loss,
+            m.test_loss,
+            m.test_mse_px,
+            m.test_bce_px,
+            m.epoch_s,
+            m.samples_per_s
+        );
+        let line = serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?;
+        writeln!(metrics, "{line}").and_then(|_| metrics.flush()).map_err(|e| Error::io(&metrics_path, e))?;
+        checkpoint::save(&gpu, &model, &meta, &ckpt_path)
+    })?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let out = evaluator.run(16)?;
-    write_pictures(
-        &gpu,
-        &model,
-        &args.out,
-        &split.test,
-        &out,
-        args.data.dataset,
-    )?;
+    write_pictures(&gpu, &model, &args.out, &split.test, &out, args.data.dataset)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -376,25 +400,11 @@ fn write_pictures(
     if config.code_dim() == 2 {
         let names = name.class_names();
         let title = format!("{} test codes, {}", name, config.describe());
-        aegpu::viz::save_latent_png(
-            &dir.join("latent.png"),
-            &out.codes,
-            &test.labels,
-            &names,
-            &title,
-        )?;
+        aegpu::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
         let steps = 15;
         let codes = generate::grid_codes(model, &out.codes, steps)?;
         let images = generate::decode(gpu, model, &codes)?;
-        aegpu::viz::save_image_grid(
-            &dir.join("grid.png"),
-            &images,
-            steps * steps,
-            h,
-            w,
-            steps,
-            1,
-        )?;
+        aegpu::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, h, w, steps, 1)?;
     }
     if config.variational.is_some() {
         let codes = generate::sample_codes(model, &out.codes, 64, 0);
@@ -405,22 +415,13 @@ fn write_pictures(
 }
 
 /// A checkpoint's model on a fresh GPU, with the test split of its dataset.
-fn open_checkpoint(
-    args: &CheckpointArgs,
-) -> Result<(Gpu, DenseAutoencoder, data::Dataset, DatasetName)> {
+fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, DenseAutoencoder, data::Dataset, DatasetName)> {
     let ckpt = checkpoint::load(&args.checkpoint)?;
     let dataset = match args.dataset {
         Some(d) => d,
-        None => ckpt
-            .metadata
-            .get("aegpu.dataset")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(DatasetName::Mnist),
+        None => ckpt.metadata.get("aegpu.dataset").and_then(|s| s.parse().ok()).unwrap_or(DatasetName::Mnist),
     };
-    let split = load_split(&DataArgs {
-        dataset,
-        data: args.data.clone(),
-    })?;
+    let split = load_split(&DataArgs { dataset, data: args.data.clone() })?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
     if split.test.dim() != model.config.input_dim() {
@@ -445,11 +446,8 @@ fn sample_cmd(args: SampleArgs) -> Result<()> {
     }
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
     // A plain autoencoder has no prior: fit one to its test codes.
-    let data_codes = if model.config.variational.is_some() {
-        Vec::new()
-    } else {
-        test_codes(&gpu, &model, &test)?
-    };
+    let data_codes =
+        if model.config.variational.is_some() { Vec::new() } else { test_codes(&gpu, &model, &test)? };
     let codes = generate::sample_codes(&model, &data_codes, args.n, args.seed);
     let images = generate::decode(&gpu, &model, &codes)?;
     let cols = (args.n as f64).sqrt().ceil() as usize;
@@ -466,21 +464,13 @@ fn grid_cmd(args: GridArgs) -> Result<()> {
             model.config.code_dim()
         )));
     }
-    let data_codes = if model.config.variational.is_some() {
-        Vec::new()
-    } else {
-        test_codes(&gpu, &model, &test)?
-    };
+    let data_codes =
+        if model.config.variational.is_some() { Vec::new() } else { test_codes(&gpu, &model, &test)? };
     let codes = generate::grid_codes(&model, &data_codes, args.steps)?;
     let images = generate::decode(&gpu, &model, &codes)?;
     let n = args.steps * args.steps;
     aegpu::viz::save_image_grid(&args.out, &images, n, test.rows, test.cols, args.steps, 1)?;
-    eprintln!(
-        "wrote {} ({}x{} decoded grid)",
-        args.out.display(),
-        args.steps,
-        args.steps
-    );
+    eprintln!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
     Ok(())
 }
 
@@ -547,5 +537,35 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         write_pictures(&gpu, &model, &dir, &test, &out, dataset)?;
     }
+    Ok(())
+}
+
+fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
+    let noise = Noise::parse(&args.noise)?;
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    let clean = test.images_f32(0..test.n);
+    let out = generate::denoise(&gpu, &model, &clean, noise, args.seed)?;
+    let dim = test.dim();
+    let noisy_psnr = generate::mean_psnr(&out.noisy, &clean, dim);
+    let denoised_psnr = generate::mean_psnr(&out.denoised, &clean, dim);
+    println!(
+        "{}",
+        serde_json::json!({
+            "checkpoint": args.ckpt.checkpoint.display().to_string(),
+            "noise": args.noise,
+            "images": test.n,
+            "psnr_noisy_db": noisy_psnr,
+            "psnr_denoised_db": denoised_psnr,
+            "gain_db": denoised_psnr - noisy_psnr,
+        })
+    );
+    let k = args.show.clamp(1, test.n);
+    let rows = [
+        ("noisy", &out.noisy[..k * dim]),
+        ("denoised", &out.denoised[..k * dim]),
+        ("clean", &clean[..k * dim]),
+    ];
+    aegpu::viz::save_labelled_rows(&args.out, &rows, test.rows, test.cols, 2)?;
+    eprintln!("wrote {}", args.out.display());
     Ok(())
 }

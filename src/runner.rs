@@ -18,36 +18,21 @@ pub struct View {
 
 impl View {
     pub fn whole(b: &StorageBuffer) -> View {
-        View {
-            buffer: b.buffer.clone(),
-            offset: 0,
-            len: b.len,
-        }
+        View { buffer: b.buffer.clone(), offset: 0, len: b.len }
     }
 
     /// Blocking read as f32 (tests, evaluation, checkpoints; never the training step).
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let sb = StorageBuffer {
-            buffer: self.buffer.clone(),
-            len: self.offset + self.len,
-        };
+        let sb = StorageBuffer { buffer: self.buffer.clone(), len: self.offset + self.len };
         sb.read_f32(gpu, self.offset..self.offset + self.len)
     }
 
     /// Queues a write of `data` (at most `len` words) at the start of the view.
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
         if data.len() > self.len {
-            return Err(Error::Shape(format!(
-                "writing {} values into a view of {}",
-                data.len(),
-                self.len
-            )));
+            return Err(Error::Shape(format!("writing {} values into a view of {}", data.len(), self.len)));
         }
-        gpu.queue.write_buffer(
-            &self.buffer,
-            (self.offset * 4) as u64,
-            bytemuck::cast_slice(data),
-        );
+        gpu.queue.write_buffer(&self.buffer, (self.offset * 4) as u64, bytemuck::cast_slice(data));
         Ok(())
     }
 }
@@ -86,19 +71,12 @@ pub struct Arena {
 
 impl Arena {
     pub fn new(gpu: &Gpu, label: &str, layout: &ArenaLayout) -> Result<Arena> {
-        Ok(Arena {
-            buffer: StorageBuffer::zeroed(gpu, label, layout.total)?,
-            layout: layout.clone(),
-        })
+        Ok(Arena { buffer: StorageBuffer::zeroed(gpu, label, layout.total)?, layout: layout.clone() })
     }
 
     pub fn view(&self, index: usize) -> View {
         let (_, offset, len) = self.layout.entries[index];
-        View {
-            buffer: self.buffer.buffer.clone(),
-            offset,
-            len,
-        }
+        View { buffer: self.buffer.buffer.clone(), offset, len }
     }
 
     /// The whole arena as one view (the optimiser updates it in one dispatch).
@@ -127,11 +105,7 @@ pub struct Plan {
 impl Plan {
     pub fn new(gpu: &Gpu, label: &str, launches: &[Launch]) -> Result<Plan> {
         let align = gpu.limits.min_uniform_buffer_offset_alignment as u64;
-        let max_uniform = launches
-            .iter()
-            .map(|l| l.uniform.len() as u64)
-            .max()
-            .unwrap_or(16);
+        let max_uniform = launches.iter().map(|l| l.uniform.len() as u64).max().unwrap_or(16);
         let slot_bytes = max_uniform.next_multiple_of(align);
         let storage_align = gpu.storage_alignment();
         let max_binding = gpu.max_binding();
@@ -152,10 +126,7 @@ impl Plan {
                     });
                 }
             }
-            if l.workgroups
-                .iter()
-                .any(|&w| w > gpu.limits.max_compute_workgroups_per_dimension)
-            {
+            if l.workgroups.iter().any(|&w| w > gpu.limits.max_compute_workgroups_per_dimension) {
                 return Err(Error::Shape(format!(
                     "{label}/{}: dispatch {:?} too large",
                     l.label, l.workgroups
@@ -173,41 +144,33 @@ impl Plan {
         let mut dispatches = Vec::with_capacity(launches.len());
         for (i, l) in launches.iter().enumerate() {
             let pipeline = gpu.pipeline(&l.key, l.views.len() as u32)?;
-            gpu.queue
-                .write_buffer(&uniforms, i as u64 * slot_bytes, &l.uniform);
-            let bind_group = gpu.scoped(
-                &format!("plan '{label}' bind group {} ({})", i, l.label),
-                || {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
+            gpu.queue.write_buffer(&uniforms, i as u64 * slot_bytes, &l.uniform);
+            let bind_group = gpu.scoped(&format!("plan '{label}' bind group {} ({})", i, l.label), || {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: i as u64 * slot_bytes,
+                        size: wgpu::BufferSize::new(l.uniform.len() as u64),
+                    }),
+                }];
+                for (j, v) in l.views.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: j as u32 + 1,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &uniforms,
-                            offset: i as u64 * slot_bytes,
-                            size: wgpu::BufferSize::new(l.uniform.len() as u64),
+                            buffer: &v.buffer,
+                            offset: v.offset as u64 * 4,
+                            size: wgpu::BufferSize::new(v.len.max(1) as u64 * 4),
                         }),
-                    }];
-                    for (j, v) in l.views.iter().enumerate() {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: j as u32 + 1,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &v.buffer,
-                                offset: v.offset as u64 * 4,
-                                size: wgpu::BufferSize::new(v.len.max(1) as u64 * 4),
-                            }),
-                        });
-                    }
-                    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(l.label),
-                        layout: &pipeline.layout,
-                        entries: &entries,
-                    })
-                },
-            )?;
-            dispatches.push(Dispatch {
-                pipeline,
-                bind_group,
-                workgroups: l.workgroups,
-            });
+                    });
+                }
+                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(l.label),
+                    layout: &pipeline.layout,
+                    entries: &entries,
+                })
+            })?;
+            dispatches.push(Dispatch { pipeline, bind_group, workgroups: l.workgroups });
         }
         let random = launches
             .iter()
@@ -234,8 +197,7 @@ impl Plan {
 
     /// Replaces launch `index`'s uniform bytes; takes effect at the next submit.
     pub fn set_uniform(&self, gpu: &Gpu, index: usize, bytes: &[u8]) {
-        gpu.queue
-            .write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
+        gpu.queue.write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
     }
 
     /// Gives every random launch of the plan a fresh stream for `step` (the k-th random launch gets
@@ -243,11 +205,7 @@ impl Plan {
     pub fn set_stream(&self, gpu: &Gpu, step: u64) {
         for (k, (index, bytes)) in self.random.iter().enumerate() {
             let p: RandomParams = bytemuck::pod_read_unaligned(bytes);
-            self.set_uniform(
-                gpu,
-                *index,
-                &p.with_stream(stream_for(step, k as u16)).bytes(),
-            );
+            self.set_uniform(gpu, *index, &p.with_stream(stream_for(step, k as u16)).bytes());
         }
     }
 
@@ -263,10 +221,8 @@ impl Plan {
 
     /// Records the plan into a fresh encoder as one compute pass.
     pub fn record_into(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
         self.record(&mut pass);
     }
 

@@ -8,6 +8,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
+use crate::kernels::Activation;
 use crate::kernels::gather::{GatherParams, gather_u8};
 use crate::kernels::optimizer::Optimizer;
 use crate::models::dense::{DenseActivations, DenseAutoencoder};
@@ -30,13 +31,7 @@ impl GpuDataset {
         let data = StorageBuffer::from_slice(gpu, &format!("{} images", ds.name), &ds.images)?;
         let identity: Vec<u32> = (0..ds.n as u32).collect();
         let index = StorageBuffer::from_slice(gpu, &format!("{} index", ds.name), &identity)?;
-        Ok(GpuDataset {
-            data,
-            index,
-            n: ds.n,
-            dim: ds.dim(),
-            labels: ds.labels.clone(),
-        })
+        Ok(GpuDataset { data, index, n: ds.n, dim: ds.dim(), labels: ds.labels.clone() })
     }
 }
 
@@ -71,6 +66,15 @@ pub struct EpochMetrics {
     /// VAE only: negative ELBO per test image, single sample (recon + KL), in nats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_elbo_nats: Option<f64>,
+    /// Mean code activation over the test set (a VAE's μ), and the fraction of code values with
+    /// |h| < 0.01: how sparse the code is.
+    #[serde(default)]
+    pub test_code_mean: f64,
+    #[serde(default)]
+    pub test_code_near_zero: f64,
+    /// Mean ‖J_f(x)‖_F over the test set, for a one-layer sigmoid encoder (closed form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_jacobian_fro: Option<f64>,
 }
 
 /// Test-set metrics: per pixel, and for a VAE per image in nats.
@@ -82,7 +86,14 @@ pub struct EvalMetrics {
     pub loss: f64,
     /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
     pub vae: Option<(f64, f64, f64)>,
+    pub code_mean: f64,
+    pub code_near_zero: f64,
+    /// Mean ‖J_f(x)‖_F, when the encoder is one sigmoid layer.
+    pub jacobian_fro: Option<f64>,
 }
+
+/// Below this magnitude a code value counts as "near zero" in the sparsity metric.
+pub const NEAR_ZERO: f32 = 0.01;
 
 /// At most this many steps are submitted and not yet finished, so the CPU never runs far ahead.
 const MAX_IN_FLIGHT: usize = 4;
@@ -136,7 +147,7 @@ impl<'a> Trainer<'a> {
             train.dim,
             0,
         )];
-        launches.extend(model.forward(&acts, variant));
+        launches.extend(model.forward(&acts, variant, true));
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
@@ -188,17 +199,13 @@ impl<'a> Trainer<'a> {
             offset: (b * self.config.batch) as u32,
             _pad: 0,
         };
-        self.plan
-            .set_uniform(self.gpu, self.gather_slot, bytemuck::bytes_of(&gp));
+        self.plan.set_uniform(self.gpu, self.gather_slot, bytemuck::bytes_of(&gp));
         let update = self.model.update(&self.config.optimizer, self.step);
-        self.plan
-            .set_uniform(self.gpu, self.update_slot, &update.uniform);
+        self.plan.set_uniform(self.gpu, self.update_slot, &update.uniform);
         let mut enc = self
             .gpu
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("train step"),
-            });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
         self.plan.set_stream(self.gpu, self.step);
         self.plan.record_into(&mut enc);
         // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
@@ -228,11 +235,7 @@ impl<'a> Trainer<'a> {
 
     /// One epoch over a fresh shuffle. Returns the mean training loss (per pixel).
     /// `progress` is called with (steps done, running loss) now and then.
-    pub fn epoch(
-        &mut self,
-        epoch: usize,
-        mut progress: impl FnMut(usize, Option<f64>),
-    ) -> Result<f64> {
+    pub fn epoch(&mut self, epoch: usize, mut progress: impl FnMut(usize, Option<f64>)) -> Result<f64> {
         let mut order: Vec<u32> = (0..self.train.n as u32).collect();
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
             self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -244,9 +247,8 @@ impl<'a> Trainer<'a> {
         let mut in_flight = std::collections::VecDeque::new();
         for b in 0..self.steps_per_epoch {
             let want_show = b % SHOW_EVERY == SHOW_EVERY - 1 && shown.is_idle();
-            let index = self.gpu.scoped("training step", || {
-                self.submit_step(b, want_show.then_some(&shown))
-            })?;
+            let index =
+                self.gpu.scoped("training step", || self.submit_step(b, want_show.then_some(&shown)))?;
             if want_show {
                 shown.request();
             }
@@ -255,10 +257,7 @@ impl<'a> Trainer<'a> {
                 let oldest = in_flight.pop_front().expect("non-empty");
                 self.gpu
                     .device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(oldest),
-                        timeout: None,
-                    })
+                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
                     .map_err(|e| Error::Readback {
                         context: "training step".into(),
                         message: e.to_string(),
@@ -279,9 +278,7 @@ impl<'a> Trainer<'a> {
             }
             progress(b + 1, running);
         }
-        let log = self
-            .loss_log
-            .read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
+        let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
         let mut sum = 0.0f64;
         for (b, words) in log.chunks(LOG_STRIDE).enumerate() {
             let loss = self.step_loss(words);
@@ -354,18 +351,12 @@ impl<'a> Evaluator<'a> {
                 data.dim,
                 0,
             )];
-            launches.extend(model.forward(&acts, variant));
+            launches.extend(model.forward(&acts, variant, true));
             launches.extend(model.loss(&acts, &acts.input(), false, true));
             let plan = Plan::new(gpu, "evaluate", &launches)?;
             plans.push((size, acts, plan));
         }
-        Ok(Evaluator {
-            gpu,
-            model,
-            data,
-            plans,
-            codes,
-        })
+        Ok(Evaluator { gpu, model, data, plans, codes })
     }
 
     /// Evaluates every example in index order; keeps the first `keep_recon` reconstructions.
@@ -384,18 +375,11 @@ impl<'a> Evaluator<'a> {
         let mut start = 0;
         let mut recon = Vec::new();
         while start < self.data.n {
-            let (size, acts, plan) = if self.data.n - start >= self.plans[0].0 {
-                &self.plans[0]
-            } else {
-                &self.plans[1]
-            };
+            let (size, acts, plan) =
+                if self.data.n - start >= self.plans[0].0 { &self.plans[0] } else { &self.plans[1] };
             let size = *size;
-            let gp = GatherParams {
-                batch: size as u32,
-                dim: self.data.dim as u32,
-                offset: start as u32,
-                _pad: 0,
-            };
+            let gp =
+                GatherParams { batch: size as u32, dim: self.data.dim as u32, offset: start as u32, _pad: 0 };
             plan.set_uniform(gpu, 0, bytemuck::bytes_of(&gp));
             plan.set_stream(gpu, EVAL_STREAM + start as u64);
             gpu.scoped("evaluation", || {
@@ -415,11 +399,7 @@ impl<'a> Evaluator<'a> {
                 let logits = acts.logits().read(gpu)?;
                 let take = (keep_recon * self.data.dim - recon.len()).min(logits.len());
                 let act = c.output_activation();
-                recon.extend(
-                    logits[..take]
-                        .iter()
-                        .map(|&z| crate::cpu::activation::activate(z, act)),
-                );
+                recon.extend(logits[..take].iter().map(|&z| crate::cpu::activation::activate(z, act)));
             }
             start += size;
         }
@@ -435,9 +415,7 @@ impl<'a> Evaluator<'a> {
         let n = self.data.n as f64;
         let pixels = n * self.data.dim as f64;
         let (mse_px, bce_px) = (sums[0] / pixels, sums[1] / pixels);
-        let vae = c
-            .variational
-            .map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
+        let vae = c.variational.map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
         let loss = match (vae, c.loss) {
             (Some((_, _, elbo)), _) => elbo,
             (None, crate::kernels::loss::LossKind::Mse) => mse_px,
@@ -446,20 +424,21 @@ impl<'a> Evaluator<'a> {
         let all = self.codes.read_all_f32(gpu)?;
         // A VAE's code row is [μ, log σ²]: keep μ.
         let d = c.code_dim();
-        let codes = all
-            .chunks(code_width)
-            .flat_map(|row| row[..d].iter().copied())
-            .collect();
-        Ok(EvalOutput {
-            metrics: EvalMetrics {
-                mse_px,
-                bce_px,
-                loss,
-                vae,
-            },
-            codes,
-            recon,
-        })
+        let codes: Vec<f32> = all.chunks(code_width).flat_map(|row| row[..d].iter().copied()).collect();
+        let count = codes.len().max(1) as f64;
+        let code_mean = codes.iter().map(|&v| v as f64).sum::<f64>() / count;
+        let code_near_zero = codes.iter().filter(|v| v.abs() < NEAR_ZERO).count() as f64 / count;
+        let jacobian_fro = if c.code_layer == 0 && c.activations[0] == Activation::Sigmoid {
+            // ‖J‖²_F = Σ_j (h_j (1 - h_j))² ‖W_j‖², the closed form the contractive penalty uses.
+            let w = self.model.weight(0).read(gpu)?;
+            let rows = crate::cpu::penalty::contractive_rows(&w, d, c.input_dim());
+            let jf2 = crate::cpu::penalty::contractive_h(None, &codes, &rows, self.data.n, d, 0.0);
+            Some(jf2.iter().map(|v| v.sqrt()).sum::<f64>() / self.data.n as f64)
+        } else {
+            None
+        };
+        let metrics = EvalMetrics { mse_px, bce_px, loss, vae, code_mean, code_near_zero, jacobian_fro };
+        Ok(EvalOutput { metrics, codes, recon })
     }
 }
 
@@ -512,6 +491,9 @@ pub fn train(
             test_recon_nats: eval.metrics.vae.map(|v| v.0),
             test_kl: eval.metrics.vae.map(|v| v.1),
             test_elbo_nats: eval.metrics.vae.map(|v| v.2),
+            test_code_mean: eval.metrics.code_mean,
+            test_code_near_zero: eval.metrics.code_near_zero,
+            test_jacobian_fro: eval.metrics.jacobian_fro,
         };
         on_epoch(&m, &evaluator)?;
         history.push(m);

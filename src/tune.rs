@@ -46,10 +46,7 @@ impl Gpu {
     /// A key naming the adapter and driver, for the on-disk cache.
     pub fn adapter_key(&self) -> String {
         let i = &self.info;
-        format!(
-            "{}|{:?}|{:x}:{:x}|{}|{}",
-            i.name, i.backend, i.vendor, i.device, i.driver, i.driver_info
-        )
+        format!("{}|{:?}|{:x}:{:x}|{}|{}", i.name, i.backend, i.vendor, i.device, i.driver, i.driver_info)
     }
 }
 
@@ -57,12 +54,7 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
     if let Ok(v) = std::env::var("AEGPU_MATMUL") {
         let matmul = MatmulVariant::parse(&v)
             .ok_or_else(|| Error::Config(format!("AEGPU_MATMUL={v}: use 'reg' or 'tiled'")))?;
-        return Ok(Tuning {
-            matmul,
-            measured: Vec::new(),
-            source: "env".into(),
-            shape: SHAPE,
-        });
+        return Ok(Tuning { matmul, measured: Vec::new(), source: "env".into(), shape: SHAPE });
     }
     let key = gpu.adapter_key();
     let retune = std::env::var("AEGPU_RETUNE").is_ok_and(|v| v != "0");
@@ -72,21 +64,11 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
         t.source = "cache".into();
         return Ok(t);
     }
-    let measured = MatmulVariant::ALL
-        .iter()
-        .map(|&v| Ok((v, measure(gpu, v, SHAPE)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let best = measured
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|&(v, _)| v)
-        .unwrap_or(MatmulVariant::Reg);
-    let t = Tuning {
-        matmul: best,
-        measured,
-        source: "measured".into(),
-        shape: SHAPE,
-    };
+    let measured =
+        MatmulVariant::ALL.iter().map(|&v| Ok((v, measure(gpu, v, SHAPE)?))).collect::<Result<Vec<_>>>()?;
+    let best =
+        measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(v, _)| v).unwrap_or(MatmulVariant::Reg);
+    let t = Tuning { matmul: best, measured, source: "measured".into(), shape: SHAPE };
     cache.insert(key, t.clone());
     write_cache(&cache); // best effort: a read-only home only costs a re-measure next time
     Ok(t)
@@ -96,9 +78,7 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
 /// each run stopping after ~30 ms of work).
 pub fn measure(gpu: &Gpu, variant: MatmulVariant, [m, n, k]: [usize; 3]) -> Result<f64> {
     let size = m.max(n).max(k);
-    let data: Vec<f32> = (0..size * size)
-        .map(|i| ((i % 7) as f32 - 3.0) * 0.1)
-        .collect();
+    let data: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
     let a = StorageBuffer::from_slice(gpu, "tune a", &data)?;
     let b = StorageBuffer::from_slice(gpu, "tune b", &data)?;
     let c = StorageBuffer::zeroed(gpu, "tune c", size * size)?;

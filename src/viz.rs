@@ -54,18 +54,10 @@ pub fn save_image_grid(
     let dim = image_dim(h, w, scale)?;
     check_len("images", images.len(), n, dim)?;
     if cols == 0 {
-        return Err(Error::Shape(
-            "an image grid needs at least one column".into(),
-        ));
+        return Err(Error::Shape("an image grid needs at least one column".into()));
     }
-    let rows: Vec<Row> = images
-        .chunks(cols.min(n) * dim)
-        .map(|pixels| Row {
-            label: "",
-            pixels,
-            gap_after: 0,
-        })
-        .collect();
+    let rows: Vec<Row> =
+        images.chunks(cols.min(n) * dim).map(|pixels| Row { label: "", pixels, gap_after: 0 }).collect();
     save_png(path, &render_rows(&rows, h, w, scale)?)
 }
 
@@ -86,20 +78,14 @@ pub fn save_recon_png(
     check_len("originals", originals.len(), n, dim)?;
     check_len("reconstructions", recons.len(), n, dim)?;
     if cols == 0 {
-        return Err(Error::Shape(
-            "a reconstruction strip needs at least one column".into(),
-        ));
+        return Err(Error::Shape("a reconstruction strip needs at least one column".into()));
     }
     let chunk = cols.min(n) * dim;
     let pairs = originals.chunks(chunk).zip(recons.chunks(chunk));
     let last = n.div_ceil(cols.min(n)) - 1;
     let mut rows = Vec::new();
     for (i, (orig, recon)) in pairs.enumerate() {
-        rows.push(Row {
-            label: "original",
-            pixels: orig,
-            gap_after: 0,
-        });
+        rows.push(Row { label: "original", pixels: orig, gap_after: 0 });
         rows.push(Row {
             label: "reconstruction",
             pixels: recon,
@@ -126,14 +112,7 @@ pub fn save_labelled_rows(
     for (label, pixels) in rows {
         check_len(&format!("row '{label}'"), pixels.len(), count, dim)?;
     }
-    let rows: Vec<Row> = rows
-        .iter()
-        .map(|&(label, pixels)| Row {
-            label,
-            pixels,
-            gap_after: 0,
-        })
-        .collect();
+    let rows: Vec<Row> = rows.iter().map(|&(label, pixels)| Row { label, pixels, gap_after: 0 }).collect();
     save_png(path, &render_rows(&rows, h, w, scale)?)
 }
 
@@ -144,8 +123,7 @@ fn image_dim(h: usize, w: usize, scale: usize) -> Result<usize> {
             "image size {h}x{w} at scale {scale}: every size must be at least 1"
         )));
     }
-    h.checked_mul(w)
-        .ok_or_else(|| Error::Shape(format!("image size {h}x{w} overflows")))
+    h.checked_mul(w).ok_or_else(|| Error::Shape(format!("image size {h}x{w} overflows")))
 }
 
 /// Checks that `len` floats are `n > 0` images of `dim` pixels.
@@ -181,13 +159,8 @@ fn render_rows(rows: &[Row], h: usize, w: usize, scale: usize) -> Result<RgbImag
         Some(widest) => widest + 2 * LABEL_PAD,
     };
     let max_count = rows.iter().map(|r| r.pixels.len() / dim).max().unwrap_or(0);
-    let width = tile_w
-        .saturating_add(GAP)
-        .saturating_mul(max_count)
-        .saturating_add(label_w + GAP);
-    let height = rows
-        .iter()
-        .fold(GAP, |acc, r| acc.saturating_add(tile_h + GAP + r.gap_after));
+    let width = tile_w.saturating_add(GAP).saturating_mul(max_count).saturating_add(label_w + GAP);
+    let height = rows.iter().fold(GAP, |acc, r| acc.saturating_add(tile_h + GAP + r.gap_after));
     let mut img = canvas(width, height)?;
 
     let mut y = GAP;
@@ -245,11 +218,7 @@ pub fn text_width(text: &str, scale: usize) -> usize {
 pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, colour: Rgb<u8>, scale: usize) {
     let s = scale as i64;
     for (k, ch) in text.chars().enumerate() {
-        let glyph = BASIC_LEGACY[if ch.is_ascii() {
-            ch as usize
-        } else {
-            '?' as usize
-        }];
+        let glyph = BASIC_LEGACY[if ch.is_ascii() { ch as usize } else { '?' as usize }];
         let gx = x + k as i64 * GLYPH as i64 * s;
         for (row, bits) in glyph.iter().enumerate() {
             for col in 0..GLYPH {
@@ -290,14 +259,10 @@ fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    img.save_with_format(path, ImageFormat::Png)
-        .map_err(|e| match e {
-            ImageError::IoError(source) => Error::io(path, source),
-            other => Error::Image {
-                path: path.to_path_buf(),
-                reason: other.to_string(),
-            },
-        })
+    img.save_with_format(path, ImageFormat::Png).map_err(|e| match e {
+        ImageError::IoError(source) => Error::io(path, source),
+        other => Error::Image { path: path.to_path_buf(), reason: other.to_string() },
+    })
 }
 
 /// Size of the latent scatter picture.
@@ -324,14 +289,8 @@ pub fn save_latent_png(
             codes.len()
         )));
     }
-    if let Some(&l) = labels
-        .iter()
-        .find(|&&l| usize::from(l) >= class_names.len())
-    {
-        return Err(Error::Shape(format!(
-            "label {l} has no class name ({} names given)",
-            class_names.len()
-        )));
+    if let Some(&l) = labels.iter().find(|&&l| usize::from(l) >= class_names.len()) {
+        return Err(Error::Shape(format!("label {l} has no class name ({} names given)", class_names.len())));
     }
     let points: Vec<(f32, f32, u8)> = codes
         .chunks_exact(2)
@@ -340,9 +299,7 @@ pub fn save_latent_png(
         .map(|(c, &l)| (c[0], c[1], l))
         .collect();
     if points.is_empty() {
-        return Err(Error::Shape(format!(
-            "none of the {n} latent codes is finite; nothing to plot"
-        )));
+        return Err(Error::Shape(format!("none of the {n} latent codes is finite; nothing to plot")));
     }
     let x_range = robust_range(points.iter().map(|p| p.0).collect());
     let y_range = robust_range(points.iter().map(|p| p.1).collect());
@@ -350,12 +307,7 @@ pub fn save_latent_png(
     let mut img = canvas(PLOT_W, PLOT_H)?;
     draw_title(&mut img, title);
     let legend_w = legend_width(class_names);
-    let area = Area {
-        left: 72,
-        top: 48,
-        right: PLOT_W as i64 - legend_w - 24,
-        bottom: PLOT_H as i64 - 56,
-    };
+    let area = Area { left: 72, top: 48, right: PLOT_W as i64 - legend_w - 24, bottom: PLOT_H as i64 - 56 };
     draw_axes(&mut img, &area, x_range, y_range);
 
     // Lighter dots as the count grows, so 10k points still show where they pile up.
@@ -384,14 +336,8 @@ impl Area {
     fn map(&self, x: f32, y: f32, xr: (f32, f32), yr: (f32, f32)) -> (f32, f32) {
         let fx = ((x - xr.0) / (xr.1 - xr.0)).clamp(0.0, 1.0);
         let fy = ((y - yr.0) / (yr.1 - yr.0)).clamp(0.0, 1.0);
-        let (l, r) = (
-            self.left as f32 + DOT_R + 1.0,
-            self.right as f32 - DOT_R - 1.0,
-        );
-        let (t, b) = (
-            self.top as f32 + DOT_R + 1.0,
-            self.bottom as f32 - DOT_R - 1.0,
-        );
+        let (l, r) = (self.left as f32 + DOT_R + 1.0, self.right as f32 - DOT_R - 1.0);
+        let (t, b) = (self.top as f32 + DOT_R + 1.0, self.bottom as f32 - DOT_R - 1.0);
         (l + fx * (r - l), b - fy * (b - t))
     }
 }
@@ -435,16 +381,14 @@ fn draw_title(img: &mut RgbImage, title: &str) {
 fn draw_axes(img: &mut RgbImage, a: &Area, xr: (f32, f32), yr: (f32, f32)) {
     let (w, h) = (a.right - a.left, a.bottom - a.top);
     for (value, text) in ticks(xr) {
-        let x =
-            a.left + ((value - f64::from(xr.0)) / f64::from(xr.1 - xr.0) * w as f64).round() as i64;
+        let x = a.left + ((value - f64::from(xr.0)) / f64::from(xr.1 - xr.0) * w as f64).round() as i64;
         fill_rect(img, x, a.top, 1, h, GRID);
         fill_rect(img, x, a.bottom, 1, 5, FRAME);
         let tw = text_width(&text, 1) as i64;
         draw_text(img, x - tw / 2, a.bottom + 8, &text, INK, 1);
     }
     for (value, text) in ticks(yr) {
-        let y = a.bottom
-            - ((value - f64::from(yr.0)) / f64::from(yr.1 - yr.0) * h as f64).round() as i64;
+        let y = a.bottom - ((value - f64::from(yr.0)) / f64::from(yr.1 - yr.0) * h as f64).round() as i64;
         fill_rect(img, a.left, y, w, 1, GRID);
         fill_rect(img, a.left - 5, y, 5, 1, FRAME);
         let tw = text_width(&text, 1) as i64;
@@ -475,11 +419,7 @@ fn ticks(range: (f32, f32)) -> Vec<(f64, String)> {
     if !step.is_finite() || step <= 0.0 {
         return Vec::new();
     }
-    let decimals = if step >= 1.0 {
-        0
-    } else {
-        (-step.log10()).ceil() as usize
-    };
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
     let first = (lo / step).ceil() as i64;
     (first..)
         .map(|k| k as f64 * step)
@@ -519,11 +459,7 @@ const SWATCH: i64 = 10;
 const LEGEND_MAX_CHARS: usize = 24;
 
 fn legend_width(class_names: &[&str]) -> i64 {
-    let chars = class_names
-        .iter()
-        .map(|n| n.chars().count().min(LEGEND_MAX_CHARS))
-        .max()
-        .unwrap_or(0);
+    let chars = class_names.iter().map(|n| n.chars().count().min(LEGEND_MAX_CHARS)).max().unwrap_or(0);
     (chars * GLYPH) as i64 + SWATCH + 6 + 16
 }
 

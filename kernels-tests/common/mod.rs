@@ -26,13 +26,7 @@ pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
 /// Asserts |got - want| <= atol + rtol*|want| element-wise; on failure prints the max absolute and
 /// relative errors and the first mismatching indices.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs reference {}",
-        got.len(),
-        want.len()
-    );
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs reference {}", got.len(), want.len());
     let mut max_abs = 0.0f32;
     let mut max_rel = 0.0f32;
     let mut bad = Vec::new();
@@ -45,11 +39,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         }
     }
     if !bad.is_empty() {
-        let first: Vec<String> = bad
-            .iter()
-            .take(8)
-            .map(|&i| format!("[{i}] gpu {} ref {}", got[i], want[i]))
-            .collect();
+        let first: Vec<String> =
+            bad.iter().take(8).map(|&i| format!("[{i}] gpu {} ref {}", got[i], want[i])).collect();
         panic!(
             "{what}: {} of {} elements differ (atol {atol}, rtol {rtol}); max abs err {max_abs:e}, max rel err {max_rel:e}; first: {}",
             bad.len(),

@@ -16,10 +16,7 @@ pub fn sgemm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, 
     };
     // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked below) and the strides
     // describe row-major matrices inside them.
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "sgemm: slice too short"
-    );
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "sgemm: slice too short");
     unsafe {
         matrixmultiply::sgemm(
             m,

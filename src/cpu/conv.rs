@@ -48,9 +48,7 @@ fn at(a: usize, b: usize, c: usize, d: usize, nb: usize, nc: usize, nd: usize) -
 
 /// `coord·stride - padding + k` if it lies in `[0, size)`.
 fn tap(coord: usize, k: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
-    (coord * stride + k)
-        .checked_sub(padding)
-        .filter(|&i| i < size)
+    (coord * stride + k).checked_sub(padding).filter(|&i| i < size)
 }
 
 /// `out[n,oc,oy,ox] = act(bias[oc] + Σ_{ic,ky,kx} inp[n,ic,oy·S-P+ky,ox·S-P+kx] · weight[oc,ic,ky,kx])`.
@@ -153,14 +151,7 @@ pub fn conv2d_backward_weight<T: Real>(dweight: &mut [T], dout: &[T], inp: &[T],
 }
 
 /// `dbias[c] = Σ_{n,y,x} dout[n,c,y,x]` for `dout` of shape `[n, channels, h, w]`.
-pub fn channel_sum<T: Real>(
-    dbias: &mut [T],
-    dout: &[T],
-    n: usize,
-    channels: usize,
-    h: usize,
-    w: usize,
-) {
+pub fn channel_sum<T: Real>(dbias: &mut [T], dout: &[T], n: usize, channels: usize, h: usize, w: usize) {
     for (c, d) in dbias.iter_mut().enumerate().take(channels) {
         let mut sum = 0.0f64;
         for b in 0..n {
@@ -291,10 +282,6 @@ pub fn conv_transpose2d_backward_weight<T: Real>(
 }
 
 /// `dbias[oc] = Σ_{n,oy,ox} dout[n,oc,oy,ox]`.
-pub fn conv_transpose2d_backward_bias<T: Real>(
-    dbias: &mut [T],
-    dout: &[T],
-    s: &ConvTranspose2dShape,
-) {
+pub fn conv_transpose2d_backward_bias<T: Real>(dbias: &mut [T], dout: &[T], s: &ConvTranspose2dShape) {
     channel_sum(dbias, dout, s.n, s.c_out, s.out_h(), s.out_w());
 }

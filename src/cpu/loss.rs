@@ -19,11 +19,7 @@ pub fn loss_forward_backward(
         let (zi, t) = (zi as f64, t as f64);
         let (y, bce, dy_dz) = if out_act == Activation::Sigmoid {
             let y = 1.0 / (1.0 + (-zi).exp());
-            (
-                y,
-                zi.max(0.0) - zi * t + (-zi.abs()).exp().ln_1p(),
-                y * (1.0 - y),
-            )
+            (y, zi.max(0.0) - zi * t + (-zi.abs()).exp().ln_1p(), y * (1.0 - y))
         } else {
             // The shader's bounds, as f32 rounds them (1 - 1e-7 is 1 - 2^-23 in f32).
             let yc = zi.clamp(1e-7f32 as f64, (1.0f32 - 1e-7f32) as f64);

@@ -8,6 +8,7 @@ pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod penalty;
 pub mod pool;
 pub mod random;
 pub mod reduce;

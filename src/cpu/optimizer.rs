@@ -13,31 +13,15 @@ pub fn optimizer_step(
 ) {
     let t = t.max(1) as i32;
     match *opt {
-        Optimizer::Sgd {
-            lr,
-            momentum,
-            weight_decay,
-        } => {
+        Optimizer::Sgd { lr, momentum, weight_decay } => {
             for i in 0..params.len() {
                 let g = grads[i] + weight_decay * params[i];
                 m[i] = momentum * m[i] + g;
                 params[i] -= lr * m[i];
             }
         }
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        }
-        | Optimizer::AdamW {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } => {
+        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
+        | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
             let decoupled = matches!(opt, Optimizer::AdamW { .. });
             let inv_b1 = (1.0 / (1.0 - (beta1 as f64).powi(t))) as f32;
             let inv_b2 = (1.0 / (1.0 - (beta2 as f64).powi(t))) as f32;

@@ -56,10 +56,7 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 
 /// The four words of block `block` of the stream (seed, stream, tag).
 pub fn block(seed: u64, stream: u64, tag: u32, block: u32) -> [u32; 4] {
-    philox4x32_10(
-        [block, stream as u32, (stream >> 32) as u32, tag],
-        [seed as u32, (seed >> 32) as u32],
-    )
+    philox4x32_10([block, stream as u32, (stream >> 32) as u32, tag], [seed as u32, (seed >> 32) as u32])
 }
 
 /// Word `i` of the stream (seed, stream, tag).
@@ -95,11 +92,7 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
 /// The standard normal of element `i % 4` of a block: words (0, 1) give elements 0 (cos) and 1 (sin),
 /// words (2, 3) give elements 2 and 3.
 pub fn normal_of_block(b: [u32; 4], k: usize) -> f32 {
-    let (c, s) = if k < 2 {
-        box_muller(b[0], b[1])
-    } else {
-        box_muller(b[2], b[3])
-    };
+    let (c, s) = if k < 2 { box_muller(b[0], b[1]) } else { box_muller(b[2], b[3]) };
     if k.is_multiple_of(2) { c } else { s }
 }
 
@@ -132,9 +125,7 @@ pub fn random_uniform(out: &mut [f32], seed: u64, stream: u64) {
 
 /// N(0, 1) by Box–Muller (tag 1).
 pub fn random_normal(out: &mut [f32], seed: u64, stream: u64) {
-    fill(out, seed, stream, TAG_NORMAL, |i, w| {
-        normal_of_block(w, i % 4)
-    });
+    fill(out, seed, stream, TAG_NORMAL, |i, w| normal_of_block(w, i % 4));
 }
 
 /// `out = clamp(inp + sigma · N(0, 1), 0, 1)` (tag 2), the sum and clamp in f32 as on the GPU.
@@ -147,13 +138,7 @@ pub fn corrupt_gaussian(out: &mut [f32], inp: &[f32], sigma: f32, seed: u64, str
 /// Masking noise (tag 3): element i is zeroed when its uniform is below p, so with probability p
 /// (exactly ⌈p·2^24⌉ / 2^24), else kept.
 pub fn corrupt_masking(out: &mut [f32], inp: &[f32], p: f32, seed: u64, stream: u64) {
-    fill(out, seed, stream, TAG_MASKING, |i, w| {
-        if to_uniform(w[i % 4]) < p {
-            0.0
-        } else {
-            inp[i]
-        }
-    });
+    fill(out, seed, stream, TAG_MASKING, |i, w| if to_uniform(w[i % 4]) < p { 0.0 } else { inp[i] });
 }
 
 /// Salt-and-pepper noise (tag 4): when the uniform from the top 24 bits is below p the element
@@ -161,11 +146,7 @@ pub fn corrupt_masking(out: &mut [f32], inp: &[f32], p: f32, seed: u64, stream: 
 pub fn corrupt_salt_pepper(out: &mut [f32], inp: &[f32], p: f32, seed: u64, stream: u64) {
     fill(out, seed, stream, TAG_SALT_PEPPER, |i, w| {
         let word = w[i % 4];
-        if to_uniform(word) < p {
-            (word & 1) as f32
-        } else {
-            inp[i]
-        }
+        if to_uniform(word) < p { (word & 1) as f32 } else { inp[i] }
     });
 }
 
@@ -173,9 +154,7 @@ pub fn corrupt_salt_pepper(out: &mut [f32], inp: &[f32], p: f32, seed: u64, stre
 /// mask's mean is 1. Dropout forward is `y = x · mask`, backward `dx = dy · mask` ([`multiply`]).
 pub fn dropout_mask(mask: &mut [f32], p: f32, seed: u64, stream: u64) {
     let scale = dropout_scale(p);
-    fill(mask, seed, stream, TAG_DROPOUT, |i, w| {
-        if to_uniform(w[i % 4]) < p { 0.0 } else { scale }
-    });
+    fill(mask, seed, stream, TAG_DROPOUT, |i, w| if to_uniform(w[i % 4]) < p { 0.0 } else { scale });
 }
 
 /// `out = a · b` element-wise.

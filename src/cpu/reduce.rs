@@ -4,10 +4,6 @@
 pub fn colsum(out: &mut [f32], inp: &[f32], rows: usize, cols: usize, accumulate: bool) {
     for j in 0..cols {
         let s: f64 = (0..rows).map(|i| inp[i * cols + j] as f64).sum();
-        out[j] = if accumulate {
-            out[j] + s as f32
-        } else {
-            s as f32
-        };
+        out[j] = if accumulate { out[j] + s as f32 } else { s as f32 };
     }
 }

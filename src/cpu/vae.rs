@@ -32,8 +32,7 @@ pub fn reparam_backward(
             let g = dz[b * d + j] as f64;
             let e = eps[b * d + j] as f64;
             dh[b * 2 * d + j] = (g + k * mu) as f32;
-            dh[b * 2 * d + d + j] =
-                (g * 0.5 * (0.5 * lv).exp() * e + k * 0.5 * (lv.exp() - 1.0)) as f32;
+            dh[b * 2 * d + d + j] = (g * 0.5 * (0.5 * lv).exp() * e + k * 0.5 * (lv.exp() - 1.0)) as f32;
         }
     }
 }

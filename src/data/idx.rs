@@ -27,23 +27,17 @@ const TYPE_U8: u8 = 0x08;
 /// [`Error::BadData`].
 pub fn read_idx(path: &Path) -> Result<Idx> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        gunzip(&raw, path)?
-    } else {
-        raw
-    };
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) { gunzip(&raw, path)? } else { raw };
     parse_idx(bytes, path)
 }
 
 /// Decompresses a whole gzip file (all members, as `gzip -d` does).
 fn gunzip(compressed: &[u8], path: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size_hint(compressed));
-    MultiGzDecoder::new(compressed)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::BadData {
-            path: path.to_path_buf(),
-            reason: format!("corrupt gzip stream: {e}"),
-        })?;
+    MultiGzDecoder::new(compressed).read_to_end(&mut out).map_err(|e| Error::BadData {
+        path: path.to_path_buf(),
+        reason: format!("corrupt gzip stream: {e}"),
+    })?;
     Ok(out)
 }
 
@@ -59,20 +53,12 @@ fn size_hint(compressed: &[u8]) -> usize {
 
 /// Checks the header of an unpacked IDX image and strips it, keeping the data in place.
 fn parse_idx(mut bytes: Vec<u8>, path: &Path) -> Result<Idx> {
-    let bad = |reason: String| Error::BadData {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| Error::BadData { path: path.to_path_buf(), reason };
     let Some(&[z0, z1, elem, ndims]) = bytes.first_chunk::<4>() else {
-        return Err(bad(format!(
-            "only {} bytes, too short for the 4-byte IDX magic",
-            bytes.len()
-        )));
+        return Err(bad(format!("only {} bytes, too short for the 4-byte IDX magic", bytes.len())));
     };
     if z0 != 0 || z1 != 0 {
-        return Err(bad(format!(
-            "not an IDX file: magic starts {z0:02x} {z1:02x}, expected 00 00"
-        )));
+        return Err(bad(format!("not an IDX file: magic starts {z0:02x} {z1:02x}, expected 00 00")));
     }
     if elem != TYPE_U8 {
         return Err(bad(format!(
@@ -101,9 +87,7 @@ fn parse_idx(mut bytes: Vec<u8>, path: &Path) -> Result<Idx> {
 
     let found = bytes.len() - header_len;
     if found < expected {
-        return Err(bad(format!(
-            "truncated: dimensions {dims:?} need {expected} data bytes, found {found}"
-        )));
+        return Err(bad(format!("truncated: dimensions {dims:?} need {expected} data bytes, found {found}")));
     }
     if found > expected {
         return Err(bad(format!(

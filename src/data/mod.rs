@@ -105,14 +105,7 @@ impl Dataset {
                 images.len()
             )));
         }
-        Ok(Dataset {
-            name: name.into(),
-            images,
-            labels,
-            n,
-            rows,
-            cols,
-        })
+        Ok(Dataset { name: name.into(), images, labels, n, rows, cols })
     }
 
     /// Pixels per image.
@@ -135,10 +128,7 @@ impl Dataset {
     /// If the range reaches past `n`, like slice indexing.
     pub fn images_f32(&self, range: Range<usize>) -> Vec<f32> {
         let d = self.dim();
-        self.images[range.start * d..range.end * d]
-            .iter()
-            .map(|&p| f32::from(p) / 255.0)
-            .collect()
+        self.images[range.start * d..range.end * d].iter().map(|&p| f32::from(p) / 255.0).collect()
     }
 
     /// A copy of images `range`; the range is clamped to `0..n`, so `subset(0..k)` gives the first
@@ -252,25 +242,14 @@ fn find_files(name: DatasetName, dir: &Path) -> Result<[PathBuf; 4]> {
         if let [Some(a), Some(b), Some(c), Some(d)] = found {
             return Ok([a, b, c, d]);
         }
-        let missing: Vec<&str> = FILES
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(names, _)| names[1])
-            .collect();
-        looked.push(format!(
-            "  {} (missing {})",
-            folder.display(),
-            missing.join(", ")
-        ));
+        let missing: Vec<&str> =
+            FILES.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(names, _)| names[1]).collect();
+        looked.push(format!("  {} (missing {})", folder.display(), missing.join(", ")));
     }
     Err(Error::DataNotFound {
         what: format!("{name} data files"),
         looked: looked.join("\n"),
-        expected: format!(
-            "{}; each may also be unpacked (no .gz)",
-            FILES.map(|names| names[0]).join(", ")
-        ),
+        expected: format!("{}; each may also be unpacked (no .gz)", FILES.map(|names| names[0]).join(", ")),
     })
 }
 
@@ -281,10 +260,7 @@ fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Resu
     let &[n, rows, cols] = images.dims.as_slice() else {
         return Err(Error::BadData {
             path: images_path.to_path_buf(),
-            reason: format!(
-                "expected 3-D images (count x rows x cols), found dimensions {:?}",
-                images.dims
-            ),
+            reason: format!("expected 3-D images (count x rows x cols), found dimensions {:?}", images.dims),
         });
     };
     let &[n_labels] = labels.dims.as_slice() else {
@@ -296,10 +272,7 @@ fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Resu
     if n_labels != n {
         return Err(Error::BadData {
             path: labels_path.to_path_buf(),
-            reason: format!(
-                "{n_labels} labels, but {} holds {n} images",
-                images_path.display()
-            ),
+            reason: format!("{n_labels} labels, but {} holds {n} images", images_path.display()),
         });
     }
     if n == 0 || rows == 0 || cols == 0 {
@@ -314,12 +287,5 @@ fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Resu
             reason: format!("label {l} at index {i} is outside 0..=9"),
         });
     }
-    Ok(Dataset {
-        name: name.to_string(),
-        images: images.data,
-        labels: labels.data,
-        n,
-        rows,
-        cols,
-    })
+    Ok(Dataset { name: name.to_string(), images: images.data, labels: labels.data, n, rows, cols })
 }

@@ -29,9 +29,7 @@ const NOISE: f32 = 0.03;
 pub fn synthetic(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) -> Dataset {
     let classes = classes.clamp(1, 256);
     let side = rows.min(cols) as f32;
-    let strokes: Vec<Stroke> = (0..classes)
-        .map(|c| Stroke::prototype(c, classes, rows, cols))
-        .collect();
+    let strokes: Vec<Stroke> = (0..classes).map(|c| Stroke::prototype(c, classes, rows, cols)).collect();
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut images = Vec::with_capacity(n * rows * cols);
@@ -53,14 +51,7 @@ pub fn synthetic(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) 
         }
         labels.push(class as u8);
     }
-    Dataset {
-        name: "synthetic".into(),
-        images,
-        labels,
-        n,
-        rows,
-        cols,
-    }
+    Dataset { name: "synthetic".into(), images, labels, n, rows, cols }
 }
 
 /// A uniform sample in `[lo, hi)`; unlike `random_range` it accepts an empty range (gives `lo`).
@@ -94,21 +85,11 @@ impl Stroke {
         let cy = rows as f32 / 2.0 + RING * side * sin_p as f32;
         let hx = HALF_LEN * side * cos_a as f32;
         let hy = HALF_LEN * side * sin_a as f32;
-        Stroke {
-            ax: cx - hx,
-            ay: cy - hy,
-            bx: cx + hx,
-            by: cy + hy,
-        }
+        Stroke { ax: cx - hx, ay: cy - hy, bx: cx + hx, by: cy + hy }
     }
 
     fn shifted(self, dx: f32, dy: f32) -> Stroke {
-        Stroke {
-            ax: self.ax + dx,
-            ay: self.ay + dy,
-            bx: self.bx + dx,
-            by: self.by + dy,
-        }
+        Stroke { ax: self.ax + dx, ay: self.ay + dy, bx: self.bx + dx, by: self.by + dy }
     }
 
     /// Squared distance from `(px, py)` to the segment.
@@ -129,11 +110,7 @@ impl Stroke {
 /// rounds the same everywhere, unlike libm's `sin`, which may differ in the last bit between
 /// systems.
 fn sin_cos(x: f64) -> (f64, f64) {
-    let x = if x > std::f64::consts::PI {
-        x - std::f64::consts::TAU
-    } else {
-        x
-    };
+    let x = if x > std::f64::consts::PI { x - std::f64::consts::TAU } else { x };
     let (mut sin, mut cos) = (0.0, 0.0);
     // term = x^k / k!, for k = 0, 1, 2, ...; |x| <= pi, so 30 terms leave an error far below f64's.
     let mut term = 1.0;

@@ -37,11 +37,7 @@ impl StorageBuffer {
     }
 
     /// A buffer holding `data` (any plain 32-bit type).
-    pub fn from_slice<T: bytemuck::Pod>(
-        gpu: &Gpu,
-        label: &str,
-        data: &[T],
-    ) -> Result<StorageBuffer> {
+    pub fn from_slice<T: bytemuck::Pod>(gpu: &Gpu, label: &str, data: &[T]) -> Result<StorageBuffer> {
         let words = std::mem::size_of_val(data).div_ceil(4);
         let b = StorageBuffer::zeroed(gpu, label, words)?;
         b.write(gpu, 0, data);
@@ -60,8 +56,7 @@ impl StorageBuffer {
         } else {
             let mut padded = bytes.to_vec();
             padded.resize(bytes.len().next_multiple_of(4), 0);
-            gpu.queue
-                .write_buffer(&self.buffer, (at * 4) as u64, &padded);
+            gpu.queue.write_buffer(&self.buffer, (at * 4) as u64, &padded);
         }
     }
 
@@ -104,19 +99,13 @@ fn read_words<T: bytemuck::Pod>(
         let _ = tx.send(r);
     });
     gpu.wait()?;
-    let mapped = rx.recv().map_err(|e| Error::Readback {
-        context: "readback".into(),
-        message: e.to_string(),
-    })?;
-    mapped.map_err(|e| Error::Readback {
-        context: "readback".into(),
-        message: e.to_string(),
-    })?;
+    let mapped =
+        rx.recv().map_err(|e| Error::Readback { context: "readback".into(), message: e.to_string() })?;
+    mapped.map_err(|e| Error::Readback { context: "readback".into(), message: e.to_string() })?;
     let out = {
-        let view = slice.get_mapped_range().map_err(|e| Error::Readback {
-            context: "readback".into(),
-            message: e.to_string(),
-        })?;
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Readback { context: "readback".into(), message: e.to_string() })?;
         bytemuck::pod_collect_to_vec::<u8, T>(&view)
     };
     staging.unmap();
@@ -145,11 +134,7 @@ impl Readback {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Readback {
-            staging,
-            words,
-            state: Arc::new(AtomicU8::new(IDLE)),
-        }
+        Readback { staging, words, state: Arc::new(AtomicU8::new(IDLE)) }
     }
 
     /// True when a copy may be recorded (nothing in flight).
@@ -159,24 +144,16 @@ impl Readback {
 
     /// Records a copy of `words` words from `src` at word `at`; call [`Readback::request`] after the submit.
     pub fn record_copy(&self, enc: &mut wgpu::CommandEncoder, src: &wgpu::Buffer, at: usize) {
-        enc.copy_buffer_to_buffer(
-            src,
-            (at * 4) as u64,
-            &self.staging,
-            0,
-            (self.words * 4) as u64,
-        );
+        enc.copy_buffer_to_buffer(src, (at * 4) as u64, &self.staging, 0, (self.words * 4) as u64);
     }
 
     /// Asks for the mapping once the copy's submission is done.
     pub fn request(&self) {
         self.state.store(PENDING, Ordering::Release);
         let state = self.state.clone();
-        self.staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                state.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
-            });
+        self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            state.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
+        });
     }
 
     /// Returns the data if the mapping has completed (after some `device.poll`), and frees the slot.

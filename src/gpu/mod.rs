@@ -42,10 +42,7 @@ impl Gpu {
     /// Creates a device on the best adapter: high-performance first, filtered by `options` or the
     /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` environment variables.
     pub fn new(options: &GpuOptions) -> Result<Gpu> {
-        let backends = options
-            .backends
-            .or_else(wgpu::Backends::from_env)
-            .unwrap_or(wgpu::Backends::PRIMARY);
+        let backends = options.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::PRIMARY);
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
@@ -90,10 +87,7 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::DeviceRequest {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::DeviceRequest { adapter: info.name.clone(), reason: e.to_string() })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -147,15 +141,10 @@ impl Gpu {
         let validation = pollster::block_on(validation.pop());
         let oom = pollster::block_on(oom.pop());
         if let Some(e) = validation {
-            return Err(Error::GpuValidation {
-                context: context.to_string(),
-                message: e.to_string(),
-            });
+            return Err(Error::GpuValidation { context: context.to_string(), message: e.to_string() });
         }
         if oom.is_some() {
-            return Err(Error::GpuOutOfMemory {
-                context: context.to_string(),
-            });
+            return Err(Error::GpuOutOfMemory { context: context.to_string() });
         }
         self.check_uncaptured(context)?;
         Ok(value)
@@ -168,10 +157,7 @@ impl Gpu {
             message: "error log poisoned".into(),
         })?;
         match v.drain(..).next() {
-            Some(message) => Err(Error::GpuValidation {
-                context: context.to_string(),
-                message,
-            }),
+            Some(message) => Err(Error::GpuValidation { context: context.to_string(), message }),
             None => Ok(()),
         }
     }
@@ -181,10 +167,7 @@ impl Gpu {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Readback {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::Readback { context: "waiting for the GPU".into(), message: e.to_string() })
     }
 
     /// Alignment of storage-buffer binding offsets, in bytes.

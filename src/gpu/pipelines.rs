@@ -20,16 +20,8 @@ pub struct PipelineKey {
 }
 
 impl PipelineKey {
-    pub fn new(
-        shader: &'static str,
-        entry: &'static str,
-        constants: &[(&'static str, f64)],
-    ) -> PipelineKey {
-        PipelineKey {
-            shader,
-            entry,
-            constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
-        }
+    pub fn new(shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> PipelineKey {
+        PipelineKey { shader, entry, constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect() }
     }
 }
 
@@ -60,41 +52,23 @@ impl PipelineCache {
 impl Gpu {
     /// The cached pipeline for `key`, creating it (and its shader module) on first use.
     /// `storage_bindings` storage buffers follow the uniform at binding 0.
-    pub fn pipeline(
-        &self,
-        key: &PipelineKey,
-        storage_bindings: u32,
-    ) -> Result<Arc<CachedPipeline>> {
-        if let Some(p) = self
-            .pipelines
-            .pipelines
-            .lock()
-            .expect("pipeline cache poisoned")
-            .get(key)
-        {
+    pub fn pipeline(&self, key: &PipelineKey, storage_bindings: u32) -> Result<Arc<CachedPipeline>> {
+        if let Some(p) = self.pipelines.pipelines.lock().expect("pipeline cache poisoned").get(key) {
             return Ok(p.clone());
         }
-        let context = format!(
-            "building pipeline {}::{} {:?}",
-            key.shader, key.entry, key.constants
-        );
+        let context = format!("building pipeline {}::{} {:?}", key.shader, key.entry, key.constants);
         let built = self.scoped(&context, || {
             let module = {
-                let mut modules = self
-                    .pipelines
-                    .modules
-                    .lock()
-                    .expect("module cache poisoned");
+                let mut modules = self.pipelines.modules.lock().expect("module cache poisoned");
                 modules
                     .entry(key.shader)
                     .or_insert_with(|| {
-                        self.device
-                            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                                label: Some(key.shader),
-                                source: wgpu::ShaderSource::Wgsl(
-                                    crate::kernels::shader_source(key.shader).into(),
-                                ),
-                            })
+                        self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(key.shader),
+                            source: wgpu::ShaderSource::Wgsl(
+                                crate::kernels::shader_source(key.shader).into(),
+                            ),
+                        })
                     })
                     .clone()
             };
@@ -120,49 +94,32 @@ impl Gpu {
                     count: None,
                 });
             }
-            let layout = self
-                .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(key.entry),
-                    entries: &entries,
-                });
-            let pipeline_layout =
-                self.device
-                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: Some(key.entry),
-                        bind_group_layouts: &[Some(&layout)],
-                        immediate_size: 0,
-                    });
-            let constants: Vec<(&str, f64)> = key
-                .constants
-                .iter()
-                .map(|&(k, v)| (k, f64::from_bits(v)))
-                .collect();
-            let pipeline = self
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(key.entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(key.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                });
-            CachedPipeline {
-                pipeline,
-                layout,
-                storage_bindings,
-            }
+            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(key.entry),
+                entries: &entries,
+            });
+            let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(key.entry),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let constants: Vec<(&str, f64)> =
+                key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key.entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(key.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            CachedPipeline { pipeline, layout, storage_bindings }
         })?;
         let built = Arc::new(built);
-        self.pipelines
-            .pipelines
-            .lock()
-            .expect("pipeline cache poisoned")
-            .insert(key.clone(), built.clone());
+        self.pipelines.pipelines.lock().expect("pipeline cache poisoned").insert(key.clone(), built.clone());
         Ok(built)
     }
 }

@@ -14,13 +14,7 @@ struct Params {
 }
 
 fn params(n: usize, act: Activation) -> Vec<u8> {
-    bytemuck::bytes_of(&Params {
-        n: n as u32,
-        act: act.id(),
-        slope: act.slope(),
-        _pad: 0,
-    })
-    .to_vec()
+    bytemuck::bytes_of(&Params { n: n as u32, act: act.id(), slope: act.slope(), _pad: 0 }).to_vec()
 }
 
 /// `out[i] = act(inp[i])` for i < n. `out` may be `inp`.
@@ -37,13 +31,7 @@ pub fn activation_forward(out: &View, inp: &View, n: usize, act: Activation) -> 
 
 /// `dinp[i] = dout[i] * act'(x_i)`, with the derivative taken from the forward output `out`.
 /// `dinp` may be `dout` (in place).
-pub fn activation_backward(
-    dinp: &View,
-    dout: &View,
-    out: &View,
-    n: usize,
-    act: Activation,
-) -> Launch {
+pub fn activation_backward(dinp: &View, dout: &View, out: &View, n: usize, act: Activation) -> Launch {
     Launch {
         key: PipelineKey::new("activation", "act_backward", &[]),
         uniform: params(n, act),

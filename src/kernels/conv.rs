@@ -62,9 +62,7 @@ impl Conv2dShape {
             "conv2d [n {}, c_in {}, {}x{}] -> c_out {}, kernel {}x{}, stride {}, padding {}",
             s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding
         );
-        check_common(
-            &what, s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding,
-        )?;
+        check_common(&what, s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding)?;
         if s.h + 2 * s.padding < s.kh || s.w + 2 * s.padding < s.kw {
             return Err(Error::Shape(format!(
                 "{what}: the kernel is larger than the padded input ({}x{}), so the output would be empty",
@@ -104,23 +102,11 @@ pub struct ConvTranspose2dShape {
 impl ConvTranspose2dShape {
     /// Output height; meaningful once [`ConvTranspose2dShape::validate`] passed (0 when empty).
     pub fn out_h(&self) -> usize {
-        transpose_out(
-            self.h,
-            self.kh,
-            self.stride,
-            self.padding,
-            self.output_padding,
-        )
+        transpose_out(self.h, self.kh, self.stride, self.padding, self.output_padding)
     }
 
     pub fn out_w(&self) -> usize {
-        transpose_out(
-            self.w,
-            self.kw,
-            self.stride,
-            self.padding,
-            self.output_padding,
-        )
+        transpose_out(self.w, self.kw, self.stride, self.padding, self.output_padding)
     }
 
     pub fn input_len(&self) -> usize {
@@ -147,13 +133,9 @@ impl ConvTranspose2dShape {
             "conv_transpose2d [n {}, c_in {}, {}x{}] -> c_out {}, kernel {}x{}, stride {}, padding {}, output_padding {}",
             s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding, s.output_padding
         );
-        check_common(
-            &what, s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding,
-        )?;
+        check_common(&what, s.n, s.c_in, s.h, s.w, s.c_out, s.kh, s.kw, s.stride, s.padding)?;
         if s.output_padding >= s.stride {
-            return Err(Error::Shape(format!(
-                "{what}: output_padding must be smaller than the stride"
-            )));
+            return Err(Error::Shape(format!("{what}: output_padding must be smaller than the stride")));
         }
         if s.out_h() == 0 || s.out_w() == 0 {
             return Err(Error::Shape(format!(
@@ -194,13 +176,7 @@ fn conv_out(size: usize, k: usize, stride: usize, padding: usize) -> usize {
     (size + 2 * padding - k) / stride + 1
 }
 
-fn transpose_out(
-    size: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> usize {
+fn transpose_out(size: usize, k: usize, stride: usize, padding: usize, output_padding: usize) -> usize {
     if size == 0 {
         return 0;
     }
@@ -303,10 +279,25 @@ pub const ENTRY_POINTS: [(&str, [u32; 3]); 4] = [
     ("conv2d_backward_bias", [64, 1, 1]),
 ];
 
+/// Channels per invocation (the `CHANNEL_BLOCK` override) of `conv2d_forward` and
+/// `conv2d_backward_input` when the blocked dimension has `channels` channels: 4, or 1 below 4.
+pub fn channel_block(channels: usize) -> usize {
+    if channels >= 4 { 4 } else { 1 }
+}
+
+/// The pipeline of conv2d.wgsl's `entry`; `channel_block` only matters for the two entry points that
+/// block channels (pass `None` for the others, which use the shader's default).
+pub fn pipeline_key(entry: &'static str, channel_block: Option<usize>) -> PipelineKey {
+    match channel_block {
+        Some(b) => PipelineKey::new("conv2d", entry, &[("CHANNEL_BLOCK", b as f64)]),
+        None => PipelineKey::new("conv2d", entry, &[]),
+    }
+}
+
 /// Bindings are by role (1 x side, 2 weight side, 3 bias side, 4 y side); every launch binds all four.
 #[allow(clippy::too_many_arguments)]
 fn launch(
-    entry: &'static str,
+    key: PipelineKey,
     label: &'static str,
     params: Params,
     x: &View,
@@ -316,7 +307,7 @@ fn launch(
     workgroups: [u32; 3],
 ) -> Launch {
     Launch {
-        key: PipelineKey::new("conv2d", entry, &[]),
+        key,
         uniform: bytemuck::bytes_of(&params).to_vec(),
         views: vec![x.clone(), weight.clone(), bias.clone(), y.clone()],
         workgroups,
@@ -331,11 +322,7 @@ fn check_views(label: &str, shape_ok: Result<()>, views: &[(&str, &View, usize)]
         panic!("{label}: {e}");
     }
     for (name, v, need) in views {
-        assert!(
-            v.len >= *need,
-            "{label}: view '{name}' holds {} values, the shape needs {need}",
-            v.len
-        );
+        assert!(v.len >= *need, "{label}: view '{name}' holds {} values, the shape needs {need}", v.len);
     }
 }
 
@@ -350,15 +337,16 @@ fn forward_launch(
 ) -> Launch {
     // Any buffer satisfies the layout when there is no bias; the shader never reads it.
     let b = bias.unwrap_or(out);
+    let block = channel_block(c.c_out);
     launch(
-        "conv2d_forward",
+        pipeline_key("conv2d_forward", Some(block)),
         label,
         Params::new(c, act, bias.is_some()),
         inp,
         weight,
         b,
         out,
-        grid_1d(c.output_len(), 256),
+        grid_1d(c.n * c.c_out.div_ceil(block) * c.out_h() * c.out_w(), 256),
     )
 }
 
@@ -372,15 +360,16 @@ fn backward_input_launch(
     act: Activation,
 ) -> Launch {
     let b = bias.unwrap_or(dinp);
+    let block = channel_block(c.c_in);
     launch(
-        "conv2d_backward_input",
+        pipeline_key("conv2d_backward_input", Some(block)),
         label,
         Params::new(c, act, bias.is_some()),
         dinp,
         weight,
         b,
         dout,
-        grid_1d(c.input_len(), 256),
+        grid_1d(c.n * c.c_in.div_ceil(block) * c.h * c.w, 256),
     )
 }
 
@@ -392,7 +381,7 @@ fn backward_weight_launch(
     c: &Conv2dShape,
 ) -> Launch {
     launch(
-        "conv2d_backward_weight",
+        pipeline_key("conv2d_backward_weight", None),
         label,
         Params::new(c, Activation::Identity, false),
         x_role,
@@ -413,20 +402,10 @@ fn channel_sum_launch(
     h: usize,
     w: usize,
 ) -> Launch {
-    let c = Conv2dShape {
-        n,
-        c_in: 1,
-        h,
-        w,
-        c_out: channels,
-        kh: 1,
-        kw: 1,
-        stride: 1,
-        padding: 0,
-    };
+    let c = Conv2dShape { n, c_in: 1, h, w, c_out: channels, kh: 1, kw: 1, stride: 1, padding: 0 };
     // With a 1x1 kernel, stride 1, no padding, the y side is [n, channels, h, w].
     launch(
-        "conv2d_backward_bias",
+        pipeline_key("conv2d_backward_bias", None),
         label,
         Params::new(&c, Activation::Identity, false),
         dout,
@@ -447,11 +426,8 @@ pub fn conv2d_forward(
     act: Activation,
 ) -> Launch {
     let s = shape;
-    let mut views = vec![
-        ("out", out, s.output_len()),
-        ("inp", inp, s.input_len()),
-        ("weight", weight, s.weight_len()),
-    ];
+    let mut views =
+        vec![("out", out, s.output_len()), ("inp", inp, s.input_len()), ("weight", weight, s.weight_len())];
     if let Some(b) = bias {
         views.push(("bias", b, s.bias_len()));
     }
@@ -461,50 +437,24 @@ pub fn conv2d_forward(
 
 /// Backward of a conv2d layer to its input: `dinp = conv2dᵀ(dout, weight)` (`dout` is the gradient
 /// with respect to the pre-activation).
-pub fn conv2d_backward_input(
-    dinp: &View,
-    dout: &View,
-    weight: &View,
-    shape: &Conv2dShape,
-) -> Launch {
+pub fn conv2d_backward_input(dinp: &View, dout: &View, weight: &View, shape: &Conv2dShape) -> Launch {
     let s = shape;
     check_views(
         "conv2d_backward_input",
         s.validate(),
-        &[
-            ("dinp", dinp, s.input_len()),
-            ("dout", dout, s.output_len()),
-            ("weight", weight, s.weight_len()),
-        ],
+        &[("dinp", dinp, s.input_len()), ("dout", dout, s.output_len()), ("weight", weight, s.weight_len())],
     );
-    backward_input_launch(
-        "conv2d_backward_input",
-        dinp,
-        dout,
-        weight,
-        None,
-        s,
-        Activation::Identity,
-    )
+    backward_input_launch("conv2d_backward_input", dinp, dout, weight, None, s, Activation::Identity)
 }
 
 /// Backward of a conv2d layer to its weights: `dweight[oc,ic,ky,kx] = Σ_{n,oy,ox} dout · inp`
 /// (deterministic: fixed-order sums, no atomics).
-pub fn conv2d_backward_weight(
-    dweight: &View,
-    dout: &View,
-    inp: &View,
-    shape: &Conv2dShape,
-) -> Launch {
+pub fn conv2d_backward_weight(dweight: &View, dout: &View, inp: &View, shape: &Conv2dShape) -> Launch {
     let s = shape;
     check_views(
         "conv2d_backward_weight",
         s.validate(),
-        &[
-            ("dweight", dweight, s.weight_len()),
-            ("dout", dout, s.output_len()),
-            ("inp", inp, s.input_len()),
-        ],
+        &[("dweight", dweight, s.weight_len()), ("dout", dout, s.output_len()), ("inp", inp, s.input_len())],
     );
     backward_weight_launch("conv2d_backward_weight", dweight, inp, dout, s)
 }
@@ -515,20 +465,9 @@ pub fn conv2d_backward_bias(dbias: &View, dout: &View, shape: &Conv2dShape) -> L
     check_views(
         "conv2d_backward_bias",
         s.validate(),
-        &[
-            ("dbias", dbias, s.bias_len()),
-            ("dout", dout, s.output_len()),
-        ],
+        &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len())],
     );
-    channel_sum_launch(
-        "conv2d_backward_bias",
-        dbias,
-        dout,
-        s.n,
-        s.c_out,
-        s.out_h(),
-        s.out_w(),
-    )
+    channel_sum_launch("conv2d_backward_bias", dbias, dout, s.n, s.c_out, s.out_h(), s.out_w())
 }
 
 /// Forward of a transposed-conv layer: `out = act(conv_transpose2d(inp, weight) + bias)`, run as the
@@ -542,24 +481,13 @@ pub fn conv_transpose2d_forward(
     act: Activation,
 ) -> Launch {
     let s = shape;
-    let mut views = vec![
-        ("out", out, s.output_len()),
-        ("inp", inp, s.input_len()),
-        ("weight", weight, s.weight_len()),
-    ];
+    let mut views =
+        vec![("out", out, s.output_len()), ("inp", inp, s.input_len()), ("weight", weight, s.weight_len())];
     if let Some(b) = bias {
         views.push(("bias", b, s.bias_len()));
     }
     check_views("conv_transpose2d_forward", s.validate(), &views);
-    backward_input_launch(
-        "conv_transpose2d_forward",
-        out,
-        inp,
-        weight,
-        bias,
-        &s.adjoint(),
-        act,
-    )
+    backward_input_launch("conv_transpose2d_forward", out, inp, weight, bias, &s.adjoint(), act)
 }
 
 /// Backward of a transposed-conv layer to its input: a plain conv2d of `dout` with the same weights
@@ -574,11 +502,7 @@ pub fn conv_transpose2d_backward_input(
     check_views(
         "conv_transpose2d_backward_input",
         s.validate(),
-        &[
-            ("dinp", dinp, s.input_len()),
-            ("dout", dout, s.output_len()),
-            ("weight", weight, s.weight_len()),
-        ],
+        &[("dinp", dinp, s.input_len()), ("dout", dout, s.output_len()), ("weight", weight, s.weight_len())],
     );
     forward_launch(
         "conv_transpose2d_backward_input",
@@ -604,43 +528,18 @@ pub fn conv_transpose2d_backward_weight(
     check_views(
         "conv_transpose2d_backward_weight",
         s.validate(),
-        &[
-            ("dweight", dweight, s.weight_len()),
-            ("dout", dout, s.output_len()),
-            ("inp", inp, s.input_len()),
-        ],
+        &[("dweight", dweight, s.weight_len()), ("dout", dout, s.output_len()), ("inp", inp, s.input_len())],
     );
-    backward_weight_launch(
-        "conv_transpose2d_backward_weight",
-        dweight,
-        dout,
-        inp,
-        &s.adjoint(),
-    )
+    backward_weight_launch("conv_transpose2d_backward_weight", dweight, dout, inp, &s.adjoint())
 }
 
 /// Backward of a transposed-conv layer to its bias: `dbias[oc] = Σ_{n,oy,ox} dout[n,oc,oy,ox]`.
-pub fn conv_transpose2d_backward_bias(
-    dbias: &View,
-    dout: &View,
-    shape: &ConvTranspose2dShape,
-) -> Launch {
+pub fn conv_transpose2d_backward_bias(dbias: &View, dout: &View, shape: &ConvTranspose2dShape) -> Launch {
     let s = shape;
     check_views(
         "conv_transpose2d_backward_bias",
         s.validate(),
-        &[
-            ("dbias", dbias, s.bias_len()),
-            ("dout", dout, s.output_len()),
-        ],
+        &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len())],
     );
-    channel_sum_launch(
-        "conv_transpose2d_backward_bias",
-        dbias,
-        dout,
-        s.n,
-        s.c_out,
-        s.out_h(),
-        s.out_w(),
-    )
+    channel_sum_launch("conv_transpose2d_backward_bias", dbias, dout, s.n, s.c_out, s.out_h(), s.out_w())
 }

@@ -15,20 +15,8 @@ pub struct GatherParams {
 }
 
 /// `out[b, j] = data[index[offset + b] * dim + j] / 255`.
-pub fn gather_u8(
-    out: &View,
-    data: &View,
-    index: &View,
-    batch: usize,
-    dim: usize,
-    offset: usize,
-) -> Launch {
-    let p = GatherParams {
-        batch: batch as u32,
-        dim: dim as u32,
-        offset: offset as u32,
-        _pad: 0,
-    };
+pub fn gather_u8(out: &View, data: &View, index: &View, batch: usize, dim: usize, offset: usize) -> Launch {
+    let p = GatherParams { batch: batch as u32, dim: dim as u32, offset: offset as u32, _pad: 0 };
     Launch {
         key: PipelineKey::new("gather", "gather_u8", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),

@@ -61,9 +61,9 @@ pub fn check(kind: LossKind, out_act: Activation) -> Result<()> {
         (LossKind::Bce, a) => Err(Error::Config(format!(
             "BCE needs a sigmoid output layer, not {a:?} (the loss is computed on logits)"
         ))),
-        (LossKind::Mse, a) => Err(Error::Config(format!(
-            "the output activation must be identity or sigmoid, not {a:?}"
-        ))),
+        (LossKind::Mse, a) => {
+            Err(Error::Config(format!("the output activation must be identity or sigmoid, not {a:?}")))
+        }
     }
 }
 
@@ -98,8 +98,5 @@ pub fn loss_forward_backward(
         workgroups: grid_1d(n, 1024),
         label: "loss",
     };
-    [
-        pass,
-        reduce::colsum(totals, partials, partial_rows(n), 2, false),
-    ]
+    [pass, reduce::colsum(totals, partials, partial_rows(n), 2, false)]
 }

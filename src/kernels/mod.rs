@@ -8,6 +8,7 @@ pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod optimizer;
+pub mod penalty;
 pub mod pool;
 pub mod random;
 pub mod reduce;
@@ -28,6 +29,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("random", include_str!("../../shaders/random.wgsl")),
     ("vae", include_str!("../../shaders/vae.wgsl")),
+    ("penalty", include_str!("../../shaders/penalty.wgsl")),
 ];
 
 /// The WGSL source of shader `name` (a file stem in `shaders/`).

@@ -10,27 +10,11 @@ use crate::runner::View;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
     /// SGD with momentum μ and L2 weight decay (coupled).
-    Sgd {
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
-    },
+    Sgd { lr: f32, momentum: f32, weight_decay: f32 },
     /// Adam with L2 weight decay added to the gradient.
-    Adam {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        weight_decay: f32,
-    },
+    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
     /// AdamW: decoupled weight decay.
-    AdamW {
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        weight_decay: f32,
-    },
+    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
 }
 
 impl Optimizer {
@@ -38,48 +22,24 @@ impl Optimizer {
     /// (SGD momentum 0.9 here, since plain SGD is rarely what anyone wants for an autoencoder).
     pub fn parse(name: &str, lr: f32, weight_decay: f32) -> Result<Optimizer> {
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be a positive number, got {lr}"
-            )));
+            return Err(Error::Config(format!("learning rate must be a positive number, got {lr}")));
         }
         if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-            return Err(Error::Config(format!(
-                "weight decay must be >= 0, got {weight_decay}"
-            )));
+            return Err(Error::Config(format!("weight decay must be >= 0, got {weight_decay}")));
         }
         Ok(match name.to_lowercase().as_str() {
-            "sgd" => Optimizer::Sgd {
-                lr,
-                momentum: 0.9,
-                weight_decay,
-            },
-            "adam" => Optimizer::Adam {
-                lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay,
-            },
-            "adamw" => Optimizer::AdamW {
-                lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay,
-            },
+            "sgd" => Optimizer::Sgd { lr, momentum: 0.9, weight_decay },
+            "adam" => Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
+            "adamw" => Optimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay },
             other => {
-                return Err(Error::Config(format!(
-                    "unknown optimizer '{other}': use sgd, adam or adamw"
-                )));
+                return Err(Error::Config(format!("unknown optimizer '{other}': use sgd, adam or adamw")));
             }
         })
     }
 
     pub fn lr(&self) -> f32 {
         match *self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::AdamW { lr, .. } => lr,
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
         }
     }
 
@@ -120,11 +80,7 @@ pub fn optimizer_step(
 ) -> Launch {
     let t = t.max(1) as i32;
     let (entry, p) = match *opt {
-        Optimizer::Sgd {
-            lr,
-            momentum,
-            weight_decay,
-        } => (
+        Optimizer::Sgd { lr, momentum, weight_decay } => (
             "sgd_momentum",
             Params {
                 n: n as u32,
@@ -139,20 +95,8 @@ pub fn optimizer_step(
                 _pad: [0; 3],
             },
         ),
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        }
-        | Optimizer::AdamW {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } => (
+        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
+        | Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => (
             "adam",
             Params {
                 n: n as u32,

@@ -105,11 +105,7 @@ fn check(label: &str, ok: Result<()>, views: &[(&str, &View, usize)]) {
         panic!("{label}: {e}");
     }
     for (name, v, need) in views {
-        assert!(
-            v.len >= *need,
-            "{label}: view '{name}' holds {} values, the shape needs {need}",
-            v.len
-        );
+        assert!(v.len >= *need, "{label}: view '{name}' holds {} values, the shape needs {need}", v.len);
     }
 }
 
@@ -128,11 +124,7 @@ pub fn maxpool2x2_forward(
     check(
         "maxpool2x2_forward",
         maxpool2x2_validate(n, c, h, w),
-        &[
-            ("out", out, len),
-            ("argmax", argmax, len),
-            ("inp", inp, n * c * h * w),
-        ],
+        &[("out", out, len), ("argmax", argmax, len), ("inp", inp, n * c * h * w)],
     );
     Launch {
         key: PipelineKey::new("pool", "maxpool2x2_forward", &[]),
@@ -158,11 +150,7 @@ pub fn maxpool2x2_backward(
     check(
         "maxpool2x2_backward",
         maxpool2x2_validate(n, c, h, w),
-        &[
-            ("dinp", dinp, n * c * h * w),
-            ("dout", dout, len),
-            ("argmax", argmax, len),
-        ],
+        &[("dinp", dinp, n * c * h * w), ("dout", dout, len), ("argmax", argmax, len)],
     );
     Launch {
         key: PipelineKey::new("pool", "maxpool2x2_backward", &[]),
@@ -174,20 +162,9 @@ pub fn maxpool2x2_backward(
 }
 
 /// `out[n,c,oy,ox] = inp[n,c,oy/2,ox/2]`, `out` is `[n, c, 2h, 2w]`.
-pub fn upsample2x_forward(
-    out: &View,
-    inp: &View,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> Launch {
+pub fn upsample2x_forward(out: &View, inp: &View, n: usize, c: usize, h: usize, w: usize) -> Launch {
     let len = n * c * h * w;
-    check(
-        "upsample2x_forward",
-        upsample2x_validate(n, c, h, w),
-        &[("out", out, 4 * len), ("inp", inp, len)],
-    );
+    check("upsample2x_forward", upsample2x_validate(n, c, h, w), &[("out", out, 4 * len), ("inp", inp, len)]);
     Launch {
         key: PipelineKey::new("pool", "upsample2x_forward", &[]),
         uniform: bytemuck::bytes_of(&params(n, c, h, w, upsample2x_out(h, w))).to_vec(),
@@ -198,14 +175,7 @@ pub fn upsample2x_forward(
 }
 
 /// `dinp[n,c,iy,ix] = Σ` of the 4 `dout` of its 2x2 block (fixed order: deterministic).
-pub fn upsample2x_backward(
-    dinp: &View,
-    dout: &View,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> Launch {
+pub fn upsample2x_backward(dinp: &View, dout: &View, n: usize, c: usize, h: usize, w: usize) -> Launch {
     let len = n * c * h * w;
     check(
         "upsample2x_backward",

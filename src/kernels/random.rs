@@ -100,106 +100,52 @@ fn block_launch(entry: &'static str, p: RandomParams, views: Vec<View>) -> Launc
 }
 
 fn check_prob(what: &str, p: f32, allow_one: bool) {
-    let ok = if allow_one {
-        (0.0..=1.0).contains(&p)
-    } else {
-        (0.0..1.0).contains(&p)
-    };
-    assert!(
-        ok,
-        "{what}: probability {p} outside [0, {}",
-        if allow_one { "1]" } else { "1)" }
-    );
+    let ok = if allow_one { (0.0..=1.0).contains(&p) } else { (0.0..1.0).contains(&p) };
+    assert!(ok, "{what}: probability {p} outside [0, {}", if allow_one { "1]" } else { "1)" });
 }
 
 /// `out[i]` = the raw u32 word i of the stream, stored bit-for-bit (read it back as u32).
 pub fn random_bits(out: &View, n: usize, seed: u64, stream: u64) -> Launch {
-    block_launch(
-        "random_bits",
-        RandomParams::new(n, seed, stream),
-        vec![out.clone()],
-    )
+    block_launch("random_bits", RandomParams::new(n, seed, stream), vec![out.clone()])
 }
 
 /// `out[i]` ~ U[0, 1): `(w >> 8) · 2^-24`, never 1, 0 with probability 2^-24.
 pub fn random_uniform(out: &View, n: usize, seed: u64, stream: u64) -> Launch {
-    block_launch(
-        "random_uniform",
-        RandomParams::new(n, seed, stream),
-        vec![out.clone()],
-    )
+    block_launch("random_uniform", RandomParams::new(n, seed, stream), vec![out.clone()])
 }
 
 /// `out[i]` ~ N(0, 1) by Box–Muller (|out| ≤ 5.77).
 pub fn random_normal(out: &View, n: usize, seed: u64, stream: u64) -> Launch {
-    block_launch(
-        "random_normal",
-        RandomParams::new(n, seed, stream),
-        vec![out.clone()],
-    )
+    block_launch("random_normal", RandomParams::new(n, seed, stream), vec![out.clone()])
 }
 
 /// `out = clamp(inp + sigma · N(0, 1), 0, 1)`. `out` may be `inp`.
-pub fn corrupt_gaussian(
-    out: &View,
-    inp: &View,
-    n: usize,
-    sigma: f32,
-    seed: u64,
-    stream: u64,
-) -> Launch {
-    assert!(
-        sigma >= 0.0 && sigma.is_finite(),
-        "corrupt_gaussian: sigma {sigma}"
-    );
-    let p = RandomParams {
-        sigma,
-        ..RandomParams::new(n, seed, stream)
-    };
+pub fn corrupt_gaussian(out: &View, inp: &View, n: usize, sigma: f32, seed: u64, stream: u64) -> Launch {
+    assert!(sigma >= 0.0 && sigma.is_finite(), "corrupt_gaussian: sigma {sigma}");
+    let p = RandomParams { sigma, ..RandomParams::new(n, seed, stream) };
     block_launch("corrupt_gaussian", p, vec![out.clone(), inp.clone()])
 }
 
 /// Masking noise: `out = 0` with probability `p`, else `inp`. `out` may be `inp`.
 pub fn corrupt_masking(out: &View, inp: &View, n: usize, p: f32, seed: u64, stream: u64) -> Launch {
     check_prob("corrupt_masking", p, true);
-    let params = RandomParams {
-        prob: p,
-        ..RandomParams::new(n, seed, stream)
-    };
+    let params = RandomParams { prob: p, ..RandomParams::new(n, seed, stream) };
     block_launch("corrupt_masking", params, vec![out.clone(), inp.clone()])
 }
 
 /// Salt-and-pepper noise: with probability `p` the element becomes 0 or 1 with equal odds, else it
 /// is kept. `out` may be `inp`.
-pub fn corrupt_salt_pepper(
-    out: &View,
-    inp: &View,
-    n: usize,
-    p: f32,
-    seed: u64,
-    stream: u64,
-) -> Launch {
+pub fn corrupt_salt_pepper(out: &View, inp: &View, n: usize, p: f32, seed: u64, stream: u64) -> Launch {
     check_prob("corrupt_salt_pepper", p, true);
-    let params = RandomParams {
-        prob: p,
-        ..RandomParams::new(n, seed, stream)
-    };
-    block_launch(
-        "corrupt_salt_pepper",
-        params,
-        vec![out.clone(), inp.clone()],
-    )
+    let params = RandomParams { prob: p, ..RandomParams::new(n, seed, stream) };
+    block_launch("corrupt_salt_pepper", params, vec![out.clone(), inp.clone()])
 }
 
 /// Inverted-dropout mask: `mask[i] = 1/(1-p)` with probability `1-p`, else 0 (mean 1). Apply it with
 /// [`multiply`]: forward `y = x · mask`, backward `dx = dy · mask`. `p` must be in [0, 1).
 pub fn dropout_mask(mask: &View, n: usize, p: f32, seed: u64, stream: u64) -> Launch {
     check_prob("dropout_mask", p, false);
-    let params = RandomParams {
-        prob: p,
-        scale: dropout_scale(p),
-        ..RandomParams::new(n, seed, stream)
-    };
+    let params = RandomParams { prob: p, scale: dropout_scale(p), ..RandomParams::new(n, seed, stream) };
     block_launch("dropout_mask", params, vec![mask.clone()])
 }
 

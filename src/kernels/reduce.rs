@@ -15,12 +15,7 @@ struct Params {
 
 /// `out[j] (+)= Σ_i inp[i, j]` for `inp` of shape [rows, cols].
 pub fn colsum(out: &View, inp: &View, rows: usize, cols: usize, accumulate: bool) -> Launch {
-    let p = Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        accumulate: accumulate as u32,
-        _pad: 0,
-    };
+    let p = Params { rows: rows as u32, cols: cols as u32, accumulate: accumulate as u32, _pad: 0 };
     Launch {
         key: PipelineKey::new("reduce", "colsum", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),

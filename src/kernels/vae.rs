@@ -19,12 +19,7 @@ pub struct VaeParams {
 }
 
 fn params(batch: usize, d: usize, beta: f32, kl_scale: f32) -> VaeParams {
-    VaeParams {
-        batch: batch as u32,
-        d: d as u32,
-        beta,
-        kl_scale,
-    }
+    VaeParams { batch: batch as u32, d: d as u32, beta, kl_scale }
 }
 
 /// `z[b, j] = μ[b, j] + exp(½ log σ²[b, j]) · eps[b, j]`; z and eps are [batch, d].
@@ -78,8 +73,5 @@ pub fn kl_forward(total: &View, partials: &View, h: &View, batch: usize, d: usiz
         workgroups: grid_1d(n, 1024),
         label: "kl_partials",
     };
-    [
-        pass,
-        reduce::colsum(total, partials, kl_partial_rows(n), 1, false),
-    ]
+    [pass, reduce::colsum(total, partials, kl_partial_rows(n), 1, false)]
 }

@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::activation::activation_backward;
 use crate::kernels::loss::{self, LossKind, loss_forward_backward};
-use crate::kernels::matmul::{
-    MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward,
-};
+use crate::kernels::matmul::{MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
-use crate::kernels::random::random_normal;
+use crate::kernels::penalty::{self, SparseNorm};
+
+use crate::kernels::random::{self, random_normal};
 use crate::kernels::reduce::{bias_backward, colsum};
 use crate::kernels::vae::{self, kl_forward, reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
@@ -33,6 +33,145 @@ pub struct DenseConfig {
     /// the decoder gets z = μ + σ·ε, and the loss adds β·KL(q(z|x) ‖ N(0, I)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variational: Option<Variational>,
+    /// Sparse, contractive, dropout and denoising regularisers (all off by default).
+    #[serde(default)]
+    pub regularize: Regularizers,
+}
+
+/// Regularisers that make an autoencoder learn structure rather than the identity. Penalty weights
+/// are per example, next to a per-pixel mean reconstruction loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Regularizers {
+    /// λ·Σ_j |h_j| (L1) or λ·Σ_j h_j² (L2) on the code, averaged over the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Sparse>,
+    /// λ·‖J_f(x)‖²_F of a one-layer sigmoid encoder h = σ(Wx + b), averaged over the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contractive: Option<f32>,
+    /// Inverted dropout with this probability on every hidden layer's output (the code included);
+    /// off at evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f32>,
+    /// Corruption of the input (denoising autoencoder); the loss compares with the clean input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
+}
+
+/// A sparse autoencoder's penalty.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sparse {
+    pub norm: SparseNorm,
+    pub lambda: f32,
+}
+
+/// Input corruption for denoising, drawn on the GPU fresh every step.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "level", rename_all = "snake_case")]
+pub enum Noise {
+    /// Additive N(0, σ²) noise, clipped to [0, 1].
+    Gaussian(f32),
+    /// A fraction p of the pixels set to 0.
+    Masking(f32),
+    /// A fraction p of the pixels set to 0 or 1, with equal odds.
+    SaltPepper(f32),
+}
+
+impl Noise {
+    /// Parses `gaussian:0.5`, `masking:0.3`, `salt_pepper:0.1` (also `salt-pepper`, `sp`).
+    pub fn parse(s: &str) -> Result<Noise> {
+        let bad = || Error::Config(format!("noise '{s}': use gaussian:SIGMA, masking:P or salt_pepper:P"));
+        let (kind, level) = s.split_once(':').ok_or_else(bad)?;
+        let level: f32 = level.parse().map_err(|_| bad())?;
+        let noise = match kind.to_lowercase().as_str() {
+            "gaussian" => Noise::Gaussian(level),
+            "masking" | "mask" => Noise::Masking(level),
+            "salt_pepper" | "salt-pepper" | "sp" => Noise::SaltPepper(level),
+            _ => return Err(bad()),
+        };
+        noise.validate()?;
+        Ok(noise)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Noise::Gaussian(s) if !(s.is_finite() && s >= 0.0) => {
+                Err(Error::Config(format!("Gaussian noise σ must be >= 0, got {s}")))
+            }
+            Noise::Masking(p) | Noise::SaltPepper(p) if !(0.0..=1.0).contains(&p) => {
+                Err(Error::Config(format!("noise probability must be in [0, 1], got {p}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The corruption launch: `out = corrupt(inp)` over n values.
+    pub fn launch(&self, out: &View, inp: &View, n: usize, seed: u64) -> Launch {
+        match *self {
+            Noise::Gaussian(sigma) => random::corrupt_gaussian(out, inp, n, sigma, seed, 0),
+            Noise::Masking(p) => random::corrupt_masking(out, inp, n, p, seed, 0),
+            Noise::SaltPepper(p) => random::corrupt_salt_pepper(out, inp, n, p, seed, 0),
+        }
+    }
+}
+
+impl Regularizers {
+    pub fn validate(&self, config: &DenseConfig) -> Result<()> {
+        if let Some(s) = self.sparse
+            && !(s.lambda.is_finite() && s.lambda >= 0.0)
+        {
+            return Err(Error::Config(format!("sparse λ must be >= 0, got {}", s.lambda)));
+        }
+        if let Some(p) = self.dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            return Err(Error::Config(format!("dropout probability must be in [0, 1), got {p}")));
+        }
+        if let Some(n) = self.noise {
+            n.validate()?;
+        }
+        if let Some(l) = self.contractive {
+            if !(l.is_finite() && l >= 0.0) {
+                return Err(Error::Config(format!("contractive λ must be >= 0, got {l}")));
+            }
+            if config.code_layer != 0 || config.activations[0] != Activation::Sigmoid {
+                return Err(Error::Config(
+                    "the contractive penalty is computed in closed form for a one-layer sigmoid encoder: \
+                     use --layers WIDTH --code-activation sigmoid"
+                        .into(),
+                ));
+            }
+            if self.sparse.is_some() {
+                return Err(Error::Config("combine --contractive or --sparse, not both".into()));
+            }
+            if config.variational.is_some() {
+                return Err(Error::Config("a VAE takes no contractive penalty".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// λ of the active penalty (sparse or contractive), 0 when none.
+    pub fn penalty_lambda(&self) -> f32 {
+        self.sparse.map(|s| s.lambda).or(self.contractive).unwrap_or(0.0)
+    }
+
+    /// A short tag for logs, e.g. ` +sparse-l1:0.0001 +noise-gaussian:0.5`.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(sp) = self.sparse {
+            s += &format!(" +sparse-{:?}:{}", sp.norm, sp.lambda).to_lowercase();
+        }
+        if let Some(l) = self.contractive {
+            s += &format!(" +contractive:{l}");
+        }
+        if let Some(p) = self.dropout {
+            s += &format!(" +dropout:{p}");
+        }
+        if let Some(n) = self.noise {
+            s += &format!(" +noise-{n:?}").to_lowercase();
+        }
+        s
+    }
 }
 
 /// The VAE's settings.
@@ -53,9 +192,7 @@ impl DenseConfig {
         loss: LossKind,
     ) -> Result<DenseConfig> {
         if encoder.is_empty() {
-            return Err(Error::Config(
-                "--layers needs at least one size (the code width)".into(),
-            ));
+            return Err(Error::Config("--layers needs at least one size (the code width)".into()));
         }
         let mut sizes = vec![input];
         sizes.extend_from_slice(encoder);
@@ -80,6 +217,7 @@ impl DenseConfig {
             code_layer,
             loss,
             variational: None,
+            regularize: Regularizers::default(),
         };
         c.validate()?;
         Ok(c)
@@ -93,17 +231,18 @@ impl DenseConfig {
         use Activation::*;
         match name {
             "shallow" => DenseConfig::symmetric(input, &[32], Relu, Relu, Sigmoid, loss),
-            "deep" => {
-                DenseConfig::symmetric(input, &[512, 256, 64, 2], Relu, Identity, Sigmoid, loss)
-            }
-            "vae" => {
-                DenseConfig::symmetric(input, &[400, 20], Relu, Identity, Sigmoid, LossKind::Bce)?
-                    .with_variational(Some(Variational { beta: 1.0 }))
-            }
-            other => Err(Error::Config(format!(
-                "unknown dense preset '{other}': use shallow, deep or vae"
-            ))),
+            "deep" => DenseConfig::symmetric(input, &[512, 256, 64, 2], Relu, Identity, Sigmoid, loss),
+            "vae" => DenseConfig::symmetric(input, &[400, 20], Relu, Identity, Sigmoid, LossKind::Bce)?
+                .with_variational(Some(Variational { beta: 1.0 })),
+            other => Err(Error::Config(format!("unknown dense preset '{other}': use shallow, deep or vae"))),
         }
+    }
+
+    /// The same architecture with these regularisers.
+    pub fn with_regularizers(mut self, r: Regularizers) -> Result<DenseConfig> {
+        self.regularize = r;
+        self.validate()?;
+        Ok(self)
     }
 
     /// The same architecture as a VAE (or back to a plain autoencoder with `None`).
@@ -125,10 +264,7 @@ impl DenseConfig {
     pub fn validate(&self) -> Result<()> {
         let layers = self.layers();
         if self.sizes.len() < 2 || self.sizes.contains(&0) {
-            return Err(Error::Config(format!(
-                "layer sizes must be >= 1, got {:?}",
-                self.sizes
-            )));
+            return Err(Error::Config(format!("layer sizes must be >= 1, got {:?}", self.sizes)));
         }
         if self.activations.len() != layers {
             return Err(Error::Config(format!(
@@ -138,10 +274,7 @@ impl DenseConfig {
             )));
         }
         if self.code_layer >= layers {
-            return Err(Error::Config(format!(
-                "code layer {} out of range (0..{layers})",
-                self.code_layer
-            )));
+            return Err(Error::Config(format!("code layer {} out of range (0..{layers})", self.code_layer)));
         }
         if self.sizes[0] != self.sizes[layers] {
             return Err(Error::Config(format!(
@@ -151,10 +284,7 @@ impl DenseConfig {
         }
         if let Some(v) = self.variational {
             if !(v.beta.is_finite() && v.beta >= 0.0) {
-                return Err(Error::Config(format!(
-                    "VAE beta must be >= 0, got {}",
-                    v.beta
-                )));
+                return Err(Error::Config(format!("VAE beta must be >= 0, got {}", v.beta)));
             }
             if self.loss != LossKind::Bce {
                 return Err(Error::Config(
@@ -163,17 +293,22 @@ impl DenseConfig {
             }
             if self.activations[self.code_layer] != Activation::Identity {
                 return Err(Error::Config(
-                    "a VAE's code layer (μ, log σ²) must be linear: --code-activation identity"
-                        .into(),
+                    "a VAE's code layer (μ, log σ²) must be linear: --code-activation identity".into(),
                 ));
             }
             if self.code_layer + 1 >= self.layers() {
-                return Err(Error::Config(
-                    "a VAE needs at least one decoder layer after the code".into(),
-                ));
+                return Err(Error::Config("a VAE needs at least one decoder layer after the code".into()));
             }
         }
+        self.regularize.validate(self)?;
         loss::check(self.loss, self.output_activation())
+    }
+
+    /// Whether layer `i`'s output gets dropout in training: every hidden layer but a VAE's (μ, log σ²).
+    pub fn has_dropout(&self, i: usize) -> bool {
+        self.regularize.dropout.is_some()
+            && i + 1 < self.layers()
+            && !(self.variational.is_some() && i == self.code_layer)
     }
 
     pub fn layers(&self) -> usize {
@@ -193,9 +328,7 @@ impl DenseConfig {
     }
 
     pub fn parameter_count(&self) -> usize {
-        (0..self.layers())
-            .map(|i| (self.sizes[i] + 1) * self.layer_out(i))
-            .sum()
+        (0..self.layers()).map(|i| (self.sizes[i] + 1) * self.layer_out(i)).sum()
     }
 
     /// The checkpoint name of layer `i`'s tensors, as in PyTorch `nn.Sequential` encoder/decoder
@@ -211,11 +344,7 @@ impl DenseConfig {
     /// e.g. `784-512r-256r-64r-2i-64r-256r-512r-784s` (r ReLU, i identity, s sigmoid, t tanh, l leaky;
     /// `z` marks a VAE's sampled code).
     pub fn describe(&self) -> String {
-        let mut s = if self.variational.is_some() {
-            "vae ".to_string()
-        } else {
-            String::new()
-        };
+        let mut s = if self.variational.is_some() { "vae ".to_string() } else { String::new() };
         s += &self.sizes[0].to_string();
         for (i, a) in self.activations.iter().enumerate() {
             let c = match a {
@@ -225,14 +354,10 @@ impl DenseConfig {
                 Activation::Sigmoid => "s",
                 Activation::Tanh => "t",
             };
-            let z = if self.variational.is_some() && i == self.code_layer {
-                "z"
-            } else {
-                ""
-            };
+            let z = if self.variational.is_some() && i == self.code_layer { "z" } else { "" };
             s += &format!("-{}{c}{z}", self.sizes[i + 1]);
         }
-        s
+        s + &self.regularize.describe()
     }
 }
 
@@ -269,6 +394,13 @@ pub struct DenseActivations {
     partials: usize,
     totals: usize,
     vae: Option<VaeActivations>,
+    /// The corrupted input (denoising).
+    noisy: Option<usize>,
+    /// Per layer with dropout: (mask, masked output).
+    dropout: Vec<Option<(usize, usize)>>,
+    /// Penalty scratch: partial sums (sparse) or per-example ‖J‖²_F (contractive), the row norms
+    /// of W (contractive), and the unscaled total.
+    penalty: Option<(usize, usize, usize)>,
 }
 
 impl DenseActivations {
@@ -283,8 +415,7 @@ impl DenseActivations {
     }
 
     pub fn logits(&self) -> View {
-        self.arena
-            .view(*self.outs.last().expect("at least one layer"))
+        self.arena.view(*self.outs.last().expect("at least one layer"))
     }
 
     /// (Σ squared error, Σ cross-entropy) of the last loss pass.
@@ -300,6 +431,16 @@ impl DenseActivations {
     /// The sampled code z `[batch, d]` (VAE only).
     pub fn z(&self) -> Option<View> {
         self.vae.as_ref().map(|v| self.arena.view(v.z))
+    }
+
+    /// The corrupted input of a denoising model.
+    pub fn noisy_input(&self) -> Option<View> {
+        self.noisy.map(|i| self.arena.view(i))
+    }
+
+    /// Unscaled total of the active penalty (Σ|h|, Σh² or Σ_b ‖J_b‖²_F) of the last training pass.
+    pub fn penalty_total(&self) -> Option<View> {
+        self.penalty.map(|(_, _, t)| self.arena.view(t))
     }
 }
 
@@ -330,26 +471,14 @@ impl DenseAutoencoder {
         let mut bias_ix = Vec::new();
         for i in 0..config.layers() {
             let name = config.layer_name(i);
-            weight_ix.push(layout.add(
-                format!("{name}.weight"),
-                config.layer_out(i) * config.sizes[i],
-            ));
+            weight_ix.push(layout.add(format!("{name}.weight"), config.layer_out(i) * config.sizes[i]));
             bias_ix.push(layout.add(format!("{name}.bias"), config.layer_out(i)));
         }
         let params = Arena::new(gpu, "params", &layout)?;
         let grads = Arena::new(gpu, "grads", &layout)?;
         let opt_m = StorageBuffer::zeroed(gpu, "optimizer m", layout.total)?;
         let opt_v = StorageBuffer::zeroed(gpu, "optimizer v", layout.total)?;
-        Ok(DenseAutoencoder {
-            config,
-            params,
-            grads,
-            opt_m,
-            opt_v,
-            seed,
-            weight_ix,
-            bias_ix,
-        })
+        Ok(DenseAutoencoder { config, params, grads, opt_m, opt_v, seed, weight_ix, bias_ix })
     }
 
     pub fn weight(&self, i: usize) -> View {
@@ -411,16 +540,11 @@ impl DenseAutoencoder {
         let c = &self.config;
         let mut layout = ArenaLayout::new(gpu);
         let x = layout.add("x", batch * c.sizes[0]);
-        let outs = (0..c.layers())
-            .map(|i| layout.add(format!("a{}", i + 1), batch * c.layer_out(i)))
-            .collect();
-        let douts = (0..c.layers())
-            .map(|i| layout.add(format!("da{}", i + 1), batch * c.layer_out(i)))
-            .collect();
-        let partials = layout.add(
-            "loss partials",
-            2 * loss::partial_rows(batch * c.input_dim()),
-        );
+        let outs =
+            (0..c.layers()).map(|i| layout.add(format!("a{}", i + 1), batch * c.layer_out(i))).collect();
+        let douts =
+            (0..c.layers()).map(|i| layout.add(format!("da{}", i + 1), batch * c.layer_out(i))).collect();
+        let partials = layout.add("loss partials", 2 * loss::partial_rows(batch * c.input_dim()));
         let totals = layout.add("loss totals", 2);
         let vae = c.variational.map(|_| {
             let n = batch * c.code_dim();
@@ -432,40 +556,68 @@ impl DenseAutoencoder {
                 kl_total: layout.add("kl total", 1),
             }
         });
+        let r = &c.regularize;
+        let noisy = r.noise.map(|_| layout.add("x noisy", batch * c.sizes[0]));
+        let dropout = (0..c.layers())
+            .map(|i| {
+                c.has_dropout(i).then(|| {
+                    let n = batch * c.layer_out(i);
+                    (layout.add(format!("mask{}", i + 1), n), layout.add(format!("a{} dropped", i + 1), n))
+                })
+            })
+            .collect();
+        let width = c.code_dim();
+        let penalty = if r.sparse.is_some() {
+            let rows = penalty::activity_partial_rows(batch * width);
+            Some((
+                layout.add("penalty partials", rows),
+                layout.add("unused", 1),
+                layout.add("penalty total", 1),
+            ))
+        } else if r.contractive.is_some() {
+            Some((layout.add("jf2", batch), layout.add("row norms", width), layout.add("penalty total", 1)))
+        } else {
+            None
+        };
         let arena = Arena::new(gpu, "activations", &layout)?;
-        Ok(DenseActivations {
-            batch,
-            arena,
-            x,
-            outs,
-            douts,
-            partials,
-            totals,
-            vae,
-        })
+        Ok(DenseActivations { batch, arena, x, outs, douts, partials, totals, vae, noisy, dropout, penalty })
     }
 
     /// What the decoder's first layer reads: the code, or z for a VAE.
     pub fn code_input(&self, acts: &DenseActivations) -> View {
-        acts.z()
-            .unwrap_or_else(|| acts.output(self.config.code_layer))
+        acts.z().unwrap_or_else(|| acts.output(self.config.code_layer))
     }
 
-    fn layer_forward(&self, acts: &DenseActivations, i: usize, variant: MatmulVariant) -> Launch {
+    /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's
+    /// output (after dropout, in training).
+    fn layer_input(&self, acts: &DenseActivations, i: usize, train: bool) -> View {
         let c = &self.config;
-        let inp = if i == 0 {
-            acts.input()
-        } else if i == c.code_layer + 1 {
-            self.code_input(acts)
-        } else {
-            acts.output(i - 1)
-        };
+        if i == 0 {
+            return match acts.noisy_input() {
+                Some(v) if train => v,
+                _ => acts.input(),
+            };
+        }
+        if i == c.code_layer + 1 && c.variational.is_some() {
+            return self.code_input(acts);
+        }
+        match acts.dropout[i - 1] {
+            Some((_, dropped)) if train => acts.arena.view(dropped),
+            _ => acts.output(i - 1),
+        }
+    }
+
+    fn layer_forward(
+        &self,
+        acts: &DenseActivations,
+        i: usize,
+        variant: MatmulVariant,
+        train: bool,
+    ) -> Launch {
+        let c = &self.config;
+        let inp = self.layer_input(acts, i, train);
         // The output activation is fused into the loss kernel, which wants logits.
-        let act = if i == c.layers() - 1 {
-            Activation::Identity
-        } else {
-            c.activations[i]
-        };
+        let act = if i == c.layers() - 1 { Activation::Identity } else { c.activations[i] };
         linear_forward(
             &acts.output(i),
             &inp,
@@ -480,24 +632,27 @@ impl DenseAutoencoder {
     }
 
     /// Forward list: input batch to logits. A VAE draws ε (a fresh stream per step: the runner
-    /// rewrites every random launch's stream) and samples z between encoder and decoder.
-    pub fn forward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+    /// rewrites every random launch's stream) and samples z between encoder and decoder. In training
+    /// (`train`), the input is corrupted (denoising) and hidden outputs dropped out (dropout).
+    pub fn forward(&self, acts: &DenseActivations, variant: MatmulVariant, train: bool) -> Vec<Launch> {
         let c = &self.config;
         let mut launches = Vec::new();
+        if train && let (Some(noise), Some(noisy)) = (c.regularize.noise, acts.noisy_input()) {
+            launches.push(noise.launch(&noisy, &acts.input(), acts.batch * c.input_dim(), self.seed));
+        }
         for i in 0..c.layers() {
-            launches.push(self.layer_forward(acts, i, variant));
+            launches.push(self.layer_forward(acts, i, variant, train));
+            if train && let (Some((mask, dropped)), Some(p)) = (acts.dropout[i], c.regularize.dropout) {
+                let (mask, n) = (acts.arena.view(mask), acts.batch * c.layer_out(i));
+                launches.push(random::dropout_mask(&mask, n, p, self.seed, 0));
+                launches.push(random::multiply(&acts.arena.view(dropped), &acts.output(i), &mask, n));
+            }
             if i == c.code_layer
                 && let Some(v) = &acts.vae
             {
                 let (eps, d) = (acts.arena.view(v.eps), c.code_dim());
                 launches.push(random_normal(&eps, acts.batch * d, self.seed, 0));
-                launches.push(reparam_forward(
-                    &acts.arena.view(v.z),
-                    &acts.output(i),
-                    &eps,
-                    acts.batch,
-                    d,
-                ));
+                launches.push(reparam_forward(&acts.arena.view(v.z), &acts.output(i), &eps, acts.batch, d));
             }
         }
         launches
@@ -506,7 +661,7 @@ impl DenseAutoencoder {
     /// Decoder list: from [`DenseAutoencoder::code_input`] (filled by the caller) to logits.
     pub fn decoder(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
         (self.config.code_layer + 1..self.config.layers())
-            .map(|i| self.layer_forward(acts, i, variant))
+            .map(|i| self.layer_forward(acts, i, variant, false))
             .collect()
     }
 
@@ -530,9 +685,7 @@ impl DenseAutoencoder {
     ) -> Vec<Launch> {
         let c = &self.config;
         let n = acts.batch * c.input_dim();
-        let dlogits = acts
-            .arena
-            .view(*acts.douts.last().expect("at least one layer"));
+        let dlogits = acts.arena.view(*acts.douts.last().expect("at least one layer"));
         let partials = acts.arena.view(acts.partials);
         let [pass, mut reduce] = loss_forward_backward(
             &acts.totals(),
@@ -552,13 +705,8 @@ impl DenseAutoencoder {
         if let Some(v) = &acts.vae {
             let (d, h) = (c.code_dim(), acts.output(c.code_layer));
             let kl_partials = acts.arena.view(v.kl_partials);
-            let [kl_pass, mut kl_reduce] = kl_forward(
-                &acts.arena.view(v.kl_total),
-                &kl_partials,
-                &h,
-                acts.batch,
-                d,
-            );
+            let [kl_pass, mut kl_reduce] =
+                kl_forward(&acts.arena.view(v.kl_total), &kl_partials, &h, acts.batch, d);
             if accumulate_totals {
                 kl_reduce = colsum(
                     &acts.arena.view(v.kl_total),
@@ -598,6 +746,12 @@ impl DenseAutoencoder {
                     1.0 / b as f32,
                 ));
             }
+            if let Some((mask, _)) = acts.dropout[i] {
+                // d(a) = d(dropped) ⊙ mask, in place.
+                let mask = acts.arena.view(mask);
+                launches.push(random::multiply(&dout, &dout, &mask, b * out_dim));
+            }
+            launches.extend(self.penalty_backward(acts, i, &dout));
             if i != last && c.activations[i] != Activation::Identity {
                 // dZ = dA ⊙ act'(A), in place; the last layer's dZ comes straight from the loss.
                 launches.push(activation_backward(
@@ -608,22 +762,22 @@ impl DenseAutoencoder {
                     c.activations[i],
                 ));
             }
-            let inp = if i == 0 {
-                acts.input()
-            } else if i == c.code_layer + 1 {
-                self.code_input(acts)
-            } else {
-                acts.output(i - 1)
-            };
-            launches.push(linear_backward_weight(
-                &self.dweight(i),
-                &dout,
-                &inp,
-                b,
-                in_dim,
-                out_dim,
-                variant,
-            ));
+            let inp = self.layer_input(acts, i, true);
+            launches.push(linear_backward_weight(&self.dweight(i), &dout, &inp, b, in_dim, out_dim, variant));
+            if let (Some(lambda), true) = (c.regularize.contractive, i == c.code_layer) {
+                // The penalty's direct path through the row norms of W.
+                let (h, w) = (acts.output(i), self.weight(i));
+                let scale = lambda / b as f32;
+                launches.push(penalty::contractive_weight(
+                    &self.dweight(i),
+                    &h,
+                    &w,
+                    b,
+                    out_dim,
+                    in_dim,
+                    scale,
+                ));
+            }
             launches.push(bias_backward(&self.dbias(i), &dout, b, out_dim));
             if i > 0 {
                 let dinp = match &acts.vae {
@@ -642,6 +796,28 @@ impl DenseAutoencoder {
             }
         }
         launches
+    }
+
+    /// The code layer's penalty: its value (into the penalty total) and its gradient added to `dh`,
+    /// the gradient of the code being built by the backward pass (before the activation backward).
+    fn penalty_backward(&self, acts: &DenseActivations, i: usize, dh: &View) -> Vec<Launch> {
+        let c = &self.config;
+        let (Some((scratch, rows, total)), true) = (acts.penalty, i == c.code_layer) else {
+            return Vec::new();
+        };
+        let (b, width, h) = (acts.batch, c.code_dim(), acts.output(i));
+        let (scratch, total) = (acts.arena.view(scratch), acts.arena.view(total));
+        let scale = c.regularize.penalty_lambda() / b as f32;
+        if let Some(sparse) = c.regularize.sparse {
+            return penalty::activity_penalty(&total, &scratch, Some(dh), &h, b, width, sparse.norm, scale)
+                .to_vec();
+        }
+        let rows = acts.arena.view(rows);
+        vec![
+            penalty::contractive_rows(&rows, &self.weight(i), width, c.sizes[i]),
+            penalty::contractive_h(&scratch, Some(dh), &h, &rows, b, width, scale),
+            colsum(&total, &scratch, b, 1, false),
+        ]
     }
 
     /// The fused optimiser update over the whole parameter arena, for step `t`.
