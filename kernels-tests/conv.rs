@@ -1,8 +1,9 @@
 //! conv2d.wgsl and pool.wgsl against their CPU references (src/cpu/conv.rs, src/cpu/pool.rs): conv2d
 //! and conv_transpose2d forward and all three gradients on awkward shapes (odd sizes, stride 1/2/3,
-//! padding 0/1/2, kernels 1/3/4/5 and non-square, channels 1/3/5, batch 1/3, output_padding 0/1/2),
-//! finite-difference checks of every gradient, determinism of the reductions, max-pool / up-sample
-//! forward and backward, and shape validation.
+//! padding 0/1/2, kernels 1/3/4/5/19 and non-square, channels 1/2/3 and 4/5/8/9 (both CHANNEL_BLOCK
+//! specialisations, full and clamped blocks), batch 1/2/3, output_padding 0/1/2), finite-difference
+//! checks of every gradient, determinism of the reductions, the folded weight-gradient dispatch,
+//! max-pool / up-sample forward and backward, entry points and specialisations, and shape validation.
 
 mod common;
 
@@ -331,15 +332,16 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-/// Tiny shapes for the gradient checks (every parameter is perturbed twice).
+/// Tiny shapes for the gradient checks (every parameter is perturbed twice); the first of each list
+/// has >= 4 channels on both sides, so the 4-channel blocks (one clamped) are checked too.
 const FD_CONV: &[Conv2dShape] = &[
-    conv_shape(2, 2, (5, 4), 3, (3, 3), 2, 1),
+    conv_shape(2, 4, (5, 4), 5, (3, 3), 2, 1),
     conv_shape(1, 3, (4, 5), 2, (3, 1), 1, 0),
     conv_shape(3, 1, (6, 5), 2, (5, 3), 2, 2),
 ];
 
 const FD_TRANSPOSE: &[ConvTranspose2dShape] = &[
-    transpose_shape(2, 2, (3, 2), 3, (3, 3), 2, 1, 1),
+    transpose_shape(2, 5, (3, 2), 4, (3, 3), 2, 1, 1),
     transpose_shape(1, 3, (4, 3), 2, (3, 1), 1, 0, 0),
     transpose_shape(3, 1, (3, 3), 2, (5, 3), 3, 2, 2),
 ];
@@ -498,13 +500,15 @@ fn reductions_are_bit_identical_run_to_run() {
     assert_eq!(read(), first, "a fresh plan");
 }
 
-/// A weight with more than 65535 elements: the one-workgroup-per-weight dispatch folds into y.
+/// A weight gradient needing more than 65535 workgroups (2 blocks of 4 output channels, the second
+/// clamped, x 100 x 19 x 19): the one-workgroup-per-block dispatch folds into y.
 #[test]
 fn weight_gradient_dispatch_folds_past_65535_workgroups() {
     let gpu = gpu();
-    let s = conv_shape(1, 33, (6, 6), 64, (6, 6), 1, 0);
-    assert!(s.weight_len() > 65535);
-    assert!(grid_1d(s.weight_len(), 1)[1] > 1);
+    let s = conv_shape(1, 100, (19, 19), 5, (19, 19), 1, 0);
+    let groups = s.c_out.div_ceil(conv::channel_block(s.c_out)) * s.c_in * s.kh * s.kw;
+    assert!(groups > 65535);
+    assert!(grid_1d(groups, 1)[1] > 1);
     let x = random_vec(s.input_len(), 11);
     let w = random_vec(s.weight_len(), 12);
     let b = random_vec(s.bias_len(), 13);
@@ -713,7 +717,7 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
     let source = aegpu::kernels::shader_source("conv2d");
     let module = naga::front::wgsl::parse_str(source).unwrap();
     let info = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).unwrap();
-    for entry in ["conv2d_forward", "conv2d_backward_input"] {
+    for entry in ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"] {
         for block in [1usize, 4] {
             let key = conv::pipeline_key(entry, Some(block));
             let constants = key.constants.iter().map(|&(k, v)| (k.to_string(), f64::from_bits(v))).collect();
@@ -756,82 +760,4 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         .collect();
     all.sort();
     assert_eq!(used, all);
-}
-
-#[test]
-#[ignore]
-fn tmp_perf() {
-    let gpu = gpu();
-    eprintln!("{}", gpu.describe());
-    let time = |name: &str, l: Launch, flops: f64| {
-        let reps = 5;
-        let ls: Vec<Launch> = (0..reps).map(|_| l.clone()).collect();
-        let plan = Plan::new(&gpu, "perf", &ls).unwrap();
-        plan.run(&gpu).unwrap();
-        let t0 = std::time::Instant::now();
-        plan.run(&gpu).unwrap();
-        let dt = t0.elapsed().as_secs_f64() / reps as f64;
-        eprintln!("{name:50} {:8.3} ms {:7.2} GFLOP/s", dt * 1e3, flops / dt / 1e9);
-    };
-    {
-        use aegpu::kernels::matmul::*;
-        let (m, nn, k) = (6272, 64, 288);
-        let (_a, a) = upload(&gpu, "a", &random_vec(m * k, 1));
-        let (_b, b) = upload(&gpu, "b", &random_vec(nn * k, 1));
-        let (_c, c) = upload(&gpu, "c", &random_vec(m * nn, 1));
-        for variant in MatmulVariant::ALL {
-            time(
-                &format!("matmul {variant:?} 6272x64x288"),
-                linear_forward(&c, &a, &b, &c, m, k, nn, Activation::Relu, variant),
-                Matmul::flops(m, nn, k),
-            );
-        }
-    }
-    if std::env::var("ONLY_MM").is_ok() {
-        return;
-    }
-    let shapes = [
-        ("keras c1 1->16 28x28 k3 p1", conv_shape(128, 1, (28, 28), 16, (3, 3), 1, 1)),
-        ("keras c2 16->8 14x14 k3 p1", conv_shape(128, 16, (14, 14), 8, (3, 3), 1, 1)),
-        ("strided 1->32 28 k3 s2 p1", conv_shape(128, 1, (28, 28), 32, (3, 3), 2, 1)),
-        ("strided 32->64 14 k3 s2 p1", conv_shape(128, 32, (14, 14), 64, (3, 3), 2, 1)),
-    ];
-    for (name, s) in shapes {
-        let (_a, x) = upload(&gpu, "x", &random_vec(s.input_len(), 1));
-        let (_b, w) = upload(&gpu, "w", &random_vec(s.weight_len(), 2));
-        let (_c, b) = upload(&gpu, "b", &random_vec(s.bias_len(), 3));
-        let (_d, y) = upload(&gpu, "y", &random_vec(s.output_len(), 4));
-        let f = s.flops();
-        time(&format!("{name} fwd"), conv::conv2d_forward(&y, &x, &w, Some(&b), &s, Activation::Relu), f);
-        time(&format!("{name} bwd_in"), conv::conv2d_backward_input(&x, &y, &w, &s), f);
-        time(&format!("{name} bwd_w"), conv::conv2d_backward_weight(&w, &y, &x, &s), f);
-        time(&format!("{name} bwd_b"), conv::conv2d_backward_bias(&b, &y, &s), 0.0);
-    }
-    let t = transpose_shape(128, 64, (7, 7), 32, (3, 3), 2, 1, 1);
-    let (_a, x) = upload(&gpu, "x", &random_vec(t.input_len(), 1));
-    let (_b, w) = upload(&gpu, "w", &random_vec(t.weight_len(), 2));
-    let (_c, b) = upload(&gpu, "b", &random_vec(t.bias_len(), 3));
-    let (_d, y) = upload(&gpu, "y", &random_vec(t.output_len(), 4));
-    let f = t.flops();
-    time(
-        "transpose 64->32 7->14 fwd",
-        conv::conv_transpose2d_forward(&y, &x, &w, Some(&b), &t, Activation::Relu),
-        f,
-    );
-    time("transpose bwd_in", conv::conv_transpose2d_backward_input(&x, &y, &w, &t), f);
-    time("transpose bwd_w", conv::conv_transpose2d_backward_weight(&w, &y, &x, &t), f);
-    let (n, c, h, ww) = (128, 16, 28, 28);
-    let (_e, px) = upload(&gpu, "px", &random_vec(n * c * h * ww, 5));
-    let (_f, py) = upload(&gpu, "py", &random_vec(n * c * h * ww, 5));
-    let (_g, pa) = upload(&gpu, "pa", &random_vec(n * c * h * ww, 5));
-    time(
-        "maxpool fwd 128x16x28x28 (GB/s as GFLOP)",
-        pool::maxpool2x2_forward(&py, &pa, &px, n, c, h, ww),
-        pool::maxpool2x2_bytes(n, c, h, ww),
-    );
-    time(
-        "upsample fwd 128x16x14x14 (GB/s)",
-        pool::upsample2x_forward(&py, &px, n, c, 14, 14),
-        pool::upsample2x_bytes(n, c, 14, 14),
-    );
 }

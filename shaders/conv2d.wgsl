@@ -11,15 +11,24 @@
 //
 // Entry points (no atomics; every output element is written by exactly one invocation/workgroup, and every
 // sum runs in an order fixed by the shape, so results are bit-identical run to run):
-//   conv2d_forward          y[n,oc,oy,ox] = act(b[oc] + Σ x·w)      one invocation per element of y
-//   conv2d_backward_input   x[n,ic,iy,ix] = act(b[ic] + Σ_{oc,ky,kx} y[n,oc,oy,ox] · w[oc,ic,ky,kx])
-//                           over the taps with iy = oy*S - P + ky (gather form, one invocation per element
-//                           of x). As conv2d's dx: b unused (has_bias = 0), identity activation.
+//   conv2d_forward          y[n,oc,oy,ox] = act(b[oc] + Σ_{ic,ky,kx} x·w) over the taps inside x.
+//                           One invocation per (n, block of CHANNEL_BLOCK output channels, oy, ox).
+//   conv2d_backward_input   x[n,ic,iy,ix] = act(b[ic] + Σ_{oc,ky,kx} y[n,oc,oy,ox] · w[oc,ic,ky,kx]) over the
+//                           taps with iy = oy*S - P + ky, oy in [0, OH) (gather form: k ≡ (i+P) mod S, step S).
+//                           One invocation per (n, block of CHANNEL_BLOCK input channels, iy, ix).
+//                           As conv2d's dx: no bias (has_bias = 0), identity activation.
 //   conv2d_backward_weight  w[oc,ic,ky,kx] = Σ_{n,oy,ox} y[n,oc,oy,ox] · x[n,ic,oy*S-P+ky, ox*S-P+kx]
-//                           (dw from dy and x) one workgroup of 64 per element of w: lane l sums the valid
-//                           (n, oy, ox) in row-major order l, l+64, ...; a fixed tree adds the 64 lanes.
+//                           (dw from dy and x). One workgroup of 64 per (block of CHANNEL_BLOCK output
+//                           channels, ic, ky, kx): lane (ly, lx) of an 8x8 grid sums the valid outputs
+//                           oy ≡ ly, ox ≡ lx (mod 8) of sample 0, 1, ... in row-major order; a fixed tree in
+//                           workgroup memory adds the 64 lanes.
 //   conv2d_backward_bias    b[c] = Σ_{n,s} y[n,c,s] (db from dy): the per-channel sum of the [N, C_OUT,
-//                           OH*OW] tensor at binding 4; one workgroup of 64 per channel, same tree.
+//                           OH*OW] tensor at binding 4. One workgroup of 64 per channel: lane l sums
+//                           s = l, l+64, ... of sample 0, 1, ...; the same tree.
+// CHANNEL_BLOCK (override, 4 or 1): with 4, one load of x (forward), of y (backward_input) or of x
+// (backward_weight) feeds 4 multiply-adds, one per channel of the block; the host uses 1 when the blocked
+// dimension has fewer than 4 channels (src/kernels/conv.rs, channel_block). A partial last block clamps
+// its loads to the last channel and stores only the real channels.
 //
 // Transposed convolution (PyTorch ConvTranspose2d: x_T [N, CI_T, H_T, W_T], w [CI_T, CO_T, KH, KW],
 // y_T [N, CO_T, OH_T, OW_T], OH_T = (H_T-1)*S - 2P + KH + output_padding) is the adjoint of the conv2d with
@@ -32,12 +41,13 @@
 // src/kernels/conv.rs does the swap (ConvTranspose2dShape::adjoint). output_padding only adds rows/columns
 // at the bottom/right of y_T; the gather in conv2d_backward_input handles them like any other pixel.
 //
-// Dispatch: forward / backward_input: 1-D, 256 invocations per workgroup, folded into (x, y) past 65535
-// workgroups (index = gid.x + gid.y * num_workgroups.x * 256; kernels::grid_1d(n, 256)).
-// backward_weight / backward_bias: one workgroup per output element, folded the same way
+// Dispatch: forward / backward_input: 1-D over their invocations, 256 per workgroup, folded into (x, y) past
+// 65535 workgroups (index = gid.x + gid.y * num_workgroups.x * 256; kernels::grid_1d(n, 256)).
+// backward_weight / backward_bias: one workgroup per item, folded the same way
 // (index = wid.x + wid.y * num_workgroups.x; kernels::grid_1d(n, 1)).
 // CPU reference: src/cpu/conv.rs (conv2d_* and conv_transpose2d_*, written independently of this mapping).
 
+// Invocations per workgroup of the 1-D entry points, and lanes of the reducing ones.
 const WG: u32 = 256u;
 const LANES: u32 = 64u;
 
@@ -117,11 +127,8 @@ fn outputs_of_tap(k: u32, in_size: u32, out_size: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(lo, hi));
 }
 
-// Channels per invocation of conv2d_forward (output channels) and conv2d_backward_input (input
-// channels): 4, so that one x (or dy) load feeds 4 multiply-adds, or 1 for layers with fewer than 4
-// such channels, where clamped duplicates would only waste work. The host picks it per launch
-// (src/kernels/conv.rs); any other value is not supported. Past the last channel, the 4-channel block
-// clamps its loads to the last channel and stores nothing.
+// Channels per invocation (forward, backward_input) or workgroup (backward_weight): 4 or 1, chosen by
+// the host per launch (see the header); no other value is supported.
 override CHANNEL_BLOCK: u32 = 4u;
 
 fn clamped_channels(c0: u32, count: u32) -> vec4<u32> {
@@ -223,10 +230,10 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     }
 }
 
-var<workgroup> lane_sums: array<f32, LANES>;
+var<workgroup> lane_sums: array<vec4<f32>, LANES>;
 
 // Adds the 64 lane values in a fixed tree. Every invocation of the workgroup must call it (barriers).
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
+fn workgroup_sum(lid: u32, v: vec4<f32>) -> vec4<f32> {
     lane_sums[lid] = v;
     workgroupBarrier();
     for (var width = LANES / 2u; width > 0u; width /= 2u) {
@@ -245,14 +252,18 @@ fn conv2d_backward_weight(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let e = wid.x + wid.y * nwg.x;
+    let blocks = (p.c_out + CHANNEL_BLOCK - 1u) / CHANNEL_BLOCK;
+    let taps = p.kh * p.kw;
     // `valid` depends only on the workgroup id: uniform, so every lane reaches the barriers.
-    let valid = e < p.c_out * p.c_in * p.kh * p.kw;
-    var s = 0.0;
+    let valid = e < blocks * p.c_in * taps;
+    var s = vec4<f32>(0.0);
+    let kx = e % p.kw;
+    let ky = (e / p.kw) % p.kh;
+    let ic = (e / taps) % p.c_in;
+    let oc0 = (e / (taps * p.c_in)) * CHANNEL_BLOCK;
     if (valid) {
-        let kx = e % p.kw;
-        let ky = (e / p.kw) % p.kh;
-        let ic = (e / (p.kw * p.kh)) % p.c_in;
-        let oc = e / (p.kw * p.kh * p.c_in);
+        let plane = p.oh * p.ow;
+        let y_oc = clamped_channels(oc0, p.c_out) * plane; // offset of each channel's plane in a sample
         let ry = outputs_of_tap(ky, p.h, p.oh);
         let rx = outputs_of_tap(kx, p.w, p.ow);
         // Lane (ly, lx) of an 8x8 grid sums outputs oy = ry.x + ly + 8i, ox = rx.x + lx + 8j of every
@@ -260,20 +271,30 @@ fn conv2d_backward_weight(
         let ly = lid / 8u;
         let lx = lid % 8u;
         for (var n = 0u; n < p.n; n++) {
-            let y_plane = (n * p.c_out + oc) * p.oh;
+            let y_sample = n * p.c_out * plane;
             let x_plane = (n * p.c_in + ic) * p.h;
             for (var oy = ry.x + ly; oy < ry.y; oy += 8u) {
-                let y_row = (y_plane + oy) * p.ow;
+                let y_row = y_sample + oy * p.ow;
                 let x_row = (x_plane + oy * p.stride + ky - p.padding) * p.w + kx;
                 for (var ox = rx.x + lx; ox < rx.y; ox += 8u) {
-                    s += y[y_row + ox] * x[x_row + ox * p.stride - p.padding];
+                    let xv = x[x_row + ox * p.stride - p.padding];
+                    var dy = vec4<f32>(y[y_oc.x + y_row + ox], 0.0, 0.0, 0.0);
+                    if (CHANNEL_BLOCK == 4u) {
+                        dy = vec4<f32>(dy.x, y[y_oc.y + y_row + ox], y[y_oc.z + y_row + ox], y[y_oc.w + y_row + ox]);
+                    }
+                    s += dy * xv;
                 }
             }
         }
     }
     let total = workgroup_sum(lid, s);
     if (valid && lid == 0u) {
-        weight[e] = total;
+        let w_at = ic * taps + ky * p.kw + kx;
+        for (var j = 0u; j < CHANNEL_BLOCK; j++) {
+            if (oc0 + j < p.c_out) {
+                weight[(oc0 + j) * p.c_in * taps + w_at] = total[j];
+            }
+        }
     }
 }
 
@@ -296,8 +317,8 @@ fn conv2d_backward_bias(
             }
         }
     }
-    let total = workgroup_sum(lid, s);
+    let total = workgroup_sum(lid, vec4<f32>(s, 0.0, 0.0, 0.0));
     if (valid && lid == 0u) {
-        bias[c] = total;
+        bias[c] = total.x;
     }
 }

@@ -271,7 +271,8 @@ impl Params {
 }
 
 /// The conv2d.wgsl entry points with the workgroup size the dispatch math assumes (`grid_1d(n, 256)`
-/// for one invocation per element; `grid_1d(n, 1)` for one 64-lane workgroup per element).
+/// for one invocation per output element or channel block; `grid_1d(n, 1)` for one 64-lane workgroup
+/// per weight element (or channel block of them) or bias element).
 pub const ENTRY_POINTS: [(&str, [u32; 3]); 4] = [
     ("conv2d_forward", [256, 1, 1]),
     ("conv2d_backward_input", [256, 1, 1]),
@@ -279,14 +280,16 @@ pub const ENTRY_POINTS: [(&str, [u32; 3]); 4] = [
     ("conv2d_backward_bias", [64, 1, 1]),
 ];
 
-/// Channels per invocation (the `CHANNEL_BLOCK` override) of `conv2d_forward` and
-/// `conv2d_backward_input` when the blocked dimension has `channels` channels: 4, or 1 below 4.
+/// Channels per invocation / workgroup (the `CHANNEL_BLOCK` override) of `conv2d_forward` (output
+/// channels), `conv2d_backward_input` (input channels) and `conv2d_backward_weight` (output channels)
+/// when the blocked dimension has `channels` channels: 4, or 1 below 4 (where the clamped duplicates
+/// of a 4-block would only waste work).
 pub fn channel_block(channels: usize) -> usize {
     if channels >= 4 { 4 } else { 1 }
 }
 
-/// The pipeline of conv2d.wgsl's `entry`; `channel_block` only matters for the two entry points that
-/// block channels (pass `None` for the others, which use the shader's default).
+/// The pipeline of conv2d.wgsl's `entry`; `channel_block` is `Some` for the three entry points that
+/// block channels and `None` for `conv2d_backward_bias`.
 pub fn pipeline_key(entry: &'static str, channel_block: Option<usize>) -> PipelineKey {
     match channel_block {
         Some(b) => PipelineKey::new("conv2d", entry, &[("CHANNEL_BLOCK", b as f64)]),
@@ -380,15 +383,16 @@ fn backward_weight_launch(
     y_role: &View,
     c: &Conv2dShape,
 ) -> Launch {
+    let block = channel_block(c.c_out);
     launch(
-        pipeline_key("conv2d_backward_weight", None),
+        pipeline_key("conv2d_backward_weight", Some(block)),
         label,
         Params::new(c, Activation::Identity, false),
         x_role,
         dweight,
         y_role,
         y_role,
-        grid_1d(c.weight_len(), 1),
+        grid_1d(c.c_out.div_ceil(block) * c.c_in * c.kh * c.kw, 1),
     )
 }
 
