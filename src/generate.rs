@@ -9,7 +9,7 @@ use crate::runner::Plan;
 /// Decodes `codes` (`[n, code_dim]`, row-major) into images (`[n, input]`, after the output activation).
 pub fn decode(gpu: &Gpu, model: &DenseAutoencoder, codes: &[f32]) -> Result<Vec<f32>> {
     let d = model.config.code_dim();
-    if codes.is_empty() || codes.len() % d != 0 {
+    if codes.is_empty() || !codes.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{} code values are not a whole number of {d}-D codes",
             codes.len()
@@ -95,6 +95,7 @@ pub fn interpolate_codes(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
 }
 
 /// Φ⁻¹(p) for p in (0, 1): Acklam's rational approximation (relative error < 1.2e-9).
+#[allow(clippy::excessive_precision)] // the published coefficients, verbatim
 pub fn inverse_normal_cdf(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969683028665376e1,
@@ -153,7 +154,7 @@ pub fn denoise(
     seed: u64,
 ) -> Result<Denoised> {
     let dim = model.config.input_dim();
-    if clean.is_empty() || clean.len() % dim != 0 {
+    if clean.is_empty() || !clean.len().is_multiple_of(dim) {
         return Err(Error::Shape(format!(
             "{} values are not a whole number of {dim}-pixel images",
             clean.len()

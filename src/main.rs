@@ -31,7 +31,7 @@ enum Command {
     /// Show the adapter, its backend, features and limits, and the kernel variants chosen for it.
     Info,
     /// Train an autoencoder; writes metrics.jsonl, model.safetensors, recon.png (and latent.png for a 2-D code).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Recompute the test metrics of a checkpoint (and its pictures with --out).
     Eval(EvalArgs),
     /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
@@ -210,7 +210,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info(),
-        Command::Train(args) => train_cmd(args),
+        Command::Train(args) => train_cmd(*args),
         Command::Eval(args) => eval_cmd(args),
         Command::Bench(args) => aegpu::bench::run(&args),
         Command::Sample(args) => sample_cmd(args),

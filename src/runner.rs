@@ -112,7 +112,7 @@ impl Plan {
         for l in launches {
             for v in &l.views {
                 let offset = v.offset as u64 * 4;
-                if offset % storage_align != 0 {
+                if !offset.is_multiple_of(storage_align) {
                     return Err(Error::Shape(format!(
                         "{label}/{}: a view starts at byte {offset}, not a multiple of {storage_align}",
                         l.label

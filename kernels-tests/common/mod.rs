@@ -34,6 +34,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         let err = (g - w).abs();
         max_abs = max_abs.max(err);
         max_rel = max_rel.max(err / w.abs().max(1e-12));
+        // Written as a negation so that NaN fails.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(err <= atol + rtol * w.abs()) {
             bad.push(i);
         }

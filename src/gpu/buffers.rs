@@ -51,7 +51,7 @@ impl StorageBuffer {
             return;
         }
         // write_buffer needs a multiple of 4 bytes; pad the tail (u8 datasets).
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             gpu.queue.write_buffer(&self.buffer, (at * 4) as u64, bytes);
         } else {
             let mut padded = bytes.to_vec();

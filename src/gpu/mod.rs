@@ -177,7 +177,7 @@ impl Gpu {
 
     /// Largest storage binding, in bytes.
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     pub fn has_timestamps(&self) -> bool {
@@ -204,12 +204,13 @@ fn describe(info: &wgpu::AdapterInfo) -> String {
 /// The defaults, raised to what the adapter offers where the engine benefits: big storage buffers
 /// (the whole dataset lives on the GPU), more storage bindings per stage.
 fn wanted_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
-    let mut l = wgpu::Limits::default();
-    l.max_buffer_size = adapter.max_buffer_size;
-    l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
-    l.max_storage_buffers_per_shader_stage = adapter.max_storage_buffers_per_shader_stage.min(16);
-    l.max_compute_workgroup_storage_size = adapter.max_compute_workgroup_storage_size;
-    l.max_compute_invocations_per_workgroup = adapter.max_compute_invocations_per_workgroup;
-    l.max_compute_workgroups_per_dimension = adapter.max_compute_workgroups_per_dimension;
-    l
+    wgpu::Limits {
+        max_buffer_size: adapter.max_buffer_size,
+        max_storage_buffer_binding_size: adapter.max_storage_buffer_binding_size,
+        max_storage_buffers_per_shader_stage: adapter.max_storage_buffers_per_shader_stage.min(16),
+        max_compute_workgroup_storage_size: adapter.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: adapter.max_compute_invocations_per_workgroup,
+        max_compute_workgroups_per_dimension: adapter.max_compute_workgroups_per_dimension,
+        ..wgpu::Limits::default()
+    }
 }

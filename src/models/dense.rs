@@ -361,6 +361,9 @@ impl DenseConfig {
     }
 }
 
+/// A parameter tensor as exported: (checkpoint name, shape, values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Parameters, gradients and optimiser state on the GPU, each one arena with the same layout.
 pub struct DenseAutoencoder {
     pub config: DenseConfig,
@@ -498,7 +501,7 @@ impl DenseAutoencoder {
     }
 
     /// Every parameter tensor: (checkpoint name, shape `[out, in]` / `[out]`, values), in layer order.
-    pub fn export(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
         let all = self.params.buffer.read_all_f32(gpu)?;
         let c = &self.config;
         let mut out = Vec::new();
