@@ -58,7 +58,7 @@ fn matmul(c: &mut Criterion, gpu: &Gpu) {
     let flops = Throughput::Elements(Matmul::flops(m, n, k) as u64);
     for trans in Transpose::ALL {
         let group = format!("matmul {trans:?} {m}x{n}x{k} (elements = flops)");
-        for variant in MatmulVariant::ALL {
+        for variant in MatmulVariant::available(gpu) {
             let launch = Matmul {
                 c: gc.clone(),
                 a: ga.clone(),

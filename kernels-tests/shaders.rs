@@ -15,6 +15,7 @@ use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("matmul", "matmul_reg", [16, 16, 1]),
     ("matmul", "matmul_tiled", [16, 16, 1]),
+    ("matmul_subgroup", "matmul_subgroup", [64, 1, 1]),
     ("activation", "act_forward", [256, 1, 1]),
     ("activation", "act_backward", [256, 1, 1]),
     ("reduce", "colsum", [32, 8, 1]),
@@ -52,8 +53,16 @@ fn parse(name: &str, source: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
 }
 
+/// What a shader may use: the subgroup matmul is only built on devices with Features::SUBGROUP.
+fn capabilities(name: &str) -> Capabilities {
+    match name {
+        "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
+        _ => Capabilities::default(),
+    }
+}
+
 fn validate(name: &str, what: &str, source: &str, module: &naga::Module) -> ModuleInfo {
-    Validator::new(ValidationFlags::all(), Capabilities::default()).validate(module).unwrap_or_else(|e| {
+    Validator::new(ValidationFlags::all(), capabilities(name)).validate(module).unwrap_or_else(|e| {
         panic!("shaders/{name}.wgsl ({what}) fails validation:\n{}", e.emit_to_string(source))
     })
 }
@@ -165,7 +174,7 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
         }
     }
     // `validate_resolved_overrides` rejects any override expression left unevaluated.
-    Validator::new(ValidationFlags::all(), Capabilities::default())
+    Validator::new(ValidationFlags::all(), capabilities(name))
         .validate_resolved_overrides(&special)
         .unwrap_or_else(|e| {
             panic!("shaders/{name}.wgsl ({what}) fails validation:\n{}", e.emit_to_string(source))
@@ -174,17 +183,17 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
 
 #[test]
 fn matmul_specialisations_validate() {
-    let source = shader_source("matmul");
-    let module = parse("matmul", source);
-    let mut names: Vec<&str> = module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
-    names.sort();
-    assert_eq!(names, ["TRANS_A", "TRANS_B"], "matmul's override constants");
     let mut seen = Vec::new();
     for variant in MatmulVariant::ALL {
         for trans in Transpose::ALL {
             // Exactly the key (and so the constants) the host hands to wgpu.
             let key = Matmul::pipeline_key(variant, trans);
-            assert_eq!(key.shader, "matmul");
+            let source = shader_source(key.shader);
+            let module = parse(key.shader, source);
+            let mut names: Vec<&str> =
+                module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
+            names.sort();
+            assert_eq!(names, ["TRANS_A", "TRANS_B"], "{}'s override constants", key.shader);
             assert_eq!(key.entry, variant.entry());
             let constants: Vec<(&str, f64)> =
                 key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
@@ -200,11 +209,11 @@ fn matmul_specialisations_validate() {
                 "{trans:?}"
             );
             assert_eq!(flags, want, "{variant:?} {trans:?}: TRANS_A/TRANS_B values");
-            specialise_and_validate("matmul", source, key.entry, &constants);
+            specialise_and_validate(key.shader, source, key.entry, &constants);
             seen.push((variant, trans));
         }
     }
-    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.len(), 3 * MatmulVariant::ALL.len());
 }
 
 /// Every entry point of every shader goes through the same specialisation as wgpu's pipeline

@@ -260,7 +260,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
 pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let chosen = gpu.matmul_variant()?;
     let mut kernels = Vec::new();
-    for variant in MatmulVariant::ALL {
+    for variant in MatmulVariant::available(gpu) {
         let mut rows = matmul_rows(gpu, args, variant)?;
         if variant == chosen {
             for r in &mut rows {

@@ -64,8 +64,10 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
         t.source = "cache".into();
         return Ok(t);
     }
-    let measured =
-        MatmulVariant::ALL.iter().map(|&v| Ok((v, measure(gpu, v, SHAPE)?))).collect::<Result<Vec<_>>>()?;
+    let measured = MatmulVariant::available(gpu)
+        .into_iter()
+        .map(|v| Ok((v, measure(gpu, v, SHAPE)?)))
+        .collect::<Result<Vec<_>>>()?;
     let best =
         measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(v, _)| v).unwrap_or(MatmulVariant::Reg);
     let t = Tuning { matmul: best, measured, source: "measured".into(), shape: SHAPE };

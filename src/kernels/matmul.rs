@@ -34,15 +34,39 @@ pub enum MatmulVariant {
     Reg,
     /// 64x64 workgroup tiles staged through workgroup memory (fast on real GPUs).
     Tiled,
+    /// 8 rows of A shared through subgroupBroadcast (needs subgroups of >= 8; fast on CPU adapters).
+    Subgroup,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 2] = [MatmulVariant::Reg, MatmulVariant::Tiled];
+    pub const ALL: [MatmulVariant; 3] = [MatmulVariant::Reg, MatmulVariant::Tiled, MatmulVariant::Subgroup];
 
     pub fn entry(self) -> &'static str {
         match self {
             MatmulVariant::Reg => "matmul_reg",
             MatmulVariant::Tiled => "matmul_tiled",
+            MatmulVariant::Subgroup => "matmul_subgroup",
+        }
+    }
+
+    fn shader(self) -> &'static str {
+        match self {
+            MatmulVariant::Subgroup => "matmul_subgroup",
+            _ => "matmul",
+        }
+    }
+
+    /// The variants this device can run: the subgroup one needs the feature and subgroups of >= 8.
+    pub fn available(gpu: &crate::gpu::Gpu) -> Vec<MatmulVariant> {
+        let subgroups = gpu.features.contains(wgpu::Features::SUBGROUP) && gpu.info.subgroup_min_size >= 8;
+        MatmulVariant::ALL.into_iter().filter(|v| *v != MatmulVariant::Subgroup || subgroups).collect()
+    }
+
+    /// (columns, rows) of C one workgroup covers.
+    fn block(self) -> (usize, usize) {
+        match self {
+            MatmulVariant::Subgroup => (256, 16),
+            _ => (64, 64),
         }
     }
 
@@ -50,6 +74,7 @@ impl MatmulVariant {
         match s {
             "reg" => Some(MatmulVariant::Reg),
             "tiled" => Some(MatmulVariant::Tiled),
+            "subgroup" => Some(MatmulVariant::Subgroup),
             _ => None,
         }
     }
@@ -88,7 +113,7 @@ impl Matmul {
     pub fn pipeline_key(variant: MatmulVariant, trans: Transpose) -> PipelineKey {
         let (ta, tb) = trans.flags();
         PipelineKey::new(
-            "matmul",
+            variant.shader(),
             variant.entry(),
             &[("TRANS_A", ta as u32 as f64), ("TRANS_B", tb as u32 as f64)],
         )
@@ -111,7 +136,10 @@ impl Matmul {
             key: Matmul::pipeline_key(self.variant, self.trans),
             uniform: bytemuck::bytes_of(&params).to_vec(),
             views: vec![self.a.clone(), self.b.clone(), bias, self.c.clone()],
-            workgroups: [self.n.div_ceil(64) as u32, self.m.div_ceil(64) as u32, 1],
+            workgroups: {
+                let (cols, rows) = self.variant.block();
+                [self.n.div_ceil(cols) as u32, self.m.div_ceil(rows) as u32, 1]
+            },
             label: "matmul",
         }
     }

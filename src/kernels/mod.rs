@@ -20,6 +20,7 @@ use crate::runner::View;
 /// Every shader, embedded at compile time: (file stem, WGSL source).
 pub const SHADERS: &[(&str, &str)] = &[
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    ("matmul_subgroup", include_str!("../../shaders/matmul_subgroup.wgsl")),
     ("activation", include_str!("../../shaders/activation.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("loss", include_str!("../../shaders/loss.wgsl")),
