@@ -225,6 +225,63 @@ fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     Ok(rows)
 }
 
+/// The convolutions of the strided conv autoencoder (batch 64) against the plain-loop CPU reference
+/// (single-threaded: a correctness oracle, not a tuned baseline; the ratio flatters the GPU).
+fn conv_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
+    use crate::kernels::conv::{self, Conv2dShape};
+    let mut rows = Vec::new();
+    let shapes = [
+        (
+            "conv2d 1->32 k3 s2",
+            Conv2dShape { n: 64, c_in: 1, h: 28, w: 28, c_out: 32, kh: 3, kw: 3, stride: 2, padding: 1 },
+        ),
+        (
+            "conv2d 32->64 k3 s2",
+            Conv2dShape { n: 64, c_in: 32, h: 14, w: 14, c_out: 64, kh: 3, kw: 3, stride: 2, padding: 1 },
+        ),
+    ];
+    for (name, s) in shapes {
+        s.validate()?;
+        let (x, w, dy) = (values(s.input_len(), 7), values(s.weight_len(), 8), values(s.output_len(), 9));
+        let (gx, gw, gdy) = (buf(gpu, "x", &x)?, buf(gpu, "w", &w)?, buf(gpu, "dy", &dy)?);
+        let (gy, gdx, gdw) = (buf(gpu, "y", &dy)?, buf(gpu, "dx", &x)?, buf(gpu, "dw", &w)?);
+        let shape = format!("{}x{}x{}x{}", s.n, s.c_in, s.h, s.w);
+        let flops = s.flops();
+        let (mut y, mut dx, mut dw) = (dy.clone(), x.clone(), w.clone());
+        let cases: [(&str, Launch, Box<dyn FnMut()>); 3] = [
+            (
+                "forward",
+                conv::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity),
+                Box::new(|| cpu::conv::conv2d_forward(&mut y, &x, &w, None, &s, Activation::Identity)),
+            ),
+            (
+                "backward input",
+                conv::conv2d_backward_input(&gdx, &gdy, &gw, &s),
+                Box::new(|| cpu::conv::conv2d_backward_input(&mut dx, &dy, &w, &s)),
+            ),
+            (
+                "backward weight",
+                conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s),
+                Box::new(|| cpu::conv::conv2d_backward_weight(&mut dw, &dy, &x, &s)),
+            ),
+        ];
+        for (pass, launch, mut reference) in cases {
+            let g = time_gpu(gpu, &launch, args.seconds)?;
+            let c = time_cpu(args.seconds, &mut reference);
+            rows.push(KernelRow {
+                kernel: format!("{name} {pass}"),
+                shape: shape.clone(),
+                unit: "GFLOP/s",
+                gpu: flops / g / 1e9,
+                cpu: flops / c / 1e9,
+                gpu_ms: g * 1e3,
+                cpu_ms: c * 1e3,
+            });
+        }
+    }
+    Ok(rows)
+}
+
 fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
     let train = crate::data::synthetic::synthetic(4096, 28, 28, 10, 1);
     let data = GpuDataset::upload(gpu, &train)?;
@@ -270,6 +327,7 @@ pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
         kernels.extend(rows);
     }
     kernels.extend(elementwise_rows(gpu, args)?);
+    kernels.extend(conv_rows(gpu, args)?);
     let steps = if args.kernels_only { Vec::new() } else { step_rows(gpu, args)? };
     Ok(BenchReport {
         adapter: gpu.describe(),
@@ -308,7 +366,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             k.cpu_ms
         );
     }
-    println!("(matmul rows in GFLOP/s, the others in GB/s of compulsory traffic)\n");
+    println!(
+        "(matmul and conv rows in GFLOP/s, the others in GB/s of compulsory traffic; the conv CPU column is the \
+         single-threaded reference loop, not a tuned baseline)\n"
+    );
     for s in &r.steps {
         println!(
             "train step {}: batch {}, {} dispatches in {} submit, {:.1} ms/step, {:.0} samples/s",
