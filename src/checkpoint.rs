@@ -68,7 +68,13 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 /// Builds the model a checkpoint describes, on `gpu`.
 pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<DenseAutoencoder> {
-    let model = DenseAutoencoder::zeroed(gpu, ckpt.model.clone(), 0)?;
+    // The model's noise seed (a VAE's ε at evaluation) is the training seed, kept in the metadata.
+    let seed = ckpt
+        .metadata
+        .get("aegpu.train")
+        .and_then(|t| serde_json::from_str::<crate::train::TrainConfig>(t).ok())
+        .map_or(0, |t| t.seed);
+    let model = DenseAutoencoder::zeroed(gpu, ckpt.model.clone(), seed)?;
     model.import(gpu, &ckpt.tensors).map_err(|e| bad(path, e))?;
     Ok(model)
 }

@@ -98,7 +98,8 @@ pub struct Plan {
     uniforms: wgpu::Buffer,
     slot_bytes: u64,
     pub labels: Vec<&'static str>,
-    /// Launches that draw random numbers: (index, original uniform). Their streams change per step.
+    /// Launches that draw random numbers (every random.wgsl entry but the plain `multiply`):
+    /// (index, original uniform). Their streams change per step.
     random: Vec<(usize, Vec<u8>)>,
 }
 
@@ -175,7 +176,7 @@ impl Plan {
         let random = launches
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.key.shader == "random")
+            .filter(|(_, l)| l.key.shader == "random" && l.key.entry != "multiply")
             .map(|(i, l)| (i, l.uniform.clone()))
             .collect();
         Ok(Plan {
