@@ -378,3 +378,19 @@ fn a_diverging_run_is_reported() {
     let r = aegpu::train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(()));
     assert!(matches!(r, Err(Error::Diverged { .. })), "got {:?}", r.map(|h| h.len()));
 }
+
+#[test]
+fn a_borrowed_device_without_optional_features_trains() {
+    // A host application's device with default features and limits (no subgroups, no timestamps):
+    // the engine must pick kernels this device can run, whatever the tuning cache says.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+        .expect("an adapter (CI installs lavapipe)");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("device");
+    let gpu = Gpu::from_device(device, queue, adapter.get_info());
+    assert!(!gpu.owned);
+    assert!(!gpu.features.contains(wgpu::Features::SUBGROUP));
+    let losses = train_losses(&gpu, 3, 2);
+    assert!(losses[1].0 < losses[0].0, "loss did not fall on a borrowed device: {losses:?}");
+}

@@ -43,23 +43,38 @@ impl Gpu {
         Ok(self.tuning()?.matmul)
     }
 
-    /// A key naming the adapter and driver, for the on-disk cache.
+    /// A key naming the adapter, its driver, and the device features the variants depend on (a
+    /// borrowed device may lack subgroups the same adapter offers), for the on-disk cache.
     pub fn adapter_key(&self) -> String {
         let i = &self.info;
-        format!("{}|{:?}|{:x}:{:x}|{}|{}", i.name, i.backend, i.vendor, i.device, i.driver, i.driver_info)
+        let subgroups = self.features.contains(wgpu::Features::SUBGROUP);
+        format!(
+            "{}|{:?}|{:x}:{:x}|{}|{}|subgroups={subgroups}",
+            i.name, i.backend, i.vendor, i.device, i.driver, i.driver_info
+        )
     }
 }
 
 fn choose(gpu: &Gpu) -> Result<Tuning> {
     if let Ok(v) = std::env::var("AEGPU_MATMUL") {
         let matmul = MatmulVariant::parse(&v)
-            .ok_or_else(|| Error::Config(format!("AEGPU_MATMUL={v}: use 'reg' or 'tiled'")))?;
+            .ok_or_else(|| Error::Config(format!("AEGPU_MATMUL={v}: use 'reg', 'tiled' or 'subgroup'")))?;
+        if !MatmulVariant::available(gpu).contains(&matmul) {
+            return Err(Error::Config(format!(
+                "AEGPU_MATMUL={v}: this device cannot run it (the subgroup kernel needs Features::SUBGROUP \
+                 and subgroups of at least 8)"
+            )));
+        }
         return Ok(Tuning { matmul, measured: Vec::new(), source: "env".into(), shape: SHAPE });
     }
     let key = gpu.adapter_key();
     let retune = std::env::var("AEGPU_RETUNE").is_ok_and(|v| v != "0");
     let mut cache = read_cache();
-    if !retune && let Some(t) = cache.get(&key) {
+    // The cache is per adapter, but a borrowed device may lack a feature the cached choice needs.
+    if !retune
+        && let Some(t) = cache.get(&key)
+        && MatmulVariant::available(gpu).contains(&t.matmul)
+    {
         let mut t = t.clone();
         t.source = "cache".into();
         return Ok(t);
