@@ -149,7 +149,7 @@ struct TrainArgs {
     /// Contractive autoencoder: λ·‖J_f(x)‖²_F per example for a one-layer sigmoid encoder (use
     /// --layers WIDTH --code-activation sigmoid), next to a per-pixel mean reconstruction loss:
     /// 1e-3 keeps the reconstruction near the plain model's, 1e-2 cut ‖J‖_F 3.3x at a similar
-    /// reconstruction on MNIST 784-64-784 (docs/notes.md), 0.1 ruins the reconstruction.
+    /// reconstruction on MNIST 784-64-784 (docs/notes.md).
     #[arg(long)]
     contractive: Option<f32>,
     /// Inverted dropout with probability P on every hidden layer's output (the code included); off at
