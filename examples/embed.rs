@@ -13,6 +13,7 @@ use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::models::{Autoencoder, ModelActivations};
 use aegpu::runner::Plan;
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 

@@ -569,10 +569,12 @@ fn shape_validation_rejects_impossible_shapes() {
         assert!(err.contains(want), "{s:?}: '{err}' does not mention '{want}'");
     }
 
-    assert!(pool::maxpool2x2_validate(1, 1, 2, 2).is_ok());
-    assert!(pool::maxpool2x2_validate(1, 1, 1, 4).is_err());
-    assert!(pool::maxpool2x2_validate(1, 0, 4, 4).is_err());
-    assert_eq!(pool::maxpool2x2_out(7, 5), (3, 2));
+    assert!(pool::maxpool2x2_validate(1, 1, 2, 2, false).is_ok());
+    assert!(pool::maxpool2x2_validate(1, 1, 1, 4, false).is_err());
+    assert!(pool::maxpool2x2_validate(1, 1, 1, 4, true).is_ok());
+    assert!(pool::maxpool2x2_validate(1, 0, 4, 4, true).is_err());
+    assert_eq!(pool::maxpool2x2_out(7, 5, false), (3, 2));
+    assert_eq!(pool::maxpool2x2_out(7, 5, true), (4, 3));
     assert!(pool::upsample2x_validate(1, 1, 1, 1).is_ok());
     assert!(pool::upsample2x_validate(0, 1, 1, 1).is_err());
 }
@@ -585,9 +587,11 @@ const POOL_SHAPES: &[(usize, usize, usize, usize)] =
 fn maxpool2x2_forward_and_backward_match_reference() {
     let gpu = gpu();
     for (i, &(n, c, h, w)) in POOL_SHAPES.iter().enumerate() {
-        for seed in 0..3u64 {
+        for seed in 0..4u64 {
+            // Odd seeds round up (ceil mode, cut-short edge windows), even ones floor.
+            let ceil = seed % 2 == 1;
             let seed = 700 + 10 * i as u64 + seed;
-            let (oh, ow) = pool::maxpool2x2_out(h, w);
+            let (oh, ow) = pool::maxpool2x2_out(h, w, ceil);
             let mut x = random_vec(n * c * h * w, seed);
             if seed % 3 == 2 {
                 // Coarse values: many ties, which must go to the first element in window order.
@@ -605,16 +609,16 @@ fn maxpool2x2_forward_and_backward_match_reference() {
             run(
                 &gpu,
                 &[
-                    pool::maxpool2x2_forward(&vy, &varg, &vx, n, c, h, w),
-                    pool::maxpool2x2_backward(&vdx, &vdo, &varg, n, c, h, w),
+                    pool::maxpool2x2_forward(&vy, &varg, &vx, n, c, h, w, ceil),
+                    pool::maxpool2x2_backward(&vdx, &vdo, &varg, n, c, h, w, ceil),
                 ],
             );
             let mut y = vec![0.0f32; n * c * oh * ow];
             let mut arg = vec![0u32; n * c * oh * ow];
-            cpu::pool::maxpool2x2_forward(&mut y, &mut arg, &x, n, c, h, w);
+            cpu::pool::maxpool2x2_forward(&mut y, &mut arg, &x, n, c, h, w, ceil);
             let mut dx = vec![0.0f32; n * c * h * w];
-            cpu::pool::maxpool2x2_backward(&mut dx, &dout, &arg, n, c, h, w);
-            let what = format!("maxpool2x2 [{n}, {c}, {h}x{w}] seed {seed}");
+            cpu::pool::maxpool2x2_backward(&mut dx, &dout, &arg, n, c, h, w, ceil);
+            let what = format!("maxpool2x2 [{n}, {c}, {h}x{w}] ceil {ceil} seed {seed}");
             // Max and routing copy values: exact.
             assert_close(&format!("{what} forward"), &by.read_all_f32(&gpu).unwrap(), &y, 0.0, 0.0);
             assert_eq!(barg.read_u32(&gpu, 0..barg.len).unwrap(), arg, "{what} argmax");
@@ -627,25 +631,25 @@ fn maxpool2x2_forward_and_backward_match_reference() {
 /// values spaced 1/64 apart, step 1/512, so the argmax never changes).
 #[test]
 fn maxpool2x2_reference_gradient_matches_finite_differences() {
-    for &(n, c, h, w) in POOL_SHAPES {
+    for (&(n, c, h, w), ceil) in POOL_SHAPES.iter().flat_map(|s| [(s, false), (s, true)]) {
         let len = n * c * h * w;
         let mut r = rng(800 + len as u64);
         let mut x: Vec<f32> = (0..len).map(|i| i as f32 / 64.0).collect();
         use rand::seq::SliceRandom;
         x.shuffle(&mut r);
-        let (oh, ow) = pool::maxpool2x2_out(h, w);
+        let (oh, ow) = pool::maxpool2x2_out(h, w, ceil);
         let rr = random_vec(n * c * oh * ow, 801);
         let loss = |x: &[f32]| {
             let mut y = vec![0.0f32; rr.len()];
             let mut a = vec![0u32; rr.len()];
-            cpu::pool::maxpool2x2_forward(&mut y, &mut a, x, n, c, h, w);
+            cpu::pool::maxpool2x2_forward(&mut y, &mut a, x, n, c, h, w, ceil);
             y.iter().zip(&rr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>()
         };
         let mut y = vec![0.0f32; rr.len()];
         let mut arg = vec![0u32; rr.len()];
-        cpu::pool::maxpool2x2_forward(&mut y, &mut arg, &x, n, c, h, w);
+        cpu::pool::maxpool2x2_forward(&mut y, &mut arg, &x, n, c, h, w, ceil);
         let mut dx = vec![0.0f32; len];
-        cpu::pool::maxpool2x2_backward(&mut dx, &rr, &arg, n, c, h, w);
+        cpu::pool::maxpool2x2_backward(&mut dx, &rr, &arg, n, c, h, w, ceil);
         let step = 1.0 / 512.0;
         for i in 0..len {
             let mut xp = x.clone();
@@ -655,7 +659,7 @@ fn maxpool2x2_reference_gradient_matches_finite_differences() {
             let fd = (loss(&xp) - loss(&xm)) / (2.0 * step as f64);
             assert!(
                 (fd - dx[i] as f64).abs() < 1e-5,
-                "maxpool [{n}, {c}, {h}x{w}] [{i}]: {} vs finite difference {fd}",
+                "maxpool [{n}, {c}, {h}x{w}] ceil {ceil} [{i}]: {} vs finite difference {fd}",
                 dx[i]
             );
         }
@@ -745,8 +749,8 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         conv::conv_transpose2d_backward_input(&v, &v, &v, &t),
         conv::conv_transpose2d_backward_weight(&v, &v, &v, &t),
         conv::conv_transpose2d_backward_bias(&v, &v, &t),
-        pool::maxpool2x2_forward(&v, &v, &v, 1, 2, 4, 4),
-        pool::maxpool2x2_backward(&v, &v, &v, 1, 2, 4, 4),
+        pool::maxpool2x2_forward(&v, &v, &v, 1, 2, 4, 4, false),
+        pool::maxpool2x2_backward(&v, &v, &v, 1, 2, 4, 4, false),
         pool::upsample2x_forward(&v, &v, 1, 2, 4, 4),
         pool::upsample2x_backward(&v, &v, 1, 2, 4, 4),
     ];

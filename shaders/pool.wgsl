@@ -1,7 +1,9 @@
 // pool.wgsl: 2x2 max-pooling (stride 2) and nearest-neighbour 2x up-sampling, forward and backward (NCHW, f32).
 //
-//   maxpool2x2_forward   y[n,c,oy,ox] = max_{dy,dx in 0..2} x[n,c,2oy+dy,2ox+dx], OH = H/2, OW = W/2 (floor,
-//                        like PyTorch MaxPool2d(2): with odd H or W the last row/column is never read).
+//   maxpool2x2_forward   y[n,c,oy,ox] = max_{dy,dx in 0..2} x[n,c,2oy+dy,2ox+dx] over the taps inside x.
+//                        The host picks OH, OW: H/2, W/2 (floor, like PyTorch MaxPool2d(2): with odd H or W the
+//                        last row/column is never read) or ceil(H/2), ceil(W/2) (ceil_mode=True, Keras
+//                        padding="same": the last window is cut short; its first tap is always inside).
 //                        Also writes argmax[n,c,oy,ox] = iy*W + ix, the winner's index within its input plane
 //                        (PyTorch's return_indices convention). Ties go to the first in row-major window order
 //                        (strict >), as in PyTorch. NaN inputs are not handled specially.
@@ -50,7 +52,12 @@ fn maxpool2x2_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var best_at = (2u * oy) * p.w + 2u * ox;
     var best = x[base + best_at];
     for (var k = 1u; k < 4u; k++) {
-        let at = (2u * oy + k / 2u) * p.w + 2u * ox + k % 2u;
+        let iy = 2u * oy + k / 2u;
+        let ix = 2u * ox + k % 2u;
+        if (iy >= p.h || ix >= p.w) {
+            continue;
+        }
+        let at = iy * p.w + ix;
         let v = x[base + at];
         if (v > best) {
             best = v;

@@ -1,16 +1,18 @@
-//! Checkpoints as safetensors files a PyTorch user can open: weights `[out, in]` named like
-//! `nn.Sequential` encoder/decoder modules (`encoder.0.weight`, `decoder.4.bias`, ...), and the model
-//! and training configuration as JSON in the metadata (`aegpu.model`, `aegpu.train`, `aegpu.dataset`).
+//! Checkpoints as safetensors files a PyTorch user can open: weights in PyTorch's layouts (`[out, in]`,
+//! `[out, in, kh, kw]`, `[in, out, kh, kw]` for transposed convolutions) named like `nn.Sequential`
+//! encoder/decoder modules (`encoder.0.weight`, `decoder.4.bias`, ...), and the model family, model and
+//! training configuration as JSON in the metadata (`aegpu.kind`, `aegpu.model`, `aegpu.train`,
+//! `aegpu.dataset`). A checkpoint without `aegpu.kind` holds a dense model.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::dense::{DenseAutoencoder, DenseConfig};
+use crate::models::{AnyModel, Autoencoder, ModelConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What a checkpoint holds, read back.
 pub struct Checkpoint {
-    pub model: DenseConfig,
+    pub model: ModelConfig,
     /// The rest of the metadata (training config, dataset name, ...).
     pub metadata: HashMap<String, String>,
     pub tensors: Vec<(String, Vec<f32>)>,
@@ -18,7 +20,7 @@ pub struct Checkpoint {
 
 /// Writes the model's parameters and `metadata` (plus the model config) to `path`, atomically
 /// (a temporary file renamed into place, so an interrupted run never leaves half a checkpoint).
-pub fn save(gpu: &Gpu, model: &DenseAutoencoder, metadata: &[(&str, String)], path: &Path) -> Result<()> {
+pub fn save<M: Autoencoder>(gpu: &Gpu, model: &M, metadata: &[(&str, String)], path: &Path) -> Result<()> {
     let tensors = model.export(gpu)?;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
@@ -34,7 +36,8 @@ pub fn save(gpu: &Gpu, model: &DenseAutoencoder, metadata: &[(&str, String)], pa
         .collect::<Result<Vec<_>>>()?;
     let mut info: HashMap<String, String> =
         metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    info.insert("aegpu.model".into(), serde_json::to_string(&model.config).map_err(|e| bad(path, e))?);
+    info.insert("aegpu.kind".into(), model.kind().into());
+    info.insert("aegpu.model".into(), model.config_json().map_err(|e| bad(path, e))?);
     info.insert("format".into(), "pt".into());
     let data = safetensors::serialize(views, Some(info)).map_err(|e| bad(path, e))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -53,8 +56,8 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let model_json = metadata
         .remove("aegpu.model")
         .ok_or_else(|| bad(path, "no 'aegpu.model' entry in the metadata: not an aegpu checkpoint"))?;
-    let model: DenseConfig = serde_json::from_str(&model_json).map_err(|e| bad(path, e))?;
-    model.validate().map_err(|e| bad(path, e))?;
+    let kind = metadata.remove("aegpu.kind");
+    let model = ModelConfig::from_json(kind.as_deref(), &model_json).map_err(|e| bad(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e))?;
     let mut tensors = Vec::new();
     for (name, view) in st.tensors() {
@@ -67,15 +70,15 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Builds the model a checkpoint describes, on `gpu`.
-pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<DenseAutoencoder> {
+pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<AnyModel> {
     // The model's noise seed (a VAE's ε at evaluation) is the training seed, kept in the metadata.
     let seed = ckpt
         .metadata
         .get("aegpu.train")
         .and_then(|t| serde_json::from_str::<crate::train::TrainConfig>(t).ok())
         .map_or(0, |t| t.seed);
-    let model = DenseAutoencoder::zeroed(gpu, ckpt.model.clone(), seed)?;
-    model.import(gpu, &ckpt.tensors).map_err(|e| bad(path, e))?;
+    let model = AnyModel::zeroed(gpu, ckpt.model.clone(), seed)?;
+    crate::with_model!(&model, m => m.import(gpu, &ckpt.tensors)).map_err(|e| bad(path, e))?;
     Ok(model)
 }
 

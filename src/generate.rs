@@ -3,12 +3,13 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::dense::{DenseAutoencoder, Noise};
+use crate::models::dense::Noise;
+use crate::models::{Autoencoder, ModelActivations, activations_fitting};
 use crate::runner::Plan;
 
 /// Decodes `codes` (`[n, code_dim]`, row-major) into images (`[n, input]`, after the output activation).
-pub fn decode(gpu: &Gpu, model: &DenseAutoencoder, codes: &[f32]) -> Result<Vec<f32>> {
-    let d = model.config.code_dim();
+pub fn decode<M: Autoencoder>(gpu: &Gpu, model: &M, codes: &[f32]) -> Result<Vec<f32>> {
+    let d = model.code_dim();
     if codes.is_empty() || !codes.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{} code values are not a whole number of {d}-D codes",
@@ -19,18 +20,18 @@ pub fn decode(gpu: &Gpu, model: &DenseAutoencoder, codes: &[f32]) -> Result<Vec<
     let acts = model.activations(gpu, n)?;
     model.code_input(&acts).write(gpu, codes)?;
     Plan::new(gpu, "decode", &model.decoder(&acts, gpu.matmul_variant()?))?.run(gpu)?;
-    let act = model.config.output_activation();
+    let act = model.output_activation();
     Ok(acts.logits().read(gpu)?.iter().map(|&z| crate::cpu::activation::activate(z, act)).collect())
 }
 
 /// `n` codes to sample from: N(0, I) for a VAE (its prior); for a plain autoencoder, which has no
 /// prior, a diagonal Gaussian fitted to `data_codes` (the codes of real data).
-pub fn sample_codes(model: &DenseAutoencoder, data_codes: &[f32], n: usize, seed: u64) -> Vec<f32> {
-    let d = model.config.code_dim();
+pub fn sample_codes<M: Autoencoder>(model: &M, data_codes: &[f32], n: usize, seed: u64) -> Vec<f32> {
+    let d = model.code_dim();
     // The same Philox stream as the GPU generator, drawn on the host (a handful of numbers).
     let mut normals = vec![0.0f32; n * d];
     crate::cpu::random::random_normal(&mut normals, seed, 0);
-    if model.config.variational.is_some() || data_codes.is_empty() {
+    if model.variational().is_some() || data_codes.is_empty() {
         return normals;
     }
     let m = data_codes.len() / d;
@@ -52,11 +53,11 @@ pub fn sample_codes(model: &DenseAutoencoder, data_codes: &[f32], n: usize, seed
 /// A `steps x steps` grid of 2-D codes, row-major with the second coordinate decreasing down the rows
 /// (so the picture reads like a plot). A VAE spans its prior's quantiles 5%..95%; a plain autoencoder
 /// spans the 1st..99th percentiles of `data_codes`.
-pub fn grid_codes(model: &DenseAutoencoder, data_codes: &[f32], steps: usize) -> Result<Vec<f32>> {
-    if model.config.code_dim() != 2 {
+pub fn grid_codes<M: Autoencoder>(model: &M, data_codes: &[f32], steps: usize) -> Result<Vec<f32>> {
+    if model.code_dim() != 2 {
         return Err(Error::Config(format!(
             "a latent grid needs a 2-D code; this model's code has {} dimensions",
-            model.config.code_dim()
+            model.code_dim()
         )));
     }
     if steps < 2 {
@@ -64,7 +65,7 @@ pub fn grid_codes(model: &DenseAutoencoder, data_codes: &[f32], steps: usize) ->
     }
     let axis = |j: usize| -> Vec<f32> {
         let t = |i: usize| i as f64 / (steps - 1) as f64;
-        if model.config.variational.is_some() || data_codes.is_empty() {
+        if model.variational().is_some() || data_codes.is_empty() {
             (0..steps).map(|i| inverse_normal_cdf(0.05 + 0.9 * t(i)) as f32).collect()
         } else {
             let mut v: Vec<f32> = data_codes.chunks(2).map(|c| c[j]).collect();
@@ -144,16 +145,16 @@ pub struct Denoised {
     pub denoised: Vec<f32>,
 }
 
-/// Corrupts `clean` (`[n, input]`) on the GPU with `noise` (a fresh stream per batch of 1000,
+/// Corrupts `clean` (`[n, input]`) on the GPU with `noise` (a fresh stream per batch of up to 1000,
 /// repeatable for a given `seed`) and reconstructs the corrupted images.
-pub fn denoise(
+pub fn denoise<M: Autoencoder>(
     gpu: &Gpu,
-    model: &DenseAutoencoder,
+    model: &M,
     clean: &[f32],
     noise: Noise,
     seed: u64,
 ) -> Result<Denoised> {
-    let dim = model.config.input_dim();
+    let dim = model.input_dim();
     if clean.is_empty() || !clean.len().is_multiple_of(dim) {
         return Err(Error::Shape(format!(
             "{} values are not a whole number of {dim}-pixel images",
@@ -163,14 +164,19 @@ pub fn denoise(
     noise.validate()?;
     let n = clean.len() / dim;
     let variant = gpu.matmul_variant()?;
-    let act = model.config.output_activation();
+    let act = model.output_activation();
     let mut out =
         Denoised { noisy: Vec::with_capacity(clean.len()), denoised: Vec::with_capacity(clean.len()) };
-    let mut plans: Vec<(usize, crate::models::dense::DenseActivations, Plan)> = Vec::new();
-    for (k, chunk) in clean.chunks(1000 * dim).enumerate() {
+    let mut plans: Vec<(usize, M::Activations, Plan)> = Vec::new();
+    let (full, acts) = activations_fitting(model, gpu, n.min(1000))?;
+    let mut first = Some(acts);
+    for (k, chunk) in clean.chunks(full * dim).enumerate() {
         let batch = chunk.len() / dim;
         if !plans.iter().any(|(b, _, _)| *b == batch) {
-            let acts = model.activations(gpu, batch)?;
+            let acts = match first.take() {
+                Some(acts) => acts,
+                None => model.activations(gpu, batch)?,
+            };
             // Corrupt in place, then the evaluation forward (no dropout) on the corrupted input.
             let mut launches = vec![noise.launch(&acts.input(), &acts.input(), batch * dim, seed)];
             launches.extend(model.forward(&acts, variant, false));

@@ -9,7 +9,9 @@ use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::penalty::SparseNorm;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Noise, Regularizers, Sparse, Variational};
+use aegpu::models::conv::ConvConfig;
+use aegpu::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
+use aegpu::models::{AnyModel, Autoencoder, Init, ModelConfig};
 use aegpu::train::{self, EvalOutput, Evaluator, GpuDataset, TrainConfig};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -128,13 +130,20 @@ struct DataArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Model family: dense (autoencoder) or vae (dense variational autoencoder).
+    /// Model family: dense (autoencoder), vae (dense variational autoencoder), conv (convolutional
+    /// autoencoder) or conv-vae (convolutional VAE).
     #[arg(long, default_value = "dense")]
     model: String,
-    /// A known architecture: shallow (784-32-784, ReLU code), deep (784-512-256-64-2, linear code)
-    /// or vae (784-400-20, the PyTorch example). Overrides --layers and the activations.
+    /// A known architecture. Dense: shallow (784-32-784, ReLU code), deep (784-512-256-64-2, linear
+    /// code) or vae (784-400-20, the PyTorch example); they override --layers and the activations.
+    /// Conv: keras (the Keras blog's 16-8-8 conv/max-pool model, the default) or strided (conv 32, 64
+    /// with stride 2, transposed convs back); conv-vae has its own.
     #[arg(long)]
     preset: Option<String>,
+    /// Conv models: a dense bottleneck to a code of this many dimensions (strided; 2 gives a latent
+    /// map), or the latent size of a conv-vae (default 20).
+    #[arg(long)]
+    code_dim: Option<usize>,
     /// VAE: weight of the KL term (1 = the ELBO).
     #[arg(long, default_value_t = 1.0)]
     beta: f32,
@@ -185,6 +194,10 @@ struct TrainArgs {
     batch: usize,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Weight initialisation: glorot (uniform, zero biases) or torch (PyTorch's default for Linear
+    /// and Conv layers, U(±1/√fan_in) for weights and biases).
+    #[arg(long, default_value = "glorot")]
+    init: String,
     /// Seeds the initialisation and the shuffling: the same seed on the same adapter gives the same losses.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -267,21 +280,14 @@ fn load_split(args: &DataArgs) -> Result<data::Split> {
 }
 
 fn train_cmd(args: TrainArgs) -> Result<()> {
-    let variational = match args.model.as_str() {
-        "dense" => None,
-        "vae" => Some(Variational { beta: args.beta }),
-        other => {
-            return Err(Error::Config(format!(
-                "--model '{other}': use dense or vae (conv models are not available yet)"
-            )));
-        }
-    };
     if args.epochs == 0 {
         return Err(Error::Config("--epochs must be at least 1".into()));
     }
     let loss = LossKind::parse(&args.loss)
         .ok_or_else(|| Error::Config(format!("--loss '{}': use mse or bce", args.loss)))?;
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
+    let init = Init::parse(&args.init)
+        .ok_or_else(|| Error::Config(format!("--init '{}': use glorot or torch", args.init)))?;
     let mut split = load_split(&args.data)?;
     if let Some(n) = args.train_limit {
         if n == 0 {
@@ -289,7 +295,28 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         }
         split.train = split.train.subset(0..n.min(split.train.n));
     }
-    let input = split.train.dim();
+    let config = match args.model.as_str() {
+        "dense" | "vae" => ModelConfig::Dense(dense_config(&args, split.train.dim(), loss)?),
+        "conv" | "conv-vae" => {
+            ModelConfig::Conv(conv_config(&args, [1, split.train.rows, split.train.cols], loss)?)
+        }
+        other => {
+            return Err(Error::Config(format!("--model '{other}': use dense, vae, conv or conv-vae")));
+        }
+    };
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let model = AnyModel::new(&gpu, config, args.seed, init)?;
+    let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
+    aegpu::with_model!(&model, m => train_model(&gpu, m, &args, &split, &tc, init))
+}
+
+/// The dense model `--model dense|vae` with `--preset` or `--layers` and the regularisers describe.
+fn dense_config(args: &TrainArgs, input: usize, loss: LossKind) -> Result<DenseConfig> {
+    if args.code_dim.is_some() {
+        return Err(Error::Config(
+            "--code-dim is for conv models; a dense model's code is the last of --layers".into(),
+        ));
+    }
     let config = match &args.preset {
         Some(p) => DenseConfig::preset(p, input, loss)?,
         None => DenseConfig::symmetric(
@@ -302,9 +329,9 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         )?,
     };
     // The vae preset is variational whatever --model says; --beta applies to every VAE.
-    let variational = match config.variational {
-        Some(_) => Some(Variational { beta: args.beta }),
-        None => variational,
+    let variational = match (config.variational, args.model.as_str()) {
+        (Some(_), _) | (None, "vae") => Some(Variational { beta: args.beta }),
+        _ => None,
     };
     let config = config.with_variational(variational)?;
     let sparse = match &args.sparse {
@@ -326,35 +353,70 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         dropout: args.dropout,
         noise: args.noise.as_deref().map(Noise::parse).transpose()?,
     };
-    let config = config.with_regularizers(regularize)?;
-    let gpu = Gpu::new(&GpuOptions::default())?;
-    let model = DenseAutoencoder::new(&gpu, config.clone(), args.seed)?;
-    let train_gpu = GpuDataset::upload(&gpu, &split.train)?;
-    let test_gpu = GpuDataset::upload(&gpu, &split.test)?;
-    let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
+    config.with_regularizers(regularize)
+}
 
+/// The conv model `--model conv|conv-vae` with `--preset` (keras by default), `--code-dim` and `--noise`.
+fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
+    for (flag, set) in [
+        ("--sparse", args.sparse.is_some()),
+        ("--contractive", args.contractive.is_some()),
+        ("--dropout", args.dropout.is_some()),
+    ] {
+        if set {
+            return Err(Error::Config(format!(
+                "{flag} is for dense models (conv models take --noise for denoising)"
+            )));
+        }
+    }
+    let preset = match (args.model.as_str(), args.preset.as_deref()) {
+        ("conv-vae", None | Some("conv-vae")) => "conv-vae",
+        ("conv-vae", Some(p)) => {
+            return Err(Error::Config(format!("--model conv-vae has one architecture; drop --preset {p}")));
+        }
+        (_, p) => p.unwrap_or("keras"),
+    };
+    let config = ConvConfig::preset(preset, input, args.code_dim, loss)?;
+    let config = config.with_output(parse_act(&args.output, "output")?)?;
+    let variational = config.variational.map(|_| Variational { beta: args.beta });
+    config.with_variational(variational)?.with_noise(args.noise.as_deref().map(Noise::parse).transpose()?)
+}
+
+/// Trains `model`, writing metrics.jsonl and the checkpoint after every epoch and the pictures at the end.
+fn train_model<M: Autoencoder>(
+    gpu: &Gpu,
+    model: &M,
+    args: &TrainArgs,
+    split: &data::Split,
+    tc: &TrainConfig,
+    init: Init,
+) -> Result<()> {
+    let train_gpu = GpuDataset::upload(gpu, &split.train)?;
+    let test_gpu = GpuDataset::upload(gpu, &split.test)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let metrics_path = args.out.join("metrics.jsonl");
     let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
     let ckpt_path = args.out.join("model.safetensors");
     let meta = vec![
-        ("aegpu.train", serde_json::to_string(&tc).unwrap_or_default()),
+        ("aegpu.train", serde_json::to_string(tc).unwrap_or_default()),
+        ("aegpu.init", format!("{init:?}").to_lowercase()),
         ("aegpu.dataset", args.data.dataset.to_string()),
         ("aegpu.adapter", gpu.describe()),
     ];
     eprintln!("adapter: {}", gpu.describe());
     eprintln!(
-        "model:   dense {} ({} parameters), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
-        config.describe(),
-        config.parameter_count(),
-        loss,
-        optimizer,
-        args.batch,
+        "model:   {} {} ({} parameters, {init:?} init), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
+        model.kind(),
+        model.describe(),
+        model.parameter_count(),
+        model.loss_kind(),
+        tc.optimizer,
+        tc.batch,
         split.train.n,
         split.test.n,
         args.data.dataset
     );
-    train::train(&gpu, &model, &train_gpu, &test_gpu, &tc, !args.quiet, |m, _| {
+    train::train(gpu, model, &train_gpu, &test_gpu, tc, !args.quiet, |m, _| {
         let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
             (Some(r), Some(kl), Some(elbo)) => {
                 format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
@@ -376,39 +438,38 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         );
         let line = serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?;
         writeln!(metrics, "{line}").and_then(|_| metrics.flush()).map_err(|e| Error::io(&metrics_path, e))?;
-        checkpoint::save(&gpu, &model, &meta, &ckpt_path)
+        checkpoint::save(gpu, model, &meta, &ckpt_path)
     })?;
-    let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
+    let evaluator = Evaluator::new(gpu, model, &test_gpu, 1000)?;
     let out = evaluator.run(16)?;
-    write_pictures(&gpu, &model, &args.out, &split.test, &out, args.data.dataset)?;
+    write_pictures(gpu, model, &args.out, &split.test, &out, args.data.dataset)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
 
 /// recon.png; latent.png (and grid.png) for a 2-D code; samples.png for a VAE.
-fn write_pictures(
+fn write_pictures<M: Autoencoder>(
     gpu: &Gpu,
-    model: &DenseAutoencoder,
+    model: &M,
     dir: &Path,
     test: &data::Dataset,
     out: &EvalOutput,
     name: DatasetName,
 ) -> Result<()> {
-    let config = &model.config;
     let (h, w) = (test.rows, test.cols);
     let k = out.recon.len() / test.dim();
     let originals = test.images_f32(0..k);
     aegpu::viz::save_recon_png(&dir.join("recon.png"), &originals, &out.recon, k, h, w, 16)?;
-    if config.code_dim() == 2 {
+    if model.code_dim() == 2 {
         let names = name.class_names();
-        let title = format!("{} test codes, {}", name, config.describe());
+        let title = format!("{} test codes, {}", name, model.describe());
         aegpu::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
         let steps = 15;
         let codes = generate::grid_codes(model, &out.codes, steps)?;
         let images = generate::decode(gpu, model, &codes)?;
         aegpu::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, h, w, steps, 1)?;
     }
-    if config.variational.is_some() {
+    if model.variational().is_some() {
         let codes = generate::sample_codes(model, &out.codes, 64, 0);
         let images = generate::decode(gpu, model, &codes)?;
         aegpu::viz::save_image_grid(&dir.join("samples.png"), &images, 64, h, w, 8, 2)?;
@@ -417,7 +478,7 @@ fn write_pictures(
 }
 
 /// A checkpoint's model on a fresh GPU, with the test split of its dataset.
-fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, DenseAutoencoder, data::Dataset, DatasetName)> {
+fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, AnyModel, data::Dataset, DatasetName)> {
     let ckpt = checkpoint::load(&args.checkpoint)?;
     let dataset = match args.dataset {
         Some(d) => d,
@@ -426,18 +487,18 @@ fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, DenseAutoencoder, data
     let split = load_split(&DataArgs { dataset, data: args.data.clone() })?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
-    if split.test.dim() != model.config.input_dim() {
+    let input = aegpu::with_model!(&model, m => m.input_dim());
+    if split.test.dim() != input {
         return Err(Error::Shape(format!(
-            "{dataset} images have {} pixels but the checkpoint's model takes {}",
+            "{dataset} images have {} pixels but the checkpoint's model takes {input}",
             split.test.dim(),
-            model.config.input_dim()
         )));
     }
     Ok((gpu, model, split.test, dataset))
 }
 
 /// The codes of every test image (a VAE's posterior means).
-fn test_codes(gpu: &Gpu, model: &DenseAutoencoder, test: &data::Dataset) -> Result<Vec<f32>> {
+fn test_codes<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset) -> Result<Vec<f32>> {
     let test_gpu = GpuDataset::upload(gpu, test)?;
     Ok(Evaluator::new(gpu, model, &test_gpu, 1000)?.run(0)?.codes)
 }
@@ -447,11 +508,14 @@ fn sample_cmd(args: SampleArgs) -> Result<()> {
         return Err(Error::Config("--n must be at least 1".into()));
     }
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    aegpu::with_model!(&model, m => sample_with(&gpu, m, &test, &args))
+}
+
+fn sample_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args: &SampleArgs) -> Result<()> {
     // A plain autoencoder has no prior: fit one to its test codes.
-    let data_codes =
-        if model.config.variational.is_some() { Vec::new() } else { test_codes(&gpu, &model, &test)? };
-    let codes = generate::sample_codes(&model, &data_codes, args.n, args.seed);
-    let images = generate::decode(&gpu, &model, &codes)?;
+    let data_codes = if model.variational().is_some() { Vec::new() } else { test_codes(gpu, model, test)? };
+    let codes = generate::sample_codes(model, &data_codes, args.n, args.seed);
+    let images = generate::decode(gpu, model, &codes)?;
     let cols = (args.n as f64).sqrt().ceil() as usize;
     aegpu::viz::save_image_grid(&args.out, &images, args.n, test.rows, test.cols, cols, 2)?;
     eprintln!("wrote {} ({} samples)", args.out.display(), args.n);
@@ -460,16 +524,19 @@ fn sample_cmd(args: SampleArgs) -> Result<()> {
 
 fn grid_cmd(args: GridArgs) -> Result<()> {
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
-    if model.config.code_dim() != 2 {
+    aegpu::with_model!(&model, m => grid_with(&gpu, m, &test, &args))
+}
+
+fn grid_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args: &GridArgs) -> Result<()> {
+    if model.code_dim() != 2 {
         return Err(Error::Config(format!(
             "a latent grid needs a 2-D code; this model's code has {} dimensions",
-            model.config.code_dim()
+            model.code_dim()
         )));
     }
-    let data_codes =
-        if model.config.variational.is_some() { Vec::new() } else { test_codes(&gpu, &model, &test)? };
-    let codes = generate::grid_codes(&model, &data_codes, args.steps)?;
-    let images = generate::decode(&gpu, &model, &codes)?;
+    let data_codes = if model.variational().is_some() { Vec::new() } else { test_codes(gpu, model, test)? };
+    let codes = generate::grid_codes(model, &data_codes, args.steps)?;
+    let images = generate::decode(gpu, model, &codes)?;
     let n = args.steps * args.steps;
     aegpu::viz::save_image_grid(&args.out, &images, n, test.rows, test.cols, args.steps, 1)?;
     eprintln!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
@@ -478,6 +545,15 @@ fn grid_cmd(args: GridArgs) -> Result<()> {
 
 fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    aegpu::with_model!(&model, m => interpolate_with(&gpu, m, &test, &args))
+}
+
+fn interpolate_with<M: Autoencoder>(
+    gpu: &Gpu,
+    model: &M,
+    test: &data::Dataset,
+    args: &InterpolateArgs,
+) -> Result<()> {
     for (flag, i) in [("--from", args.from), ("--to", args.to)] {
         if i >= test.n {
             return Err(Error::Config(format!(
@@ -489,14 +565,14 @@ fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
     if args.steps < 2 {
         return Err(Error::Config("--steps must be at least 2".into()));
     }
-    let codes = test_codes(&gpu, &model, &test)?;
-    let d = model.config.code_dim();
+    let codes = test_codes(gpu, model, test)?;
+    let d = model.code_dim();
     let line = generate::interpolate_codes(
         &codes[args.from * d..(args.from + 1) * d],
         &codes[args.to * d..(args.to + 1) * d],
         args.steps,
     );
-    let images = generate::decode(&gpu, &model, &line)?;
+    let images = generate::decode(gpu, model, &line)?;
     let dim = test.dim();
     // Row: the real first image, the decoded path, the real second image.
     let mut row = test.images_f32(args.from..args.from + 1);
@@ -518,13 +594,23 @@ fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
 
 fn eval_cmd(args: EvalArgs) -> Result<()> {
     let (gpu, model, test, dataset) = open_checkpoint(&args.ckpt)?;
-    let test_gpu = GpuDataset::upload(&gpu, &test)?;
-    let out = Evaluator::new(&gpu, &model, &test_gpu, 1000)?.run(16)?;
+    aegpu::with_model!(&model, m => eval_with(&gpu, m, &test, dataset, &args))
+}
+
+fn eval_with<M: Autoencoder>(
+    gpu: &Gpu,
+    model: &M,
+    test: &data::Dataset,
+    dataset: DatasetName,
+    args: &EvalArgs,
+) -> Result<()> {
+    let test_gpu = GpuDataset::upload(gpu, test)?;
+    let out = Evaluator::new(gpu, model, &test_gpu, 1000)?.run(16)?;
     let m = out.metrics;
     let mut json = serde_json::json!({
         "checkpoint": args.ckpt.checkpoint.display().to_string(),
         "dataset": dataset.to_string(),
-        "model": model.config.describe(),
+        "model": model.describe(),
         "test_loss": m.loss,
         "test_mse_px": m.mse_px,
         "test_bce_px": m.bce_px,
@@ -535,9 +621,9 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
         json["test_elbo_nats"] = elbo.into();
     }
     println!("{json}");
-    if let Some(dir) = args.out {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        write_pictures(&gpu, &model, &dir, &test, &out, dataset)?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        write_pictures(gpu, model, dir, test, &out, dataset)?;
     }
     Ok(())
 }
@@ -545,8 +631,18 @@ fn eval_cmd(args: EvalArgs) -> Result<()> {
 fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
     let noise = Noise::parse(&args.noise)?;
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    aegpu::with_model!(&model, m => denoise_with(&gpu, m, &test, noise, &args))
+}
+
+fn denoise_with<M: Autoencoder>(
+    gpu: &Gpu,
+    model: &M,
+    test: &data::Dataset,
+    noise: Noise,
+    args: &DenoiseArgs,
+) -> Result<()> {
     let clean = test.images_f32(0..test.n);
-    let out = generate::denoise(&gpu, &model, &clean, noise, args.seed)?;
+    let out = generate::denoise(gpu, model, &clean, noise, args.seed)?;
     let dim = test.dim();
     let noisy_psnr = generate::mean_psnr(&out.noisy, &clean, dim);
     let denoised_psnr = generate::mean_psnr(&out.denoised, &clean, dim);

@@ -8,10 +8,9 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
-use crate::kernels::Activation;
 use crate::kernels::gather::{GatherParams, gather_u8};
 use crate::kernels::optimizer::Optimizer;
-use crate::models::dense::{DenseActivations, DenseAutoencoder};
+use crate::models::{Autoencoder, ModelActivations, activations_fitting};
 use crate::runner::{Plan, View};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -103,12 +102,12 @@ const LOG_STRIDE: usize = 4;
 const SHOW_EVERY: usize = 16;
 
 /// Everything a training run needs on the GPU, built once.
-pub struct Trainer<'a> {
+pub struct Trainer<'a, M: Autoencoder> {
     gpu: &'a Gpu,
-    model: &'a DenseAutoencoder,
+    model: &'a M,
     train: &'a GpuDataset,
     config: TrainConfig,
-    acts: DenseActivations,
+    acts: M::Activations,
     plan: Plan,
     gather_slot: usize,
     update_slot: usize,
@@ -117,24 +116,19 @@ pub struct Trainer<'a> {
     step: u64,
 }
 
-impl<'a> Trainer<'a> {
-    pub fn new(
-        gpu: &'a Gpu,
-        model: &'a DenseAutoencoder,
-        train: &'a GpuDataset,
-        config: TrainConfig,
-    ) -> Result<Self> {
+impl<'a, M: Autoencoder> Trainer<'a, M> {
+    pub fn new(gpu: &'a Gpu, model: &'a M, train: &'a GpuDataset, config: TrainConfig) -> Result<Self> {
         if config.batch == 0 || config.batch > train.n {
             return Err(Error::Config(format!(
                 "batch size {} must be between 1 and the number of training examples ({})",
                 config.batch, train.n
             )));
         }
-        if train.dim != model.config.input_dim() {
+        if train.dim != model.input_dim() {
             return Err(Error::Shape(format!(
                 "the data has {} values per example but the model's input is {}",
                 train.dim,
-                model.config.input_dim()
+                model.input_dim()
             )));
         }
         let variant = gpu.matmul_variant()?;
@@ -184,9 +178,9 @@ impl<'a> Trainer<'a> {
     /// loss, or for a VAE the negative ELBO in nats per image.
     fn step_loss(&self, words: &[f32]) -> f64 {
         let batch = self.config.batch as f64;
-        match self.model.config.variational {
+        match self.model.variational() {
             Some(v) => (words[1] as f64 + v.beta as f64 * words[2] as f64) / batch,
-            None => words[self.model.config.loss.slot()] as f64 / (batch * self.train.dim as f64),
+            None => words[self.model.loss_kind().slot()] as f64 / (batch * self.train.dim as f64),
         }
     }
 
@@ -297,12 +291,12 @@ impl<'a> Trainer<'a> {
 }
 
 /// Runs a model over a whole dataset in batches: test metrics, codes, reconstructions.
-pub struct Evaluator<'a> {
+pub struct Evaluator<'a, M: Autoencoder> {
     gpu: &'a Gpu,
-    model: &'a DenseAutoencoder,
+    model: &'a M,
     data: &'a GpuDataset,
     /// (batch size, activations, plan) for full batches and for the remainder.
-    plans: Vec<(usize, DenseActivations, Plan)>,
+    plans: Vec<(usize, M::Activations, Plan)>,
     /// The code layer's output for every example, `[n, code width]` (a VAE's is μ and log σ²).
     codes: StorageBuffer,
 }
@@ -319,30 +313,31 @@ pub struct EvalOutput {
 /// Evaluation draws its VAE noise from streams no training step uses (steps stay below 2^40).
 const EVAL_STREAM: u64 = 1 << 46;
 
-impl<'a> Evaluator<'a> {
-    pub fn new(
-        gpu: &'a Gpu,
-        model: &'a DenseAutoencoder,
-        data: &'a GpuDataset,
-        batch: usize,
-    ) -> Result<Self> {
-        if data.dim != model.config.input_dim() {
+impl<'a, M: Autoencoder> Evaluator<'a, M> {
+    pub fn new(gpu: &'a Gpu, model: &'a M, data: &'a GpuDataset, batch: usize) -> Result<Self> {
+        if data.dim != model.input_dim() {
             return Err(Error::Shape(format!(
                 "the data has {} values per example but the model's input is {}",
                 data.dim,
-                model.config.input_dim()
+                model.input_dim()
             )));
         }
         let variant = gpu.matmul_variant()?;
-        let batch = batch.clamp(1, data.n.max(1));
-        let code_width = model.config.layer_out(model.config.code_layer);
+        // A model whose activations for `batch` examples exceed the adapter's buffer limits (a conv
+        // model's feature maps) is evaluated in smaller batches.
+        let (batch, acts) = activations_fitting(model, gpu, batch.clamp(1, data.n.max(1)))?;
+        let mut full = Some(acts);
+        let code_width = model.code_width();
         let codes = StorageBuffer::zeroed(gpu, "eval codes", data.n * code_width)?;
         let mut plans = Vec::new();
         for size in [batch, data.n % batch] {
             if size == 0 {
                 continue;
             }
-            let acts = model.activations(gpu, size)?;
+            let acts = match full.take() {
+                Some(acts) => acts,
+                None => model.activations(gpu, size)?,
+            };
             let mut launches = vec![gather_u8(
                 &acts.input(),
                 &View::whole(&data.data),
@@ -351,7 +346,8 @@ impl<'a> Evaluator<'a> {
                 data.dim,
                 0,
             )];
-            launches.extend(model.forward(&acts, variant, true));
+            // The evaluation forward: clean inputs, no dropout (a VAE still samples z).
+            launches.extend(model.forward(&acts, variant, false));
             launches.extend(model.loss(&acts, &acts.input(), false, true));
             let plan = Plan::new(gpu, "evaluate", &launches)?;
             plans.push((size, acts, plan));
@@ -364,8 +360,8 @@ impl<'a> Evaluator<'a> {
     /// A VAE is evaluated with one sample of z per example, from fixed streams: repeatable.
     pub fn run(&self, keep_recon: usize) -> Result<EvalOutput> {
         let gpu = self.gpu;
-        let c = &self.model.config;
-        let code_width = c.layer_out(c.code_layer);
+        let model = self.model;
+        let code_width = model.code_width();
         for (_, acts, _) in &self.plans {
             acts.totals().write(gpu, &[0.0, 0.0])?;
             if let Some(kl) = acts.kl_total() {
@@ -385,7 +381,7 @@ impl<'a> Evaluator<'a> {
             gpu.scoped("evaluation", || {
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 plan.record_into(&mut enc);
-                let code = acts.output(c.code_layer);
+                let code = acts.code();
                 enc.copy_buffer_to_buffer(
                     &code.buffer,
                     (code.offset * 4) as u64,
@@ -398,7 +394,7 @@ impl<'a> Evaluator<'a> {
             if recon.len() < keep_recon * self.data.dim {
                 let logits = acts.logits().read(gpu)?;
                 let take = (keep_recon * self.data.dim - recon.len()).min(logits.len());
-                let act = c.output_activation();
+                let act = model.output_activation();
                 recon.extend(logits[..take].iter().map(|&z| crate::cpu::activation::activate(z, act)));
             }
             start += size;
@@ -415,28 +411,20 @@ impl<'a> Evaluator<'a> {
         let n = self.data.n as f64;
         let pixels = n * self.data.dim as f64;
         let (mse_px, bce_px) = (sums[0] / pixels, sums[1] / pixels);
-        let vae = c.variational.map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
-        let loss = match (vae, c.loss) {
+        let vae = model.variational().map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
+        let loss = match (vae, model.loss_kind()) {
             (Some((_, _, elbo)), _) => elbo,
             (None, crate::kernels::loss::LossKind::Mse) => mse_px,
             (None, crate::kernels::loss::LossKind::Bce) => bce_px,
         };
         let all = self.codes.read_all_f32(gpu)?;
         // A VAE's code row is [μ, log σ²]: keep μ.
-        let d = c.code_dim();
+        let d = model.code_dim();
         let codes: Vec<f32> = all.chunks(code_width).flat_map(|row| row[..d].iter().copied()).collect();
         let count = codes.len().max(1) as f64;
         let code_mean = codes.iter().map(|&v| v as f64).sum::<f64>() / count;
         let code_near_zero = codes.iter().filter(|v| v.abs() < NEAR_ZERO).count() as f64 / count;
-        let jacobian_fro = if c.code_layer == 0 && c.activations[0] == Activation::Sigmoid {
-            // ‖J‖²_F = Σ_j (h_j (1 - h_j))² ‖W_j‖², the closed form the contractive penalty uses.
-            let w = self.model.weight(0).read(gpu)?;
-            let rows = crate::cpu::penalty::contractive_rows(&w, d, c.input_dim());
-            let jf2 = crate::cpu::penalty::contractive_h(None, &codes, &rows, self.data.n, d, 0.0);
-            Some(jf2.iter().map(|v| v.sqrt()).sum::<f64>() / self.data.n as f64)
-        } else {
-            None
-        };
+        let jacobian_fro = model.jacobian_fro(gpu, &codes, self.data.n)?;
         let metrics = EvalMetrics { mse_px, bce_px, loss, vae, code_mean, code_near_zero, jacobian_fro };
         Ok(EvalOutput { metrics, codes, recon })
     }
@@ -444,14 +432,14 @@ impl<'a> Evaluator<'a> {
 
 /// Trains for `config.epochs`, evaluating on `test` after every epoch; `on_epoch` sees each epoch's
 /// metrics (write them, checkpoint, ...). Progress goes to a bar on stderr when `show_progress`.
-pub fn train(
+pub fn train<M: Autoencoder>(
     gpu: &Gpu,
-    model: &DenseAutoencoder,
+    model: &M,
     train: &GpuDataset,
     test: &GpuDataset,
     config: &TrainConfig,
     show_progress: bool,
-    mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator) -> Result<()>,
+    mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator<M>) -> Result<()>,
 ) -> Result<Vec<EpochMetrics>> {
     let mut trainer = Trainer::new(gpu, model, train, config.clone())?;
     let evaluator = Evaluator::new(gpu, model, test, 1000)?;

@@ -1,8 +1,9 @@
-//! Reference for `shaders/pool.wgsl`: 2x2 stride-2 max-pooling (floor, like PyTorch's `MaxPool2d(2)`)
-//! with argmax, and nearest 2x up-sampling; forward and backward, NCHW. `h, w` are the input size.
+//! Reference for `shaders/pool.wgsl`: 2x2 stride-2 max-pooling (floor, like PyTorch's `MaxPool2d(2)`,
+//! or `ceil` like `ceil_mode=True` / Keras `padding="same"`) with argmax, and nearest 2x up-sampling; forward and backward, NCHW. `h, w` are the input size.
 
 /// `out[n,c,oy,ox]` = max of `inp[n,c,2oy..2oy+2, 2ox..2ox+2]`; `argmax` = the winner's `iy·w + ix`
-/// within its plane. Ties go to the first in row-major window order (strict `>`), as in PyTorch.
+/// within its plane. Ties go to the first in row-major window order (strict `>`), as in PyTorch. With
+/// `ceil` the last window of an odd size covers only the values inside the input.
 pub fn maxpool2x2_forward(
     out: &mut [f32],
     argmax: &mut [u32],
@@ -11,14 +12,18 @@ pub fn maxpool2x2_forward(
     c: usize,
     h: usize,
     w: usize,
+    ceil: bool,
 ) {
-    let (oh, ow) = (h / 2, w / 2);
+    let (oh, ow) = if ceil { (h.div_ceil(2), w.div_ceil(2)) } else { (h / 2, w / 2) };
     for plane in 0..n * c {
         let x = &inp[plane * h * w..][..h * w];
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut best_at = 2 * oy * w + 2 * ox;
                 for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                    if 2 * oy + dy >= h || 2 * ox + dx >= w {
+                        continue;
+                    }
                     let at = (2 * oy + dy) * w + 2 * ox + dx;
                     if x[at] > x[best_at] {
                         best_at = at;
@@ -41,8 +46,9 @@ pub fn maxpool2x2_backward(
     c: usize,
     h: usize,
     w: usize,
+    ceil: bool,
 ) {
-    let (oh, ow) = (h / 2, w / 2);
+    let (oh, ow) = if ceil { (h.div_ceil(2), w.div_ceil(2)) } else { (h / 2, w / 2) };
     dinp[..n * c * h * w].fill(0.0);
     for plane in 0..n * c {
         for o in plane * oh * ow..(plane + 1) * oh * ow {

@@ -2,17 +2,18 @@
 //! nearest-neighbour 2x up-sampling, forward and backward (NCHW, f32).
 //!
 //! `h, w` are always the size of the layer's *input* (the pooled / up-sampled tensor is derived).
-//! Max-pooling floors like PyTorch's `MaxPool2d(2)`: with odd `h` or `w` the last row/column is dropped
-//! (and gets a zero gradient).
+//! Max-pooling floors like PyTorch's `MaxPool2d(2)` (with odd `h` or `w` the last row/column is dropped
+//! and gets a zero gradient), or with `ceil` rounds up like `MaxPool2d(2, ceil_mode=True)` and Keras's
+//! `padding="same"` (the last window is cut short and takes the max of the values it covers).
 
 use super::{Launch, grid_1d};
 use crate::error::{Error, Result};
 use crate::gpu::PipelineKey;
 use crate::runner::View;
 
-/// Output size `(h / 2, w / 2)` of a 2x2 stride-2 max-pool (floor, like PyTorch).
-pub fn maxpool2x2_out(h: usize, w: usize) -> (usize, usize) {
-    (h / 2, w / 2)
+/// Output size of a 2x2 stride-2 max-pool: `(h / 2, w / 2)`, rounded up with `ceil`.
+pub fn maxpool2x2_out(h: usize, w: usize, ceil: bool) -> (usize, usize) {
+    if ceil { (h.div_ceil(2), w.div_ceil(2)) } else { (h / 2, w / 2) }
 }
 
 /// Output size `(2h, 2w)` of a nearest 2x up-sampling.
@@ -20,10 +21,10 @@ pub fn upsample2x_out(h: usize, w: usize) -> (usize, usize) {
     (2 * h, 2 * w)
 }
 
-/// A max-pool needs at least a 2x2 input (else the output is empty) and 32-bit indexable tensors.
-pub fn maxpool2x2_validate(n: usize, c: usize, h: usize, w: usize) -> Result<()> {
+/// A max-pool needs a non-empty output (a 2x2 input unless `ceil`) and 32-bit indexable tensors.
+pub fn maxpool2x2_validate(n: usize, c: usize, h: usize, w: usize, ceil: bool) -> Result<()> {
     check_nonzero("maxpool2x2", n, c, h, w)?;
-    if h < 2 || w < 2 {
+    if !ceil && (h < 2 || w < 2) {
         return Err(Error::Shape(format!(
             "maxpool2x2 of a {h}x{w} input: the output would be empty (it needs at least 2x2)"
         )));
@@ -56,8 +57,8 @@ fn check_u32(what: &str, len: usize) -> Result<()> {
 }
 
 /// Bytes of the max-pool forward (read x once, write y and argmax) for GB/s reports.
-pub fn maxpool2x2_bytes(n: usize, c: usize, h: usize, w: usize) -> f64 {
-    let (oh, ow) = maxpool2x2_out(h, w);
+pub fn maxpool2x2_bytes(n: usize, c: usize, h: usize, w: usize, ceil: bool) -> f64 {
+    let (oh, ow) = maxpool2x2_out(h, w, ceil);
     4.0 * (n * c) as f64 * (h * w + 2 * oh * ow) as f64
 }
 
@@ -109,7 +110,7 @@ fn check(label: &str, ok: Result<()>, views: &[(&str, &View, usize)]) {
     }
 }
 
-/// `out[n,c,oy,ox] = max` of the 2x2 window, `argmax` = its index `iy·w + ix` in the input plane (u32).
+/// `out[n,c,oy,ox] = max` of the 2x2 window (cut short at the edge with `ceil`), `argmax` = its index `iy·w + ix` in the input plane (u32).
 pub fn maxpool2x2_forward(
     out: &View,
     argmax: &View,
@@ -118,12 +119,13 @@ pub fn maxpool2x2_forward(
     c: usize,
     h: usize,
     w: usize,
+    ceil: bool,
 ) -> Launch {
-    let (oh, ow) = maxpool2x2_out(h, w);
+    let (oh, ow) = maxpool2x2_out(h, w, ceil);
     let len = n * c * oh * ow;
     check(
         "maxpool2x2_forward",
-        maxpool2x2_validate(n, c, h, w),
+        maxpool2x2_validate(n, c, h, w, ceil),
         &[("out", out, len), ("argmax", argmax, len), ("inp", inp, n * c * h * w)],
     );
     Launch {
@@ -144,12 +146,13 @@ pub fn maxpool2x2_backward(
     c: usize,
     h: usize,
     w: usize,
+    ceil: bool,
 ) -> Launch {
-    let (oh, ow) = maxpool2x2_out(h, w);
+    let (oh, ow) = maxpool2x2_out(h, w, ceil);
     let len = n * c * oh * ow;
     check(
         "maxpool2x2_backward",
-        maxpool2x2_validate(n, c, h, w),
+        maxpool2x2_validate(n, c, h, w, ceil),
         &[("dinp", dinp, n * c * h * w), ("dout", dout, len), ("argmax", argmax, len)],
     );
     Launch {

@@ -7,17 +7,18 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::activation::activation_backward;
-use crate::kernels::loss::{self, LossKind, loss_forward_backward};
+use crate::kernels::loss::{self, LossKind};
 use crate::kernels::matmul::{MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::penalty::{self, SparseNorm};
 
 use crate::kernels::random::{self, random_normal};
 use crate::kernels::reduce::{bias_backward, colsum};
-use crate::kernels::vae::{self, kl_forward, reparam_backward, reparam_forward};
+use crate::kernels::vae::{self, reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
+use crate::models::{Autoencoder, Init, KlViews, ModelActivations, loss_launches};
 use crate::runner::{Arena, ArenaLayout, View};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 
 /// Architecture and loss of a dense autoencoder.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -390,6 +391,8 @@ struct VaeActivations {
 /// Per-batch activations: input, each layer's output and its gradient, loss scratch.
 pub struct DenseActivations {
     pub batch: usize,
+    /// The code layer's index (its output is the code).
+    code_layer: usize,
     pub arena: Arena,
     x: usize,
     outs: Vec<usize>,
@@ -407,38 +410,14 @@ pub struct DenseActivations {
 }
 
 impl DenseActivations {
-    /// The input batch `[batch, input]` (also the reconstruction target).
-    pub fn input(&self) -> View {
-        self.arena.view(self.x)
-    }
-
     /// Output of layer `i` (`[batch, layer_out(i)]`); the last one holds logits.
     pub fn output(&self, i: usize) -> View {
         self.arena.view(self.outs[i])
     }
 
-    pub fn logits(&self) -> View {
-        self.arena.view(*self.outs.last().expect("at least one layer"))
-    }
-
-    /// (Σ squared error, Σ cross-entropy) of the last loss pass.
-    pub fn totals(&self) -> View {
-        self.arena.view(self.totals)
-    }
-
-    /// Σ KL over the batch of the last pass (VAE only).
-    pub fn kl_total(&self) -> Option<View> {
-        self.vae.as_ref().map(|v| self.arena.view(v.kl_total))
-    }
-
     /// The sampled code z `[batch, d]` (VAE only).
     pub fn z(&self) -> Option<View> {
         self.vae.as_ref().map(|v| self.arena.view(v.z))
-    }
-
-    /// The corrupted input of a denoising model.
-    pub fn noisy_input(&self) -> Option<View> {
-        self.noisy.map(|i| self.arena.view(i))
     }
 
     /// Unscaled total of the active penalty (Σ|h|, Σh² or Σ_b ‖J_b‖²_F) of the last training pass.
@@ -447,20 +426,55 @@ impl DenseActivations {
     }
 }
 
+impl ModelActivations for DenseActivations {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn input(&self) -> View {
+        self.arena.view(self.x)
+    }
+
+    fn logits(&self) -> View {
+        self.arena.view(*self.outs.last().expect("at least one layer"))
+    }
+
+    fn code(&self) -> View {
+        self.arena.view(self.outs[self.code_layer])
+    }
+
+    fn totals(&self) -> View {
+        self.arena.view(self.totals)
+    }
+
+    fn kl_total(&self) -> Option<View> {
+        self.vae.as_ref().map(|v| self.arena.view(v.kl_total))
+    }
+
+    fn noisy_input(&self) -> Option<View> {
+        self.noisy.map(|i| self.arena.view(i))
+    }
+}
+
 impl DenseAutoencoder {
     /// A model with Glorot-uniform weights and zero biases drawn from `seed` (PyTorch's default init
     /// leaves several units of a small ReLU code dead; Glorot does not).
     pub fn new(gpu: &Gpu, config: DenseConfig, seed: u64) -> Result<DenseAutoencoder> {
+        DenseAutoencoder::with_init(gpu, config, seed, Init::Glorot)
+    }
+
+    /// A model with weights drawn by `init` from `seed`.
+    pub fn with_init(gpu: &Gpu, config: DenseConfig, seed: u64, init: Init) -> Result<DenseAutoencoder> {
         let model = DenseAutoencoder::zeroed(gpu, config, seed)?;
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut host = vec![0.0f32; model.params.layout.total];
         for i in 0..model.config.layers() {
             let (fan_in, fan_out) = (model.config.sizes[i], model.config.layer_out(i));
-            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            let (_, offset, len) = model.params.layout.entries[model.weight_ix[i]];
-            for w in &mut host[offset..offset + len] {
-                *w = (rng.random::<f32>() * 2.0 - 1.0) * bound;
-            }
+            let (_, w_at, w_len) = model.params.layout.entries[model.weight_ix[i]];
+            let (_, b_at, b_len) = model.params.layout.entries[model.bias_ix[i]];
+            // The weight view precedes the bias view in the arena (see `zeroed`).
+            let (w, b) = host.split_at_mut(b_at);
+            init.fill(&mut rng, &mut w[w_at..w_at + w_len], &mut b[..b_len], fan_in, fan_out);
         }
         model.params.buffer.write(gpu, 0, &host);
         Ok(model)
@@ -500,8 +514,125 @@ impl DenseAutoencoder {
         self.grads.view(self.bias_ix[i])
     }
 
+    /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's
+    /// output (after dropout, in training).
+    fn layer_input(&self, acts: &DenseActivations, i: usize, train: bool) -> View {
+        let c = &self.config;
+        if i == 0 {
+            return match acts.noisy_input() {
+                Some(v) if train => v,
+                _ => acts.input(),
+            };
+        }
+        if i == c.code_layer + 1 && c.variational.is_some() {
+            return self.code_input(acts);
+        }
+        match acts.dropout[i - 1] {
+            Some((_, dropped)) if train => acts.arena.view(dropped),
+            _ => acts.output(i - 1),
+        }
+    }
+
+    fn layer_forward(
+        &self,
+        acts: &DenseActivations,
+        i: usize,
+        variant: MatmulVariant,
+        train: bool,
+    ) -> Launch {
+        let c = &self.config;
+        let inp = self.layer_input(acts, i, train);
+        // The output activation is fused into the loss kernel, which wants logits.
+        let act = if i == c.layers() - 1 { Activation::Identity } else { c.activations[i] };
+        linear_forward(
+            &acts.output(i),
+            &inp,
+            &self.weight(i),
+            &self.bias(i),
+            acts.batch,
+            c.sizes[i],
+            c.layer_out(i),
+            act,
+            variant,
+        )
+    }
+
+    /// The code layer's penalty: its value (into the penalty total) and its gradient added to `dh`,
+    /// the gradient of the code being built by the backward pass (before the activation backward).
+    fn penalty_backward(&self, acts: &DenseActivations, i: usize, dh: &View) -> Vec<Launch> {
+        let c = &self.config;
+        let (Some((scratch, rows, total)), true) = (acts.penalty, i == c.code_layer) else {
+            return Vec::new();
+        };
+        let (b, width, h) = (acts.batch, c.code_dim(), acts.output(i));
+        let (scratch, total) = (acts.arena.view(scratch), acts.arena.view(total));
+        let scale = c.regularize.penalty_lambda() / b as f32;
+        if let Some(sparse) = c.regularize.sparse {
+            return penalty::activity_penalty(&total, &scratch, Some(dh), &h, b, width, sparse.norm, scale)
+                .to_vec();
+        }
+        let rows = acts.arena.view(rows);
+        vec![
+            penalty::contractive_rows(&rows, &self.weight(i), width, c.sizes[i]),
+            penalty::contractive_h(&scratch, Some(dh), &h, &rows, b, width, scale),
+            colsum(&total, &scratch, b, 1, false),
+        ]
+    }
+}
+
+impl Autoencoder for DenseAutoencoder {
+    type Activations = DenseActivations;
+
+    fn kind(&self) -> &'static str {
+        "dense"
+    }
+
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+
+    fn config_json(&self) -> Result<String> {
+        serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    fn input_dim(&self) -> usize {
+        self.config.input_dim()
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        [1, 1, self.config.input_dim()]
+    }
+
+    fn code_width(&self) -> usize {
+        self.config.layer_out(self.config.code_layer)
+    }
+
+    fn code_dim(&self) -> usize {
+        self.config.code_dim()
+    }
+
+    fn variational(&self) -> Option<Variational> {
+        self.config.variational
+    }
+
+    fn loss_kind(&self) -> LossKind {
+        self.config.loss
+    }
+
+    fn output_activation(&self) -> Activation {
+        self.config.output_activation()
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.config.parameter_count()
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Every parameter tensor: (checkpoint name, shape `[out, in]` / `[out]`, values), in layer order.
-    pub fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
+    fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
         let all = self.params.buffer.read_all_f32(gpu)?;
         let c = &self.config;
         let mut out = Vec::new();
@@ -518,25 +649,12 @@ impl DenseAutoencoder {
     }
 
     /// Loads parameters by name; every tensor must be present with the right length.
-    pub fn import(&self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<()> {
-        for (name, offset, len) in &self.params.layout.entries {
-            let (_, values) = tensors
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| Error::Shape(format!("tensor '{name}' missing")))?;
-            if values.len() != *len {
-                return Err(Error::Shape(format!(
-                    "tensor '{name}' has {} values, expected {len}",
-                    values.len()
-                )));
-            }
-            self.params.buffer.write(gpu, *offset, values);
-        }
-        Ok(())
+    fn import(&self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<()> {
+        crate::models::import_by_name(&self.params, gpu, tensors)
     }
 
     /// Activation storage for batches of `batch` examples.
-    pub fn activations(&self, gpu: &Gpu, batch: usize) -> Result<DenseActivations> {
+    fn activations(&self, gpu: &Gpu, batch: usize) -> Result<DenseActivations> {
         if batch == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
@@ -583,61 +701,26 @@ impl DenseAutoencoder {
             None
         };
         let arena = Arena::new(gpu, "activations", &layout)?;
-        Ok(DenseActivations { batch, arena, x, outs, douts, partials, totals, vae, noisy, dropout, penalty })
-    }
-
-    /// What the decoder's first layer reads: the code, or z for a VAE.
-    pub fn code_input(&self, acts: &DenseActivations) -> View {
-        acts.z().unwrap_or_else(|| acts.output(self.config.code_layer))
-    }
-
-    /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's
-    /// output (after dropout, in training).
-    fn layer_input(&self, acts: &DenseActivations, i: usize, train: bool) -> View {
-        let c = &self.config;
-        if i == 0 {
-            return match acts.noisy_input() {
-                Some(v) if train => v,
-                _ => acts.input(),
-            };
-        }
-        if i == c.code_layer + 1 && c.variational.is_some() {
-            return self.code_input(acts);
-        }
-        match acts.dropout[i - 1] {
-            Some((_, dropped)) if train => acts.arena.view(dropped),
-            _ => acts.output(i - 1),
-        }
-    }
-
-    fn layer_forward(
-        &self,
-        acts: &DenseActivations,
-        i: usize,
-        variant: MatmulVariant,
-        train: bool,
-    ) -> Launch {
-        let c = &self.config;
-        let inp = self.layer_input(acts, i, train);
-        // The output activation is fused into the loss kernel, which wants logits.
-        let act = if i == c.layers() - 1 { Activation::Identity } else { c.activations[i] };
-        linear_forward(
-            &acts.output(i),
-            &inp,
-            &self.weight(i),
-            &self.bias(i),
-            acts.batch,
-            c.sizes[i],
-            c.layer_out(i),
-            act,
-            variant,
-        )
+        Ok(DenseActivations {
+            batch,
+            code_layer: c.code_layer,
+            arena,
+            x,
+            outs,
+            douts,
+            partials,
+            totals,
+            vae,
+            noisy,
+            dropout,
+            penalty,
+        })
     }
 
     /// Forward list: input batch to logits. A VAE draws ε (a fresh stream per step: the runner
     /// rewrites every random launch's stream) and samples z between encoder and decoder. In training
     /// (`train`), the input is corrupted (denoising) and hidden outputs dropped out (dropout).
-    pub fn forward(&self, acts: &DenseActivations, variant: MatmulVariant, train: bool) -> Vec<Launch> {
+    fn forward(&self, acts: &DenseActivations, variant: MatmulVariant, train: bool) -> Vec<Launch> {
         let c = &self.config;
         let mut launches = Vec::new();
         if train && let (Some(noise), Some(noisy)) = (c.regularize.noise, acts.noisy_input()) {
@@ -661,25 +744,9 @@ impl DenseAutoencoder {
         launches
     }
 
-    /// Decoder list: from [`DenseAutoencoder::code_input`] (filled by the caller) to logits.
-    pub fn decoder(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
-        (self.config.code_layer + 1..self.config.layers())
-            .map(|i| self.layer_forward(acts, i, variant, false))
-            .collect()
-    }
-
-    /// Scale of the reconstruction gradient: per-pixel mean for autoencoders, per-image sum (nats)
-    /// averaged over the batch for VAEs.
-    fn grad_scale(&self, batch: usize) -> f32 {
-        match self.config.variational {
-            Some(_) => 1.0 / batch as f32,
-            None => 1.0 / (batch * self.config.input_dim()) as f32,
-        }
-    }
-
     /// Loss list: totals of both reconstruction metrics (and the KL for a VAE) against `target`,
     /// and `dlogits` when `with_grad`. `accumulate_totals` adds to the totals (evaluation).
-    pub fn loss(
+    fn loss(
         &self,
         acts: &DenseActivations,
         target: &View,
@@ -687,45 +754,30 @@ impl DenseAutoencoder {
         accumulate_totals: bool,
     ) -> Vec<Launch> {
         let c = &self.config;
-        let n = acts.batch * c.input_dim();
         let dlogits = acts.arena.view(*acts.douts.last().expect("at least one layer"));
-        let partials = acts.arena.view(acts.partials);
-        let [pass, mut reduce] = loss_forward_backward(
+        let kl = acts.vae.as_ref().map(|v| KlViews {
+            total: acts.arena.view(v.kl_total),
+            partials: acts.arena.view(v.kl_partials),
+            h: acts.output(c.code_layer),
+            d: c.code_dim(),
+        });
+        loss_launches(
             &acts.totals(),
-            &partials,
+            &acts.arena.view(acts.partials),
             with_grad.then_some(&dlogits),
             &acts.logits(),
             target,
-            n,
+            acts.batch,
+            c.input_dim(),
             c.loss,
             c.output_activation(),
-            self.grad_scale(acts.batch),
-        );
-        if accumulate_totals {
-            reduce = colsum(&acts.totals(), &partials, loss::partial_rows(n), 2, true);
-        }
-        let mut launches = vec![pass, reduce];
-        if let Some(v) = &acts.vae {
-            let (d, h) = (c.code_dim(), acts.output(c.code_layer));
-            let kl_partials = acts.arena.view(v.kl_partials);
-            let [kl_pass, mut kl_reduce] =
-                kl_forward(&acts.arena.view(v.kl_total), &kl_partials, &h, acts.batch, d);
-            if accumulate_totals {
-                kl_reduce = colsum(
-                    &acts.arena.view(v.kl_total),
-                    &kl_partials,
-                    vae::kl_partial_rows(acts.batch * d),
-                    1,
-                    true,
-                );
-            }
-            launches.extend([kl_pass, kl_reduce]);
-        }
-        launches
+            kl,
+            accumulate_totals,
+        )
     }
 
     /// Backward list, the forward in reverse: from dlogits to every parameter gradient.
-    pub fn backward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+    fn backward(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
         let c = &self.config;
         let b = acts.batch;
         let last = c.layers() - 1;
@@ -801,30 +853,20 @@ impl DenseAutoencoder {
         launches
     }
 
-    /// The code layer's penalty: its value (into the penalty total) and its gradient added to `dh`,
-    /// the gradient of the code being built by the backward pass (before the activation backward).
-    fn penalty_backward(&self, acts: &DenseActivations, i: usize, dh: &View) -> Vec<Launch> {
-        let c = &self.config;
-        let (Some((scratch, rows, total)), true) = (acts.penalty, i == c.code_layer) else {
-            return Vec::new();
-        };
-        let (b, width, h) = (acts.batch, c.code_dim(), acts.output(i));
-        let (scratch, total) = (acts.arena.view(scratch), acts.arena.view(total));
-        let scale = c.regularize.penalty_lambda() / b as f32;
-        if let Some(sparse) = c.regularize.sparse {
-            return penalty::activity_penalty(&total, &scratch, Some(dh), &h, b, width, sparse.norm, scale)
-                .to_vec();
-        }
-        let rows = acts.arena.view(rows);
-        vec![
-            penalty::contractive_rows(&rows, &self.weight(i), width, c.sizes[i]),
-            penalty::contractive_h(&scratch, Some(dh), &h, &rows, b, width, scale),
-            colsum(&total, &scratch, b, 1, false),
-        ]
+    /// What the decoder's first layer reads: the code, or z for a VAE.
+    fn code_input(&self, acts: &DenseActivations) -> View {
+        acts.z().unwrap_or_else(|| acts.output(self.config.code_layer))
+    }
+
+    /// Decoder list: from [`DenseAutoencoder::code_input`] (filled by the caller) to logits.
+    fn decoder(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
+        (self.config.code_layer + 1..self.config.layers())
+            .map(|i| self.layer_forward(acts, i, variant, false))
+            .collect()
     }
 
     /// The fused optimiser update over the whole parameter arena, for step `t`.
-    pub fn update(&self, opt: &Optimizer, t: u64) -> Launch {
+    fn update(&self, opt: &Optimizer, t: u64) -> Launch {
         optimizer_step(
             opt,
             &self.params.all(),
@@ -834,5 +876,18 @@ impl DenseAutoencoder {
             self.params.layout.total,
             t,
         )
+    }
+
+    fn jacobian_fro(&self, gpu: &Gpu, codes: &[f32], n: usize) -> Result<Option<f64>> {
+        let c = &self.config;
+        if c.code_layer != 0 || c.activations[0] != Activation::Sigmoid {
+            return Ok(None);
+        }
+        // ‖J‖²_F = Σ_j (h_j (1 - h_j))² ‖W_j‖², the closed form the contractive penalty uses.
+        let d = c.code_dim();
+        let w = self.weight(0).read(gpu)?;
+        let rows = crate::cpu::penalty::contractive_rows(&w, d, c.input_dim());
+        let jf2 = crate::cpu::penalty::contractive_h(None, codes, &rows, n, d, 0.0);
+        Ok(Some(jf2.iter().map(|v| v.sqrt()).sum::<f64>() / n as f64))
     }
 }
