@@ -71,6 +71,7 @@ fn matmul(c: &mut Criterion, gpu: &Gpu) {
                 act: Activation::Identity,
                 accumulate: false,
                 variant,
+                splits: 1,
             }
             .launch();
             bench_gpu(c, gpu, &group, &format!("{variant:?}"), launch, flops.clone());

@@ -10,6 +10,8 @@ mod common;
 use aegpu::cpu;
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
+use aegpu::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
+use aegpu::kernels::matmul::MatmulVariant;
 use aegpu::kernels::{Activation, Launch, grid_1d, pool};
 use aegpu::runner::{Plan, View};
 use common::*;
@@ -106,6 +108,21 @@ fn atol(terms: usize) -> f32 {
 
 const RTOL: f32 = 1e-5;
 
+/// The algorithms under test: the direct kernels (`None`) and the GEMM formulation on every matmul
+/// variant this device runs.
+fn algorithms(gpu: &Gpu) -> Vec<Option<MatmulVariant>> {
+    std::iter::once(None).chain(MatmulVariant::available(gpu).into_iter().map(Some)).collect()
+}
+
+/// Scratch for the GEMM formulation of `s`, filled with garbage (every use must overwrite it).
+fn scratch(gpu: &Gpu, s: &Conv2dShape) -> (Vec<StorageBuffer>, GemmScratch) {
+    let l = ScratchLens::of(s);
+    let (bc, col) = upload(gpu, "col", &random_vec(l.col, 91));
+    let (bn, cn) = upload(gpu, "cn", &random_vec(l.cn, 92));
+    let (bp, parts) = upload(gpu, "parts", &random_vec(l.parts, 93));
+    (vec![bc, bn, bp], GemmScratch { col, cn, parts })
+}
+
 /// GPU results of one conv2d shape: forward, and the three gradients given `dout`.
 struct ConvResults {
     out: Vec<f32>,
@@ -124,6 +141,7 @@ fn gpu_conv2d(
     dout: &[f32],
     act: Activation,
     seed: u64,
+    algo: Option<MatmulVariant>,
 ) -> ConvResults {
     let (_bx, vx) = upload(gpu, "x", x);
     let (_bw, vw) = upload(gpu, "w", w);
@@ -133,15 +151,21 @@ fn gpu_conv2d(
     let (bdx, vdx) = upload(gpu, "dx", &random_vec(s.input_len(), seed + 101));
     let (bdw, vdw) = upload(gpu, "dw", &random_vec(s.weight_len(), seed + 102));
     let (bdb, vdb) = upload(gpu, "db", &random_vec(s.bias_len(), seed + 103));
-    run(
-        gpu,
-        &[
+    let (_scratch, gs) = scratch(gpu, s);
+    let mut launches = match algo {
+        None => vec![
             conv::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act),
             conv::conv2d_backward_input(&vdx, &vdo, &vw, s),
             conv::conv2d_backward_weight(&vdw, &vdo, &vx, s),
-            conv::conv2d_backward_bias(&vdb, &vdo, s),
         ],
-    );
+        Some(v) => {
+            let mut l = conv_gemm::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
+            l.extend(conv_gemm::conv2d_backward(&vdw, Some(&vdx), &vdo, &vx, &vw, s, &gs, v));
+            l
+        }
+    };
+    launches.push(conv::conv2d_backward_bias(&vdb, &vdo, s));
+    run(gpu, &launches);
     ConvResults {
         out: bout.read_all_f32(gpu).unwrap(),
         dinp: bdx.read_all_f32(gpu).unwrap(),
@@ -160,6 +184,7 @@ fn gpu_conv_transpose2d(
     dout: &[f32],
     act: Activation,
     seed: u64,
+    algo: Option<MatmulVariant>,
 ) -> ConvResults {
     let (_bx, vx) = upload(gpu, "x", x);
     let (_bw, vw) = upload(gpu, "w", w);
@@ -169,15 +194,21 @@ fn gpu_conv_transpose2d(
     let (bdx, vdx) = upload(gpu, "dx", &random_vec(s.input_len(), seed + 101));
     let (bdw, vdw) = upload(gpu, "dw", &random_vec(s.weight_len(), seed + 102));
     let (bdb, vdb) = upload(gpu, "db", &random_vec(s.bias_len(), seed + 103));
-    run(
-        gpu,
-        &[
+    let (_scratch, gs) = scratch(gpu, &s.adjoint());
+    let mut launches = match algo {
+        None => vec![
             conv::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act),
             conv::conv_transpose2d_backward_input(&vdx, &vdo, &vw, s),
             conv::conv_transpose2d_backward_weight(&vdw, &vdo, &vx, s),
-            conv::conv_transpose2d_backward_bias(&vdb, &vdo, s),
         ],
-    );
+        Some(v) => {
+            let mut l = conv_gemm::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
+            l.extend(conv_gemm::conv_transpose2d_backward(&vdw, Some(&vdx), &vdo, &vx, &vw, s, &gs, v));
+            l
+        }
+    };
+    launches.push(conv::conv_transpose2d_backward_bias(&vdb, &vdo, s));
+    run(gpu, &launches);
     ConvResults {
         out: bout.read_all_f32(gpu).unwrap(),
         dinp: bdx.read_all_f32(gpu).unwrap(),
@@ -191,7 +222,7 @@ fn conv2d_forward_and_gradients_match_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, s) in CONV_SHAPES.iter().enumerate() {
         s.validate().unwrap();
-        for seed in 0..3u64 {
+        for (seed, algo) in (0..3u64).flat_map(|seed| algorithms(&gpu).into_iter().map(move |a| (seed, a))) {
             let seed = 1000 * i as u64 + 10 * seed;
             let act = ACTS[(i + seed as usize) % ACTS.len()];
             let has_bias = (i + seed as usize) % 4 != 3;
@@ -200,7 +231,7 @@ fn conv2d_forward_and_gradients_match_reference_on_awkward_shapes() {
             let b = random_vec(s.bias_len(), seed + 2);
             let dout = random_vec(s.output_len(), seed + 3);
             let bias = has_bias.then_some(&b[..]);
-            let got = gpu_conv2d(&gpu, s, &x, &w, bias, &dout, act, seed);
+            let got = gpu_conv2d(&gpu, s, &x, &w, bias, &dout, act, seed, algo);
 
             let mut out = vec![0.0f32; s.output_len()];
             cpu::conv::conv2d_forward(&mut out, &x, &w, bias, s, act);
@@ -211,7 +242,7 @@ fn conv2d_forward_and_gradients_match_reference_on_awkward_shapes() {
             let mut dbias = vec![0.0f32; s.bias_len()];
             cpu::conv::conv2d_backward_bias(&mut dbias, &dout, s);
 
-            let what = format!("{s:?} {act:?} bias={has_bias} seed {seed}");
+            let what = format!("{s:?} {act:?} bias={has_bias} seed {seed} algorithm {algo:?}");
             let reduction = s.n * s.out_h() * s.out_w();
             assert_close(&format!("conv2d_forward {what}"), &got.out, &out, atol(s.c_in * s.kh * s.kw), RTOL);
             assert_close(
@@ -238,7 +269,7 @@ fn conv_transpose2d_forward_and_gradients_match_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, s) in TRANSPOSE_SHAPES.iter().enumerate() {
         s.validate().unwrap();
-        for seed in 0..3u64 {
+        for (seed, algo) in (0..3u64).flat_map(|seed| algorithms(&gpu).into_iter().map(move |a| (seed, a))) {
             let seed = 5000 + 1000 * i as u64 + 10 * seed;
             let act = ACTS[(i + seed as usize) % ACTS.len()];
             let has_bias = (i + seed as usize) % 4 != 3;
@@ -247,7 +278,7 @@ fn conv_transpose2d_forward_and_gradients_match_reference_on_awkward_shapes() {
             let b = random_vec(s.bias_len(), seed + 2);
             let dout = random_vec(s.output_len(), seed + 3);
             let bias = has_bias.then_some(&b[..]);
-            let got = gpu_conv_transpose2d(&gpu, s, &x, &w, bias, &dout, act, seed);
+            let got = gpu_conv_transpose2d(&gpu, s, &x, &w, bias, &dout, act, seed, algo);
 
             let mut out = vec![0.0f32; s.output_len()];
             cpu::conv::conv_transpose2d_forward(&mut out, &x, &w, bias, s, act);
@@ -258,7 +289,7 @@ fn conv_transpose2d_forward_and_gradients_match_reference_on_awkward_shapes() {
             let mut dbias = vec![0.0f32; s.bias_len()];
             cpu::conv::conv_transpose2d_backward_bias(&mut dbias, &dout, s);
 
-            let what = format!("{s:?} {act:?} bias={has_bias} seed {seed}");
+            let what = format!("{s:?} {act:?} bias={has_bias} seed {seed} algorithm {algo:?}");
             assert_close(
                 &format!("conv_transpose2d_forward {what}"),
                 &got.out,
@@ -377,7 +408,7 @@ fn conv2d_gradients_match_finite_differences() {
         assert_close_f64(&format!("{what} cpu dw"), &dw, &fd[1], 1e-9);
         assert_close_f64(&format!("{what} cpu db"), &db, &fd[2], 1e-9);
 
-        let got = gpu_conv2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed);
+        let got = gpu_conv2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed, None);
         let reduction = s.n * s.out_h() * s.out_w();
         let dx_tol = atol(s.c_out * s.kh * s.kw);
         assert_close(&format!("{what} gpu dx vs cpu"), &got.dinp, &f32s(&dx), dx_tol, RTOL);
@@ -419,7 +450,7 @@ fn conv_transpose2d_gradients_match_finite_differences() {
         assert_close_f64(&format!("{what} cpu dw"), &dw, &fd[1], 1e-9);
         assert_close_f64(&format!("{what} cpu db"), &db, &fd[2], 1e-9);
 
-        let got = gpu_conv_transpose2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed);
+        let got = gpu_conv_transpose2d(&gpu, s, &x, &w, Some(&b), &r, Activation::Identity, seed, None);
         let dx_tol = atol(s.c_out * s.kh * s.kw);
         assert_close(&format!("{what} gpu dx vs cpu"), &got.dinp, &f32s(&dx), dx_tol, RTOL);
         assert_close(&format!("{what} gpu dx vs fd"), &got.dinp, &f32s(&fd[0]), dx_tol, RTOL);
@@ -513,7 +544,7 @@ fn weight_gradient_dispatch_folds_past_65535_workgroups() {
     let w = random_vec(s.weight_len(), 12);
     let b = random_vec(s.bias_len(), 13);
     let dout = random_vec(s.output_len(), 14);
-    let got = gpu_conv2d(&gpu, &s, &x, &w, Some(&b), &dout, Activation::Identity, 15);
+    let got = gpu_conv2d(&gpu, &s, &x, &w, Some(&b), &dout, Activation::Identity, 15, None);
     let mut out = vec![0.0f32; s.output_len()];
     cpu::conv::conv2d_forward(&mut out, &x, &w, Some(&b), &s, Activation::Identity);
     let mut dweight = vec![0.0f32; s.weight_len()];
@@ -764,4 +795,76 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         .collect();
     all.sort();
     assert_eq!(used, all);
+}
+
+/// conv_gemm.wgsl's data movement against src/cpu/conv_gemm.rs: im2col, col2im (with bias and every
+/// activation), and both permutations, on the awkward conv shapes. Pure copies are exact; col2im sums.
+#[test]
+fn conv_gemm_kernels_match_reference() {
+    let gpu = gpu();
+    for (i, s) in CONV_SHAPES.iter().enumerate() {
+        let seed = 9000 + 10 * i as u64;
+        let act = ACTS[i % ACTS.len()];
+        let l = ScratchLens::of(s);
+        let x = random_vec(s.input_len(), seed);
+        let col = random_vec(l.col, seed + 1);
+        let cn = random_vec(s.output_len(), seed + 2);
+        let y = random_vec(s.output_len(), seed + 3);
+        let b_in = random_vec(s.c_in, seed + 4);
+        let b_out = random_vec(s.c_out, seed + 5);
+        let (_a, vx) = upload(&gpu, "x", &x);
+        let (_b, vcol) = upload(&gpu, "col", &col);
+        let (_c, vcn) = upload(&gpu, "cn", &cn);
+        let (_d, vy) = upload(&gpu, "y", &y);
+        let (_e, vbi) = upload(&gpu, "b_in", &b_in);
+        let (_f, vbo) = upload(&gpu, "b_out", &b_out);
+        let (g_col, v_col) = upload(&gpu, "im2col out", &random_vec(l.col, seed + 6));
+        let (g_img, v_img) = upload(&gpu, "col2im out", &random_vec(s.input_len(), seed + 7));
+        let (g_nchw, v_nchw) = upload(&gpu, "nchw out", &random_vec(s.output_len(), seed + 8));
+        let (g_cn, v_cn) = upload(&gpu, "cnhw out", &random_vec(s.output_len(), seed + 9));
+        run(
+            &gpu,
+            &[
+                conv_gemm::im2col(&v_col, &vx, s),
+                conv_gemm::col2im(&v_img, &vcol, Some(&vbi), s, act),
+                conv_gemm::cnhw_to_nchw(&v_nchw, &vcn, Some(&vbo), s, act),
+                conv_gemm::nchw_to_cnhw(&v_cn, &vy, s),
+            ],
+        );
+        let mut want_col = vec![0.0f32; l.col];
+        cpu::conv_gemm::im2col(&mut want_col, &x, s);
+        let mut want_img = vec![0.0f32; s.input_len()];
+        cpu::conv_gemm::col2im(&mut want_img, &col, Some(&b_in), s, act);
+        let mut want_nchw = vec![0.0f32; s.output_len()];
+        cpu::conv_gemm::cnhw_to_nchw(&mut want_nchw, &cn, Some(&b_out), s, act);
+        let mut want_cn = vec![0.0f32; s.output_len()];
+        cpu::conv_gemm::nchw_to_cnhw(&mut want_cn, &y, s);
+        let what = format!("{s:?} {act:?}");
+        assert_close(&format!("im2col {what}"), &g_col.read_all_f32(&gpu).unwrap(), &want_col, 0.0, 0.0);
+        assert_close(&format!("col2im {what}"), &g_img.read_all_f32(&gpu).unwrap(), &want_img, 1e-6, 1e-6);
+        assert_close(
+            &format!("cnhw_to_nchw {what}"),
+            &g_nchw.read_all_f32(&gpu).unwrap(),
+            &want_nchw,
+            1e-6,
+            1e-6,
+        );
+        assert_close(&format!("nchw_to_cnhw {what}"), &g_cn.read_all_f32(&gpu).unwrap(), &want_cn, 0.0, 0.0);
+    }
+}
+
+/// col2im is im2col's adjoint: <im2col(x), c> = <x, col2im(c)> for random x and c (CPU reference).
+#[test]
+fn reference_col2im_is_the_adjoint_of_im2col() {
+    for (i, s) in CONV_SHAPES.iter().enumerate() {
+        let l = ScratchLens::of(s);
+        let x = random_vec(s.input_len(), 9500 + i as u64);
+        let c = random_vec(l.col, 9600 + i as u64);
+        let mut col = vec![0.0f32; l.col];
+        cpu::conv_gemm::im2col(&mut col, &x, s);
+        let mut back = vec![0.0f32; s.input_len()];
+        cpu::conv_gemm::col2im(&mut back, &c, None, s, Activation::Identity);
+        let (lhs, rhs) = (dot(&to_f64(&col), &to_f64(&c)), dot(&to_f64(&x), &to_f64(&back)));
+        assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{s:?}: {lhs} vs {rhs}");
+    }
 }

@@ -55,6 +55,7 @@ fn check(
         act,
         accumulate,
         variant,
+        splits: 1,
     }
     .launch();
     Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
@@ -102,6 +103,57 @@ fn accumulate_adds_to_existing_output() {
     for variant in MatmulVariant::available(&gpu()) {
         for seed in 0..3 {
             check(variant, Transpose::Tn, (17, 9, 40), Activation::Identity, false, true, 200 + seed);
+        }
+    }
+}
+
+/// Split-K: each of `splits` workgroup layers writes its partial product to its own [m, n] slice; the
+/// slices sum to the whole product (including splits that get no k at all, which must write zeros).
+#[test]
+fn split_k_partial_products_sum_to_the_product() {
+    let gpu = gpu();
+    for variant in MatmulVariant::available(&gpu) {
+        for (i, &(m, n, k, splits)) in
+            [(5, 9, 100, 4), (16, 130, 1000, 7), (1, 3, 5, 8), (33, 17, 64, 64)].iter().enumerate()
+        {
+            for trans in Transpose::ALL {
+                let seed = 300 + 10 * i as u64;
+                let a = random_vec(m * k, seed);
+                let b = random_vec(k * n, seed + 1);
+                let mut want = vec![0.0f32; m * n];
+                cpu::matmul::matmul(&mut want, &a, &b, None, m, n, k, trans, Activation::Identity, false);
+                let ga = StorageBuffer::from_slice(&gpu, "a", &a).unwrap();
+                let gb = StorageBuffer::from_slice(&gpu, "b", &b).unwrap();
+                // Garbage in every slice: each must be overwritten.
+                let gc = StorageBuffer::from_slice(&gpu, "c", &random_vec(splits * m * n, seed + 2)).unwrap();
+                let launch = Matmul {
+                    c: View::whole(&gc),
+                    a: View::whole(&ga),
+                    b: View::whole(&gb),
+                    bias: None,
+                    m,
+                    n,
+                    k,
+                    trans,
+                    act: Activation::Identity,
+                    accumulate: false,
+                    variant,
+                    splits,
+                }
+                .launch();
+                Plan::new(&gpu, "split-k", &[launch]).unwrap().run(&gpu).unwrap();
+                let parts = gc.read_all_f32(&gpu).unwrap();
+                let got: Vec<f32> =
+                    (0..m * n).map(|e| (0..splits).map(|z| parts[z * m * n + e]).sum()).collect();
+                let atol = 1e-5 * (k as f32).sqrt() * 4.0;
+                assert_close(
+                    &format!("{variant:?} {trans:?} {m}x{n}x{k} / {splits}"),
+                    &got,
+                    &want,
+                    atol,
+                    1e-4,
+                );
+            }
         }
     }
 }

@@ -11,10 +11,10 @@
 //
 // Two entry points, same contract; the host measures both and keeps the faster (src/kernels/matmul.rs):
 //   matmul_reg    register-blocked, no workgroup memory: each invocation owns a 4x4 block of C.
-//                 Workgroup 16x16 covers 64x64 of C. Dispatch (ceil(N/64), ceil(M/64)).
+//                 Workgroup 16x16 covers 64x64 of C. Dispatch (ceil(N/64), ceil(M/64), splits).
 //                 Wins on CPU adapters (lavapipe), where barriers are expensive.
 //   matmul_tiled  64x64 block of C per workgroup staged through workgroup memory in K-steps of 16;
-//                 each of the 256 invocations owns a 4x4 block. Dispatch (ceil(N/64), ceil(M/64)).
+//                 each of the 256 invocations owns a 4x4 block. Dispatch (ceil(N/64), ceil(M/64), splits).
 //                 Wins on real GPUs.
 // CPU reference: src/cpu/matmul.rs.
 
@@ -40,10 +40,23 @@ struct Params {
     has_bias: u32,
     accumulate: u32,
     slope: f32, // leaky ReLU negative slope
-    _pad: u32,
+    // Split-K: workgroup z sums k in [z*k_chunk, min(k, (z+1)*k_chunk)) and writes C + z*M*N (the host
+    // then sums the partial products; it splits only without bias, activation or accumulate).
+    k_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// Offset of this workgroup's partial product in C (split-K), and its range of k; set at entry.
+var<private> c_base: u32;
+var<private> k_lo: u32;
+var<private> k_hi: u32;
+
+fn set_split(z: u32) {
+    c_base = z * p.m * p.n;
+    k_lo = z * p.k_chunk;
+    k_hi = min(p.k, k_lo + p.k_chunk);
+}
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
@@ -85,7 +98,7 @@ fn store(i: u32, j: u32, acc: f32) {
         v += bias[j];
     }
     v = activate(v);
-    let idx = i * p.n + j;
+    let idx = c_base + i * p.n + j;
     if (p.accumulate != 0u) {
         v += c[idx];
     }
@@ -94,6 +107,7 @@ fn store(i: u32, j: u32, acc: f32) {
 
 @compute @workgroup_size(16, 16)
 fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_split(wid.z);
     // Rows row0..row0+3 are this invocation's own; columns are strided by 16 so that neighbouring
     // invocations (one SIMD vector on a CPU adapter) touch neighbouring words of B and C.
     let row0 = wid.y * 64u + lid.y * 4u;
@@ -111,7 +125,7 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
+    for (var kk = k_lo; kk < k_hi; kk++) {
         let bv = vec4<f32>(load_b(kk, cl.x), load_b(kk, cl.y), load_b(kk, cl.z), load_b(kk, cl.w));
         acc0 += load_a(r.x, kk) * bv;
         acc1 += load_a(r.y, kk) * bv;
@@ -134,6 +148,7 @@ var<workgroup> b_tile: array<array<f32, TILE>, KSTEP>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    set_split(wid.z);
     let tile_row = wid.y * TILE;
     let tile_col = wid.x * TILE;
     let flat = lid.y * 16u + lid.x; // 0..256
@@ -141,7 +156,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
     }
-    for (var k0 = 0u; k0 < p.k; k0 += KSTEP) {
+    for (var k0 = k_lo; k0 < k_hi; k0 += KSTEP) {
         // 16x64 = 1024 elements per tile, 4 per invocation. Zero outside the matrix.
         for (var e = 0u; e < 4u; e++) {
             let idx = flat + e * 256u;
@@ -149,12 +164,12 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let x = idx % TILE;
             let gk = k0 + kk;
             var av = 0.0;
-            if (gk < p.k && tile_row + x < p.m) {
+            if (gk < k_hi && tile_row + x < p.m) {
                 av = load_a(tile_row + x, gk);
             }
             a_tile[kk][x] = av;
             var bv = 0.0;
-            if (gk < p.k && tile_col + x < p.n) {
+            if (gk < k_hi && tile_col + x < p.n) {
                 bv = load_b(gk, tile_col + x);
             }
             b_tile[kk][x] = bv;

@@ -6,12 +6,12 @@
 // Why: on CPU adapters every load whose address differs between invocations is a gather of scalar
 // loads, and a register-blocked kernel is bound by those gathers. Here the 8 rows of A a workgroup
 // needs at step k are loaded once per subgroup (invocation l loads row l % 8, one gather) and handed
-// to every invocation with subgroupBroadcast (a register permute). Each invocation owns 8 rows x 4
-// columns (strided by 64, so neighbouring invocations read neighbouring words of B): per k, 5 gathers
-// feed 32 multiply-adds, against 8 gathers for 16 in matmul_reg.
+// to every invocation with subgroupBroadcast (a register permute). Each invocation owns 16 rows x 4
+// columns (two 8-row halves; columns strided by 64, so neighbouring invocations read neighbouring
+// words of B): per k, 6 gathers feed 64 multiply-adds, against 8 gathers for 16 in matmul_reg.
 //
-// Bindings: 0 uniform Params, 1 A, 2 B, 3 bias, 4 C (as matmul.wgsl). Workgroup 64 covers 8 rows x 256
-// columns of C. Dispatch (ceil(N/256), ceil(M/8)). No early return: subgroupBroadcast needs every
+// Bindings: 0 uniform Params, 1 A, 2 B, 3 bias, 4 C (as matmul.wgsl). Workgroup 64 covers 16 rows x 256
+// columns of C. Dispatch (ceil(N/256), ceil(M/16), splits; see k_chunk). No early return: subgroupBroadcast needs every
 // invocation of the subgroup active, so out-of-range columns are clamped and their stores skipped.
 // CPU reference: src/cpu/matmul.rs.
 
@@ -31,10 +31,23 @@ struct Params {
     has_bias: u32,
     accumulate: u32,
     slope: f32,
-    _pad: u32,
+    // Split-K: workgroup z sums k in [z*k_chunk, min(k, (z+1)*k_chunk)) and writes C + z*M*N (the host
+    // then sums the partial products; it splits only without bias, activation or accumulate).
+    k_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// Offset of this workgroup's partial product in C (split-K), and its range of k; set at entry.
+var<private> c_base: u32;
+var<private> k_lo: u32;
+var<private> k_hi: u32;
+
+fn set_split(z: u32) {
+    c_base = z * p.m * p.n;
+    k_lo = z * p.k_chunk;
+    k_hi = min(p.k, k_lo + p.k_chunk);
+}
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
@@ -73,7 +86,7 @@ fn store(i: u32, j: u32, acc: f32) {
         v += bias[j];
     }
     v = activate(v);
-    let idx = i * p.n + j;
+    let idx = c_base + i * p.n + j;
     if (p.accumulate != 0u) {
         v += c[idx];
     }
@@ -90,6 +103,7 @@ fn store_row(i: u32, col0: u32, v: vec4<f32>) {
 @compute @workgroup_size(64)
 fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
                    @builtin(subgroup_invocation_id) lane: u32) {
+    set_split(wid.z);
     let row0 = wid.y * 16u;
     let col0 = wid.x * 256u + lid.x;
     let last_r = p.m - 1u;
@@ -114,7 +128,7 @@ fn matmul_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     var acc13 = vec4<f32>(0.0);
     var acc14 = vec4<f32>(0.0);
     var acc15 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
+    for (var kk = k_lo; kk < k_hi; kk++) {
         let lo = load_a(row_lo, kk);
         let hi = load_a(row_hi, kk);
         let bv = vec4<f32>(load_b(kk, cl.x), load_b(kk, cl.y), load_b(kk, cl.z), load_b(kk, cl.w));

@@ -15,6 +15,8 @@ use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::reduce::colsum;
 use crate::kernels::{Activation, Launch};
+use crate::models::Init;
+use crate::models::conv::{ConvAutoencoder, ConvConfig};
 use crate::models::dense::{DenseAutoencoder, DenseConfig};
 use crate::runner::{Plan, View};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
@@ -79,7 +81,12 @@ fn time_cpu(budget: f64, mut f: impl FnMut()) -> f64 {
 
 /// Seconds per dispatch of `launch`: batches of dispatches in one pass and one submit.
 pub fn time_gpu(gpu: &Gpu, launch: &Launch, budget: f64) -> Result<f64> {
-    let plan = Plan::new(gpu, "bench", std::slice::from_ref(launch))?;
+    time_gpu_list(gpu, std::slice::from_ref(launch), budget)
+}
+
+/// Seconds per run of a launch list (as [`time_gpu`]).
+pub fn time_gpu_list(gpu: &Gpu, launches: &[Launch], budget: f64) -> Result<f64> {
+    let plan = Plan::new(gpu, "bench", launches)?;
     plan.run(gpu)?;
     let mut per_submit = 1usize;
     loop {
@@ -133,6 +140,7 @@ fn matmul_rows(gpu: &Gpu, args: &BenchArgs, variant: MatmulVariant) -> Result<Ve
             act: Activation::Identity,
             accumulate: false,
             variant,
+            splits: 1,
         }
         .launch();
         let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
@@ -225,49 +233,89 @@ fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     Ok(rows)
 }
 
-/// The convolutions of the strided conv autoencoder (batch 64) against the plain-loop CPU reference
-/// (single-threaded: a correctness oracle, not a tuned baseline; the ratio flatters the GPU).
+/// Layers of the two conv presets at batch 128, with both algorithms (direct kernels; im2col + the chosen
+/// matmul), against the plain-loop CPU reference (single-threaded: a correctness oracle, not a tuned
+/// baseline; the ratio flatters the GPU). The GEMM backward row is input and weight gradients together
+/// (they share the im2col and the permuted gradient), counted as 2x the forward FLOPs.
 fn conv_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     use crate::kernels::conv::{self, Conv2dShape};
+    use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
     let mut rows = Vec::new();
+    let shape = |c_in, hw, c_out, stride, padding| Conv2dShape {
+        n: 128,
+        c_in,
+        h: hw,
+        w: hw,
+        c_out,
+        kh: 3,
+        kw: 3,
+        stride,
+        padding,
+    };
     let shapes = [
-        (
-            "conv2d 1->32 k3 s2",
-            Conv2dShape { n: 64, c_in: 1, h: 28, w: 28, c_out: 32, kh: 3, kw: 3, stride: 2, padding: 1 },
-        ),
-        (
-            "conv2d 32->64 k3 s2",
-            Conv2dShape { n: 64, c_in: 32, h: 14, w: 14, c_out: 64, kh: 3, kw: 3, stride: 2, padding: 1 },
-        ),
+        ("keras conv 1->16", shape(1, 28, 16, 1, 1)),
+        ("keras conv 16->8", shape(16, 14, 8, 1, 1)),
+        ("keras conv 8->16 p0", shape(8, 16, 16, 1, 0)),
+        ("keras conv 16->1", shape(16, 28, 1, 1, 1)),
+        ("strided conv 1->32 s2", shape(1, 28, 32, 2, 1)),
+        ("strided conv 32->64 s2", shape(32, 14, 64, 2, 1)),
     ];
+    let variant = gpu.matmul_variant()?;
     for (name, s) in shapes {
         s.validate()?;
         let (x, w, dy) = (values(s.input_len(), 7), values(s.weight_len(), 8), values(s.output_len(), 9));
         let (gx, gw, gdy) = (buf(gpu, "x", &x)?, buf(gpu, "w", &w)?, buf(gpu, "dy", &dy)?);
         let (gy, gdx, gdw) = (buf(gpu, "y", &dy)?, buf(gpu, "dx", &x)?, buf(gpu, "dw", &w)?);
+        let l = ScratchLens::of(&s);
+        let scratch = GemmScratch {
+            col: buf(gpu, "col", &vec![0.0; l.col])?,
+            cn: buf(gpu, "cn", &vec![0.0; l.cn])?,
+            parts: buf(gpu, "parts", &vec![0.0; l.parts])?,
+        };
         let shape = format!("{}x{}x{}x{}", s.n, s.c_in, s.h, s.w);
         let flops = s.flops();
         let (mut y, mut dx, mut dw) = (dy.clone(), x.clone(), w.clone());
-        let cases: [(&str, Launch, Box<dyn FnMut()>); 3] = [
+        let cpu_forward = time_cpu(args.seconds, &mut || {
+            cpu::conv::conv2d_forward(&mut y, &x, &w, None, &s, Activation::Identity)
+        });
+        let cpu_input =
+            time_cpu(args.seconds, &mut || cpu::conv::conv2d_backward_input(&mut dx, &dy, &w, &s));
+        let cpu_weight =
+            time_cpu(args.seconds, &mut || cpu::conv::conv2d_backward_weight(&mut dw, &dy, &x, &s));
+        let cases: [(&str, Vec<Launch>, f64, f64); 5] = [
             (
-                "forward",
-                conv::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity),
-                Box::new(|| cpu::conv::conv2d_forward(&mut y, &x, &w, None, &s, Activation::Identity)),
+                "direct forward",
+                vec![conv::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity)],
+                flops,
+                cpu_forward,
             ),
             (
-                "backward input",
-                conv::conv2d_backward_input(&gdx, &gdy, &gw, &s),
-                Box::new(|| cpu::conv::conv2d_backward_input(&mut dx, &dy, &w, &s)),
+                "direct backward input",
+                vec![conv::conv2d_backward_input(&gdx, &gdy, &gw, &s)],
+                flops,
+                cpu_input,
             ),
             (
-                "backward weight",
-                conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s),
-                Box::new(|| cpu::conv::conv2d_backward_weight(&mut dw, &dy, &x, &s)),
+                "direct backward weight",
+                vec![conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s)],
+                flops,
+                cpu_weight,
+            ),
+            (
+                "gemm forward",
+                conv_gemm::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity, &scratch, variant),
+                flops,
+                cpu_forward,
+            ),
+            (
+                "gemm backward (input+weight)",
+                conv_gemm::conv2d_backward(&gdw, Some(&gdx), &gdy, &gx, &gw, &s, &scratch, variant),
+                2.0 * flops,
+                cpu_input + cpu_weight,
             ),
         ];
-        for (pass, launch, mut reference) in cases {
-            let g = time_gpu(gpu, &launch, args.seconds)?;
-            let c = time_cpu(args.seconds, &mut reference);
+        for (pass, launches, flops, c) in cases {
+            let g = time_gpu_list(gpu, &launches, args.seconds)?;
             rows.push(KernelRow {
                 kernel: format!("{name} {pass}"),
                 shape: shape.clone(),
@@ -304,6 +352,35 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
         let s = start.elapsed().as_secs_f64();
         rows.push(StepRow {
             model: format!("dense {} ({preset})", config.describe()),
+            batch,
+            dispatches_per_step: trainer.dispatches_per_step(),
+            submits_per_step: 1,
+            samples_per_s: (steps * batch) as f64 / s,
+            ms_per_step: s / steps as f64 * 1e3,
+        });
+    }
+    for preset in ["keras", "strided"] {
+        let config = ConvConfig::preset(preset, [1, 28, 28], None, LossKind::Bce)?;
+        let model = ConvAutoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
+        let batch = 128;
+        let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
+        let small = crate::data::synthetic::synthetic(1024, 28, 28, 10, 1);
+        let small = GpuDataset::upload(gpu, &small)?;
+        let mut trainer = Trainer::new(gpu, &model, &small, tc)?;
+        trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
+        let start = Instant::now();
+        let mut steps = 0;
+        let mut epoch = 1;
+        while start.elapsed().as_secs_f64() < args.seconds * 4.0 || steps == 0 {
+            trainer.epoch(epoch, |_, _| {})?;
+            steps += trainer.steps_per_epoch();
+            epoch += 1;
+        }
+        let s = start.elapsed().as_secs_f64();
+        let algorithms: Vec<String> =
+            model.algorithms.iter().flatten().map(|a| format!("{a:?}").to_lowercase()).collect();
+        rows.push(StepRow {
+            model: format!("conv {} ({preset}; conv layers {})", config.describe(), algorithms.join(", ")),
             batch,
             dispatches_per_step: trainer.dispatches_per_step(),
             submits_per_step: 1,

@@ -5,10 +5,17 @@
 //! on one shape, and the faster total is kept. `AEGPU_MATMUL=reg|tiled` forces a variant;
 //! the cache lives in `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed by adapter
 //! and driver, and `AEGPU_RETUNE=1` ignores it.
+//!
+//! Convolutions are chosen per layer shape: the direct kernels against the GEMM formulation (im2col +
+//! the chosen matmul), timed on that layer's forward and backward at batch 32, once per process.
+//! Neither wins everywhere: on lavapipe the GEMM is ~5x faster for 32 -> 64 channels and ~2x slower
+//! for 1- and 16-channel layers, whose products are too thin. `AEGPU_CONV=direct|gemm` forces one.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::Activation;
+use crate::kernels::conv::{self, Conv2dShape};
+use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::runner::{Plan, View};
 use std::collections::BTreeMap;
@@ -27,6 +34,17 @@ pub struct Tuning {
     pub shape: [usize; 3],
 }
 
+/// How convolutions run: the direct kernels of conv2d.wgsl, or im2col + matmul (conv_gemm.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvAlgorithm {
+    Direct,
+    Gemm,
+}
+
+/// Batch size at which a layer's algorithms are timed.
+const CONV_TUNE_BATCH: usize = 32;
+
 const SHAPE: [usize; 3] = [256, 256, 256];
 
 impl Gpu {
@@ -43,6 +61,28 @@ impl Gpu {
         Ok(self.tuning()?.matmul)
     }
 
+    /// The faster convolution algorithm for a conv2d of this shape (a transposed convolution: its
+    /// adjoint's), timed at batch 32 once per process; `AEGPU_CONV=direct|gemm` forces one.
+    pub fn conv_algorithm(&self, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
+        if let Ok(v) = std::env::var("AEGPU_CONV") {
+            return match v.as_str() {
+                "direct" => Ok(ConvAlgorithm::Direct),
+                "gemm" => Ok(ConvAlgorithm::Gemm),
+                _ => Err(Error::Config(format!("AEGPU_CONV={v}: use 'direct' or 'gemm'"))),
+            };
+        }
+        let key = Conv2dShape { n: CONV_TUNE_BATCH, ..*shape };
+        if let Some(&a) = self.conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(a);
+        }
+        let variant = self.matmul_variant()?;
+        let direct = measure_conv(self, ConvAlgorithm::Direct, variant, &key)?;
+        let gemm = measure_conv(self, ConvAlgorithm::Gemm, variant, &key)?;
+        let best = if gemm < direct { ConvAlgorithm::Gemm } else { ConvAlgorithm::Direct };
+        self.conv_choices().lock().map_err(|_| poisoned())?.insert(key, best);
+        Ok(best)
+    }
+
     /// A key naming the adapter, its driver, and the device features the variants depend on (a
     /// borrowed device may lack subgroups the same adapter offers), for the on-disk cache.
     pub fn adapter_key(&self) -> String {
@@ -53,6 +93,10 @@ impl Gpu {
             i.name, i.backend, i.vendor, i.device, i.driver, i.driver_info
         )
     }
+}
+
+fn poisoned() -> Error {
+    Error::Config("the convolution tuning table was poisoned by a panic in another thread".into())
 }
 
 fn choose(gpu: &Gpu) -> Result<Tuning> {
@@ -69,7 +113,7 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
     }
     let key = gpu.adapter_key();
     let retune = std::env::var("AEGPU_RETUNE").is_ok_and(|v| v != "0");
-    let mut cache = read_cache();
+    let cache = read_cache();
     // The cache is per adapter, but a borrowed device may lack a feature the cached choice needs.
     if !retune
         && let Some(t) = cache.get(&key)
@@ -86,6 +130,7 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
     let best =
         measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(v, _)| v).unwrap_or(MatmulVariant::Reg);
     let t = Tuning { matmul: best, measured, source: "measured".into(), shape: SHAPE };
+    let mut cache = cache;
     cache.insert(key, t.clone());
     write_cache(&cache); // best effort: a read-only home only costs a re-measure next time
     Ok(t)
@@ -114,6 +159,7 @@ pub fn measure(gpu: &Gpu, variant: MatmulVariant, [m, n, k]: [usize; 3]) -> Resu
                 act: Activation::Identity,
                 accumulate: false,
                 variant,
+                splits: 1,
             }
             .launch()
         })
@@ -131,6 +177,54 @@ pub fn measure(gpu: &Gpu, variant: MatmulVariant, [m, n, k]: [usize; 3]) -> Resu
         }
         let gflops = flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9;
         best = best.max(gflops);
+    }
+    Ok(best)
+}
+
+/// Milliseconds of a conv2d layer's forward and backward with `algo` (best of three runs, after a
+/// warm-up).
+pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, variant: MatmulVariant, s: &Conv2dShape) -> Result<f64> {
+    let s = *s;
+    let buf = |label: &str, len: usize| -> Result<View> {
+        let data: Vec<f32> = (0..len).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+        Ok(View::whole(&StorageBuffer::from_slice(gpu, label, &data)?))
+    };
+    let (x, w, b, y, dy) = (
+        buf("tune x", s.input_len())?,
+        buf("tune w", s.weight_len())?,
+        buf("tune b", s.bias_len())?,
+        buf("tune y", s.output_len())?,
+        buf("tune dy", s.output_len())?,
+    );
+    let (dx, dw, db) =
+        (buf("tune dx", s.input_len())?, buf("tune dw", s.weight_len())?, buf("tune db", s.bias_len())?);
+    let mut launches = match algo {
+        ConvAlgorithm::Direct => vec![
+            conv::conv2d_forward(&y, &x, &w, Some(&b), &s, Activation::Relu),
+            conv::conv2d_backward_weight(&dw, &dy, &x, &s),
+            conv::conv2d_backward_input(&dx, &dy, &w, &s),
+        ],
+        ConvAlgorithm::Gemm => {
+            let l = ScratchLens::of(&s);
+            let scratch = GemmScratch {
+                col: buf("tune col", l.col)?,
+                cn: buf("tune cn", l.cn)?,
+                parts: buf("tune parts", l.parts)?,
+            };
+            let mut v =
+                conv_gemm::conv2d_forward(&y, &x, &w, Some(&b), &s, Activation::Relu, &scratch, variant);
+            v.extend(conv_gemm::conv2d_backward(&dw, Some(&dx), &dy, &x, &w, &s, &scratch, variant));
+            v
+        }
+    };
+    launches.push(conv::conv2d_backward_bias(&db, &dy, &s));
+    let plan = Plan::new(gpu, "tune conv", &launches)?;
+    plan.run(gpu)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        plan.run(gpu)?;
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
     }
     Ok(best)
 }

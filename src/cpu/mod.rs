@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod baseline;
 pub mod conv;
+pub mod conv_gemm;
 pub mod gather;
 pub mod loss;
 pub mod matmul;

@@ -36,6 +36,10 @@ pub struct Gpu {
     uncaptured: Arc<Mutex<Vec<String>>>,
     /// Kernel choices measured on this adapter (see `crate::tune`).
     tuning: OnceLock<crate::tune::Tuning>,
+    /// Convolution algorithm per layer shape, measured once per process (see `tune`).
+    conv_choices: std::sync::Mutex<
+        std::collections::HashMap<crate::kernels::conv::Conv2dShape, crate::tune::ConvAlgorithm>,
+    >,
 }
 
 impl Gpu {
@@ -106,6 +110,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             uncaptured,
             tuning: OnceLock::new(),
+            conv_choices: Default::default(),
         })
     }
 
@@ -124,6 +129,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             uncaptured: Arc::new(Mutex::new(Vec::new())),
             tuning: OnceLock::new(),
+            conv_choices: Default::default(),
         }
     }
 
@@ -186,6 +192,14 @@ impl Gpu {
 
     pub(crate) fn tuning_cell(&self) -> &OnceLock<crate::tune::Tuning> {
         &self.tuning
+    }
+
+    pub(crate) fn conv_choices(
+        &self,
+    ) -> &std::sync::Mutex<
+        std::collections::HashMap<crate::kernels::conv::Conv2dShape, crate::tune::ConvAlgorithm>,
+    > {
+        &self.conv_choices
     }
 
     /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.

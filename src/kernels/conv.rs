@@ -228,7 +228,7 @@ fn check_u32(what: &str, lens: &[usize]) -> Result<()> {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     c_in: u32,
     h: u32,
@@ -248,7 +248,7 @@ struct Params {
 }
 
 impl Params {
-    fn new(s: &Conv2dShape, act: Activation, has_bias: bool) -> Params {
+    pub(crate) fn new(s: &Conv2dShape, act: Activation, has_bias: bool) -> Params {
         Params {
             n: s.n as u32,
             c_in: s.c_in as u32,
@@ -320,7 +320,7 @@ fn launch(
 
 /// Panics with a clear message when a launcher is handed an invalid shape or a view that is too short
 /// (a bug in the caller: models validate their shapes when they are built).
-fn check_views(label: &str, shape_ok: Result<()>, views: &[(&str, &View, usize)]) {
+pub(crate) fn check_views(label: &str, shape_ok: Result<()>, views: &[(&str, &View, usize)]) {
     if let Err(e) = shape_ok {
         panic!("{label}: {e}");
     }

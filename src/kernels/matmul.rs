@@ -90,7 +90,7 @@ struct Params {
     has_bias: u32,
     accumulate: u32,
     slope: f32,
-    _pad: u32,
+    k_chunk: u32,
 }
 
 /// One product `c = act(op(a) · op(b) + bias)` (or `c += ...`), shapes M x N with inner size K.
@@ -107,6 +107,10 @@ pub struct Matmul {
     pub act: Activation,
     pub accumulate: bool,
     pub variant: MatmulVariant,
+    /// Split-K: the inner dimension in this many chunks, each product written to its own `[m, n]`
+    /// slice of `c` (`c` then holds `splits·m·n` values for the caller to sum). 1 = no split; more
+    /// needs no bias, identity activation and no accumulate.
+    pub splits: usize,
 }
 
 impl Matmul {
@@ -128,8 +132,12 @@ impl Matmul {
             has_bias: self.bias.is_some() as u32,
             accumulate: self.accumulate as u32,
             slope: self.act.slope(),
-            _pad: 0,
+            k_chunk: self.k.div_ceil(self.splits.max(1)).max(1) as u32,
         };
+        debug_assert!(
+            self.splits <= 1 || (self.bias.is_none() && self.act == Activation::Identity && !self.accumulate),
+            "split-K products are partial sums: no bias, activation or accumulate"
+        );
         // Any buffer satisfies the layout when there is no bias; the shader never reads it.
         let bias = self.bias.clone().unwrap_or_else(|| self.c.clone());
         Launch {
@@ -138,7 +146,7 @@ impl Matmul {
             views: vec![self.a.clone(), self.b.clone(), bias, self.c.clone()],
             workgroups: {
                 let (cols, rows) = self.variant.block();
-                [self.n.div_ceil(cols) as u32, self.m.div_ceil(rows) as u32, 1]
+                [self.n.div_ceil(cols) as u32, self.m.div_ceil(rows) as u32, self.splits.max(1) as u32]
             },
             label: "matmul",
         }
@@ -175,6 +183,7 @@ pub fn linear_forward(
         act,
         accumulate: false,
         variant,
+        splits: 1,
     }
     .launch()
 }
@@ -201,6 +210,7 @@ pub fn linear_backward_input(
         act: Activation::Identity,
         accumulate: false,
         variant,
+        splits: 1,
     }
     .launch()
 }
@@ -227,6 +237,7 @@ pub fn linear_backward_weight(
         act: Activation::Identity,
         accumulate: false,
         variant,
+        splits: 1,
     }
     .launch()
 }

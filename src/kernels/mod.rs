@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod conv_gemm;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
@@ -27,6 +28,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("optimizer", include_str!("../../shaders/optimizer.wgsl")),
     ("gather", include_str!("../../shaders/gather.wgsl")),
     ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
+    ("conv_gemm", include_str!("../../shaders/conv_gemm.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("random", include_str!("../../shaders/random.wgsl")),
     ("vae", include_str!("../../shaders/vae.wgsl")),

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::activation::activation_backward;
 use crate::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
+use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::kernels::loss::{self, LossKind};
 use crate::kernels::matmul::{MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
@@ -21,6 +22,7 @@ use crate::kernels::{Activation, Launch};
 use crate::models::dense::{NamedTensor, Noise, Variational};
 use crate::models::{Autoencoder, Init, KlViews, ModelActivations, loss_launches};
 use crate::runner::{Arena, ArenaLayout, View};
+use crate::tune::ConvAlgorithm;
 use rand::SeedableRng;
 
 /// One layer of a convolutional autoencoder.
@@ -381,7 +383,7 @@ impl ConvConfig {
     /// Checkpoint names as in PyTorch `nn.Sequential` encoder/decoder modules, one module per layer,
     /// per non-identity activation and per implicit `nn.Flatten` before a Linear on a feature map
     /// (e.g. `encoder.0`, `encoder.3`, `decoder.0`); `None` for layers without parameters.
-    fn layer_names(&self, shapes: &[LayerShapes]) -> Vec<Option<String>> {
+    fn layer_names(&self) -> Vec<Option<String>> {
         let mut names = Vec::new();
         let mut index = 0;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -389,7 +391,14 @@ impl ConvConfig {
                 index = 0;
             }
             let part = if i <= self.code_layer { "encoder" } else { "decoder" };
-            if matches!(layer, Layer::Linear { .. }) && shapes[i].input[1] * shapes[i].input[2] > 1 {
+            // A Linear reading a feature map (the input, or a conv, pool or unflatten output, even 1x1)
+            // needs an nn.Flatten in PyTorch; one reading a Linear's output or a VAE's z does not.
+            let reads_map = match i {
+                0 => true,
+                _ if self.variational.is_some() && i == self.code_layer + 1 => false,
+                _ => !matches!(self.layers[i - 1], Layer::Linear { .. }),
+            };
+            if matches!(layer, Layer::Linear { .. }) && reads_map {
                 index += 1; // nn.Flatten
             }
             names.push(layer.has_params().then(|| format!("{part}.{index}")));
@@ -457,6 +466,9 @@ pub struct ConvAutoencoder {
     pub opt_m: StorageBuffer,
     pub opt_v: StorageBuffer,
     pub seed: u64,
+    /// Per layer: direct kernels or im2col + matmul, whichever ran that layer's shape faster on this
+    /// adapter (see `tune`); `None` for layers that are not convolutions.
+    pub algorithms: Vec<Option<ConvAlgorithm>>,
     shapes: Vec<LayerShapes>,
     /// (weight index, bias index, weight shape) per layer with parameters.
     param_ix: Vec<Option<(usize, usize, Vec<usize>)>>,
@@ -486,9 +498,16 @@ pub struct ConvActivations {
     totals: usize,
     vae: Option<VaeActivations>,
     noisy: Option<usize>,
+    /// The GEMM algorithm's scratch (col, cn, parts), shared by every layer.
+    gemm: Option<(usize, usize, usize)>,
 }
 
 impl ConvActivations {
+    fn scratch(&self) -> GemmScratch {
+        let (col, cn, parts) = self.gemm.expect("GEMM scratch is allocated with the GEMM algorithm");
+        GemmScratch { col: self.arena.view(col), cn: self.arena.view(cn), parts: self.arena.view(parts) }
+    }
+
     /// Output of layer `i`, `[batch, C·H·W]`.
     pub fn output(&self, i: usize) -> View {
         self.arena.view(self.outs[i])
@@ -554,7 +573,7 @@ impl ConvAutoencoder {
     pub fn zeroed(gpu: &Gpu, config: ConvConfig, seed: u64) -> Result<ConvAutoencoder> {
         config.validate()?;
         let shapes = config.shapes()?;
-        let names = config.layer_names(&shapes);
+        let names = config.layer_names();
         let mut layout = ArenaLayout::new(gpu);
         let mut param_ix = Vec::new();
         for (i, s) in shapes.iter().enumerate() {
@@ -571,7 +590,21 @@ impl ConvAutoencoder {
         let grads = Arena::new(gpu, "grads", &layout)?;
         let opt_m = StorageBuffer::zeroed(gpu, "optimizer m", layout.total)?;
         let opt_v = StorageBuffer::zeroed(gpu, "optimizer v", layout.total)?;
-        Ok(ConvAutoencoder { config, params, grads, opt_m, opt_v, seed, shapes, param_ix })
+        let mut model = ConvAutoencoder {
+            config,
+            params,
+            grads,
+            opt_m,
+            opt_v,
+            seed,
+            algorithms: Vec::new(),
+            shapes,
+            param_ix,
+        };
+        model.algorithms = (0..model.config.layers.len())
+            .map(|i| model.conv_geometry(i, 1).map(|g| gpu.conv_algorithm(&g)).transpose())
+            .collect::<Result<_>>()?;
+        Ok(model)
     }
 
     fn ix(&self, i: usize) -> &(usize, usize, Vec<usize>) {
@@ -623,6 +656,20 @@ impl ConvAutoencoder {
         }
     }
 
+    /// The conv2d geometry layer `i` runs on a batch of `n` (a transposed convolution's adjoint), or
+    /// `None` for a layer that is not a convolution.
+    fn conv_geometry(&self, i: usize, n: usize) -> Option<Conv2dShape> {
+        match self.config.layers[i] {
+            Layer::Conv { .. } => Some(self.conv_shape(i, n)),
+            Layer::ConvTranspose { .. } => Some(self.conv_t_shape(i, n).adjoint()),
+            _ => None,
+        }
+    }
+
+    fn uses_gemm(&self, i: usize) -> bool {
+        self.algorithms.get(i).copied().flatten() == Some(ConvAlgorithm::Gemm)
+    }
+
     /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's output.
     fn layer_input(&self, acts: &ConvActivations, i: usize, train: bool) -> View {
         if i == 0 {
@@ -654,7 +701,7 @@ impl ConvAutoencoder {
         i: usize,
         variant: MatmulVariant,
         train: bool,
-    ) -> Option<Launch> {
+    ) -> Vec<Launch> {
         let c = &self.config;
         let n = acts.batch;
         let (inp, out) = (self.layer_input(acts, i, train), acts.output(i));
@@ -662,7 +709,39 @@ impl ConvAutoencoder {
         // The output activation is fused into the loss kernel, which wants logits.
         let last = i + 1 == c.layers.len();
         let act = |a: Activation| if last { Activation::Identity } else { a };
-        Some(match c.layers[i] {
+        if self.uses_gemm(i) {
+            let scratch = acts.scratch();
+            match c.layers[i] {
+                Layer::Conv { act: a, .. } => {
+                    let (shape, w, b) = (self.conv_shape(i, n), self.weight(i), self.bias(i));
+                    return conv_gemm::conv2d_forward(
+                        &out,
+                        &inp,
+                        &w,
+                        Some(&b),
+                        &shape,
+                        act(a),
+                        &scratch,
+                        variant,
+                    );
+                }
+                Layer::ConvTranspose { act: a, .. } => {
+                    let (shape, w, b) = (self.conv_t_shape(i, n), self.weight(i), self.bias(i));
+                    return conv_gemm::conv_transpose2d_forward(
+                        &out,
+                        &inp,
+                        &w,
+                        Some(&b),
+                        &shape,
+                        act(a),
+                        &scratch,
+                        variant,
+                    );
+                }
+                _ => {}
+            }
+        }
+        vec![match c.layers[i] {
             Layer::Conv { act: a, .. } => conv::conv2d_forward(
                 &out,
                 &inp,
@@ -699,8 +778,8 @@ impl ConvAutoencoder {
                 act(a),
                 variant,
             ),
-            Layer::Unflatten { .. } => return None,
-        })
+            Layer::Unflatten { .. } => return Vec::new(),
+        }]
     }
 
     /// Layer `i`'s backward from `dout` (the gradient of its pre-activation output): parameter
@@ -711,6 +790,36 @@ impl ConvAutoencoder {
         let s = self.shapes[i];
         let mut launches = Vec::new();
         match self.config.layers[i] {
+            Layer::Conv { .. } if self.uses_gemm(i) => {
+                let (shape, w, dw) = (self.conv_shape(i, n), self.weight(i), self.dweight(i));
+                let scratch = acts.scratch();
+                launches.extend(conv_gemm::conv2d_backward(
+                    &dw,
+                    dinp.as_ref(),
+                    &dout,
+                    &inp,
+                    &w,
+                    &shape,
+                    &scratch,
+                    variant,
+                ));
+                launches.push(conv::conv2d_backward_bias(&self.dbias(i), &dout, &shape));
+            }
+            Layer::ConvTranspose { .. } if self.uses_gemm(i) => {
+                let (shape, w, dw) = (self.conv_t_shape(i, n), self.weight(i), self.dweight(i));
+                let scratch = acts.scratch();
+                launches.extend(conv_gemm::conv_transpose2d_backward(
+                    &dw,
+                    dinp.as_ref(),
+                    &dout,
+                    &inp,
+                    &w,
+                    &shape,
+                    &scratch,
+                    variant,
+                ));
+                launches.push(conv::conv_transpose2d_backward_bias(&self.dbias(i), &dout, &shape));
+            }
             Layer::Conv { .. } => {
                 let shape = self.conv_shape(i, n);
                 launches.push(conv::conv2d_backward_weight(&self.dweight(i), &dout, &inp, &shape));
@@ -845,6 +954,19 @@ impl Autoencoder for ConvAutoencoder {
             }
         });
         let noisy = c.noise.map(|_| layout.add("x noisy", batch * c.input_dim()));
+        let gemm_layers: Vec<usize> = (0..c.layers.len()).filter(|&i| self.uses_gemm(i)).collect();
+        let gemm = (!gemm_layers.is_empty()).then(|| {
+            let lens = gemm_layers
+                .iter()
+                .filter_map(|&i| self.conv_geometry(i, batch))
+                .map(|g| ScratchLens::of(&g))
+                .fold(ScratchLens::default(), ScratchLens::max);
+            (
+                layout.add("gemm col", lens.col.max(1)),
+                layout.add("gemm cn", lens.cn.max(1)),
+                layout.add("gemm parts", lens.parts.max(1)),
+            )
+        });
         let arena = Arena::new(gpu, "activations", &layout)?;
         Ok(ConvActivations {
             batch,
@@ -858,6 +980,7 @@ impl Autoencoder for ConvAutoencoder {
             totals,
             vae,
             noisy,
+            gemm,
         })
     }
 
@@ -956,7 +1079,7 @@ impl Autoencoder for ConvAutoencoder {
     /// From [`Autoencoder::code_input`] (filled by the caller) to logits.
     fn decoder(&self, acts: &ConvActivations, variant: MatmulVariant) -> Vec<Launch> {
         (self.config.code_layer + 1..self.config.layers.len())
-            .filter_map(|i| self.layer_forward(acts, i, variant, false))
+            .flat_map(|i| self.layer_forward(acts, i, variant, false))
             .collect()
     }
 
