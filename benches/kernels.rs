@@ -6,6 +6,8 @@
 use aegpu::cpu;
 use aegpu::gpu::{Gpu, GpuOptions, StorageBuffer};
 use aegpu::kernels::activation::activation_forward;
+use aegpu::kernels::conv::{self, Conv2dShape};
+use aegpu::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
@@ -41,7 +43,18 @@ fn gpu_iters(gpu: &Gpu, plan: &Plan, iters: u64) -> Duration {
 }
 
 fn bench_gpu(c: &mut Criterion, gpu: &Gpu, group: &str, name: &str, launch: Launch, throughput: Throughput) {
-    let plan = Plan::new(gpu, name, &[launch]).expect("plan");
+    bench_gpu_list(c, gpu, group, name, &[launch], throughput);
+}
+
+fn bench_gpu_list(
+    c: &mut Criterion,
+    gpu: &Gpu,
+    group: &str,
+    name: &str,
+    launches: &[Launch],
+    throughput: Throughput,
+) {
+    let plan = Plan::new(gpu, name, launches).expect("plan");
     plan.run(gpu).expect("warm-up");
     let mut g = c.benchmark_group(group);
     g.throughput(throughput);
@@ -175,6 +188,66 @@ fn elementwise(c: &mut Criterion, gpu: &Gpu) {
     g.finish();
 }
 
+/// A conv layer of each preset (batch 128): the direct kernels and the GEMM formulation against the
+/// single-threaded reference loops (elements = flops; the GEMM backward counts input + weight).
+fn convolution(c: &mut Criterion, gpu: &Gpu) {
+    let variant = gpu.matmul_variant().expect("tuning");
+    let shape = |c_in, hw, c_out, stride| Conv2dShape {
+        n: 128,
+        c_in,
+        h: hw,
+        w: hw,
+        c_out,
+        kh: 3,
+        kw: 3,
+        stride,
+        padding: 1,
+    };
+    for (name, s) in [("keras 16->8", shape(16, 14, 8, 1)), ("strided 32->64 s2", shape(32, 14, 64, 2))] {
+        let (x, w, dy) = (values(s.input_len()), values(s.weight_len()), values(s.output_len()));
+        let (gx, gw, gdy) = (view(gpu, &x), view(gpu, &w), view(gpu, &dy));
+        let (gy, gdx, gdw) = (view(gpu, &dy), view(gpu, &x), view(gpu, &w));
+        let l = ScratchLens::of(&s);
+        let scratch = GemmScratch {
+            col: view(gpu, &vec![0.0; l.col]),
+            cn: view(gpu, &vec![0.0; l.cn]),
+            parts: view(gpu, &vec![0.0; l.parts]),
+        };
+        let flops = s.flops() as u64;
+        let group = format!("conv2d {name} 128x{}x{}x{} forward (elements = flops)", s.c_in, s.h, s.w);
+        let fwd = conv::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity);
+        bench_gpu(c, gpu, &group, "direct", fwd, Throughput::Elements(flops));
+        let fwd = conv_gemm::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity, &scratch, variant);
+        bench_gpu_list(c, gpu, &group, "gemm", &fwd, Throughput::Elements(flops));
+        let mut y = vec![0.0f32; s.output_len()];
+        let mut g = c.benchmark_group(&group);
+        g.throughput(Throughput::Elements(flops));
+        g.bench_function("cpu/loop", |b| {
+            b.iter(|| cpu::conv::conv2d_forward(&mut y, &x, &w, None, &s, Activation::Identity))
+        });
+        g.finish();
+
+        let group = format!("conv2d {name} 128x{}x{}x{} backward (elements = flops)", s.c_in, s.h, s.w);
+        let bwd = [
+            conv::conv2d_backward_input(&gdx, &gdy, &gw, &s),
+            conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s),
+        ];
+        bench_gpu_list(c, gpu, &group, "direct", &bwd, Throughput::Elements(2 * flops));
+        let bwd = conv_gemm::conv2d_backward(&gdw, Some(&gdx), &gdy, &gx, &gw, &s, &scratch, variant);
+        bench_gpu_list(c, gpu, &group, "gemm", &bwd, Throughput::Elements(2 * flops));
+        let (mut dx, mut dw) = (x.clone(), w.clone());
+        let mut g = c.benchmark_group(&group);
+        g.throughput(Throughput::Elements(2 * flops));
+        g.bench_function("cpu/loop", |b| {
+            b.iter(|| {
+                cpu::conv::conv2d_backward_input(&mut dx, &dy, &w, &s);
+                cpu::conv::conv2d_backward_weight(&mut dw, &dy, &x, &s);
+            })
+        });
+        g.finish();
+    }
+}
+
 fn training_step(c: &mut Criterion, gpu: &Gpu) {
     let train = aegpu::data::synthetic::synthetic(2048, 28, 28, 10, 1);
     let data = GpuDataset::upload(gpu, &train).expect("upload");
@@ -214,6 +287,7 @@ fn all(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu.describe());
     matmul(c, &gpu);
     elementwise(c, &gpu);
+    convolution(c, &gpu);
     training_step(c, &gpu);
 }
 

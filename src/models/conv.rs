@@ -421,7 +421,7 @@ impl ConvConfig {
             Activation::Tanh => "t",
         };
         let [c, h, w] = self.input;
-        let mut s = if self.variational.is_some() { "conv-vae ".to_string() } else { String::new() };
+        let mut s = if self.variational.is_some() { "vae ".to_string() } else { String::new() };
         s += &format!("{c}x{h}x{w}");
         let shapes = self.shapes().unwrap_or_default();
         for (i, layer) in self.layers.iter().enumerate() {
