@@ -21,11 +21,15 @@
 //
 // Bindings: 0 uniform Params (the same struct as conv2d.wgsl), 1 the NCHW side (x, dx or y), 2 the matrix
 // side (col, yc or dyc), 3 bias (dummy when has_bias = 0). All storage read_write (views of one arena
-// alias). Dispatch: 1-D, 256 per workgroup, folded into (x, y) past 65535 workgroups
-// (index = gid.x + gid.y * num_workgroups.x * 256; kernels::grid_1d(n, 256)).
+// alias).
+// Dispatch: 2-D, (ceil(N*PLANE/256), C) with 256 invocations per workgroup along x: x walks the pixels of
+// all samples (PLANE = OH*OW for im2col and the permutations, H*W for col2im), y is the input channel
+// (im2col, col2im) or the channel of the permuted tensor; an im2col invocation writes the KH*KW taps of
+// its channel. Why: on lavapipe each workgroup costs about a microsecond and each per-invocation integer
+// division is a scalar loop, so a flat one-element-per-invocation im2col (five divisions, K*N*OH*OW/256
+// workgroups) ran at 25 M elements/s, 4x slower than the matmul it feeds.
 // CPU reference: src/cpu/conv_gemm.rs.
 
-const WG: u32 = 256u;
 
 const ACT_RELU: u32 = 1u;
 const ACT_LEAKY_RELU: u32 = 2u;
@@ -67,29 +71,37 @@ fn activate(v: f32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    let cols = p.n * p.oh * p.ow;
-    if (i >= p.c_in * p.kh * p.kw * cols) {
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let plane = p.oh * p.ow;
+    let cols = p.n * plane;
+    let j = gid.x;
+    if (j >= cols) {
         return;
     }
-    // Consecutive invocations take consecutive columns: the writes are contiguous.
-    let j = i % cols;
-    let k = i / cols;
-    let ox = j % p.ow;
-    let oy = (j / p.ow) % p.oh;
-    let n = j / (p.ow * p.oh);
-    let kx = k % p.kw;
-    let ky = (k / p.kw) % p.kh;
-    let ic = k / (p.kw * p.kh);
-    // Signed: the tap may fall on the padding above or left of the image.
-    let iy = i32(oy * p.stride + ky) - i32(p.padding);
-    let ix = i32(ox * p.stride + kx) - i32(p.padding);
-    var v = 0.0;
-    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-        v = img[((n * p.c_in + ic) * p.h + u32(iy)) * p.w + u32(ix)];
+    let ic = gid.y;
+    let n = j / plane;
+    let px = j - n * plane;
+    let oy = px / p.ow;
+    let ox = px - oy * p.ow;
+    let x_plane = (n * p.c_in + ic) * p.h;
+    // Signed: a tap may fall on the padding above or left of the image.
+    let y0 = i32(oy * p.stride) - i32(p.padding);
+    let x0 = i32(ox * p.stride) - i32(p.padding);
+    var row = ic * p.kh * p.kw * cols + j; // col[(ic, 0, 0), j]
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = y0 + i32(ky);
+        let y_ok = iy >= 0 && iy < i32(p.h);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = x0 + i32(kx);
+            var v = 0.0;
+            if (y_ok && ix >= 0 && ix < i32(p.w)) {
+                v = img[(x_plane + u32(iy)) * p.w + u32(ix)];
+            }
+            // Consecutive invocations write consecutive columns.
+            mat[row] = v;
+            row += cols;
+        }
     }
-    mat[i] = v;
 }
 
 // Taps of input coordinate i that reach an output: k ≡ (i + P) mod S and o = (i + P - k)/S in
@@ -99,23 +111,25 @@ fn taps_of_input(i: u32, out_size: u32, k_size: u32) -> vec2<u32> {
     let span = (out_size - 1u) * p.stride;
     var lo = t % p.stride;
     if (t > span) {
-        lo = t - span;
-        // Keep lo ≡ t (mod S): t - span is, since span is a multiple of S.
+        lo = t - span; // still ≡ t (mod S): span is a multiple of S
     }
     let hi = min(k_size, t + 1u);
     return vec2<u32>(lo, max(lo, hi));
 }
 
 @compute @workgroup_size(256)
-fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n * p.c_in * p.h * p.w) {
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let plane = p.h * p.w;
+    let j = gid.x;
+    if (j >= p.n * plane) {
         return;
     }
-    let ix = i % p.w;
-    let iy = (i / p.w) % p.h;
-    let ic = (i / (p.w * p.h)) % p.c_in;
-    let n = i / (p.w * p.h * p.c_in);
+    let ic = gid.y;
+    let n = j / plane;
+    let px = j - n * plane;
+    let iy = px / p.w;
+    let ix = px - iy * p.w;
+    let i = (n * p.c_in + ic) * plane + px;
     let cols = p.n * p.oh * p.ow;
     let ry = taps_of_input(iy, p.oh, p.kh);
     let rx = taps_of_input(ix, p.ow, p.kw);
@@ -137,34 +151,29 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 }
 
 @compute @workgroup_size(256)
-fn cnhw_to_nchw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+fn cnhw_to_nchw(@builtin(global_invocation_id) gid: vec3<u32>) {
     let plane = p.oh * p.ow;
-    if (i >= p.n * p.c_out * plane) {
+    let j = gid.x;
+    if (j >= p.n * plane) {
         return;
     }
-    let s = i % plane;
-    let c = (i / plane) % p.c_out;
-    let n = i / (plane * p.c_out);
-    var v = mat[c * (p.n * plane) + n * plane + s];
+    let c = gid.y;
+    let n = j / plane;
+    var v = mat[c * (p.n * plane) + j];
     if (p.has_bias != 0u) {
         v += bias[c];
     }
-    img[i] = activate(v);
+    img[(n * p.c_out + c) * plane + (j - n * plane)] = activate(v);
 }
 
 @compute @workgroup_size(256)
-fn nchw_to_cnhw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+fn nchw_to_cnhw(@builtin(global_invocation_id) gid: vec3<u32>) {
     let plane = p.oh * p.ow;
-    let cols = p.n * plane;
-    if (i >= p.c_out * cols) {
+    let j = gid.x;
+    if (j >= p.n * plane) {
         return;
     }
-    // Consecutive invocations write consecutive columns of one channel row.
-    let j = i % cols;
-    let c = i / cols;
-    let s = j % plane;
+    let c = gid.y;
     let n = j / plane;
-    mat[i] = img[(n * p.c_out + c) * plane + s];
+    mat[c * (p.n * plane) + j] = img[(n * p.c_out + c) * plane + (j - n * plane)];
 }

@@ -416,6 +416,10 @@ fn train_model<M: Autoencoder>(
         split.test.n,
         args.data.dataset
     );
+    let choices = model.kernel_choices();
+    if !choices.is_empty() {
+        eprintln!("kernels: {choices}");
+    }
     train::train(gpu, model, &train_gpu, &test_gpu, tc, !args.quiet, |m, _| {
         let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
             (Some(r), Some(kl), Some(elbo)) => {

@@ -9,7 +9,7 @@
 use super::conv::{Conv2dShape, ConvTranspose2dShape, Params, check_views};
 use super::matmul::{Matmul, MatmulVariant, Transpose};
 use super::reduce::colsum;
-use super::{Activation, Launch, grid_1d};
+use super::{Activation, Launch};
 use crate::gpu::PipelineKey;
 use crate::runner::View;
 
@@ -69,6 +69,11 @@ pub fn weight_splits(s: &Conv2dShape) -> usize {
     (columns(s) / 1024).clamp(1, 64)
 }
 
+/// Invocations per workgroup along the pixels.
+const WG: usize = 256;
+
+/// A launch over `[n · plane pixels, channels]`, see the shader's header.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     entry: &'static str,
     s: &Conv2dShape,
@@ -76,14 +81,21 @@ fn launch(
     bias: Option<&View>,
     img: &View,
     mat: &View,
-    n: usize,
+    plane: usize,
+    channels: usize,
 ) -> Launch {
+    let groups = (s.n * plane).div_ceil(WG);
+    assert!(
+        groups <= 65535 && channels <= 65535,
+        "{entry}: {} pixels and {channels} channels must fit the dispatch limits (65535 x 256, 65535)",
+        s.n * plane
+    );
     Launch {
         key: PipelineKey::new("conv_gemm", entry, &[]),
         uniform: bytemuck::bytes_of(&Params::new(s, act, bias.is_some())).to_vec(),
         // Any buffer satisfies the layout when there is no bias; the shader never reads it.
         views: vec![img.clone(), mat.clone(), bias.unwrap_or(img).clone()],
-        workgroups: grid_1d(n, 256),
+        workgroups: [groups as u32, channels as u32, 1],
         label: entry,
     }
 }
@@ -91,7 +103,7 @@ fn launch(
 /// `col[k, j]` = the input under tap `k` of output pixel `j` (0 on padding).
 pub fn im2col(col: &View, inp: &View, s: &Conv2dShape) -> Launch {
     check_views("im2col", s.validate(), &[("col", col, taps(s) * columns(s)), ("inp", inp, s.input_len())]);
-    launch("im2col", s, Activation::Identity, None, inp, col, taps(s) * columns(s))
+    launch("im2col", s, Activation::Identity, None, inp, col, s.out_h() * s.out_w(), s.c_in)
 }
 
 /// `out[n,ic,iy,ix] = act(bias[ic] + Σ col)` over the taps that read that input pixel (im2col's adjoint).
@@ -101,7 +113,7 @@ pub fn col2im(out: &View, col: &View, bias: Option<&View>, s: &Conv2dShape, act:
         views.push(("bias", b, s.c_in));
     }
     check_views("col2im", s.validate(), &views);
-    launch("col2im", s, act, bias, out, col, s.input_len())
+    launch("col2im", s, act, bias, out, col, s.h * s.w, s.c_in)
 }
 
 /// `out[n,c,s] = act(bias[c] + cn[c, n·OH·OW + s])`: a channel-major product back to NCHW.
@@ -111,13 +123,13 @@ pub fn cnhw_to_nchw(out: &View, cn: &View, bias: Option<&View>, s: &Conv2dShape,
         views.push(("bias", b, s.c_out));
     }
     check_views("cnhw_to_nchw", s.validate(), &views);
-    launch("cnhw_to_nchw", s, act, bias, out, cn, s.output_len())
+    launch("cnhw_to_nchw", s, act, bias, out, cn, s.out_h() * s.out_w(), s.c_out)
 }
 
 /// `cn[c, n·OH·OW + s] = inp[n,c,s]` for an output-shaped `[N, C_OUT, OH, OW]` tensor.
 pub fn nchw_to_cnhw(cn: &View, inp: &View, s: &Conv2dShape) -> Launch {
     check_views("nchw_to_cnhw", s.validate(), &[("cn", cn, s.output_len()), ("inp", inp, s.output_len())]);
-    launch("nchw_to_cnhw", s, Activation::Identity, None, inp, cn, s.output_len())
+    launch("nchw_to_cnhw", s, Activation::Identity, None, inp, cn, s.out_h() * s.out_w(), s.c_out)
 }
 
 #[allow(clippy::too_many_arguments)]

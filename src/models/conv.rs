@@ -1069,6 +1069,12 @@ impl Autoencoder for ConvAutoencoder {
         launches
     }
 
+    fn kernel_choices(&self) -> String {
+        let names: Vec<String> =
+            self.algorithms.iter().flatten().map(|a| format!("{a:?}").to_lowercase()).collect();
+        format!("conv layers (measured per shape): {}", names.join(", "))
+    }
+
     fn code_input(&self, acts: &ConvActivations) -> View {
         match &acts.vae {
             Some(v) => acts.arena.view(v.z),

@@ -113,6 +113,10 @@ pub trait Autoencoder {
     fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>>;
     /// Loads parameters by name; every tensor must be present with the right length.
     fn import(&self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<()>;
+    /// Kernel choices worth logging (a conv model's algorithm per conv layer); empty by default.
+    fn kernel_choices(&self) -> String {
+        String::new()
+    }
     /// Mean ‖J_f(x)‖_F over `codes` where the model has it in closed form (a one-layer sigmoid encoder).
     fn jacobian_fro(&self, _gpu: &Gpu, _codes: &[f32], _n: usize) -> Result<Option<f64>> {
         Ok(None)
