@@ -4,6 +4,7 @@
 /// `out[n,c,oy,ox]` = max of `inp[n,c,2oy..2oy+2, 2ox..2ox+2]`; `argmax` = the winner's `iy·w + ix`
 /// within its plane. Ties go to the first in row-major window order (strict `>`), as in PyTorch. With
 /// `ceil` the last window of an odd size covers only the values inside the input.
+#[allow(clippy::too_many_arguments)]
 pub fn maxpool2x2_forward(
     out: &mut [f32],
     argmax: &mut [u32],
@@ -38,6 +39,7 @@ pub fn maxpool2x2_forward(
 }
 
 /// `dinp` = 0 everywhere except `dinp[argmax of each window] = dout` of that window.
+#[allow(clippy::too_many_arguments)]
 pub fn maxpool2x2_backward(
     dinp: &mut [f32],
     dout: &[f32],

@@ -111,6 +111,7 @@ fn check(label: &str, ok: Result<()>, views: &[(&str, &View, usize)]) {
 }
 
 /// `out[n,c,oy,ox] = max` of the 2x2 window (cut short at the edge with `ceil`), `argmax` = its index `iy·w + ix` in the input plane (u32).
+#[allow(clippy::too_many_arguments)]
 pub fn maxpool2x2_forward(
     out: &View,
     argmax: &View,
@@ -138,6 +139,7 @@ pub fn maxpool2x2_forward(
 }
 
 /// `dinp[n,c,iy,ix] = dout` of its window if it was the window's argmax, else 0 (every element written).
+#[allow(clippy::too_many_arguments)]
 pub fn maxpool2x2_backward(
     dinp: &View,
     dout: &View,

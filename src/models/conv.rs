@@ -13,14 +13,16 @@ use crate::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::kernels::loss::{self, LossKind};
 use crate::kernels::matmul::{MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward};
-use crate::kernels::optimizer::{Optimizer, optimizer_step};
+use crate::kernels::optimizer::Optimizer;
 use crate::kernels::pool;
 use crate::kernels::random::random_normal;
 use crate::kernels::reduce::bias_backward;
-use crate::kernels::vae::{self, reparam_backward, reparam_forward};
+use crate::kernels::vae::{reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
 use crate::models::dense::{NamedTensor, Noise, Variational};
-use crate::models::{Autoencoder, Init, KlViews, ModelActivations, loss_launches};
+use crate::models::{
+    Autoencoder, Init, KlViews, ModelActivations, VaeActivations, loss_launches, update_arena,
+};
 use crate::runner::{Arena, ArenaLayout, View};
 use crate::tune::ConvAlgorithm;
 use rand::SeedableRng;
@@ -474,15 +476,6 @@ pub struct ConvAutoencoder {
     param_ix: Vec<Option<(usize, usize, Vec<usize>)>>,
 }
 
-/// A VAE's extra activations.
-struct VaeActivations {
-    eps: usize,
-    z: usize,
-    dz: usize,
-    kl_partials: usize,
-    kl_total: usize,
-}
-
 /// Per-batch activations of a conv autoencoder.
 pub struct ConvActivations {
     pub batch: usize,
@@ -888,10 +881,6 @@ impl Autoencoder for ConvAutoencoder {
         self.config.input_dim()
     }
 
-    fn input_shape(&self) -> [usize; 3] {
-        self.config.input
-    }
-
     fn code_width(&self) -> usize {
         len3(self.shapes[self.config.code_layer].output)
     }
@@ -943,16 +932,7 @@ impl Autoencoder for ConvAutoencoder {
         }
         let partials = layout.add("loss partials", 2 * loss::partial_rows(batch * c.input_dim()));
         let totals = layout.add("loss totals", 2);
-        let vae = c.variational.map(|_| {
-            let n = batch * c.code_dim();
-            VaeActivations {
-                eps: layout.add("eps", n),
-                z: layout.add("z", n),
-                dz: layout.add("dz", n),
-                kl_partials: layout.add("kl partials", vae::kl_partial_rows(n)),
-                kl_total: layout.add("kl total", 1),
-            }
-        });
+        let vae = c.variational.map(|_| VaeActivations::add(&mut layout, batch * c.code_dim()));
         let noisy = c.noise.map(|_| layout.add("x noisy", batch * c.input_dim()));
         let gemm_layers: Vec<usize> = (0..c.layers.len()).filter(|&i| self.uses_gemm(i)).collect();
         let gemm = (!gemm_layers.is_empty()).then(|| {
@@ -1090,15 +1070,7 @@ impl Autoencoder for ConvAutoencoder {
     }
 
     fn update(&self, opt: &Optimizer, t: u64) -> Launch {
-        optimizer_step(
-            opt,
-            &self.params.all(),
-            &self.grads.all(),
-            &View::whole(&self.opt_m),
-            &View::whole(&self.opt_v),
-            self.params.layout.total,
-            t,
-        )
+        update_arena(opt, &self.params, &self.grads, &self.opt_m, &self.opt_v, t)
     }
 
     fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {

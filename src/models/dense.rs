@@ -9,14 +9,16 @@ use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::activation::activation_backward;
 use crate::kernels::loss::{self, LossKind};
 use crate::kernels::matmul::{MatmulVariant, linear_backward_input, linear_backward_weight, linear_forward};
-use crate::kernels::optimizer::{Optimizer, optimizer_step};
+use crate::kernels::optimizer::Optimizer;
 use crate::kernels::penalty::{self, SparseNorm};
 
 use crate::kernels::random::{self, random_normal};
 use crate::kernels::reduce::{bias_backward, colsum};
-use crate::kernels::vae::{self, reparam_backward, reparam_forward};
+use crate::kernels::vae::{reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
-use crate::models::{Autoencoder, Init, KlViews, ModelActivations, loss_launches};
+use crate::models::{
+    Autoencoder, Init, KlViews, ModelActivations, VaeActivations, loss_launches, update_arena,
+};
 use crate::runner::{Arena, ArenaLayout, View};
 use rand::SeedableRng;
 
@@ -379,15 +381,6 @@ pub struct DenseAutoencoder {
     bias_ix: Vec<usize>,
 }
 
-/// A VAE's extra activations: ε, z and its gradient, and the KL reduction.
-struct VaeActivations {
-    eps: usize,
-    z: usize,
-    dz: usize,
-    kl_partials: usize,
-    kl_total: usize,
-}
-
 /// Per-batch activations: input, each layer's output and its gradient, loss scratch.
 pub struct DenseActivations {
     pub batch: usize,
@@ -599,10 +592,6 @@ impl Autoencoder for DenseAutoencoder {
         self.config.input_dim()
     }
 
-    fn input_shape(&self) -> [usize; 3] {
-        [1, 1, self.config.input_dim()]
-    }
-
     fn code_width(&self) -> usize {
         self.config.layer_out(self.config.code_layer)
     }
@@ -667,16 +656,7 @@ impl Autoencoder for DenseAutoencoder {
             (0..c.layers()).map(|i| layout.add(format!("da{}", i + 1), batch * c.layer_out(i))).collect();
         let partials = layout.add("loss partials", 2 * loss::partial_rows(batch * c.input_dim()));
         let totals = layout.add("loss totals", 2);
-        let vae = c.variational.map(|_| {
-            let n = batch * c.code_dim();
-            VaeActivations {
-                eps: layout.add("eps", n),
-                z: layout.add("z", n),
-                dz: layout.add("dz", n),
-                kl_partials: layout.add("kl partials", vae::kl_partial_rows(n)),
-                kl_total: layout.add("kl total", 1),
-            }
-        });
+        let vae = c.variational.map(|_| VaeActivations::add(&mut layout, batch * c.code_dim()));
         let r = &c.regularize;
         let noisy = r.noise.map(|_| layout.add("x noisy", batch * c.sizes[0]));
         let dropout = (0..c.layers())
@@ -867,15 +847,7 @@ impl Autoencoder for DenseAutoencoder {
 
     /// The fused optimiser update over the whole parameter arena, for step `t`.
     fn update(&self, opt: &Optimizer, t: u64) -> Launch {
-        optimizer_step(
-            opt,
-            &self.params.all(),
-            &self.grads.all(),
-            &View::whole(&self.opt_m),
-            &View::whole(&self.opt_v),
-            self.params.layout.total,
-            t,
-        )
+        update_arena(opt, &self.params, &self.grads, &self.opt_m, &self.opt_v, t)
     }
 
     fn jacobian_fro(&self, gpu: &Gpu, codes: &[f32], n: usize) -> Result<Option<f64>> {

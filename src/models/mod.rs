@@ -76,8 +76,6 @@ pub trait Autoencoder {
     fn config_json(&self) -> Result<String>;
     /// Values per example (C·H·W).
     fn input_dim(&self) -> usize;
-    /// (channels, height, width) of an example.
-    fn input_shape(&self) -> [usize; 3];
     /// Columns of the code layer's output: the code, or a VAE's [μ, log σ²] (2·code_dim).
     fn code_width(&self) -> usize;
     /// Dimensions of the code (of z for a VAE).
@@ -286,4 +284,48 @@ macro_rules! with_model {
             $crate::models::AnyModel::Conv($m) => $body,
         }
     };
+}
+
+/// A VAE's extra activations (indices into the activation arena): ε, z and its gradient, and the KL
+/// reduction's scratch and total.
+pub(crate) struct VaeActivations {
+    pub eps: usize,
+    pub z: usize,
+    pub dz: usize,
+    pub kl_partials: usize,
+    pub kl_total: usize,
+}
+
+impl VaeActivations {
+    /// Adds the views for `n` latent values (batch · d) to `layout`.
+    pub(crate) fn add(layout: &mut crate::runner::ArenaLayout, n: usize) -> VaeActivations {
+        VaeActivations {
+            eps: layout.add("eps", n),
+            z: layout.add("z", n),
+            dz: layout.add("dz", n),
+            kl_partials: layout.add("kl partials", vae::kl_partial_rows(n)),
+            kl_total: layout.add("kl total", 1),
+        }
+    }
+}
+
+/// The fused optimiser update over a whole parameter arena (both model families keep parameters,
+/// gradients and the two moment buffers with the same layout), for step `t`.
+pub(crate) fn update_arena(
+    opt: &Optimizer,
+    params: &Arena,
+    grads: &Arena,
+    m: &crate::gpu::StorageBuffer,
+    v: &crate::gpu::StorageBuffer,
+    t: u64,
+) -> Launch {
+    crate::kernels::optimizer::optimizer_step(
+        opt,
+        &params.all(),
+        &grads.all(),
+        &View::whole(m),
+        &View::whole(v),
+        params.layout.total,
+        t,
+    )
 }
