@@ -195,9 +195,10 @@ struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Weight initialisation: glorot (uniform, zero biases) or torch (PyTorch's default for Linear
-    /// and Conv layers, U(±1/√fan_in) for weights and biases).
-    #[arg(long, default_value = "glorot")]
-    init: String,
+    /// and Conv layers, U(±1/√fan_in) for weights and biases). Default: torch for --preset vae (it
+    /// reproduces the PyTorch example), glorot otherwise (a small ReLU code keeps all its units).
+    #[arg(long)]
+    init: Option<String>,
     /// Seeds the initialisation and the shuffling: the same seed on the same adapter gives the same losses.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -286,8 +287,13 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
     let loss = LossKind::parse(&args.loss)
         .ok_or_else(|| Error::Config(format!("--loss '{}': use mse or bce", args.loss)))?;
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
-    let init = Init::parse(&args.init)
-        .ok_or_else(|| Error::Config(format!("--init '{}': use glorot or torch", args.init)))?;
+    let init = match (&args.init, args.preset.as_deref()) {
+        (Some(i), _) => {
+            Init::parse(i).ok_or_else(|| Error::Config(format!("--init '{i}': use glorot or torch")))?
+        }
+        (None, Some("vae")) => Init::Torch,
+        (None, _) => Init::Glorot,
+    };
     let mut split = load_split(&args.data)?;
     if let Some(n) = args.train_limit {
         if n == 0 {
