@@ -13,7 +13,7 @@ use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
-use aegpu::models::{Autoencoder, ModelActivations};
+use aegpu::models::{Autoencoder, ModelActivations, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let acts = model.activations(&gpu, 16)?;
     acts.input().write(&gpu, &data.images_f32(0..16))?;
     let variant = gpu.matmul_variant()?;
-    Plan::new(&gpu, "decode", &model.forward(&acts, variant, false))?.run(&gpu)?;
+    Plan::new(&gpu, "decode", &model.forward(&acts, variant, Pass::INFER))?.run(&gpu)?;
     let logits = acts.logits();
     let host_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("host-owned reconstructions"),

@@ -14,7 +14,7 @@ use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::conv::{ConvActivations, ConvAutoencoder, ConvConfig, Layer};
 use aegpu::models::dense::{Noise, Variational};
-use aegpu::models::{AnyModel, Autoencoder, Init, ModelActivations, ModelConfig};
+use aegpu::models::{AnyModel, Autoencoder, Init, ModelActivations, ModelConfig, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig};
 use aegpu::tune::ConvAlgorithm;
@@ -74,7 +74,7 @@ impl<'a> Harness<'a> {
         let variant = gpu.matmul_variant().unwrap();
         let acts = model.activations(gpu, batch).unwrap();
         acts.input().write(gpu, x).unwrap();
-        let mut launches = model.forward(&acts, variant, true);
+        let mut launches = model.forward(&acts, variant, Pass::TRAIN);
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
         let plan = Plan::new(gpu, "fd", &launches).unwrap();

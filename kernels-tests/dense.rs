@@ -12,7 +12,7 @@ use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::penalty::SparseNorm;
 use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Noise, Regularizers, Sparse};
-use aegpu::models::{AnyModel, Autoencoder, ModelActivations, ModelConfig};
+use aegpu::models::{AnyModel, Autoencoder, ModelActivations, ModelConfig, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
 use common::*;
@@ -22,7 +22,7 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
     let variant = gpu.matmul_variant().unwrap();
     let acts = model.activations(gpu, batch).unwrap();
     acts.input().write(gpu, x).unwrap();
-    let mut launches = model.forward(&acts, variant, true);
+    let mut launches = model.forward(&acts, variant, Pass::TRAIN);
     launches.extend(model.loss(&acts, &acts.input(), true, false));
     launches.extend(model.backward(&acts, variant));
     Plan::new(gpu, "fd", &launches).unwrap().run(gpu).unwrap();
@@ -396,4 +396,36 @@ fn a_borrowed_device_without_optional_features_trains() {
     assert!(!gpu.features.contains(wgpu::Features::SUBGROUP));
     let losses = train_losses(&gpu, 3, 2);
     assert!(losses[1].0 < losses[0].0, "loss did not fall on a borrowed device: {losses:?}");
+}
+
+/// Test metrics are the training objective without dropout: a dropout model evaluates exactly like
+/// the same weights without dropout, and a denoising model evaluates on corrupted inputs (so its loss
+/// differs from the same weights on clean inputs), repeatably.
+#[test]
+fn evaluation_drops_no_units_and_corrupts_like_training() {
+    let gpu = gpu();
+    let (_, test) = small_data();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    let base = small_config(LossKind::Bce);
+    let with = |r: Regularizers| base.clone().with_regularizers(r).unwrap();
+    let plain = DenseAutoencoder::new(&gpu, base.clone(), 5).unwrap();
+    let weights: Vec<(String, Vec<f32>)> =
+        plain.export(&gpu).unwrap().into_iter().map(|(name, _, values)| (name, values)).collect();
+    let evaluate =
+        |model: &DenseAutoencoder| Evaluator::new(&gpu, model, &test, 64).unwrap().run(0).unwrap().metrics;
+    let reference = evaluate(&plain);
+
+    let dropout =
+        DenseAutoencoder::zeroed(&gpu, with(Regularizers { dropout: Some(0.5), ..Default::default() }), 5)
+            .unwrap();
+    dropout.import(&gpu, &weights).unwrap();
+    assert_eq!(evaluate(&dropout).bce_px.to_bits(), reference.bce_px.to_bits(), "dropout at evaluation");
+
+    let noise = Some(Noise::Gaussian(0.5));
+    let denoising =
+        DenseAutoencoder::zeroed(&gpu, with(Regularizers { noise, ..Default::default() }), 5).unwrap();
+    denoising.import(&gpu, &weights).unwrap();
+    let (first, second) = (evaluate(&denoising), evaluate(&denoising));
+    assert_ne!(first.bce_px, reference.bce_px, "a denoising model is evaluated on corrupted inputs");
+    assert_eq!(first.bce_px.to_bits(), second.bce_px.to_bits(), "evaluation noise comes from fixed streams");
 }

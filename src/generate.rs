@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::dense::Noise;
-use crate::models::{Autoencoder, ModelActivations, activations_fitting};
+use crate::models::{Autoencoder, ModelActivations, Pass, activations_fitting};
 use crate::runner::Plan;
 
 /// Decodes `codes` (`[n, code_dim]`, row-major) into images (`[n, input]`, after the output activation).
@@ -179,7 +179,7 @@ pub fn denoise<M: Autoencoder>(
             };
             // Corrupt in place, then the evaluation forward (no dropout) on the corrupted input.
             let mut launches = vec![noise.launch(&acts.input(), &acts.input(), batch * dim, seed)];
-            launches.extend(model.forward(&acts, variant, false));
+            launches.extend(model.forward(&acts, variant, Pass::INFER));
             let plan = Plan::new(gpu, "denoise", &launches)?;
             plans.push((batch, acts, plan));
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
 use crate::kernels::gather::{GatherParams, gather_u8};
 use crate::kernels::optimizer::Optimizer;
-use crate::models::{Autoencoder, ModelActivations, activations_fitting};
+use crate::models::{Autoencoder, ModelActivations, Pass, activations_fitting};
 use crate::runner::{Plan, View};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -141,7 +141,7 @@ impl<'a, M: Autoencoder> Trainer<'a, M> {
             train.dim,
             0,
         )];
-        launches.extend(model.forward(&acts, variant, true));
+        launches.extend(model.forward(&acts, variant, Pass::TRAIN));
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
@@ -346,8 +346,9 @@ impl<'a, M: Autoencoder> Evaluator<'a, M> {
                 data.dim,
                 0,
             )];
-            // The evaluation forward: clean inputs, no dropout (a VAE still samples z).
-            launches.extend(model.forward(&acts, variant, false));
+            // The training objective without dropout: a denoising model gets corrupted inputs (from
+            // fixed evaluation streams), a VAE samples z.
+            launches.extend(model.forward(&acts, variant, Pass::EVAL));
             launches.extend(model.loss(&acts, &acts.input(), false, true));
             let plan = Plan::new(gpu, "evaluate", &launches)?;
             plans.push((size, acts, plan));

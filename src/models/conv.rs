@@ -21,7 +21,7 @@ use crate::kernels::vae::{reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
 use crate::models::dense::{NamedTensor, Noise, Variational};
 use crate::models::{
-    Autoencoder, Init, KlViews, ModelActivations, VaeActivations, loss_launches, update_arena,
+    Autoencoder, Init, KlViews, ModelActivations, Pass, VaeActivations, loss_launches, update_arena,
 };
 use crate::runner::{Arena, ArenaLayout, View};
 use crate::tune::ConvAlgorithm;
@@ -664,10 +664,10 @@ impl ConvAutoencoder {
     }
 
     /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's output.
-    fn layer_input(&self, acts: &ConvActivations, i: usize, train: bool) -> View {
+    fn layer_input(&self, acts: &ConvActivations, i: usize, pass: Pass) -> View {
         if i == 0 {
             return match acts.noisy_input() {
-                Some(v) if train => v,
+                Some(v) if pass.corrupt => v,
                 _ => acts.input(),
             };
         }
@@ -693,11 +693,11 @@ impl ConvAutoencoder {
         acts: &ConvActivations,
         i: usize,
         variant: MatmulVariant,
-        train: bool,
+        pass: Pass,
     ) -> Vec<Launch> {
         let c = &self.config;
         let n = acts.batch;
-        let (inp, out) = (self.layer_input(acts, i, train), acts.output(i));
+        let (inp, out) = (self.layer_input(acts, i, pass), acts.output(i));
         let s = self.shapes[i];
         // The output activation is fused into the loss kernel, which wants logits.
         let last = i + 1 == c.layers.len();
@@ -779,7 +779,8 @@ impl ConvAutoencoder {
     /// gradients, then the gradient of what it read.
     fn layer_backward(&self, acts: &ConvActivations, i: usize, variant: MatmulVariant) -> Vec<Launch> {
         let n = acts.batch;
-        let (inp, dout, dinp) = (self.layer_input(acts, i, true), acts.dout(i), self.layer_dinput(acts, i));
+        let (inp, dout, dinp) =
+            (self.layer_input(acts, i, Pass::TRAIN), acts.dout(i), self.layer_dinput(acts, i));
         let s = self.shapes[i];
         let mut launches = Vec::new();
         match self.config.layers[i] {
@@ -964,16 +965,18 @@ impl Autoencoder for ConvAutoencoder {
         })
     }
 
-    /// Input batch to logits. In training the input is corrupted (denoising); a VAE draws ε (a fresh
+    /// Input batch to logits. With `pass.corrupt` the input is corrupted (denoising); a VAE draws ε (a fresh
     /// stream per step) and samples z after the code layer.
-    fn forward(&self, acts: &ConvActivations, variant: MatmulVariant, train: bool) -> Vec<Launch> {
+    fn forward(&self, acts: &ConvActivations, variant: MatmulVariant, pass: Pass) -> Vec<Launch> {
         let c = &self.config;
         let mut launches = Vec::new();
-        if train && let (Some(noise), Some(noisy)) = (c.noise, acts.noisy_input()) {
+        if pass.corrupt
+            && let (Some(noise), Some(noisy)) = (c.noise, acts.noisy_input())
+        {
             launches.push(noise.launch(&noisy, &acts.input(), acts.batch * c.input_dim(), self.seed));
         }
         for i in 0..c.layers.len() {
-            launches.extend(self.layer_forward(acts, i, variant, train));
+            launches.extend(self.layer_forward(acts, i, variant, pass));
             if let (true, Some(v)) = (i == c.code_layer, &acts.vae) {
                 let (eps, d) = (acts.arena.view(v.eps), c.code_dim());
                 launches.push(random_normal(&eps, acts.batch * d, self.seed, 0));
@@ -1065,7 +1068,7 @@ impl Autoencoder for ConvAutoencoder {
     /// From [`Autoencoder::code_input`] (filled by the caller) to logits.
     fn decoder(&self, acts: &ConvActivations, variant: MatmulVariant) -> Vec<Launch> {
         (self.config.code_layer + 1..self.config.layers.len())
-            .flat_map(|i| self.layer_forward(acts, i, variant, false))
+            .flat_map(|i| self.layer_forward(acts, i, variant, Pass::INFER))
             .collect()
     }
 

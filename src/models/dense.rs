@@ -17,7 +17,7 @@ use crate::kernels::reduce::{bias_backward, colsum};
 use crate::kernels::vae::{reparam_backward, reparam_forward};
 use crate::kernels::{Activation, Launch};
 use crate::models::{
-    Autoencoder, Init, KlViews, ModelActivations, VaeActivations, loss_launches, update_arena,
+    Autoencoder, Init, KlViews, ModelActivations, Pass, VaeActivations, loss_launches, update_arena,
 };
 use crate::runner::{Arena, ArenaLayout, View};
 use rand::SeedableRng;
@@ -509,11 +509,11 @@ impl DenseAutoencoder {
 
     /// What layer `i` reads: the (corrupted, in training) input, z, or the previous layer's
     /// output (after dropout, in training).
-    fn layer_input(&self, acts: &DenseActivations, i: usize, train: bool) -> View {
+    fn layer_input(&self, acts: &DenseActivations, i: usize, pass: Pass) -> View {
         let c = &self.config;
         if i == 0 {
             return match acts.noisy_input() {
-                Some(v) if train => v,
+                Some(v) if pass.corrupt => v,
                 _ => acts.input(),
             };
         }
@@ -521,20 +521,14 @@ impl DenseAutoencoder {
             return self.code_input(acts);
         }
         match acts.dropout[i - 1] {
-            Some((_, dropped)) if train => acts.arena.view(dropped),
+            Some((_, dropped)) if pass.dropout => acts.arena.view(dropped),
             _ => acts.output(i - 1),
         }
     }
 
-    fn layer_forward(
-        &self,
-        acts: &DenseActivations,
-        i: usize,
-        variant: MatmulVariant,
-        train: bool,
-    ) -> Launch {
+    fn layer_forward(&self, acts: &DenseActivations, i: usize, variant: MatmulVariant, pass: Pass) -> Launch {
         let c = &self.config;
-        let inp = self.layer_input(acts, i, train);
+        let inp = self.layer_input(acts, i, pass);
         // The output activation is fused into the loss kernel, which wants logits.
         let act = if i == c.layers() - 1 { Activation::Identity } else { c.activations[i] };
         linear_forward(
@@ -698,17 +692,21 @@ impl Autoencoder for DenseAutoencoder {
     }
 
     /// Forward list: input batch to logits. A VAE draws ε (a fresh stream per step: the runner
-    /// rewrites every random launch's stream) and samples z between encoder and decoder. In training
-    /// (`train`), the input is corrupted (denoising) and hidden outputs dropped out (dropout).
-    fn forward(&self, acts: &DenseActivations, variant: MatmulVariant, train: bool) -> Vec<Launch> {
+    /// rewrites every random launch's stream) and samples z between encoder and decoder. As `pass`
+    /// asks, the input is corrupted (denoising) and hidden outputs dropped out (dropout).
+    fn forward(&self, acts: &DenseActivations, variant: MatmulVariant, pass: Pass) -> Vec<Launch> {
         let c = &self.config;
         let mut launches = Vec::new();
-        if train && let (Some(noise), Some(noisy)) = (c.regularize.noise, acts.noisy_input()) {
+        if pass.corrupt
+            && let (Some(noise), Some(noisy)) = (c.regularize.noise, acts.noisy_input())
+        {
             launches.push(noise.launch(&noisy, &acts.input(), acts.batch * c.input_dim(), self.seed));
         }
         for i in 0..c.layers() {
-            launches.push(self.layer_forward(acts, i, variant, train));
-            if train && let (Some((mask, dropped)), Some(p)) = (acts.dropout[i], c.regularize.dropout) {
+            launches.push(self.layer_forward(acts, i, variant, pass));
+            if pass.dropout
+                && let (Some((mask, dropped)), Some(p)) = (acts.dropout[i], c.regularize.dropout)
+            {
                 let (mask, n) = (acts.arena.view(mask), acts.batch * c.layer_out(i));
                 launches.push(random::dropout_mask(&mask, n, p, self.seed, 0));
                 launches.push(random::multiply(&acts.arena.view(dropped), &acts.output(i), &mask, n));
@@ -797,7 +795,7 @@ impl Autoencoder for DenseAutoencoder {
                     c.activations[i],
                 ));
             }
-            let inp = self.layer_input(acts, i, true);
+            let inp = self.layer_input(acts, i, Pass::TRAIN);
             launches.push(linear_backward_weight(&self.dweight(i), &dout, &inp, b, in_dim, out_dim, variant));
             if let (Some(lambda), true) = (c.regularize.contractive, i == c.code_layer) {
                 // The penalty's direct path through the row norms of W.
@@ -841,7 +839,7 @@ impl Autoencoder for DenseAutoencoder {
     /// Decoder list: from [`DenseAutoencoder::code_input`] (filled by the caller) to logits.
     fn decoder(&self, acts: &DenseActivations, variant: MatmulVariant) -> Vec<Launch> {
         (self.config.code_layer + 1..self.config.layers())
-            .map(|i| self.layer_forward(acts, i, variant, false))
+            .map(|i| self.layer_forward(acts, i, variant, Pass::INFER))
             .collect()
     }
 

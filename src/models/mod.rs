@@ -62,6 +62,24 @@ use crate::runner::{Arena, View};
 
 pub use dense::{NamedTensor, Variational};
 
+/// What a forward pass applies besides the layers: input corruption (denoising models; fresh noise
+/// per step from the GPU generator) and dropout (models with dropout). Models without either ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    pub corrupt: bool,
+    pub dropout: bool,
+}
+
+impl Pass {
+    /// A training step: both.
+    pub const TRAIN: Pass = Pass { corrupt: true, dropout: true };
+    /// Test metrics: the training objective without dropout, so a denoising model reconstructs
+    /// corrupted test inputs (as Keras validates one) from fixed evaluation streams.
+    pub const EVAL: Pass = Pass { corrupt: true, dropout: false };
+    /// Inference on the given inputs as they are.
+    pub const INFER: Pass = Pass { corrupt: false, dropout: false };
+}
+
 /// What the training loop, the evaluator, checkpoints and the generation tools need of a model:
 /// its launch lists (forward, loss, backward, decoder, update) over its own activation storage.
 /// Each model writes these lists out explicitly; there is no autodiff tape.
@@ -89,8 +107,8 @@ pub trait Autoencoder {
 
     /// Activation storage for batches of `batch` examples.
     fn activations(&self, gpu: &Gpu, batch: usize) -> Result<Self::Activations>;
-    /// Input batch to logits; `train` turns on corruption and dropout.
-    fn forward(&self, acts: &Self::Activations, variant: MatmulVariant, train: bool) -> Vec<Launch>;
+    /// Input batch to logits, with the corruption and dropout `pass` asks for.
+    fn forward(&self, acts: &Self::Activations, variant: MatmulVariant, pass: Pass) -> Vec<Launch>;
     /// Loss totals against `target` (and dlogits when `with_grad`); `accumulate_totals` adds to them.
     fn loss(
         &self,
