@@ -8,8 +8,9 @@
 //!
 //! Convolutions are chosen per layer shape: the direct kernels against the GEMM formulation (im2col +
 //! the chosen matmul), timed on that layer's forward and backward at batch 32, once per process.
-//! Neither wins everywhere: on lavapipe the GEMM is ~5x faster for 32 -> 64 channels and ~2x slower
-//! for 1- and 16-channel layers, whose products are too thin. `AEGPU_CONV=direct|gemm` forces one.
+//! Neither wins everywhere: on lavapipe (idle `aegpu bench`, batch 128) the GEMM is 5x faster for
+//! 32 -> 64 channels and 2-7x slower for a 1-channel output, whose product is too thin.
+//! `AEGPU_CONV=direct|gemm` forces one.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
