@@ -205,6 +205,9 @@ struct TrainArgs {
     /// Use only the first N training examples (quick experiments).
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Evaluate on only the first N test examples (quick experiments, the golden-record test).
+    #[arg(long)]
+    test_limit: Option<usize>,
     /// Output folder.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
@@ -300,6 +303,12 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
             return Err(Error::Config("--train-limit must be at least 1".into()));
         }
         split.train = split.train.subset(0..n.min(split.train.n));
+    }
+    if let Some(n) = args.test_limit {
+        if n == 0 {
+            return Err(Error::Config("--test-limit must be at least 1".into()));
+        }
+        split.test = split.test.subset(0..n.min(split.test.n));
     }
     let config = match args.model.as_str() {
         "dense" | "vae" => ModelConfig::Dense(dense_config(&args, split.train.dim(), loss)?),
