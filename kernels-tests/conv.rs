@@ -738,7 +738,9 @@ fn upsample2x_forward_and_backward_match_reference() {
 #[test]
 fn entry_points_and_workgroup_sizes_match_the_launchers() {
     for (shader, expected) in [("conv2d", &conv::ENTRY_POINTS), ("pool", &pool::ENTRY_POINTS)] {
-        let module = naga::front::wgsl::parse_str(aegpu::kernels::shader_source(shader)).unwrap();
+        let module =
+            naga::front::wgsl::parse_str(aegpu::kernels::shader_source(shader).expect("a registered shader"))
+                .unwrap();
         let mut found: Vec<(String, [u32; 3])> =
             module.entry_points.iter().map(|ep| (ep.name.clone(), ep.workgroup_size)).collect();
         found.sort();
@@ -749,7 +751,7 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
     // Both CHANNEL_BLOCK specialisations the host builds resolve and validate.
     use naga::back::pipeline_constants::process_overrides;
     use naga::valid::{Capabilities, ValidationFlags, Validator};
-    let source = aegpu::kernels::shader_source("conv2d");
+    let source = aegpu::kernels::shader_source("conv2d").expect("a registered shader");
     let module = naga::front::wgsl::parse_str(source).unwrap();
     let info = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).unwrap();
     for entry in ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"] {
@@ -785,7 +787,7 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
         pool::upsample2x_forward(&v, &v, 1, 2, 4, 4),
         pool::upsample2x_backward(&v, &v, 1, 2, 4, 4),
     ];
-    let mut used: Vec<(&str, &str)> = launches.iter().map(|l| (l.key.shader, l.key.entry)).collect();
+    let mut used: Vec<(&str, &str)> = launches.iter().map(|l| (l.key.shader.name, l.key.entry)).collect();
     used.sort();
     used.dedup();
     let mut all: Vec<(&str, &str)> = conv::ENTRY_POINTS

@@ -13,7 +13,7 @@ use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::gather::{GatherParams, gather_u8};
 use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
-use aegpu::kernels::{self, Activation, Launch, activation, grid_1d, reduce};
+use aegpu::kernels::{Activation, Launch, activation, grid_1d, reduce};
 use aegpu::runner::{Plan, View};
 use common::*;
 use rand::RngExt;
@@ -840,10 +840,10 @@ fn launchers_match_shader_bindings() {
         1.0,
     ));
     for l in &launches {
-        let src = kernels::shader_source(l.key.shader);
+        let src = l.key.shader.source;
         let module =
             naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
-        let ctx = format!("{} ({}::{})", l.label, l.key.shader, l.key.entry);
+        let ctx = format!("{} ({}::{})", l.label, l.key.shader.name, l.key.entry);
         assert!(module.entry_points.iter().any(|ep| ep.name == l.key.entry), "{ctx}: no such entry point");
         let mut storage = Vec::new();
         let mut uniform_size = None;

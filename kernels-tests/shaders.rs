@@ -107,7 +107,7 @@ fn shader_registry_has_unique_names_and_lookup_works() {
     names.dedup();
     assert_eq!(names.len(), before, "duplicate shader names in SHADERS");
     for (name, source) in SHADERS {
-        assert_eq!(shader_source(name), *source);
+        assert_eq!(shader_source(name), Some(*source));
     }
     for (shader, _, _) in ENTRY_POINTS {
         assert!(names.contains(shader), "a launcher uses shader '{shader}', missing from SHADERS");
@@ -128,7 +128,7 @@ fn every_shader_starts_with_a_header_comment() {
 #[test]
 fn every_launcher_entry_point_exists_with_expected_workgroup_size() {
     for &(shader, entry, size) in ENTRY_POINTS {
-        let module = parse(shader, shader_source(shader));
+        let module = parse(shader, shader_source(shader).expect("a registered shader"));
         let ep = module
             .entry_points
             .iter()
@@ -192,12 +192,12 @@ fn matmul_specialisations_validate() {
         for trans in Transpose::ALL {
             // Exactly the key (and so the constants) the host hands to wgpu.
             let key = Matmul::pipeline_key(variant, trans);
-            let source = shader_source(key.shader);
-            let module = parse(key.shader, source);
+            let source = key.shader.source;
+            let module = parse(key.shader.name, source);
             let mut names: Vec<&str> =
                 module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
             names.sort();
-            assert_eq!(names, ["TRANS_A", "TRANS_B"], "{}'s override constants", key.shader);
+            assert_eq!(names, ["TRANS_A", "TRANS_B"], "{}'s override constants", key.shader.name);
             assert_eq!(key.entry, variant.entry());
             let constants: Vec<(&str, f64)> =
                 key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
@@ -213,7 +213,7 @@ fn matmul_specialisations_validate() {
                 "{trans:?}"
             );
             assert_eq!(flags, want, "{variant:?} {trans:?}: TRANS_A/TRANS_B values");
-            specialise_and_validate(key.shader, source, key.entry, &constants);
+            specialise_and_validate(key.shader.name, source, key.entry, &constants);
             seen.push((variant, trans));
         }
     }

@@ -1,4 +1,5 @@
 // activation.wgsl: element-wise activations, forward and backward.
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 //
 //   act_forward   y[i]  = f(x[i])
 //   act_backward  dx[i] = dy[i] * f'(x[i]), with f' written in terms of the output y = f(x), so the
@@ -9,11 +10,6 @@
 // Dispatch: 1-D over n elements, 256 per workgroup, folded into (x, y) when n > 65535*256
 // (index = gid.x + gid.y * num_workgroups.x * 256).
 // CPU reference: src/cpu/activation.rs.
-
-const ACT_RELU: u32 = 1u;
-const ACT_LEAKY_RELU: u32 = 2u;
-const ACT_SIGMOID: u32 = 3u;
-const ACT_TANH: u32 = 4u;
 
 struct Params {
     n: u32,
@@ -27,34 +23,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 
-fn activate(x: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return max(x, 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope * x, x, x > 0.0); }
-        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
-        case ACT_TANH: { return tanh(x); }
-        default: { return x; }
-    }
-}
-
-// f'(x) from y = f(x). ReLU and leaky ReLU: y > 0 exactly when x > 0.
-fn derivative_from_output(out: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return select(0.0, 1.0, out > 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope, 1.0, out > 0.0); }
-        case ACT_SIGMOID: { return out * (1.0 - out); }
-        case ACT_TANH: { return 1.0 - out * out; }
-        default: { return 1.0; }
-    }
-}
-
 @compute @workgroup_size(256)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= p.n) {
         return;
     }
-    output[i] = activate(input[i]);
+    output[i] = apply_activation(p.act, p.slope, input[i]);
 }
 
 @compute @workgroup_size(256)
@@ -63,5 +38,5 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (i >= p.n) {
         return;
     }
-    output[i] = input[i] * derivative_from_output(y[i]);
+    output[i] = input[i] * activation_derivative_from_output(p.act, p.slope, y[i]);
 }

@@ -1,4 +1,5 @@
 // conv2d.wgsl: 2-D convolution (NCHW, f32, direct algorithm) and its gradients; the transposed convolution
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 // (ConvTranspose2d) reuses the same four entry points.
 //
 // Roles. Every entry point is written for one convolution y = act(b + conv2d(x, w)) with
@@ -51,11 +52,7 @@
 const WG: u32 = 256u;
 const LANES: u32 = 64u;
 
-// Activation ids, shared with matmul.wgsl, activation.wgsl and src/kernels/mod.rs.
-const ACT_RELU: u32 = 1u;
-const ACT_LEAKY_RELU: u32 = 2u;
-const ACT_SIGMOID: u32 = 3u;
-const ACT_TANH: u32 = 4u;
+// Activation ids and apply_activation come from activation_fns.wgsl (prepended on the host).
 
 struct Params {
     n: u32,
@@ -81,16 +78,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> weight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-
-fn activate(v: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return max(v, 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope * v, v, v > 0.0); }
-        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
-        case ACT_TANH: { return tanh(v); }
-        default: { return v; }
-    }
-}
 
 // Taps [lo, hi) of a kernel of size `k_size` whose input coordinate o*S - P + k lies in [0, in_size).
 fn taps_of_output(o: u32, in_size: u32, k_size: u32) -> vec2<u32> {
@@ -178,7 +165,7 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let first = ((n * p.c_out + oc0) * p.oh + oy) * p.ow + ox;
     for (var j = 0u; j < CHANNEL_BLOCK; j++) {
         if (oc0 + j < p.c_out) {
-            y[first + j * plane] = activate(acc[j]);
+            y[first + j * plane] = apply_activation(p.act, p.slope, acc[j]);
         }
     }
 }
@@ -225,7 +212,7 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let first = ((n * p.c_in + ic0) * p.h + iy) * p.w + ix;
     for (var j = 0u; j < CHANNEL_BLOCK; j++) {
         if (ic0 + j < p.c_in) {
-            x[first + j * plane] = activate(acc[j]);
+            x[first + j * plane] = apply_activation(p.act, p.slope, acc[j]);
         }
     }
 }

@@ -1,4 +1,5 @@
 // conv_gemm.wgsl: the data movement that turns a 2-D convolution (NCHW, f32) into matrix products, so
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 // the tuned matmul kernels do the arithmetic (src/kernels/conv_gemm.rs composes them):
 //
 //   conv2d forward        col = im2col(x);  yc = W · col;  y = cnhw_to_nchw(yc) + bias, activation
@@ -31,10 +32,6 @@
 // CPU reference: src/cpu/conv_gemm.rs.
 
 
-const ACT_RELU: u32 = 1u;
-const ACT_LEAKY_RELU: u32 = 2u;
-const ACT_SIGMOID: u32 = 3u;
-const ACT_TANH: u32 = 4u;
 
 struct Params {
     n: u32,
@@ -59,16 +56,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> img: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mat: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
-
-fn activate(v: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return max(v, 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope * v, v, v > 0.0); }
-        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
-        case ACT_TANH: { return tanh(v); }
-        default: { return v; }
-    }
-}
 
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -147,7 +134,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.has_bias != 0u) {
         acc += bias[ic];
     }
-    img[i] = activate(acc);
+    img[i] = apply_activation(p.act, p.slope, acc);
 }
 
 @compute @workgroup_size(256)
@@ -163,7 +150,7 @@ fn cnhw_to_nchw(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.has_bias != 0u) {
         v += bias[c];
     }
-    img[(n * p.c_out + c) * plane + (j - n * plane)] = activate(v);
+    img[(n * p.c_out + c) * plane + (j - n * plane)] = apply_activation(p.act, p.slope, v);
 }
 
 @compute @workgroup_size(256)

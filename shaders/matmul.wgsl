@@ -1,4 +1,5 @@
 // matmul.wgsl: C[M,N] = act(op(A) · op(B) + bias)   (or C += that, when `accumulate` is set)
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 //
 // op(A) is A[M,K] or, with TRANS_A, A stored as [K,M]; op(B) is B[K,N] or, with TRANS_B, B stored as [N,K].
 // The dense layers use three forms (W is [out,in], as PyTorch stores it):
@@ -25,12 +26,7 @@ override TRANS_B: bool = false;
 const TILE: u32 = 64u;
 const KSTEP: u32 = 16u;
 
-// Activation ids, shared with activation.wgsl and src/kernels/mod.rs.
-const ACT_IDENTITY: u32 = 0u;
-const ACT_RELU: u32 = 1u;
-const ACT_LEAKY_RELU: u32 = 2u;
-const ACT_SIGMOID: u32 = 3u;
-const ACT_TANH: u32 = 4u;
+// Activation ids and apply_activation come from activation_fns.wgsl (prepended on the host).
 
 struct Params {
     m: u32,
@@ -78,16 +74,6 @@ fn load_b(kk: u32, j: u32) -> f32 {
     return b[kk * p.n + j];
 }
 
-fn activate(x: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return max(x, 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope * x, x, x > 0.0); }
-        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
-        case ACT_TANH: { return tanh(x); }
-        default: { return x; }
-    }
-}
-
 // Bias, activation, and the optional accumulate, for one element of C.
 fn store(i: u32, j: u32, acc: f32) {
     if (i >= p.m || j >= p.n) {
@@ -97,7 +83,7 @@ fn store(i: u32, j: u32, acc: f32) {
     if (p.has_bias != 0u) {
         v += bias[j];
     }
-    v = activate(v);
+    v = apply_activation(p.act, p.slope, v);
     let idx = c_base + i * p.n + j;
     if (p.accumulate != 0u) {
         v += c[idx];

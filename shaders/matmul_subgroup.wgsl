@@ -1,4 +1,5 @@
 // matmul_subgroup.wgsl: the same contract as matmul.wgsl (C = act(op(A)·op(B) + bias), or C += that),
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 // for adapters with subgroups of at least 8 invocations. Only built when the device has
 // Features::SUBGROUP and subgroup_min_size >= 8 (src/kernels/matmul.rs), so it lives in its own file
 // (naga 30 takes subgroup builtins without `enable subgroups;`, and rejects that directive).
@@ -18,10 +19,6 @@
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
-const ACT_RELU: u32 = 1u;
-const ACT_LEAKY_RELU: u32 = 2u;
-const ACT_SIGMOID: u32 = 3u;
-const ACT_TANH: u32 = 4u;
 
 struct Params {
     m: u32,
@@ -67,16 +64,6 @@ fn load_b(kk: u32, j: u32) -> f32 {
     return b[kk * p.n + j];
 }
 
-fn activate(x: f32) -> f32 {
-    switch p.act {
-        case ACT_RELU: { return max(x, 0.0); }
-        case ACT_LEAKY_RELU: { return select(p.slope * x, x, x > 0.0); }
-        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
-        case ACT_TANH: { return tanh(x); }
-        default: { return x; }
-    }
-}
-
 fn store(i: u32, j: u32, acc: f32) {
     if (i >= p.m || j >= p.n) {
         return;
@@ -85,7 +72,7 @@ fn store(i: u32, j: u32, acc: f32) {
     if (p.has_bias != 0u) {
         v += bias[j];
     }
-    v = activate(v);
+    v = apply_activation(p.act, p.slope, v);
     let idx = c_base + i * p.n + j;
     if (p.accumulate != 0u) {
         v += c[idx];

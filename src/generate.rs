@@ -185,7 +185,7 @@ pub fn denoise<M: Autoencoder>(
         }
         let (_, acts, plan) = plans.iter().find(|(b, _, _)| *b == batch).expect("plan built above");
         acts.input().write(gpu, chunk)?;
-        plan.set_stream(gpu, k as u64);
+        plan.advance(gpu, k as u64, 0);
         plan.run(gpu)?;
         out.noisy.extend(acts.input().read(gpu)?);
         out.denoised

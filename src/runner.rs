@@ -2,40 +2,9 @@
 //! one uniform buffer, then recorded into a single compute pass as often as needed.
 
 use crate::error::{Error, Result};
-use crate::gpu::{CachedPipeline, Gpu, StorageBuffer};
-use crate::kernels::Launch;
-use crate::kernels::random::{RandomParams, stream_for};
+pub use crate::gpu::View;
+use crate::gpu::{CachedPipeline, Gpu, Launch, PerStep, StepState, StorageBuffer};
 use std::sync::Arc;
-
-/// A window of 32-bit words in a storage buffer.
-#[derive(Clone, Debug)]
-pub struct View {
-    pub buffer: wgpu::Buffer,
-    /// In words. Views bound to a shader start at a multiple of the adapter's storage alignment.
-    pub offset: usize,
-    pub len: usize,
-}
-
-impl View {
-    pub fn whole(b: &StorageBuffer) -> View {
-        View { buffer: b.buffer.clone(), offset: 0, len: b.len }
-    }
-
-    /// Blocking read as f32 (tests, evaluation, checkpoints; never the training step).
-    pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let sb = StorageBuffer { buffer: self.buffer.clone(), len: self.offset + self.len };
-        sb.read_f32(gpu, self.offset..self.offset + self.len)
-    }
-
-    /// Queues a write of `data` (at most `len` words) at the start of the view.
-    pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
-        if data.len() > self.len {
-            return Err(Error::Shape(format!("writing {} values into a view of {}", data.len(), self.len)));
-        }
-        gpu.queue.write_buffer(&self.buffer, (self.offset * 4) as u64, bytemuck::cast_slice(data));
-        Ok(())
-    }
-}
 
 /// Offsets of named tensors inside one buffer, each aligned for binding.
 #[derive(Clone, Debug)]
@@ -91,16 +60,16 @@ struct Dispatch {
     workgroups: [u32; 3],
 }
 
-/// A fixed sequence of dispatches. Built once; per-step values (batch offset, optimiser step) are
-/// changed by rewriting a launch's uniform with [`Plan::set_uniform`].
+/// A fixed sequence of dispatches. Built once; the values that change per step (batch offset,
+/// optimiser step, random streams) are declared by the launches themselves and rewritten by
+/// [`Plan::advance`].
 pub struct Plan {
     dispatches: Vec<Dispatch>,
     uniforms: wgpu::Buffer,
     slot_bytes: u64,
     pub labels: Vec<&'static str>,
-    /// Launches that draw random numbers (every random.wgsl entry but the plain `multiply`):
-    /// (index, original uniform). Their streams change per step.
-    random: Vec<(usize, Vec<u8>)>,
+    /// Launches whose uniform changes per step: (index, uniform as built, how it changes, random slot).
+    per_step: Vec<(usize, Vec<u8>, PerStep, u16)>,
 }
 
 impl Plan {
@@ -173,18 +142,20 @@ impl Plan {
             })?;
             dispatches.push(Dispatch { pipeline, bind_group, workgroups: l.workgroups });
         }
-        let random = launches
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.key.shader == "random" && l.key.entry != "multiply")
-            .map(|(i, l)| (i, l.uniform.clone()))
-            .collect();
+        let mut slots = 0u16;
+        let mut per_step = Vec::new();
+        for (i, l) in launches.iter().enumerate() {
+            if let Some(p) = l.per_step {
+                per_step.push((i, l.uniform.clone(), p, slots));
+                slots += p.draws_random as u16;
+            }
+        }
         Ok(Plan {
             dispatches,
             uniforms,
             slot_bytes,
             labels: launches.iter().map(|l| l.label).collect(),
-            random,
+            per_step,
         })
     }
 
@@ -201,12 +172,13 @@ impl Plan {
         gpu.queue.write_buffer(&self.uniforms, index as u64 * self.slot_bytes, bytes);
     }
 
-    /// Gives every random launch of the plan a fresh stream for `step` (the k-th random launch gets
-    /// `stream_for(step, k)`), so each step draws new numbers and the same step redraws the same ones.
-    pub fn set_stream(&self, gpu: &Gpu, step: u64) {
-        for (k, (index, bytes)) in self.random.iter().enumerate() {
-            let p: RandomParams = bytemuck::pod_read_unaligned(bytes);
-            self.set_uniform(gpu, *index, &p.with_stream(stream_for(step, k as u16)).bytes());
+    /// Rewrites every per-step uniform for `step` (its batch offset, optimiser step and random
+    /// streams: the k-th drawing launch gets stream (step, k), so each step draws new numbers and
+    /// the same step redraws the same ones); takes effect at the next submit.
+    pub fn advance(&self, gpu: &Gpu, step: u64, batch_offset: usize) {
+        for (index, bytes, p, slot) in &self.per_step {
+            let state = StepState { step, batch_offset, random_slot: *slot };
+            self.set_uniform(gpu, *index, &(p.rewrite)(bytes, &state));
         }
     }
 

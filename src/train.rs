@@ -8,7 +8,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
-use crate::kernels::gather::{GatherParams, gather_u8};
+use crate::kernels::gather::gather_u8;
 use crate::kernels::optimizer::Optimizer;
 use crate::models::{Autoencoder, ModelActivations, Pass, activations_fitting};
 use crate::runner::{Plan, View};
@@ -109,8 +109,6 @@ pub struct Trainer<'a, M: Autoencoder> {
     config: TrainConfig,
     acts: M::Activations,
     plan: Plan,
-    gather_slot: usize,
-    update_slot: usize,
     loss_log: StorageBuffer,
     steps_per_epoch: usize,
     step: u64,
@@ -145,24 +143,11 @@ impl<'a, M: Autoencoder> Trainer<'a, M> {
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
-        let update_slot = launches.len() - 1;
         let plan = Plan::new(gpu, "train step", &launches)?;
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
         let loss_log = StorageBuffer::zeroed(gpu, "loss log", LOG_STRIDE * steps_per_epoch)?;
-        Ok(Trainer {
-            gpu,
-            model,
-            train,
-            config,
-            acts,
-            plan,
-            gather_slot: 0,
-            update_slot,
-            loss_log,
-            steps_per_epoch,
-            step: 0,
-        })
+        Ok(Trainer { gpu, model, train, config, acts, plan, loss_log, steps_per_epoch, step: 0 })
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -187,20 +172,12 @@ impl<'a, M: Autoencoder> Trainer<'a, M> {
     /// Records and submits one training step on batch `b` of the current epoch order.
     fn submit_step(&mut self, b: usize, show: Option<&Readback>) -> wgpu::SubmissionIndex {
         self.step += 1;
-        let gp = GatherParams {
-            batch: self.config.batch as u32,
-            dim: self.train.dim as u32,
-            offset: (b * self.config.batch) as u32,
-            _pad: 0,
-        };
-        self.plan.set_uniform(self.gpu, self.gather_slot, bytemuck::bytes_of(&gp));
-        let update = self.model.update(&self.config.optimizer, self.step);
-        self.plan.set_uniform(self.gpu, self.update_slot, &update.uniform);
+        // The gather's batch offset, the optimiser's step and the random streams of this step.
+        self.plan.advance(self.gpu, self.step, b * self.config.batch);
         let mut enc = self
             .gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
-        self.plan.set_stream(self.gpu, self.step);
         self.plan.record_into(&mut enc);
         // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
         let totals = self.acts.totals();
@@ -375,10 +352,7 @@ impl<'a, M: Autoencoder> Evaluator<'a, M> {
             let (size, acts, plan) =
                 if self.data.n - start >= self.plans[0].0 { &self.plans[0] } else { &self.plans[1] };
             let size = *size;
-            let gp =
-                GatherParams { batch: size as u32, dim: self.data.dim as u32, offset: start as u32, _pad: 0 };
-            plan.set_uniform(gpu, 0, bytemuck::bytes_of(&gp));
-            plan.set_stream(gpu, EVAL_STREAM + start as u64);
+            plan.advance(gpu, EVAL_STREAM + start as u64, start);
             gpu.scoped("evaluation", || {
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 plan.record_into(&mut enc);

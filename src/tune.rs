@@ -19,8 +19,9 @@ use crate::kernels::conv::{self, Conv2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::runner::{Plan, View};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// The chosen matmul variant and how it was chosen.
@@ -48,14 +49,29 @@ const CONV_TUNE_BATCH: usize = 32;
 
 const SHAPE: [usize; 3] = [256, 256, 256];
 
+/// The choices made in this process, by adapter key: the tuning state lives here, not in [`Gpu`]
+/// (a host's borrowed device and the engine's own one on the same adapter share it).
+fn matmul_choices() -> &'static Mutex<HashMap<String, Tuning>> {
+    static CHOICES: OnceLock<Mutex<HashMap<String, Tuning>>> = OnceLock::new();
+    CHOICES.get_or_init(Default::default)
+}
+
+/// Convolution algorithm by (adapter key, layer shape at the tuning batch), measured once per process.
+fn conv_choices() -> &'static Mutex<HashMap<(String, Conv2dShape), ConvAlgorithm>> {
+    static CHOICES: OnceLock<Mutex<HashMap<(String, Conv2dShape), ConvAlgorithm>>> = OnceLock::new();
+    CHOICES.get_or_init(Default::default)
+}
+
 impl Gpu {
     /// The matmul variant for this adapter (measured once per process, cached on disk).
-    pub fn tuning(&self) -> Result<&Tuning> {
-        if let Some(t) = self.tuning_cell().get() {
-            return Ok(t);
+    pub fn tuning(&self) -> Result<Tuning> {
+        let key = self.adapter_key();
+        if let Some(t) = matmul_choices().lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(t.clone());
         }
         let t = choose(self)?;
-        Ok(self.tuning_cell().get_or_init(|| t))
+        matmul_choices().lock().map_err(|_| poisoned())?.insert(key, t.clone());
+        Ok(t)
     }
 
     pub fn matmul_variant(&self) -> Result<MatmulVariant> {
@@ -72,15 +88,15 @@ impl Gpu {
                 _ => Err(Error::Config(format!("AEGPU_CONV={v}: use 'direct' or 'gemm'"))),
             };
         }
-        let key = Conv2dShape { n: CONV_TUNE_BATCH, ..*shape };
-        if let Some(&a) = self.conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
+        let key = (self.adapter_key(), Conv2dShape { n: CONV_TUNE_BATCH, ..*shape });
+        if let Some(&a) = conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(a);
         }
         let variant = self.matmul_variant()?;
-        let direct = measure_conv(self, ConvAlgorithm::Direct, variant, &key)?;
-        let gemm = measure_conv(self, ConvAlgorithm::Gemm, variant, &key)?;
+        let direct = measure_conv(self, ConvAlgorithm::Direct, variant, &key.1)?;
+        let gemm = measure_conv(self, ConvAlgorithm::Gemm, variant, &key.1)?;
         let best = if gemm < direct { ConvAlgorithm::Gemm } else { ConvAlgorithm::Direct };
-        self.conv_choices().lock().map_err(|_| poisoned())?.insert(key, best);
+        conv_choices().lock().map_err(|_| poisoned())?.insert(key, best);
         Ok(best)
     }
 
@@ -97,7 +113,7 @@ impl Gpu {
 }
 
 fn poisoned() -> Error {
-    Error::Config("the convolution tuning table was poisoned by a panic in another thread".into())
+    Error::Config("the kernel tuning table was poisoned by a panic in another thread".into())
 }
 
 fn choose(gpu: &Gpu) -> Result<Tuning> {

@@ -5,13 +5,15 @@
 //! of panicking, a borrowed one gets nothing installed (the host owns its device's callbacks).
 
 mod buffers;
+mod launch;
 mod pipelines;
 
 pub use buffers::{Readback, StorageBuffer};
+pub use launch::{Launch, PerStep, Shader, StepState, View, grid_1d};
 pub use pipelines::{CachedPipeline, PipelineCache, PipelineKey};
 
 use crate::error::{Error, Result};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// How to pick an adapter when the engine owns its device.
 #[derive(Clone, Debug, Default)]
@@ -34,12 +36,6 @@ pub struct Gpu {
     pub pipelines: PipelineCache,
     /// Errors nobody scoped (owned device only): surfaced by [`Gpu::check_uncaptured`].
     uncaptured: Arc<Mutex<Vec<String>>>,
-    /// Kernel choices measured on this adapter (see `crate::tune`).
-    tuning: OnceLock<crate::tune::Tuning>,
-    /// Convolution algorithm per layer shape, measured once per process (see `tune`).
-    conv_choices: std::sync::Mutex<
-        std::collections::HashMap<crate::kernels::conv::Conv2dShape, crate::tune::ConvAlgorithm>,
-    >,
 }
 
 impl Gpu {
@@ -109,8 +105,6 @@ impl Gpu {
             owned: true,
             pipelines: PipelineCache::default(),
             uncaptured,
-            tuning: OnceLock::new(),
-            conv_choices: Default::default(),
         })
     }
 
@@ -128,8 +122,6 @@ impl Gpu {
             owned: false,
             pipelines: PipelineCache::default(),
             uncaptured: Arc::new(Mutex::new(Vec::new())),
-            tuning: OnceLock::new(),
-            conv_choices: Default::default(),
         }
     }
 
@@ -188,18 +180,6 @@ impl Gpu {
 
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
-    }
-
-    pub(crate) fn tuning_cell(&self) -> &OnceLock<crate::tune::Tuning> {
-        &self.tuning
-    }
-
-    pub(crate) fn conv_choices(
-        &self,
-    ) -> &std::sync::Mutex<
-        std::collections::HashMap<crate::kernels::conv::Conv2dShape, crate::tune::ConvAlgorithm>,
-    > {
-        &self.conv_choices
     }
 
     /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.

@@ -5,22 +5,22 @@
 //! of one arena (activations, gradients) both as an input and as an output of the same dispatch, and
 //! wgpu forbids mixing read-only and read-write usage of one buffer inside a dispatch.
 
-use super::Gpu;
+use super::{Gpu, Shader};
 use crate::error::Result;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Identifies a pipeline: shader file stem, entry point, and override constants (name, value).
+/// Identifies a pipeline: shader, entry point, and override constants (name, value).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
-    pub shader: &'static str,
+    pub shader: Shader,
     pub entry: &'static str,
     /// (name, value as bits) so the key is hashable; values are WGSL override constants.
     pub constants: Vec<(&'static str, u64)>,
 }
 
 impl PipelineKey {
-    pub fn new(shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> PipelineKey {
+    pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> PipelineKey {
         PipelineKey { shader, entry, constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect() }
     }
 }
@@ -34,7 +34,7 @@ pub struct CachedPipeline {
 
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
 }
 
@@ -56,7 +56,7 @@ impl Gpu {
         if let Some(p) = self.pipelines.pipelines.lock().expect("pipeline cache poisoned").get(key) {
             return Ok(p.clone());
         }
-        let context = format!("building pipeline {}::{} {:?}", key.shader, key.entry, key.constants);
+        let context = format!("building pipeline {}::{} {:?}", key.shader.name, key.entry, key.constants);
         let built = self.scoped(&context, || {
             let module = {
                 let mut modules = self.pipelines.modules.lock().expect("module cache poisoned");
@@ -64,10 +64,8 @@ impl Gpu {
                     .entry(key.shader)
                     .or_insert_with(|| {
                         self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(key.shader),
-                            source: wgpu::ShaderSource::Wgsl(
-                                crate::kernels::shader_source(key.shader).into(),
-                            ),
+                            label: Some(key.shader.name),
+                            source: wgpu::ShaderSource::Wgsl(key.shader.source.into()),
                         })
                     })
                     .clone()

@@ -1,8 +1,17 @@
 //! Launcher for `shaders/activation.wgsl`: element-wise activation forward and backward.
 
 use super::{Activation, Launch, grid_1d};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/activation.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+pub const SHADER: Shader = Shader {
+    name: "activation",
+    source: concat!(
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/activation.wgsl")
+    ),
+};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -20,12 +29,13 @@ fn params(n: usize, act: Activation) -> Vec<u8> {
 /// `out[i] = act(inp[i])` for i < n. `out` may be `inp`.
 pub fn activation_forward(out: &View, inp: &View, n: usize, act: Activation) -> Launch {
     Launch {
-        key: PipelineKey::new("activation", "act_forward", &[]),
+        key: PipelineKey::new(SHADER, "act_forward", &[]),
         uniform: params(n, act),
         // Binding 2 (the output y of the backward) is unused here; any view fills the slot.
         views: vec![inp.clone(), inp.clone(), out.clone()],
         workgroups: grid_1d(n, 256),
         label: "act_forward",
+        per_step: None,
     }
 }
 
@@ -33,10 +43,11 @@ pub fn activation_forward(out: &View, inp: &View, n: usize, act: Activation) -> 
 /// `dinp` may be `dout` (in place).
 pub fn activation_backward(dinp: &View, dout: &View, out: &View, n: usize, act: Activation) -> Launch {
     Launch {
-        key: PipelineKey::new("activation", "act_backward", &[]),
+        key: PipelineKey::new(SHADER, "act_backward", &[]),
         uniform: params(n, act),
         views: vec![dout.clone(), out.clone(), dinp.clone()],
         workgroups: grid_1d(n, 256),
         label: "act_backward",
+        per_step: None,
     }
 }

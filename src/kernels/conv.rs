@@ -9,8 +9,17 @@
 
 use super::{Activation, Launch, grid_1d};
 use crate::error::{Error, Result};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/conv2d.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+pub const SHADER: Shader = Shader {
+    name: "conv2d",
+    source: concat!(
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/conv2d.wgsl")
+    ),
+};
 
 /// A `Conv2d` (PyTorch layout): input `[n, c_in, h, w]`, weight `[c_out, c_in, kh, kw]`, bias `[c_out]`,
 /// output `[n, c_out, out_h, out_w]`, with `out_h = (h + 2·padding - kh)/stride + 1`. No dilation.
@@ -292,8 +301,8 @@ pub fn channel_block(channels: usize) -> usize {
 /// block channels and `None` for `conv2d_backward_bias`.
 pub fn pipeline_key(entry: &'static str, channel_block: Option<usize>) -> PipelineKey {
     match channel_block {
-        Some(b) => PipelineKey::new("conv2d", entry, &[("CHANNEL_BLOCK", b as f64)]),
-        None => PipelineKey::new("conv2d", entry, &[]),
+        Some(b) => PipelineKey::new(SHADER, entry, &[("CHANNEL_BLOCK", b as f64)]),
+        None => PipelineKey::new(SHADER, entry, &[]),
     }
 }
 
@@ -315,6 +324,7 @@ fn launch(
         views: vec![x.clone(), weight.clone(), bias.clone(), y.clone()],
         workgroups,
         label,
+        per_step: None,
     }
 }
 

@@ -10,8 +10,17 @@ use super::conv::{Conv2dShape, ConvTranspose2dShape, Params, check_views};
 use super::matmul::{Matmul, MatmulVariant, Transpose};
 use super::reduce::colsum;
 use super::{Activation, Launch};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/conv_gemm.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+pub const SHADER: Shader = Shader {
+    name: "conv_gemm",
+    source: concat!(
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/conv_gemm.wgsl")
+    ),
+};
 
 /// The conv_gemm.wgsl entry points with the workgroup size the dispatch math assumes.
 pub const ENTRY_POINTS: [(&str, [u32; 3]); 4] = [
@@ -91,12 +100,13 @@ fn launch(
         s.n * plane
     );
     Launch {
-        key: PipelineKey::new("conv_gemm", entry, &[]),
+        key: PipelineKey::new(SHADER, entry, &[]),
         uniform: bytemuck::bytes_of(&Params::new(s, act, bias.is_some())).to_vec(),
         // Any buffer satisfies the layout when there is no bias; the shader never reads it.
         views: vec![img.clone(), mat.clone(), bias.unwrap_or(img).clone()],
         workgroups: [groups as u32, channels as u32, 1],
         label: entry,
+        per_step: None,
     }
 }
 

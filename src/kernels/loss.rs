@@ -2,8 +2,11 @@
 
 use super::{Activation, Launch, grid_1d, reduce};
 use crate::error::{Error, Result};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/loss.wgsl`.
+pub const SHADER: Shader = Shader { name: "loss", source: include_str!("../../shaders/loss.wgsl") };
 
 /// Reconstruction losses, both reported per pixel (mean over batch and features).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,11 +95,12 @@ pub fn loss_forward_backward(
     };
     let dz = dz.cloned().unwrap_or_else(|| partials.clone());
     let pass = Launch {
-        key: PipelineKey::new("loss", "loss_forward_backward", &[]),
+        key: PipelineKey::new(SHADER, "loss_forward_backward", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),
         views: vec![z.clone(), target.clone(), dz, partials.clone()],
         workgroups: grid_1d(n, 1024),
         label: "loss",
+        per_step: None,
     };
     [pass, reduce::colsum(totals, partials, partial_rows(n), 2, false)]
 }

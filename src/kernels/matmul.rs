@@ -2,8 +2,26 @@
 //! bias + activation epilogue, in two variants chosen per adapter by measurement (see `tune`).
 
 use super::{Activation, Launch};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/matmul.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+pub const SHADER: Shader = Shader {
+    name: "matmul",
+    source: concat!(
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
+};
+
+/// `shaders/matmul_subgroup.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+pub const SUBGROUP_SHADER: Shader = Shader {
+    name: "matmul_subgroup",
+    source: concat!(
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/matmul_subgroup.wgsl")
+    ),
+};
 
 /// Which operands are stored transposed. `Nt` = A·Bᵀ (forward), `Nn` = A·B (backward to the input),
 /// `Tn` = Aᵀ·B (backward to the weights).
@@ -49,10 +67,10 @@ impl MatmulVariant {
         }
     }
 
-    fn shader(self) -> &'static str {
+    fn shader(self) -> Shader {
         match self {
-            MatmulVariant::Subgroup => "matmul_subgroup",
-            _ => "matmul",
+            MatmulVariant::Subgroup => SUBGROUP_SHADER,
+            _ => SHADER,
         }
     }
 
@@ -149,6 +167,7 @@ impl Matmul {
                 [self.n.div_ceil(cols) as u32, self.m.div_ceil(rows) as u32, self.splits.max(1) as u32]
             },
             label: "matmul",
+            per_step: None,
         }
     }
 

@@ -15,33 +15,29 @@ pub mod random;
 pub mod reduce;
 pub mod vae;
 
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+pub use crate::gpu::{Launch, grid_1d};
 
-/// Every shader, embedded at compile time: (file stem, WGSL source).
+/// Every shader a launcher dispatches, as (file stem, full WGSL source after any shared prelude):
+/// the list the naga tests validate. Each launcher owns its shader constants.
 pub const SHADERS: &[(&str, &str)] = &[
-    ("matmul", include_str!("../../shaders/matmul.wgsl")),
-    ("matmul_subgroup", include_str!("../../shaders/matmul_subgroup.wgsl")),
-    ("activation", include_str!("../../shaders/activation.wgsl")),
-    ("reduce", include_str!("../../shaders/reduce.wgsl")),
-    ("loss", include_str!("../../shaders/loss.wgsl")),
-    ("optimizer", include_str!("../../shaders/optimizer.wgsl")),
-    ("gather", include_str!("../../shaders/gather.wgsl")),
-    ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
-    ("conv_gemm", include_str!("../../shaders/conv_gemm.wgsl")),
-    ("pool", include_str!("../../shaders/pool.wgsl")),
-    ("random", include_str!("../../shaders/random.wgsl")),
-    ("vae", include_str!("../../shaders/vae.wgsl")),
-    ("penalty", include_str!("../../shaders/penalty.wgsl")),
+    (matmul::SHADER.name, matmul::SHADER.source),
+    (matmul::SUBGROUP_SHADER.name, matmul::SUBGROUP_SHADER.source),
+    (activation::SHADER.name, activation::SHADER.source),
+    (reduce::SHADER.name, reduce::SHADER.source),
+    (loss::SHADER.name, loss::SHADER.source),
+    (optimizer::SHADER.name, optimizer::SHADER.source),
+    (gather::SHADER.name, gather::SHADER.source),
+    (conv::SHADER.name, conv::SHADER.source),
+    (conv_gemm::SHADER.name, conv_gemm::SHADER.source),
+    (pool::SHADER.name, pool::SHADER.source),
+    (random::SHADER.name, random::SHADER.source),
+    (vae::SHADER.name, vae::SHADER.source),
+    (penalty::SHADER.name, penalty::SHADER.source),
 ];
 
-/// The WGSL source of shader `name` (a file stem in `shaders/`).
-pub fn shader_source(name: &str) -> &'static str {
-    SHADERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .unwrap_or_else(|| panic!("shader '{name}' is not registered in kernels::SHADERS"))
+/// The WGSL source of shader `name` (a file stem in `shaders/`), as the pipeline cache compiles it.
+pub fn shader_source(name: &str) -> Option<&'static str> {
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
 /// Element-wise activation functions; the ids match the WGSL constants.
@@ -99,29 +95,5 @@ impl Activation {
             Activation::Sigmoid => "Sigmoid",
             Activation::Tanh => "Tanh",
         }
-    }
-}
-
-/// Everything the runner needs to record one dispatch.
-#[derive(Clone, Debug)]
-pub struct Launch {
-    pub key: PipelineKey,
-    pub uniform: Vec<u8>,
-    /// Storage bindings 1.. in order.
-    pub views: Vec<View>,
-    pub workgroups: [u32; 3],
-    /// A short name for profiles and error messages.
-    pub label: &'static str,
-}
-
-/// Workgroups for a 1-D dispatch of `n` items, `per_group` each, folded into y past the 65535 limit.
-/// Shaders recover the flat index as `gid.x + gid.y * num_workgroups.x * per_group`.
-pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
-    let groups = n.div_ceil(per_group).max(1);
-    if groups <= 65535 {
-        [groups as u32, 1, 1]
-    } else {
-        let y = groups.div_ceil(65535);
-        [groups.div_ceil(y) as u32, y as u32, 1]
     }
 }

@@ -2,8 +2,11 @@
 
 use super::{Launch, grid_1d};
 use crate::error::{Error, Result};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PerStep, PipelineKey, Shader, StepState};
+
+/// `shaders/optimizer.wgsl`.
+pub const SHADER: Shader = Shader { name: "optimizer", source: include_str!("../../shaders/optimizer.wgsl") };
 
 /// Optimiser and its hyper-parameters (PyTorch's semantics and defaults).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -106,18 +109,33 @@ pub fn optimizer_step(
                 beta1,
                 beta2,
                 eps,
-                // In f64 so late steps (β^t → 0) keep full precision before rounding.
-                inv_bias1: (1.0 / (1.0 - (beta1 as f64).powi(t))) as f32,
-                inv_bias2: (1.0 / (1.0 - (beta2 as f64).powi(t))) as f32,
+                inv_bias1: inv_bias(beta1, t),
+                inv_bias2: inv_bias(beta2, t),
                 _pad: [0; 3],
             },
         ),
     };
     Launch {
-        key: PipelineKey::new("optimizer", entry, &[]),
+        key: PipelineKey::new(SHADER, entry, &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),
         views: vec![params.clone(), grads.clone(), m.clone(), v.clone()],
         workgroups: grid_1d(n, 256),
         label: "optimizer",
+        // SGD's uniform is the same every step; Adam's bias corrections follow t.
+        per_step: (entry == "adam").then_some(PerStep { draws_random: false, rewrite: adam_at_step }),
     }
+}
+
+/// Adam's bias correction 1 / (1 - β^t), in f64 so late steps (β^t → 0) keep full precision before
+/// rounding.
+fn inv_bias(beta: f32, t: i32) -> f32 {
+    (1.0 / (1.0 - (beta as f64).powi(t))) as f32
+}
+
+/// Every step, Adam's bias corrections follow the step count t.
+fn adam_at_step(uniform: &[u8], step: &StepState) -> Vec<u8> {
+    let p: Params = bytemuck::pod_read_unaligned(uniform);
+    let t = step.step.max(1) as i32;
+    bytemuck::bytes_of(&Params { inv_bias1: inv_bias(p.beta1, t), inv_bias2: inv_bias(p.beta2, t), ..p })
+        .to_vec()
 }

@@ -2,8 +2,11 @@
 //! values and their gradients added into the backward pass's buffers.
 
 use super::{Launch, grid_1d, reduce};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/penalty.wgsl`.
+pub const SHADER: Shader = Shader { name: "penalty", source: include_str!("../../shaders/penalty.wgsl") };
 
 /// Which norm a sparse autoencoder puts on the activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -59,7 +62,7 @@ pub fn activity_penalty(
 ) -> [Launch; 2] {
     let n = batch * width;
     let pass = Launch {
-        key: PipelineKey::new("penalty", "activity_penalty", &[]),
+        key: PipelineKey::new(SHADER, "activity_penalty", &[]),
         uniform: params(batch, width, 0, norm == SparseNorm::L2, scale, dh.is_some()),
         views: vec![
             h.clone(),
@@ -69,6 +72,7 @@ pub fn activity_penalty(
         ],
         workgroups: grid_1d(n, 1024),
         label: "activity_penalty",
+        per_step: None,
     };
     [pass, reduce::colsum(total, partials, activity_partial_rows(n), 1, false)]
 }
@@ -76,11 +80,12 @@ pub fn activity_penalty(
 /// `s[j] = Σ_i W[j,i]²` for W [width, inputs].
 pub fn contractive_rows(s: &View, w: &View, width: usize, inputs: usize) -> Launch {
     Launch {
-        key: PipelineKey::new("penalty", "contractive_rows", &[]),
+        key: PipelineKey::new(SHADER, "contractive_rows", &[]),
         uniform: params(0, width, inputs, false, 0.0, false),
         views: vec![w.clone(), s.clone(), s.clone(), s.clone()],
         workgroups: [width.div_ceil(64) as u32, 1, 1],
         label: "contractive_rows",
+        per_step: None,
     }
 }
 
@@ -96,11 +101,12 @@ pub fn contractive_h(
     scale: f32,
 ) -> Launch {
     Launch {
-        key: PipelineKey::new("penalty", "contractive_h", &[]),
+        key: PipelineKey::new(SHADER, "contractive_h", &[]),
         uniform: params(batch, width, 0, false, scale, dh.is_some()),
         views: vec![h.clone(), dh.cloned().unwrap_or_else(|| jf2.clone()), s.clone(), jf2.clone()],
         workgroups: [batch.div_ceil(64) as u32, 1, 1],
         label: "contractive_h",
+        per_step: None,
     }
 }
 
@@ -115,10 +121,11 @@ pub fn contractive_weight(
     scale: f32,
 ) -> Launch {
     Launch {
-        key: PipelineKey::new("penalty", "contractive_weight", &[]),
+        key: PipelineKey::new(SHADER, "contractive_weight", &[]),
         uniform: params(batch, width, inputs, false, scale, true),
         views: vec![h.clone(), w.clone(), dw.clone(), dw.clone()],
         workgroups: [width.div_ceil(64) as u32, 1, 1],
         label: "contractive_weight",
+        per_step: None,
     }
 }

@@ -8,8 +8,11 @@
 
 use super::{Launch, grid_1d};
 use crate::error::{Error, Result};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/pool.wgsl`.
+pub const SHADER: Shader = Shader { name: "pool", source: include_str!("../../shaders/pool.wgsl") };
 
 /// Output size of a 2x2 stride-2 max-pool: `(h / 2, w / 2)`, rounded up with `ceil`.
 pub fn maxpool2x2_out(h: usize, w: usize, ceil: bool) -> (usize, usize) {
@@ -130,11 +133,12 @@ pub fn maxpool2x2_forward(
         &[("out", out, len), ("argmax", argmax, len), ("inp", inp, n * c * h * w)],
     );
     Launch {
-        key: PipelineKey::new("pool", "maxpool2x2_forward", &[]),
+        key: PipelineKey::new(SHADER, "maxpool2x2_forward", &[]),
         uniform: bytemuck::bytes_of(&params(n, c, h, w, (oh, ow))).to_vec(),
         views: vec![inp.clone(), out.clone(), argmax.clone()],
         workgroups: grid_1d(len, 256),
         label: "maxpool2x2_forward",
+        per_step: None,
     }
 }
 
@@ -158,11 +162,12 @@ pub fn maxpool2x2_backward(
         &[("dinp", dinp, n * c * h * w), ("dout", dout, len), ("argmax", argmax, len)],
     );
     Launch {
-        key: PipelineKey::new("pool", "maxpool2x2_backward", &[]),
+        key: PipelineKey::new(SHADER, "maxpool2x2_backward", &[]),
         uniform: bytemuck::bytes_of(&params(n, c, h, w, (oh, ow))).to_vec(),
         views: vec![dinp.clone(), dout.clone(), argmax.clone()],
         workgroups: grid_1d(n * c * h * w, 256),
         label: "maxpool2x2_backward",
+        per_step: None,
     }
 }
 
@@ -171,11 +176,12 @@ pub fn upsample2x_forward(out: &View, inp: &View, n: usize, c: usize, h: usize, 
     let len = n * c * h * w;
     check("upsample2x_forward", upsample2x_validate(n, c, h, w), &[("out", out, 4 * len), ("inp", inp, len)]);
     Launch {
-        key: PipelineKey::new("pool", "upsample2x_forward", &[]),
+        key: PipelineKey::new(SHADER, "upsample2x_forward", &[]),
         uniform: bytemuck::bytes_of(&params(n, c, h, w, upsample2x_out(h, w))).to_vec(),
         views: vec![inp.clone(), out.clone()],
         workgroups: grid_1d(4 * len, 256),
         label: "upsample2x_forward",
+        per_step: None,
     }
 }
 
@@ -188,10 +194,11 @@ pub fn upsample2x_backward(dinp: &View, dout: &View, n: usize, c: usize, h: usiz
         &[("dinp", dinp, len), ("dout", dout, 4 * len)],
     );
     Launch {
-        key: PipelineKey::new("pool", "upsample2x_backward", &[]),
+        key: PipelineKey::new(SHADER, "upsample2x_backward", &[]),
         uniform: bytemuck::bytes_of(&params(n, c, h, w, upsample2x_out(h, w))).to_vec(),
         views: vec![dinp.clone(), dout.clone()],
         workgroups: grid_1d(len, 256),
         label: "upsample2x_backward",
+        per_step: None,
     }
 }

@@ -7,8 +7,11 @@
 
 use super::{Launch, grid_1d};
 use crate::cpu::random::dropout_scale;
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PerStep, PipelineKey, Shader, StepState};
+
+/// `shaders/random.wgsl`.
+pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl") };
 
 /// The uniform block of every entry point of `random.wgsl` (32 bytes).
 #[repr(C)]
@@ -46,7 +49,7 @@ impl RandomParams {
     /// Decodes the uniform of a launch built by this module.
     pub fn of(launch: &Launch) -> RandomParams {
         assert_eq!(
-            launch.key.shader, "random",
+            launch.key.shader.name, "random",
             "RandomParams::of: '{}' is not a random.wgsl launch",
             launch.label
         );
@@ -89,13 +92,21 @@ pub fn stream_for(step: u64, slot: u16) -> u64 {
     step << 16 | slot as u64
 }
 
+/// Every step, a drawing launch gets the stream `stream_for(step, k)`, k its ordinal among the plan's
+/// drawing launches: each step draws new numbers and the same step redraws the same ones.
+fn restream_for_step(uniform: &[u8], step: &StepState) -> Vec<u8> {
+    let p: RandomParams = bytemuck::pod_read_unaligned(uniform);
+    p.with_stream(stream_for(step.step, step.random_slot)).bytes()
+}
+
 fn block_launch(entry: &'static str, p: RandomParams, views: Vec<View>) -> Launch {
     Launch {
-        key: PipelineKey::new("random", entry, &[]),
+        key: PipelineKey::new(SHADER, entry, &[]),
         uniform: p.bytes(),
         views,
         workgroups: grid_1d((p.n as usize).div_ceil(4), 256),
         label: entry,
+        per_step: Some(PerStep { draws_random: true, rewrite: restream_for_step }),
     }
 }
 
@@ -153,10 +164,11 @@ pub fn dropout_mask(mask: &View, n: usize, p: f32, seed: u64, stream: u64) -> La
 pub fn multiply(out: &View, a: &View, b: &View, n: usize) -> Launch {
     let p = RandomParams::new(n, 0, 0);
     Launch {
-        key: PipelineKey::new("random", "multiply", &[]),
+        key: PipelineKey::new(SHADER, "multiply", &[]),
         uniform: p.bytes(),
         views: vec![out.clone(), a.clone(), b.clone()],
         workgroups: grid_1d(n, 256),
         label: "multiply",
+        per_step: None,
     }
 }

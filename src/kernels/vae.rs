@@ -5,8 +5,11 @@
 //! `h` is the encoder's last layer, [batch, 2d]: columns 0..d are μ, d..2d are log σ².
 
 use super::{Launch, grid_1d, reduce};
-use crate::gpu::PipelineKey;
-use crate::runner::View;
+use crate::gpu::View;
+use crate::gpu::{PipelineKey, Shader};
+
+/// `shaders/vae.wgsl`.
+pub const SHADER: Shader = Shader { name: "vae", source: include_str!("../../shaders/vae.wgsl") };
 
 /// The uniform block of every entry point of `vae.wgsl`.
 #[repr(C)]
@@ -25,11 +28,12 @@ fn params(batch: usize, d: usize, beta: f32, kl_scale: f32) -> VaeParams {
 /// `z[b, j] = μ[b, j] + exp(½ log σ²[b, j]) · eps[b, j]`; z and eps are [batch, d].
 pub fn reparam_forward(z: &View, h: &View, eps: &View, batch: usize, d: usize) -> Launch {
     Launch {
-        key: PipelineKey::new("vae", "reparam_forward", &[]),
+        key: PipelineKey::new(SHADER, "reparam_forward", &[]),
         uniform: bytemuck::bytes_of(&params(batch, d, 0.0, 0.0)).to_vec(),
         views: vec![z.clone(), h.clone(), eps.clone()],
         workgroups: grid_1d(batch * d, 256),
         label: "reparam_forward",
+        per_step: None,
     }
 }
 
@@ -48,11 +52,12 @@ pub fn reparam_backward(
     kl_scale: f32,
 ) -> Launch {
     Launch {
-        key: PipelineKey::new("vae", "reparam_backward", &[]),
+        key: PipelineKey::new(SHADER, "reparam_backward", &[]),
         uniform: bytemuck::bytes_of(&params(batch, d, beta, kl_scale)).to_vec(),
         views: vec![dh.clone(), h.clone(), eps.clone(), dz.clone()],
         workgroups: grid_1d(batch * d, 256),
         label: "reparam_backward",
+        per_step: None,
     }
 }
 
@@ -67,11 +72,12 @@ pub fn kl_partial_rows(n: usize) -> usize {
 pub fn kl_forward(total: &View, partials: &View, h: &View, batch: usize, d: usize) -> [Launch; 2] {
     let n = batch * d;
     let pass = Launch {
-        key: PipelineKey::new("vae", "kl_partials", &[]),
+        key: PipelineKey::new(SHADER, "kl_partials", &[]),
         uniform: bytemuck::bytes_of(&params(batch, d, 0.0, 0.0)).to_vec(),
         views: vec![partials.clone(), h.clone()],
         workgroups: grid_1d(n, 1024),
         label: "kl_partials",
+        per_step: None,
     };
     [pass, reduce::colsum(total, partials, kl_partial_rows(n), 1, false)]
 }
