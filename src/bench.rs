@@ -15,9 +15,9 @@ use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::reduce::colsum;
 use crate::kernels::{Activation, Launch};
-use crate::models::Init;
-use crate::models::conv::{ConvAutoencoder, ConvConfig};
-use crate::models::dense::{DenseAutoencoder, DenseConfig};
+use crate::models::conv::ConvConfig;
+use crate::models::dense::DenseConfig;
+use crate::models::{Autoencoder, Init};
 use crate::runner::{Plan, View};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
 use std::time::Instant;
@@ -336,7 +336,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
     let mut rows = Vec::new();
     for preset in ["shallow", "deep"] {
         let config = DenseConfig::preset(preset, 784, LossKind::Bce)?;
-        let model = DenseAutoencoder::new(gpu, config.clone(), 0)?;
+        let model = Autoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
         let batch = 256;
         let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
         let mut trainer = Trainer::new(gpu, &model, &data, tc)?;
@@ -361,7 +361,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
     }
     for preset in ["keras", "strided"] {
         let config = ConvConfig::preset(preset, [1, 28, 28], None, LossKind::Bce)?;
-        let model = ConvAutoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
+        let model = Autoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
         let batch = 128;
         let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
         let small = crate::data::synthetic::synthetic(1024, 28, 28, 10, 1);
@@ -378,7 +378,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
         }
         let s = start.elapsed().as_secs_f64();
         let algorithms: Vec<String> =
-            model.algorithms.iter().flatten().map(|a| format!("{a:?}").to_lowercase()).collect();
+            model.net.conv_algorithms().iter().map(|a| format!("{a:?}").to_lowercase()).collect();
         rows.push(StepRow {
             model: format!("conv {} ({preset}; conv layers {})", config.describe(), algorithms.join(", ")),
             batch,

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::{AnyModel, Autoencoder, ModelConfig};
+use crate::models::{Autoencoder, ModelConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ pub struct Checkpoint {
 
 /// Writes the model's parameters and `metadata` (plus the model config) to `path`, atomically
 /// (a temporary file renamed into place, so an interrupted run never leaves half a checkpoint).
-pub fn save<M: Autoencoder>(gpu: &Gpu, model: &M, metadata: &[(&str, String)], path: &Path) -> Result<()> {
+pub fn save(gpu: &Gpu, model: &Autoencoder, metadata: &[(&str, String)], path: &Path) -> Result<()> {
     let tensors = model.export(gpu)?;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
@@ -70,15 +70,15 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Builds the model a checkpoint describes, on `gpu`.
-pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<AnyModel> {
+pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<Autoencoder> {
     // The model's noise seed (a VAE's ε at evaluation) is the training seed, kept in the metadata.
     let seed = ckpt
         .metadata
         .get("aegpu.train")
         .and_then(|t| serde_json::from_str::<crate::train::TrainConfig>(t).ok())
         .map_or(0, |t| t.seed);
-    let model = AnyModel::zeroed(gpu, ckpt.model.clone(), seed)?;
-    crate::with_model!(&model, m => m.import(gpu, &ckpt.tensors)).map_err(|e| bad(path, e))?;
+    let model = Autoencoder::zeroed(gpu, ckpt.model.clone(), seed)?;
+    model.import(gpu, &ckpt.tensors).map_err(|e| bad(path, e))?;
     Ok(model)
 }
 

@@ -4,11 +4,11 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::dense::Noise;
-use crate::models::{Autoencoder, ModelActivations, Pass, activations_fitting};
+use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
 use crate::runner::Plan;
 
 /// Decodes `codes` (`[n, code_dim]`, row-major) into images (`[n, input]`, after the output activation).
-pub fn decode<M: Autoencoder>(gpu: &Gpu, model: &M, codes: &[f32]) -> Result<Vec<f32>> {
+pub fn decode(gpu: &Gpu, model: &Autoencoder, codes: &[f32]) -> Result<Vec<f32>> {
     let d = model.code_dim();
     if codes.is_empty() || !codes.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
@@ -26,7 +26,7 @@ pub fn decode<M: Autoencoder>(gpu: &Gpu, model: &M, codes: &[f32]) -> Result<Vec
 
 /// `n` codes to sample from: N(0, I) for a VAE (its prior); for a plain autoencoder, which has no
 /// prior, a diagonal Gaussian fitted to `data_codes` (the codes of real data).
-pub fn sample_codes<M: Autoencoder>(model: &M, data_codes: &[f32], n: usize, seed: u64) -> Vec<f32> {
+pub fn sample_codes(model: &Autoencoder, data_codes: &[f32], n: usize, seed: u64) -> Vec<f32> {
     let d = model.code_dim();
     // The same Philox stream as the GPU generator, drawn on the host (a handful of numbers).
     let mut normals = vec![0.0f32; n * d];
@@ -53,7 +53,7 @@ pub fn sample_codes<M: Autoencoder>(model: &M, data_codes: &[f32], n: usize, see
 /// A `steps x steps` grid of 2-D codes, row-major with the second coordinate decreasing down the rows
 /// (so the picture reads like a plot). A VAE spans its prior's quantiles 5%..95%; a plain autoencoder
 /// spans the 1st..99th percentiles of `data_codes`.
-pub fn grid_codes<M: Autoencoder>(model: &M, data_codes: &[f32], steps: usize) -> Result<Vec<f32>> {
+pub fn grid_codes(model: &Autoencoder, data_codes: &[f32], steps: usize) -> Result<Vec<f32>> {
     if model.code_dim() != 2 {
         return Err(Error::Config(format!(
             "a latent grid needs a 2-D code; this model's code has {} dimensions",
@@ -147,13 +147,7 @@ pub struct Denoised {
 
 /// Corrupts `clean` (`[n, input]`) on the GPU with `noise` (a fresh stream per batch of up to 1000,
 /// repeatable for a given `seed`) and reconstructs the corrupted images.
-pub fn denoise<M: Autoencoder>(
-    gpu: &Gpu,
-    model: &M,
-    clean: &[f32],
-    noise: Noise,
-    seed: u64,
-) -> Result<Denoised> {
+pub fn denoise(gpu: &Gpu, model: &Autoencoder, clean: &[f32], noise: Noise, seed: u64) -> Result<Denoised> {
     let dim = model.input_dim();
     if clean.is_empty() || !clean.len().is_multiple_of(dim) {
         return Err(Error::Shape(format!(
@@ -167,7 +161,7 @@ pub fn denoise<M: Autoencoder>(
     let act = model.output_activation();
     let mut out =
         Denoised { noisy: Vec::with_capacity(clean.len()), denoised: Vec::with_capacity(clean.len()) };
-    let mut plans: Vec<(usize, M::Activations, Plan)> = Vec::new();
+    let mut plans: Vec<(usize, Activations, Plan)> = Vec::new();
     let (full, acts) = activations_fitting(model, gpu, n.min(1000))?;
     let mut first = Some(acts);
     for (k, chunk) in clean.chunks(full * dim).enumerate() {

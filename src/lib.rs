@@ -12,6 +12,7 @@ pub mod generate;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
+pub mod nn;
 pub mod runner;
 pub mod train;
 pub mod tune;

@@ -11,7 +11,7 @@ use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::penalty::SparseNorm;
 use aegpu::models::conv::ConvConfig;
 use aegpu::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
-use aegpu::models::{AnyModel, Autoencoder, Init, ModelConfig};
+use aegpu::models::{Autoencoder, Init, ModelConfig};
 use aegpu::train::{self, EvalOutput, Evaluator, GpuDataset, TrainConfig};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -320,9 +320,9 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         }
     };
     let gpu = Gpu::new(&GpuOptions::default())?;
-    let model = AnyModel::new(&gpu, config, args.seed, init)?;
+    let model = Autoencoder::new(&gpu, config, args.seed, init)?;
     let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
-    aegpu::with_model!(&model, m => train_model(&gpu, m, &args, &split, &tc, init))
+    train_model(&gpu, &model, &args, &split, &tc, init)
 }
 
 /// The dense model `--model dense|vae` with `--preset` or `--layers` and the regularisers describe.
@@ -398,9 +398,9 @@ fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<Co
 }
 
 /// Trains `model`, writing metrics.jsonl and the checkpoint after every epoch and the pictures at the end.
-fn train_model<M: Autoencoder>(
+fn train_model(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     args: &TrainArgs,
     split: &data::Split,
     tc: &TrainConfig,
@@ -467,9 +467,9 @@ fn train_model<M: Autoencoder>(
 }
 
 /// recon.png; latent.png (and grid.png) for a 2-D code; samples.png for a VAE.
-fn write_pictures<M: Autoencoder>(
+fn write_pictures(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     dir: &Path,
     test: &data::Dataset,
     out: &EvalOutput,
@@ -497,7 +497,7 @@ fn write_pictures<M: Autoencoder>(
 }
 
 /// A checkpoint's model on a fresh GPU, with the test split of its dataset.
-fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, AnyModel, data::Dataset, DatasetName)> {
+fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, Autoencoder, data::Dataset, DatasetName)> {
     let ckpt = checkpoint::load(&args.checkpoint)?;
     let dataset = match args.dataset {
         Some(d) => d,
@@ -506,7 +506,7 @@ fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, AnyModel, data::Datase
     let split = load_split(&DataArgs { dataset, data: args.data.clone() })?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
-    let input = aegpu::with_model!(&model, m => m.input_dim());
+    let input = model.input_dim();
     if split.test.dim() != input {
         return Err(Error::Shape(format!(
             "{dataset} images have {} pixels but the checkpoint's model takes {input}",
@@ -517,7 +517,7 @@ fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, AnyModel, data::Datase
 }
 
 /// The codes of every test image (a VAE's posterior means).
-fn test_codes<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset) -> Result<Vec<f32>> {
+fn test_codes(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset) -> Result<Vec<f32>> {
     let test_gpu = GpuDataset::upload(gpu, test)?;
     Ok(Evaluator::new(gpu, model, &test_gpu, 1000)?.run(0)?.codes)
 }
@@ -527,10 +527,10 @@ fn sample_cmd(args: SampleArgs) -> Result<()> {
         return Err(Error::Config("--n must be at least 1".into()));
     }
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
-    aegpu::with_model!(&model, m => sample_with(&gpu, m, &test, &args))
+    sample_with(&gpu, &model, &test, &args)
 }
 
-fn sample_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args: &SampleArgs) -> Result<()> {
+fn sample_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &SampleArgs) -> Result<()> {
     // A plain autoencoder has no prior: fit one to its test codes.
     let data_codes = if model.variational().is_some() { Vec::new() } else { test_codes(gpu, model, test)? };
     let codes = generate::sample_codes(model, &data_codes, args.n, args.seed);
@@ -543,10 +543,10 @@ fn sample_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args:
 
 fn grid_cmd(args: GridArgs) -> Result<()> {
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
-    aegpu::with_model!(&model, m => grid_with(&gpu, m, &test, &args))
+    grid_with(&gpu, &model, &test, &args)
 }
 
-fn grid_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args: &GridArgs) -> Result<()> {
+fn grid_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &GridArgs) -> Result<()> {
     if model.code_dim() != 2 {
         return Err(Error::Config(format!(
             "a latent grid needs a 2-D code; this model's code has {} dimensions",
@@ -564,12 +564,12 @@ fn grid_with<M: Autoencoder>(gpu: &Gpu, model: &M, test: &data::Dataset, args: &
 
 fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
-    aegpu::with_model!(&model, m => interpolate_with(&gpu, m, &test, &args))
+    interpolate_with(&gpu, &model, &test, &args)
 }
 
-fn interpolate_with<M: Autoencoder>(
+fn interpolate_with(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     test: &data::Dataset,
     args: &InterpolateArgs,
 ) -> Result<()> {
@@ -613,12 +613,12 @@ fn interpolate_with<M: Autoencoder>(
 
 fn eval_cmd(args: EvalArgs) -> Result<()> {
     let (gpu, model, test, dataset) = open_checkpoint(&args.ckpt)?;
-    aegpu::with_model!(&model, m => eval_with(&gpu, m, &test, dataset, &args))
+    eval_with(&gpu, &model, &test, dataset, &args)
 }
 
-fn eval_with<M: Autoencoder>(
+fn eval_with(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     test: &data::Dataset,
     dataset: DatasetName,
     args: &EvalArgs,
@@ -650,12 +650,12 @@ fn eval_with<M: Autoencoder>(
 fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
     let noise = Noise::parse(&args.noise)?;
     let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
-    aegpu::with_model!(&model, m => denoise_with(&gpu, m, &test, noise, &args))
+    denoise_with(&gpu, &model, &test, noise, &args)
 }
 
-fn denoise_with<M: Autoencoder>(
+fn denoise_with(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     test: &data::Dataset,
     noise: Noise,
     args: &DenoiseArgs,

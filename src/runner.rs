@@ -48,6 +48,11 @@ impl Arena {
         View { buffer: self.buffer.buffer.clone(), offset, len }
     }
 
+    /// The tensor called `name`, if the layout has one.
+    pub fn named(&self, name: &str) -> Option<View> {
+        self.layout.entries.iter().position(|(n, _, _)| n == name).map(|i| self.view(i))
+    }
+
     /// The whole arena as one view (the optimiser updates it in one dispatch).
     pub fn all(&self) -> View {
         View::whole(&self.buffer)

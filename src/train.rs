@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
 use crate::kernels::gather::gather_u8;
 use crate::kernels::optimizer::Optimizer;
-use crate::models::{Autoencoder, ModelActivations, Pass, activations_fitting};
+use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
 use crate::runner::{Plan, View};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -102,20 +102,25 @@ const LOG_STRIDE: usize = 4;
 const SHOW_EVERY: usize = 16;
 
 /// Everything a training run needs on the GPU, built once.
-pub struct Trainer<'a, M: Autoencoder> {
+pub struct Trainer<'a> {
     gpu: &'a Gpu,
-    model: &'a M,
+    model: &'a Autoencoder,
     train: &'a GpuDataset,
     config: TrainConfig,
-    acts: M::Activations,
+    acts: Activations,
     plan: Plan,
     loss_log: StorageBuffer,
     steps_per_epoch: usize,
     step: u64,
 }
 
-impl<'a, M: Autoencoder> Trainer<'a, M> {
-    pub fn new(gpu: &'a Gpu, model: &'a M, train: &'a GpuDataset, config: TrainConfig) -> Result<Self> {
+impl<'a> Trainer<'a> {
+    pub fn new(
+        gpu: &'a Gpu,
+        model: &'a Autoencoder,
+        train: &'a GpuDataset,
+        config: TrainConfig,
+    ) -> Result<Self> {
         if config.batch == 0 || config.batch > train.n {
             return Err(Error::Config(format!(
                 "batch size {} must be between 1 and the number of training examples ({})",
@@ -268,12 +273,12 @@ impl<'a, M: Autoencoder> Trainer<'a, M> {
 }
 
 /// Runs a model over a whole dataset in batches: test metrics, codes, reconstructions.
-pub struct Evaluator<'a, M: Autoencoder> {
+pub struct Evaluator<'a> {
     gpu: &'a Gpu,
-    model: &'a M,
+    model: &'a Autoencoder,
     data: &'a GpuDataset,
     /// (batch size, activations, plan) for full batches and for the remainder.
-    plans: Vec<(usize, M::Activations, Plan)>,
+    plans: Vec<(usize, Activations, Plan)>,
     /// The code layer's output for every example, `[n, code width]` (a VAE's is μ and log σ²).
     codes: StorageBuffer,
 }
@@ -290,8 +295,8 @@ pub struct EvalOutput {
 /// Evaluation draws its VAE noise from streams no training step uses (steps stay below 2^40).
 const EVAL_STREAM: u64 = 1 << 46;
 
-impl<'a, M: Autoencoder> Evaluator<'a, M> {
-    pub fn new(gpu: &'a Gpu, model: &'a M, data: &'a GpuDataset, batch: usize) -> Result<Self> {
+impl<'a> Evaluator<'a> {
+    pub fn new(gpu: &'a Gpu, model: &'a Autoencoder, data: &'a GpuDataset, batch: usize) -> Result<Self> {
         if data.dim != model.input_dim() {
             return Err(Error::Shape(format!(
                 "the data has {} values per example but the model's input is {}",
@@ -407,14 +412,14 @@ impl<'a, M: Autoencoder> Evaluator<'a, M> {
 
 /// Trains for `config.epochs`, evaluating on `test` after every epoch; `on_epoch` sees each epoch's
 /// metrics (write them, checkpoint, ...). Progress goes to a bar on stderr when `show_progress`.
-pub fn train<M: Autoencoder>(
+pub fn train(
     gpu: &Gpu,
-    model: &M,
+    model: &Autoencoder,
     train: &GpuDataset,
     test: &GpuDataset,
     config: &TrainConfig,
     show_progress: bool,
-    mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator<M>) -> Result<()>,
+    mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator) -> Result<()>,
 ) -> Result<Vec<EpochMetrics>> {
     let mut trainer = Trainer::new(gpu, model, train, config.clone())?;
     let evaluator = Evaluator::new(gpu, model, test, 1000)?;

@@ -1,0 +1,38 @@
+//! Linear (fully connected) layer: `y = act(x · Wᵀ + b)`, `W` stored `[out, in]` as PyTorch does.
+//! A convolutional feature map is read flattened (NCHW per example is PyTorch's flatten order).
+
+use super::{Ctx, Node, Op, len3};
+use crate::gpu::{Launch, View};
+use crate::kernels::Activation;
+use crate::kernels::activation::activation_backward;
+use crate::kernels::matmul::{linear_backward_input, linear_backward_weight, linear_forward};
+use crate::kernels::reduce::bias_backward;
+
+fn dims(node: &Node) -> (usize, usize, Activation) {
+    let Op::Linear { out, act } = node.op else { unreachable!("a Linear node") };
+    (len3(node.input), out, act)
+}
+
+/// `y = act(x · Wᵀ + b)` with bias and activation fused into the matmul.
+pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
+    let (k, m, act) = dims(node);
+    let (w, b) = (ctx.param(node, "weight"), ctx.param(node, "bias"));
+    vec![linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.variant)]
+}
+
+/// dZ = dY ⊙ act'(Y) in place, then dW = dZᵀ · X, db = Σ_batch dZ, and dX = dZ · W when wanted.
+pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, y: &View) -> Vec<Launch> {
+    let (k, m, act) = dims(node);
+    let n = ctx.batch();
+    let mut launches = Vec::new();
+    if act != Activation::Identity {
+        launches.push(activation_backward(dy, dy, y, n * m, act));
+    }
+    let (w, dw, db) = (ctx.param(node, "weight"), ctx.grad(node, "weight"), ctx.grad(node, "bias"));
+    launches.push(linear_backward_weight(&dw, dy, x, n, k, m, ctx.variant));
+    launches.push(bias_backward(&db, dy, n, m));
+    if let Some(dx) = dx {
+        launches.push(linear_backward_input(dx, dy, &w, n, k, m, ctx.variant));
+    }
+    launches
+}
