@@ -13,7 +13,8 @@ use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::reduce::colsum;
 use aegpu::kernels::{Activation, Launch};
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
+use aegpu::models::dense::DenseConfig;
+use aegpu::models::{Autoencoder, Init};
 use aegpu::runner::{Plan, View};
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -253,7 +254,7 @@ fn training_step(c: &mut Criterion, gpu: &Gpu) {
     let data = GpuDataset::upload(gpu, &train).expect("upload");
     for preset in ["shallow", "deep"] {
         let config = DenseConfig::preset(preset, 784, LossKind::Bce).expect("preset");
-        let model = DenseAutoencoder::new(gpu, config, 0).expect("model");
+        let model = Autoencoder::new(gpu, config, 0, Init::Glorot).expect("model");
         let tc = TrainConfig {
             epochs: 1,
             batch: 256,

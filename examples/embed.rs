@@ -12,8 +12,8 @@ use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig};
-use aegpu::models::{Autoencoder, ModelActivations, Pass};
+use aegpu::models::dense::DenseConfig;
+use aegpu::models::{Autoencoder, Init, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Activation::Sigmoid,
         LossKind::Bce,
     )?;
-    let model = DenseAutoencoder::new(&gpu, config, 0)?;
+    let model = Autoencoder::new(&gpu, config, 0, Init::Glorot)?;
     let tc = TrainConfig { epochs: 1, batch: 128, optimizer: Optimizer::parse("adam", 2e-3, 0.0)?, seed: 0 };
     let mut trainer = Trainer::new(&gpu, &model, &train, tc)?;
     for epoch in 1..=5 {

@@ -12,9 +12,9 @@ use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
-use aegpu::models::conv::{ConvActivations, ConvAutoencoder, ConvConfig, Layer};
+use aegpu::models::conv::{ConvConfig, Layer};
 use aegpu::models::dense::{Noise, Variational};
-use aegpu::models::{AnyModel, Autoencoder, Init, ModelActivations, ModelConfig, Pass};
+use aegpu::models::{Activations, Autoencoder, Init, ModelConfig, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig};
 use aegpu::tune::ConvAlgorithm;
@@ -41,12 +41,21 @@ fn layer_shapes(config: &ConvConfig) -> Vec<[usize; 3]> {
             Layer::Upsample => [c, 2 * h, 2 * w],
             Layer::Linear { out, .. } => [out, 1, 1],
             Layer::Unflatten { c, h, w } => [c, h, w],
+            Layer::Activation { .. } => cur,
         };
         let vae_code = config.variational.is_some() && i == config.code_layer;
         out.push(if vae_code { [2 * next[0], 1, 1] } else { next });
         cur = next;
     }
     out
+}
+
+/// The conv configuration a model was built from.
+fn conv_config(model: &Autoencoder) -> &ConvConfig {
+    match &model.config {
+        ModelConfig::Conv(c) => c,
+        ModelConfig::Dense(_) => panic!("a conv model"),
+    }
 }
 
 fn len3(s: [usize; 3]) -> usize {
@@ -58,8 +67,8 @@ fn len3(s: [usize; 3]) -> usize {
 /// denoising corruption are drawn from the same stream on every run: held fixed.
 struct Harness<'a> {
     gpu: &'a Gpu,
-    model: &'a ConvAutoencoder,
-    acts: ConvActivations,
+    model: &'a Autoencoder,
+    acts: Activations,
     plan: Plan,
     batch: usize,
     shapes: Vec<[usize; 3]>,
@@ -70,7 +79,7 @@ struct Harness<'a> {
 type Pattern = Vec<u32>;
 
 impl<'a> Harness<'a> {
-    fn new(gpu: &'a Gpu, model: &'a ConvAutoencoder, x: &[f32], batch: usize) -> Harness<'a> {
+    fn new(gpu: &'a Gpu, model: &'a Autoencoder, x: &[f32], batch: usize) -> Harness<'a> {
         let variant = gpu.matmul_variant().unwrap();
         let acts = model.activations(gpu, batch).unwrap();
         acts.input().write(gpu, x).unwrap();
@@ -78,9 +87,9 @@ impl<'a> Harness<'a> {
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
         let plan = Plan::new(gpu, "fd", &launches).unwrap();
-        let shapes = layer_shapes(&model.config);
+        let shapes = layer_shapes(conv_config(model));
         for (i, s) in shapes.iter().enumerate() {
-            assert_eq!(acts.output(i).len, batch * len3(*s), "layer {i}: output length");
+            assert_eq!(model.layer_output(&acts, i).len, batch * len3(*s), "layer {i}: output length");
         }
         Harness { gpu, model, acts, plan, batch, shapes }
     }
@@ -90,18 +99,18 @@ impl<'a> Harness<'a> {
         let (gpu, model, acts, batch) = (self.gpu, self.model, &self.acts, self.batch);
         self.plan.run(gpu).unwrap();
         let totals = acts.totals().read(gpu).unwrap();
-        let n = (batch * model.config.input_dim()) as f64;
-        let loss = match (model.config.variational, acts.kl_total()) {
+        let n = (batch * model.input_dim()) as f64;
+        let loss = match (model.variational(), acts.kl_total()) {
             (Some(v), Some(kl)) => {
                 (totals[1] as f64 + v.beta as f64 * kl.read(gpu).unwrap()[0] as f64) / batch as f64
             }
-            _ => totals[model.config.loss.slot()] as f64 / n,
+            _ => totals[model.loss_kind().slot()] as f64 / n,
         };
         (loss, model.grads.buffer.read_all_f32(gpu).unwrap(), self.pattern())
     }
 
     fn pattern(&self) -> Pattern {
-        let (gpu, acts, config) = (self.gpu, &self.acts, &self.model.config);
+        let (gpu, acts, config, model) = (self.gpu, &self.acts, conv_config(self.model), self.model);
         let last = config.layers.len() - 1;
         let mut pattern = Vec::new();
         for (i, layer) in config.layers.iter().enumerate() {
@@ -112,7 +121,8 @@ impl<'a> Harness<'a> {
                 _ => None,
             };
             if i != last && matches!(act, Some(Activation::Relu | Activation::LeakyRelu(_))) {
-                pattern.extend(acts.output(i).read(gpu).unwrap().iter().map(|&v| (v > 0.0) as u32));
+                pattern
+                    .extend(model.layer_output(acts, i).read(gpu).unwrap().iter().map(|&v| (v > 0.0) as u32));
             }
             if *layer == Layer::MaxPool {
                 assert!(
@@ -121,7 +131,7 @@ impl<'a> Harness<'a> {
                 );
                 let input = match i {
                     0 => acts.noisy_input().unwrap_or(acts.input()),
-                    _ => acts.output(i - 1),
+                    _ => model.layer_output(acts, i - 1),
                 };
                 let [c, h, w] = if i == 0 { config.input } else { self.shapes[i - 1] };
                 let v = input.read(gpu).unwrap();
@@ -179,18 +189,19 @@ fn finite_difference_check_with(
     per_tensor: usize,
     algorithms: Algorithms,
 ) {
-    let mut model = ConvAutoencoder::new(gpu, config.clone(), seed, Init::Glorot).unwrap();
-    assert_eq!(model.algorithms.len(), config.layers.len());
+    let mut model = Autoencoder::new(gpu, config.clone(), seed, Init::Glorot).unwrap();
     let mut convs = 0;
-    for (i, a) in model.algorithms.iter_mut().enumerate() {
+    for i in 0..config.layers.len() {
         let is_conv = matches!(config.layers[i], Layer::Conv { .. } | Layer::ConvTranspose { .. });
+        let a = model.conv_algorithm(i);
         assert_eq!(a.is_some(), is_conv, "{name}: layer {i}'s algorithm {a:?}");
         if is_conv {
-            *a = Some(match algorithms {
+            let chosen = match algorithms {
                 Algorithms::All(a) => a,
                 Algorithms::Mixed if convs % 2 == 0 => ConvAlgorithm::Gemm,
                 Algorithms::Mixed => ConvAlgorithm::Direct,
-            });
+            };
+            assert!(model.set_conv_algorithm(i, chosen));
             convs += 1;
         }
     }
@@ -327,6 +338,8 @@ fn keras_like_backward_matches_finite_differences() {
         loss: LossKind::Bce,
         variational: None,
         noise: None,
+        sparse: None,
+        dropout: None,
     };
     finite_difference_check("keras-like", config, 1, 2, 12);
 }
@@ -351,6 +364,8 @@ fn strided_backward_matches_finite_differences() {
         loss: LossKind::Mse,
         variational: None,
         noise: None,
+        sparse: None,
+        dropout: None,
     };
     finite_difference_check("strided", config.clone(), 2, 3, 12);
     // The transposed convolution as the output layer.
@@ -391,6 +406,8 @@ fn conv_vae_backward_matches_finite_differences_with_fixed_noise() {
             loss: LossKind::Bce,
             variational: Some(Variational { beta }),
             noise: None,
+            sparse: None,
+            dropout: None,
         };
         finite_difference_check(&format!("conv-vae beta {beta}"), config, seed, 2, 12);
     }
@@ -413,6 +430,8 @@ fn conv_vae_backward_matches_finite_differences_with_fixed_noise() {
         loss: LossKind::Bce,
         variational: Some(Variational { beta: 1.0 }),
         noise: None,
+        sparse: None,
+        dropout: None,
     };
     finite_difference_check("conv-vae, z into a transposed conv", config, 7, 3, 12);
 }
@@ -433,6 +452,8 @@ fn denoising_backward_matches_finite_differences_with_fixed_noise() {
         loss: LossKind::Mse,
         variational: None,
         noise: Some(Noise::Gaussian(0.3)),
+        sparse: None,
+        dropout: None,
     };
     finite_difference_check("denoising", config, 6, 2, 12);
 }
@@ -463,6 +484,8 @@ fn tiny_keras() -> ConvConfig {
         loss: LossKind::Bce,
         variational: None,
         noise: None,
+        sparse: None,
+        dropout: None,
     }
 }
 
@@ -471,7 +494,7 @@ type History = ((f64, f64), Vec<(f64, f64, f64)>);
 
 fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> History {
     let (train, test) = small_data();
-    let model = ConvAutoencoder::new(gpu, tiny_keras(), seed, Init::Glorot).unwrap();
+    let model = Autoencoder::new(gpu, tiny_keras(), seed, Init::Glorot).unwrap();
     let train = GpuDataset::upload(gpu, &train).unwrap();
     let test = GpuDataset::upload(gpu, &test).unwrap();
     let initial = Evaluator::new(gpu, &model, &test, 100).unwrap().run(0).unwrap().metrics;
@@ -514,7 +537,7 @@ fn checkpoint_round_trip(config: ConvConfig, expected: &[(&str, &[usize])]) {
     let all = synthetic::synthetic(150, 8, 8, 4, 3);
     let (train, test) = (all.subset(0..100), all.subset(100..150));
     let seed = 9;
-    let model = ConvAutoencoder::new(&gpu, config.clone(), seed, Init::Torch).unwrap();
+    let model = Autoencoder::new(&gpu, config.clone(), seed, Init::Torch).unwrap();
     let train = GpuDataset::upload(&gpu, &train).unwrap();
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     let tc =
@@ -533,10 +556,8 @@ fn checkpoint_round_trip(config: ConvConfig, expected: &[(&str, &[usize])]) {
     assert_eq!(ckpt.metadata.get("aegpu.dataset").map(String::as_str), Some("synthetic"));
     let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.len(), expected.len(), "tensors {names:?}");
-    let AnyModel::Conv(restored) = checkpoint::restore(&gpu, &ckpt, &path).unwrap() else {
-        panic!("a conv checkpoint restored as another kind")
-    };
-    assert_eq!(restored.config, config);
+    let restored = checkpoint::restore(&gpu, &ckpt, &path).unwrap();
+    assert_eq!(restored.config, ModelConfig::Conv(config.clone()));
     assert_eq!(restored.seed, seed, "the restored model's noise seed comes from aegpu.train");
     let after = Evaluator::new(&gpu, &restored, &test, 16).unwrap().run(20).unwrap();
     let m = |e: &aegpu::train::EvalOutput| {
@@ -653,7 +674,7 @@ fn presets_have_the_known_sizes_and_names() {
     // which keeps the per-layer algorithm tuning of a 28x28 model out of this test's time.
     let gpu = gpu();
     let small = ConvConfig::preset("keras", [1, 12, 12], None, LossKind::Bce).unwrap();
-    let model = ConvAutoencoder::new(&gpu, small, 0, Init::Glorot).unwrap();
+    let model = Autoencoder::new(&gpu, small, 0, Init::Glorot).unwrap();
     assert_eq!(model.parameter_count(), 4385);
     assert_eq!(model.code_dim(), 8 * 2 * 2);
     assert_eq!(model.code_width(), 8 * 2 * 2);
@@ -684,7 +705,7 @@ fn presets_have_the_known_sizes_and_names() {
     .collect();
     assert_eq!(exported, expected);
     let vae = ConvConfig::preset("conv-vae", [1, 8, 8], None, LossKind::Bce).unwrap();
-    let vae_model = ConvAutoencoder::new(&gpu, vae, 0, Init::Glorot).unwrap();
+    let vae_model = Autoencoder::new(&gpu, vae, 0, Init::Glorot).unwrap();
     assert_eq!(vae_model.code_dim(), 20);
     assert_eq!(vae_model.code_width(), 40, "a VAE's code layer outputs μ and log σ²");
 }
@@ -809,6 +830,8 @@ fn bad_configurations_are_errors() {
         loss: LossKind::Mse,
         variational: None,
         noise: None,
+        sparse: None,
+        dropout: None,
     };
     let e = pool_last.validate().unwrap_err().to_string();
     assert!(e.contains("last layer"), "{e}");
@@ -824,6 +847,8 @@ fn bad_configurations_are_errors() {
         loss: LossKind::Bce,
         variational: Some(Variational { beta: 1.0 }),
         noise: None,
+        sparse: None,
+        dropout: None,
     };
     assert!(vae_unflatten.validate().is_err());
 
@@ -831,9 +856,9 @@ fn bad_configurations_are_errors() {
     let gpu = gpu();
     let mut bad = base.clone();
     bad.code_layer = 42;
-    assert!(ConvAutoencoder::new(&gpu, bad.clone(), 0, Init::Glorot).is_err());
-    assert!(AnyModel::new(&gpu, ModelConfig::Conv(bad), 0, Init::Glorot).is_err());
-    let model = ConvAutoencoder::new(&gpu, base.clone(), 0, Init::Glorot).unwrap();
+    assert!(Autoencoder::new(&gpu, bad.clone(), 0, Init::Glorot).is_err());
+    assert!(Autoencoder::new(&gpu, ModelConfig::Conv(bad), 0, Init::Glorot).is_err());
+    let model = Autoencoder::new(&gpu, base.clone(), 0, Init::Glorot).unwrap();
     assert!(model.activations(&gpu, 0).is_err());
     // A model whose input does not match the data.
     let data = GpuDataset::upload(&gpu, &synthetic::synthetic(20, 12, 12, 2, 0)).unwrap();
@@ -846,7 +871,7 @@ fn a_linear_on_a_1x1_feature_map_is_named_after_its_flatten() {
     // Linear is module 5 of nn.Sequential, as on larger inputs.
     let gpu = gpu();
     let config = ConvConfig::preset("strided", [1, 4, 4], Some(2), LossKind::Bce).unwrap();
-    let model = ConvAutoencoder::new(&gpu, config, 0, Init::Glorot).unwrap();
+    let model = Autoencoder::new(&gpu, config, 0, Init::Glorot).unwrap();
     let names: Vec<String> = model.export(&gpu).unwrap().into_iter().map(|(n, _, _)| n).collect();
     assert!(names.contains(&"encoder.5.weight".to_string()), "{names:?}");
 }

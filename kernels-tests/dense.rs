@@ -11,14 +11,22 @@ use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::penalty::SparseNorm;
-use aegpu::models::dense::{DenseAutoencoder, DenseConfig, Noise, Regularizers, Sparse};
-use aegpu::models::{AnyModel, Autoencoder, ModelActivations, ModelConfig, Pass};
+use aegpu::models::dense::{DenseConfig, Noise, Regularizers, Sparse};
+use aegpu::models::{Autoencoder, Init, ModelConfig, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
 use common::*;
 
 /// Loss (per-pixel mean of the configured kind) and the flat parameter gradient for input `x`.
-fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -> (f64, Vec<f32>) {
+/// The dense configuration a model was built from.
+fn dense_config(model: &Autoencoder) -> &DenseConfig {
+    match &model.config {
+        ModelConfig::Dense(c) => c,
+        ModelConfig::Conv(_) => panic!("a dense model"),
+    }
+}
+
+fn loss_and_grad(gpu: &Gpu, model: &Autoencoder, x: &[f32], batch: usize) -> (f64, Vec<f32>) {
     let variant = gpu.matmul_variant().unwrap();
     let acts = model.activations(gpu, batch).unwrap();
     acts.input().write(gpu, x).unwrap();
@@ -27,19 +35,20 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
     launches.extend(model.backward(&acts, variant));
     Plan::new(gpu, "fd", &launches).unwrap().run(gpu).unwrap();
     let totals = acts.totals().read(gpu).unwrap();
-    let n = (batch * model.config.input_dim()) as f64;
-    let loss = match (model.config.variational, acts.kl_total()) {
+    let n = (batch * model.input_dim()) as f64;
+    let loss = match (model.variational(), acts.kl_total()) {
         // A VAE's objective: nats per image, (Σ BCE + β·KL) / batch. ε is drawn from the same
         // stream on every run (the plan's stream is never advanced here): held fixed.
         (Some(v), Some(kl)) => {
             (totals[1] as f64 + v.beta as f64 * kl.read(gpu).unwrap()[0] as f64) / batch as f64
         }
-        _ => totals[model.config.loss.slot()] as f64 / n,
+        _ => totals[model.loss_kind().slot()] as f64 / n,
     };
     // Plus λ times the per-example penalty (sparse or contractive), averaged over the batch.
     let penalty = match acts.penalty_total() {
         Some(p) => {
-            model.config.regularize.penalty_lambda() as f64 * p.read(gpu).unwrap()[0] as f64 / batch as f64
+            dense_config(model).regularize.penalty_lambda() as f64 * p.read(gpu).unwrap()[0] as f64
+                / batch as f64
         }
         None => 0.0,
     };
@@ -49,7 +58,7 @@ fn loss_and_grad(gpu: &Gpu, model: &DenseAutoencoder, x: &[f32], batch: usize) -
 
 fn finite_difference_check(config: DenseConfig, seed: u64) {
     let gpu = gpu();
-    let model = DenseAutoencoder::new(&gpu, config.clone(), seed).unwrap();
+    let model = Autoencoder::new(&gpu, config.clone(), seed, Init::Glorot).unwrap();
     // Non-zero biases so every bias gradient path is exercised.
     let mut params = model.params.buffer.read_all_f32(&gpu).unwrap();
     let biases: Vec<(usize, usize)> = model
@@ -214,7 +223,7 @@ fn small_config(loss: LossKind) -> DenseConfig {
 
 fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<(f64, f64, f64)> {
     let (train, test) = small_data();
-    let model = DenseAutoencoder::new(gpu, small_config(LossKind::Bce), seed).unwrap();
+    let model = Autoencoder::new(gpu, small_config(LossKind::Bce), seed, Init::Glorot).unwrap();
     let train = GpuDataset::upload(gpu, &train).unwrap();
     let test = GpuDataset::upload(gpu, &test).unwrap();
     let tc = TrainConfig { epochs, batch: 50, optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(), seed };
@@ -248,7 +257,7 @@ fn same_seed_gives_identical_losses_and_another_seed_does_not() {
 fn a_training_step_is_one_plan_and_builds_nothing_in_the_hot_path() {
     let gpu = gpu();
     let (train, _) = small_data();
-    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Mse), 0).unwrap();
+    let model = Autoencoder::new(&gpu, small_config(LossKind::Mse), 0, Init::Glorot).unwrap();
     let data = GpuDataset::upload(&gpu, &train).unwrap();
     let tc = TrainConfig {
         epochs: 1,
@@ -270,7 +279,7 @@ fn a_training_step_is_one_plan_and_builds_nothing_in_the_hot_path() {
 fn checkpoint_round_trip_gives_identical_outputs() {
     let gpu = gpu();
     let (train, test) = small_data();
-    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Bce), 9).unwrap();
+    let model = Autoencoder::new(&gpu, small_config(LossKind::Bce), 9, Init::Glorot).unwrap();
     let train = GpuDataset::upload(&gpu, &train).unwrap();
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     let tc = TrainConfig {
@@ -286,7 +295,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     let path = dir.join("model.safetensors");
     checkpoint::save(&gpu, &model, &[("aegpu.dataset", "synthetic".into())], &path).unwrap();
     let ckpt = checkpoint::load(&path).unwrap();
-    assert_eq!(ckpt.model, ModelConfig::Dense(model.config.clone()));
+    assert_eq!(ckpt.model, model.config);
     assert_eq!(ckpt.metadata.get("aegpu.dataset").map(String::as_str), Some("synthetic"));
     let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
     for expected in
@@ -294,9 +303,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     {
         assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
-    let AnyModel::Dense(restored) = checkpoint::restore(&gpu, &ckpt, &path).unwrap() else {
-        panic!("a dense checkpoint restored as another kind")
-    };
+    let restored = checkpoint::restore(&gpu, &ckpt, &path).unwrap();
     let after = Evaluator::new(&gpu, &restored, &test, 64).unwrap().run(20).unwrap();
     assert_eq!(before.metrics.bce_px.to_bits(), after.metrics.bce_px.to_bits());
     assert_eq!(before.recon, after.recon);
@@ -342,7 +349,7 @@ fn bad_configurations_are_errors() {
 
     let (train, _) = small_data();
     let data = GpuDataset::upload(&gpu, &train).unwrap();
-    let model = DenseAutoencoder::new(&gpu, small_config(LossKind::Mse), 0).unwrap();
+    let model = Autoencoder::new(&gpu, small_config(LossKind::Mse), 0, Init::Glorot).unwrap();
     let opt = Optimizer::parse("adam", 1e-3, 0.0).unwrap();
     for batch in [0, 5000] {
         let tc = TrainConfig { epochs: 1, batch, optimizer: opt, seed: 0 };
@@ -353,7 +360,7 @@ fn bad_configurations_are_errors() {
     }
     // A model whose input width does not match the data.
     let wide = DenseConfig::symmetric(100, &[8], Relu, Identity, Sigmoid, LossKind::Mse).unwrap();
-    let wide = DenseAutoencoder::new(&gpu, wide, 0).unwrap();
+    let wide = Autoencoder::new(&gpu, wide, 0, Init::Glorot).unwrap();
     let tc = TrainConfig { epochs: 1, batch: 10, optimizer: opt, seed: 0 };
     assert!(matches!(Trainer::new(&gpu, &wide, &data, tc), Err(Error::Shape(_))));
 }
@@ -372,7 +379,7 @@ fn a_diverging_run_is_reported() {
         LossKind::Mse,
     )
     .unwrap();
-    let model = DenseAutoencoder::new(&gpu, config, 0).unwrap();
+    let model = Autoencoder::new(&gpu, config, 0, Init::Glorot).unwrap();
     let train = GpuDataset::upload(&gpu, &train).unwrap();
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     // SGD at an absurd rate blows the weights up to inf/NaN within an epoch or two.
@@ -408,22 +415,21 @@ fn evaluation_drops_no_units_and_corrupts_like_training() {
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     let base = small_config(LossKind::Bce);
     let with = |r: Regularizers| base.clone().with_regularizers(r).unwrap();
-    let plain = DenseAutoencoder::new(&gpu, base.clone(), 5).unwrap();
+    let plain = Autoencoder::new(&gpu, base.clone(), 5, Init::Glorot).unwrap();
     let weights: Vec<(String, Vec<f32>)> =
         plain.export(&gpu).unwrap().into_iter().map(|(name, _, values)| (name, values)).collect();
     let evaluate =
-        |model: &DenseAutoencoder| Evaluator::new(&gpu, model, &test, 64).unwrap().run(0).unwrap().metrics;
+        |model: &Autoencoder| Evaluator::new(&gpu, model, &test, 64).unwrap().run(0).unwrap().metrics;
     let reference = evaluate(&plain);
 
     let dropout =
-        DenseAutoencoder::zeroed(&gpu, with(Regularizers { dropout: Some(0.5), ..Default::default() }), 5)
+        Autoencoder::zeroed(&gpu, with(Regularizers { dropout: Some(0.5), ..Default::default() }), 5)
             .unwrap();
     dropout.import(&gpu, &weights).unwrap();
     assert_eq!(evaluate(&dropout).bce_px.to_bits(), reference.bce_px.to_bits(), "dropout at evaluation");
 
     let noise = Some(Noise::Gaussian(0.5));
-    let denoising =
-        DenseAutoencoder::zeroed(&gpu, with(Regularizers { noise, ..Default::default() }), 5).unwrap();
+    let denoising = Autoencoder::zeroed(&gpu, with(Regularizers { noise, ..Default::default() }), 5).unwrap();
     denoising.import(&gpu, &weights).unwrap();
     let (first, second) = (evaluate(&denoising), evaluate(&denoising));
     assert_ne!(first.bce_px, reference.bce_px, "a denoising model is evaluated on corrupted inputs");

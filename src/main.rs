@@ -140,6 +140,15 @@ struct TrainArgs {
     /// with stride 2, transposed convs back); conv-vae has its own.
     #[arg(long)]
     preset: Option<String>,
+    /// A network of your own, instead of a preset: layers separated by commas, e.g.
+    /// "conv 32 k3 s2 relu, conv 64 k3 s2 relu, flatten, linear 16"; the decoder mirrors the encoder
+    /// unless written after a '|' (see the README). With --model vae the code layer gives μ and log σ².
+    #[arg(long, conflicts_with_all = ["preset", "arch_file"])]
+    arch: Option<String>,
+    /// A network of your own as JSON: the checkpoint's `aegpu.model` layout of a conv-kind model
+    /// (input, layers, code_layer, loss, ...).
+    #[arg(long, conflicts_with = "preset")]
+    arch_file: Option<PathBuf>,
     /// Conv models: a dense bottleneck to a code of this many dimensions (strided; 2 gives a latent
     /// map), or the latent size of a conv-vae (default 20).
     #[arg(long)]
@@ -310,11 +319,13 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
         }
         split.test = split.test.subset(0..n.min(split.test.n));
     }
+    let input = [1, split.train.rows, split.train.cols];
     let config = match args.model.as_str() {
-        "dense" | "vae" => ModelConfig::Dense(dense_config(&args, split.train.dim(), loss)?),
-        "conv" | "conv-vae" => {
-            ModelConfig::Conv(conv_config(&args, [1, split.train.rows, split.train.cols], loss)?)
+        _ if args.arch.is_some() || args.arch_file.is_some() => {
+            ModelConfig::Conv(arch_config(&args, input, loss)?)
         }
+        "dense" | "vae" => ModelConfig::Dense(dense_config(&args, split.train.dim(), loss)?),
+        "conv" | "conv-vae" => ModelConfig::Conv(conv_config(&args, input, loss)?),
         other => {
             return Err(Error::Config(format!("--model '{other}': use dense, vae, conv or conv-vae")));
         }
@@ -349,19 +360,7 @@ fn dense_config(args: &TrainArgs, input: usize, loss: LossKind) -> Result<DenseC
         _ => None,
     };
     let config = config.with_variational(variational)?;
-    let sparse = match &args.sparse {
-        None => None,
-        Some(s) => {
-            let bad = || Error::Config(format!("--sparse '{s}': use l1:LAMBDA or l2:LAMBDA"));
-            let (norm, lambda) = s.split_once(':').ok_or_else(bad)?;
-            let norm = match norm.to_lowercase().as_str() {
-                "l1" => SparseNorm::L1,
-                "l2" => SparseNorm::L2,
-                _ => return Err(bad()),
-            };
-            Some(Sparse { norm, lambda: lambda.parse().map_err(|_| bad())? })
-        }
-    };
+    let sparse = parse_sparse(&args.sparse)?;
     let regularize = Regularizers {
         sparse,
         contractive: args.contractive,
@@ -371,19 +370,55 @@ fn dense_config(args: &TrainArgs, input: usize, loss: LossKind) -> Result<DenseC
     config.with_regularizers(regularize)
 }
 
-/// The conv model `--model conv|conv-vae` with `--preset` (keras by default), `--code-dim` and `--noise`.
-fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
-    for (flag, set) in [
-        ("--sparse", args.sparse.is_some()),
-        ("--contractive", args.contractive.is_some()),
-        ("--dropout", args.dropout.is_some()),
-    ] {
-        if set {
-            return Err(Error::Config(format!(
-                "{flag} is for dense models (conv models take --noise for denoising)"
-            )));
-        }
+/// `--sparse l1:LAMBDA|l2:LAMBDA`.
+fn parse_sparse(arg: &Option<String>) -> Result<Option<Sparse>> {
+    let Some(s) = arg else { return Ok(None) };
+    let bad = || Error::Config(format!("--sparse '{s}': use l1:LAMBDA or l2:LAMBDA"));
+    let (norm, lambda) = s.split_once(':').ok_or_else(bad)?;
+    let norm = match norm.to_lowercase().as_str() {
+        "l1" => SparseNorm::L1,
+        "l2" => SparseNorm::L2,
+        _ => return Err(bad()),
+    };
+    Ok(Some(Sparse { norm, lambda: lambda.parse().map_err(|_| bad())? }))
+}
+
+/// The regularisers of a layer-list model (`--noise`, `--sparse`, `--dropout`; VAE with --model vae).
+fn layer_list_regularizers(args: &TrainArgs, config: ConvConfig) -> Result<ConvConfig> {
+    if args.contractive.is_some() {
+        return Err(Error::Config(
+            "--contractive has a closed form only for a one-layer sigmoid dense encoder: use --model dense \
+             --layers WIDTH --code-activation sigmoid"
+                .into(),
+        ));
     }
+    config
+        .with_noise(args.noise.as_deref().map(Noise::parse).transpose()?)?
+        .with_regularizers(parse_sparse(&args.sparse)?, args.dropout)
+}
+
+/// A user-written network (`--arch TEXT` or `--arch-file JSON`).
+fn arch_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
+    let config = match (&args.arch, &args.arch_file) {
+        (Some(text), _) => aegpu::models::arch::parse(text, input, loss, parse_act(&args.output, "output")?)?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let config: ConvConfig = serde_json::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: not an architecture file: {e}", path.display())))?;
+            config.validate().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            config
+        }
+        (None, None) => unreachable!("called with --arch or --arch-file"),
+    };
+    let variational =
+        matches!(args.model.as_str(), "vae" | "conv-vae").then_some(Variational { beta: args.beta });
+    let config = if variational.is_some() { config.with_variational(variational)? } else { config };
+    layer_list_regularizers(args, config)
+}
+
+/// The conv model `--model conv|conv-vae` with `--preset` (keras by default), `--code-dim` and the
+/// regularisers.
+fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
     let preset = match (args.model.as_str(), args.preset.as_deref()) {
         ("conv-vae", None | Some("conv-vae")) => "conv-vae",
         ("conv-vae", Some(p)) => {
@@ -394,7 +429,7 @@ fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<Co
     let config = ConvConfig::preset(preset, input, args.code_dim, loss)?;
     let config = config.with_output(parse_act(&args.output, "output")?)?;
     let variational = config.variational.map(|_| Variational { beta: args.beta });
-    config.with_variational(variational)?.with_noise(args.noise.as_deref().map(Noise::parse).transpose()?)
+    layer_list_regularizers(args, config.with_variational(variational)?)
 }
 
 /// Trains `model`, writing metrics.jsonl and the checkpoint after every epoch and the pictures at the end.

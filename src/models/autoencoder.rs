@@ -12,6 +12,7 @@ use crate::kernels::matmul::MatmulVariant;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::nn::{Ctx, Network, Op, Pass, Tensors, len3};
 use crate::runner::{Arena, ArenaLayout};
+use crate::tune::ConvAlgorithm;
 use rand::SeedableRng;
 
 /// An autoencoder on the GPU.
@@ -22,6 +23,8 @@ pub struct Autoencoder {
     /// The node whose output is the code (a VAE's `[μ, log σ²]`), and the decoder's first node.
     pub code_node: usize,
     pub decoder_start: usize,
+    /// The node each layer of the configuration became (dense: layer i; conv: `layers[i]`).
+    pub layer_nodes: Vec<usize>,
     pub params: Arena,
     pub grads: Arena,
     /// First moment (Adam) or momentum (SGD); second moment (Adam only).
@@ -110,7 +113,8 @@ impl Autoencoder {
     /// A model with all parameters zero (to be filled from a checkpoint).
     pub fn zeroed(gpu: &Gpu, config: impl Into<ModelConfig>, seed: u64) -> Result<Autoencoder> {
         let config = config.into();
-        let Lowered { mut net, code_node, decoder_start, loss, output, variational } = lower(&config)?;
+        let Lowered { mut net, code_node, decoder_start, loss, output, variational, layer_nodes } =
+            lower(&config)?;
         // Each convolution runs the algorithm measured fastest for its shape on this adapter.
         for node in &mut net.nodes {
             if let Some(geometry) = node.op.conv_geometry(node.input, 1) {
@@ -133,6 +137,7 @@ impl Autoencoder {
             net,
             code_node,
             decoder_start,
+            layer_nodes,
             params,
             grads,
             opt_m,
@@ -256,6 +261,31 @@ impl Autoencoder {
     /// dlogits to every parameter gradient.
     pub fn backward(&self, acts: &Activations, variant: MatmulVariant) -> Vec<Launch> {
         self.net.backward(&self.ctx(acts, variant))
+    }
+
+    /// The convolution algorithm of configuration layer `i` (`None` for a layer that is not a convolution).
+    pub fn conv_algorithm(&self, i: usize) -> Option<ConvAlgorithm> {
+        match self.net.nodes[self.layer_nodes[i]].op {
+            Op::Conv2d { algorithm, .. } | Op::ConvTranspose2d { algorithm, .. } => Some(algorithm),
+            _ => None,
+        }
+    }
+
+    /// Runs configuration layer `i` (a convolution) with `chosen` instead of the measured choice;
+    /// activations made afterwards get the scratch it needs. Returns false for other layers.
+    pub fn set_conv_algorithm(&mut self, i: usize, chosen: ConvAlgorithm) -> bool {
+        match &mut self.net.nodes[self.layer_nodes[i]].op {
+            Op::Conv2d { algorithm, .. } | Op::ConvTranspose2d { algorithm, .. } => {
+                *algorithm = chosen;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The output of configuration layer `i` (before any dropout that follows it), `[batch, C·H·W]`.
+    pub fn layer_output(&self, acts: &Activations, i: usize) -> View {
+        acts.tensors.view(&self.net.nodes[self.layer_nodes[i]].y)
     }
 
     /// What the decoder reads (the code, or z for a VAE); the caller fills it before [`Self::decoder`].

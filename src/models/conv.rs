@@ -314,9 +314,16 @@ impl ConvConfig {
                 last[0], last[1], last[2], self.input[0], self.input[1], self.input[2]
             )));
         }
-        if !self.layers[n - 1].has_params() {
+        if !self
+            .layers
+            .iter()
+            .rev()
+            .take_while(|l| !l.has_params())
+            .all(|l| matches!(l, Layer::Unflatten { .. }))
+            || !self.layers.iter().any(Layer::has_params)
+        {
             return Err(Error::Config(
-                "the last layer must be a Conv, ConvTranspose or Linear (its activation is the output's)"
+                "the last layer must be a Conv, ConvTranspose or Linear, optionally followed by an Unflatten (its activation is the output's)"
                     .into(),
             ));
         }
@@ -385,8 +392,17 @@ impl ConvConfig {
         }
     }
 
+    /// The activation of the last layer with parameters (layers after it only reshape).
     pub fn output_activation(&self) -> Activation {
-        self.layers.last().and_then(Layer::act).unwrap_or(Activation::Identity)
+        self.layers.iter().rev().find_map(Layer::act).unwrap_or(Activation::Identity)
+    }
+
+    /// The shape each layer reads, then the shape the last one writes (`layers.len() + 1` shapes).
+    pub fn layer_input_shapes(&self) -> Result<Vec<[usize; 3]>> {
+        let shapes = self.shapes()?;
+        let mut out: Vec<[usize; 3]> = shapes.iter().map(|s| s.input).collect();
+        out.push(shapes.last().map_or(self.input, |s| s.output));
+        Ok(out)
     }
 
     /// (weight shape in PyTorch's layout, bias length) of layer `i`, or `None` for a layer without

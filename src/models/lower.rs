@@ -23,6 +23,8 @@ pub struct Lowered {
     pub loss: LossKind,
     pub output: Activation,
     pub variational: Option<Variational>,
+    /// The node each configuration layer became.
+    pub layer_nodes: Vec<usize>,
 }
 
 /// One layer of either family before lowering: its op, parameter name, and whether dropout may follow.
@@ -107,13 +109,15 @@ fn assemble(
     penalty: Option<Penalty>,
     dropout: Option<f32>,
 ) -> Result<Lowered> {
-    let last = steps.len() - 1;
+    // The output layer: the last with parameters (only reshapes may follow it).
+    let last = steps.iter().rposition(|s| s.op.has_params()).unwrap_or(steps.len() - 1);
     let mut output = Activation::Identity;
     let mut ops: Vec<(Op, Option<String>)> = Vec::new();
     if let Some(noise) = noise {
         ops.push((Op::Corrupt(noise), None));
     }
     let (mut code_node, mut decoder_start) = (0, 0);
+    let mut layer_nodes = Vec::new();
     for (i, Step { mut op, params }) in steps.into_iter().enumerate() {
         if i == last {
             // The output activation is fused into the loss kernel, which wants logits.
@@ -121,6 +125,7 @@ fn assemble(
             set_act(&mut op, Activation::Identity);
         }
         let has_params = op.has_params();
+        layer_nodes.push(ops.len());
         ops.push((op, params));
         if i == code_layer {
             code_node = ops.len() - 1;
@@ -151,7 +156,7 @@ fn assemble(
         let first = code.x == "x" || code.x == "x noisy";
         p.check_placement(code, first).map_err(Error::Config)?;
     }
-    Ok(Lowered { net, code_node, decoder_start, loss, output, variational })
+    Ok(Lowered { net, code_node, decoder_start, loss, output, variational, layer_nodes })
 }
 
 fn set_act(op: &mut Op, a: Activation) {

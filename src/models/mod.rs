@@ -1,6 +1,7 @@
 //! Autoencoders: the dense and conv configuration languages (what checkpoints store, with their
 //! presets), their lowering to one layer list ([`crate::nn::Network`]), and the [`Autoencoder`] that
 //! runs it: encoder and decoder slices, a loss, regularisers, parameters and optimiser state.
+pub mod arch;
 mod autoencoder;
 pub mod conv;
 pub mod dense;
