@@ -1,14 +1,22 @@
-//! Datasets: MNIST and Fashion-MNIST read from their original IDX files, plus a synthetic set for
-//! tests that must run without real data. Pixels stay `u8` in memory (a quarter of the f32 size)
-//! and are scaled to `[0, 1]` only when a batch is converted.
+//! Datasets: MNIST and Fashion-MNIST read from their original IDX files, the user's own images
+//! (an image folder, CIFAR-10 binary batches, `.npy` arrays), random patches of large photographs
+//! with optional whitening, and a synthetic set for tests that must run without real data. Pixels
+//! stay `u8` in memory (a quarter of the f32 size) and are scaled to `[0, 1]` only when a batch is
+//! converted.
 
+pub mod export;
+pub mod folder;
 pub mod idx;
+pub mod split;
 pub mod synthetic;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use export::export_png_folder;
+pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
+pub use split::random_split;
 pub use synthetic::synthetic;
 
 use crate::error::{Error, Result};
