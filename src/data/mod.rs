@@ -4,6 +4,7 @@
 //! stay `u8` in memory (a quarter of the f32 size) and are scaled to `[0, 1]` only when a batch is
 //! converted.
 
+pub mod cifar;
 pub mod export;
 pub mod folder;
 pub mod idx;
@@ -13,6 +14,7 @@ pub mod synthetic;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use cifar::{CIFAR10_CLASSES, load_cifar10, read_cifar10_batch};
 pub use export::export_png_folder;
 pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
