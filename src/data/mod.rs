@@ -8,6 +8,7 @@ pub mod cifar;
 pub mod export;
 pub mod folder;
 pub mod idx;
+pub mod npy;
 pub mod split;
 pub mod synthetic;
 
@@ -18,6 +19,7 @@ pub use cifar::{CIFAR10_CLASSES, load_cifar10, read_cifar10_batch};
 pub use export::export_png_folder;
 pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
+pub use npy::{NpyLayout, load_npy};
 pub use split::random_split;
 pub use synthetic::synthetic;
 
