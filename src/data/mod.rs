@@ -9,8 +9,10 @@ pub mod export;
 pub mod folder;
 pub mod idx;
 pub mod npy;
+pub mod patches;
 pub mod split;
 pub mod synthetic;
+pub mod whiten;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,8 +22,10 @@ pub use export::export_png_folder;
 pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
 pub use npy::{NpyLayout, load_npy};
+pub use patches::{Patches, U8Map, patches_from_dataset, patches_from_images};
 pub use split::random_split;
 pub use synthetic::synthetic;
+pub use whiten::{WhitenKind, WhitenOptions, Whitening, whiten};
 
 use crate::error::{Error, Result};
 
