@@ -1,15 +1,31 @@
-//! Datasets: MNIST and Fashion-MNIST read from their original IDX files, plus a synthetic set for
-//! tests that must run without real data. Pixels stay `u8` in memory (a quarter of the f32 size)
-//! and are scaled to `[0, 1]` only when a batch is converted.
+//! Datasets: MNIST and Fashion-MNIST read from their original IDX files, the user's own images
+//! (an image folder, CIFAR-10 binary batches, `.npy` arrays), random patches of large photographs
+//! with optional whitening, and a synthetic set for tests that must run without real data. Pixels
+//! stay `u8` in memory (a quarter of the f32 size) and are scaled to `[0, 1]` only when a batch is
+//! converted.
 
+pub mod cifar;
+pub mod export;
+pub mod folder;
 pub mod idx;
+pub mod npy;
+pub mod patches;
+pub mod split;
 pub mod synthetic;
+pub mod whiten;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use cifar::{CIFAR10_CLASSES, load_cifar10, read_cifar10_batch};
+pub use export::export_png_folder;
+pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
+pub use npy::{NpyLayout, load_npy};
+pub use patches::{Patches, U8Map, patches_from_dataset, patches_from_images};
+pub use split::random_split;
 pub use synthetic::synthetic;
+pub use whiten::{WhitenKind, WhitenOptions, Whitening, whiten};
 
 use crate::error::{Error, Result};
 
@@ -75,8 +91,11 @@ impl std::fmt::Display for DatasetName {
     }
 }
 
-/// Images as u8 (row-major, `n` x `rows*cols`) with one label each; pixels are scaled to `[0, 1]`
-/// only when converted to f32.
+/// Images as u8 with one label each; pixels are scaled to `[0, 1]` only when converted to f32.
+///
+/// Each image is `channels x rows x cols` bytes, stored planar (CHW: all of channel 0 row by row,
+/// then channel 1, ...), PyTorch's layout; `images` holds the `n` images one after another. Grey
+/// data (MNIST) has `channels == 1`, so its layout is plain row-major.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Where the data came from ("mnist", "fashion-mnist", "synthetic"), for logs and plot titles.
@@ -84,12 +103,17 @@ pub struct Dataset {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
     pub n: usize,
+    /// Colour planes per image: 1 (grey) or 3 (RGB) from the loaders.
+    pub channels: usize,
     pub rows: usize,
     pub cols: usize,
+    /// Names of the labels `0..class_names.len()`; empty when labels are just numbers.
+    pub class_names: Vec<String>,
 }
 
 impl Dataset {
-    /// Builds a dataset after checking that `images` holds `labels.len()` images of `rows x cols`.
+    /// Builds a grey dataset (`channels = 1`) after checking that `images` holds `labels.len()`
+    /// images of `rows x cols`.
     pub fn from_parts(
         name: impl Into<String>,
         images: Vec<u8>,
@@ -97,23 +121,63 @@ impl Dataset {
         rows: usize,
         cols: usize,
     ) -> Result<Dataset> {
+        Dataset::from_chw(name, images, labels, 1, rows, cols)
+    }
+
+    /// Builds a dataset of `channels x rows x cols` images stored planar (CHW) after checking
+    /// that `images` holds exactly `labels.len()` of them; `channels` must be at least 1.
+    pub fn from_chw(
+        name: impl Into<String>,
+        images: Vec<u8>,
+        labels: Vec<u8>,
+        channels: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Dataset> {
+        if channels == 0 {
+            return Err(Error::Shape("an image needs at least one channel".into()));
+        }
         let n = labels.len();
-        let expected = n.checked_mul(rows).and_then(|v| v.checked_mul(cols));
+        let expected =
+            n.checked_mul(channels).and_then(|v| v.checked_mul(rows)).and_then(|v| v.checked_mul(cols));
         if expected != Some(images.len()) {
+            let shape =
+                if channels == 1 { format!("{rows}x{cols}") } else { format!("{channels}x{rows}x{cols}") };
             return Err(Error::Shape(format!(
-                "{} image bytes do not hold {n} images of {rows}x{cols}",
+                "{} image bytes do not hold {n} images of {shape}",
                 images.len()
             )));
         }
-        Ok(Dataset { name: name.into(), images, labels, n, rows, cols })
+        Ok(Dataset { name: name.into(), images, labels, n, channels, rows, cols, class_names: Vec::new() })
     }
 
-    /// Pixels per image.
+    /// The same dataset with names for its labels; every label must be below `names.len()`
+    /// (an empty list clears the names).
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Dataset> {
+        if !names.is_empty()
+            && let Some((i, &l)) =
+                self.labels.iter().enumerate().find(|&(_, &l)| usize::from(l) >= names.len())
+        {
+            return Err(Error::Shape(format!(
+                "label {l} of image {i} has no name: only {} class names given",
+                names.len()
+            )));
+        }
+        self.class_names = names;
+        Ok(self)
+    }
+
+    /// The name of label `label`: its class name when there are names, else the number.
+    pub fn class_name(&self, label: u8) -> String {
+        self.class_names.get(usize::from(label)).cloned().unwrap_or_else(|| label.to_string())
+    }
+
+    /// Bytes (and f32 inputs) per image: `channels * rows * cols`.
     pub fn dim(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
-    /// The pixels of image `i`.
+    /// The pixels of image `i` (CHW).
     ///
     /// # Panics
     /// If `i >= n`, like slice indexing.
@@ -122,7 +186,7 @@ impl Dataset {
         &self.images[i * d..(i + 1) * d]
     }
 
-    /// Images `range` as f32 in `[0, 1]` (pixel / 255), row-major, ready to upload as a batch.
+    /// Images `range` as f32 in `[0, 1]` (pixel / 255), CHW per image, ready to upload as a batch.
     ///
     /// # Panics
     /// If the range reaches past `n`, like slice indexing.
@@ -142,8 +206,31 @@ impl Dataset {
             images: self.images[start * d..end * d].to_vec(),
             labels: self.labels[start..end].to_vec(),
             n: end - start,
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// A copy of the images at `indices`, in that order (indices may repeat).
+    ///
+    /// # Panics
+    /// If an index is `>= n`, like slice indexing.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let mut images = Vec::with_capacity(indices.len() * self.dim());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            name: self.name.clone(),
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            n: indices.len(),
+            channels: self.channels,
+            rows: self.rows,
+            cols: self.cols,
+            class_names: self.class_names.clone(),
         }
     }
 }
@@ -287,5 +374,14 @@ fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Resu
             reason: format!("label {l} at index {i} is outside 0..=9"),
         });
     }
-    Ok(Dataset { name: name.to_string(), images: images.data, labels: labels.data, n, rows, cols })
+    Ok(Dataset {
+        name: name.to_string(),
+        images: images.data,
+        labels: labels.data,
+        n,
+        channels: 1,
+        rows,
+        cols,
+        class_names: Vec::new(),
+    })
 }

@@ -51,7 +51,7 @@ pub fn synthetic(n: usize, rows: usize, cols: usize, classes: usize, seed: u64) 
         }
         labels.push(class as u8);
     }
-    Dataset { name: "synthetic".into(), images, labels, n, rows, cols }
+    Dataset { name: "synthetic".into(), images, labels, n, channels: 1, rows, cols, class_names: Vec::new() }
 }
 
 /// A uniform sample in `[lo, hi)`; unlike `random_range` it accepts an empty range (gives `lo`).
