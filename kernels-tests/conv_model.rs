@@ -2,7 +2,8 @@
 //! (a keras-like stack with ceil-mode max-pooling, a strided stack with a dense bottleneck and a
 //! transposed convolution, a conv VAE and a denoising model, the noise held fixed), training on
 //! synthetic data, determinism, checkpoint round trip in PyTorch's names and layouts, the presets
-//! and the bad-configuration errors.
+//! and the bad-configuration errors; the regularisers the layer list brings to conv models (sparse
+//! penalty, dropout) and user-written architectures (`--arch`).
 
 mod common;
 
@@ -12,11 +13,12 @@ use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
+use aegpu::kernels::penalty::SparseNorm;
 use aegpu::models::conv::{ConvConfig, Layer};
-use aegpu::models::dense::{Noise, Variational};
+use aegpu::models::dense::{Noise, Sparse, Variational};
 use aegpu::models::{Activations, Autoencoder, Init, ModelConfig, Pass};
 use aegpu::runner::Plan;
-use aegpu::train::{Evaluator, GpuDataset, TrainConfig};
+use aegpu::train::{self, Evaluator, GpuDataset, TrainConfig};
 use aegpu::tune::ConvAlgorithm;
 use common::*;
 use rand::seq::SliceRandom;
@@ -106,7 +108,12 @@ impl<'a> Harness<'a> {
             }
             _ => totals[model.loss_kind().slot()] as f64 / n,
         };
-        (loss, model.grads.buffer.read_all_f32(gpu).unwrap(), self.pattern())
+        // A sparse penalty: λ · (Σ over the batch of the code's norm) / batch.
+        let penalty = match (conv_config(model).sparse, acts.penalty_total()) {
+            (Some(s), Some(t)) => s.lambda as f64 * t.read(gpu).unwrap()[0] as f64 / batch as f64,
+            _ => 0.0,
+        };
+        (loss + penalty, model.grads.buffer.read_all_f32(gpu).unwrap(), self.pattern())
     }
 
     fn pattern(&self) -> Pattern {
@@ -456,6 +463,81 @@ fn denoising_backward_matches_finite_differences_with_fixed_noise() {
         dropout: None,
     };
     finite_difference_check("denoising", config, 6, 2, 12);
+}
+
+#[test]
+fn sparse_and_dropout_backward_matches_finite_differences_with_fixed_masks() {
+    use Activation::*;
+    // The layer list gives conv models the dense model's regularisers: an L2 activity penalty on a
+    // tanh code and dropout after every hidden layer with parameters (masks held fixed).
+    let config = ConvConfig {
+        input: [1, 6, 6],
+        layers: vec![
+            conv(3, 3, 1, 1, Relu),
+            Layer::MaxPool,
+            conv(2, 3, 1, 1, Tanh),
+            Layer::Upsample,
+            conv(1, 3, 1, 1, Sigmoid),
+        ],
+        code_layer: 2,
+        loss: LossKind::Bce,
+        variational: None,
+        noise: None,
+        sparse: Some(Sparse { norm: SparseNorm::L2, lambda: 0.05 }),
+        dropout: Some(0.25),
+    };
+    finite_difference_check("sparse+dropout", config, 8, 2, 12);
+}
+
+#[test]
+fn a_user_architecture_lowers_trains_and_mirrors_its_encoder() {
+    let gpu = gpu();
+    let config = aegpu::models::arch::parse(
+        "conv 4 k3 s2 relu, conv 8 k3 s2 relu, flatten, linear 3",
+        [1, 28, 28],
+        LossKind::Bce,
+        Activation::Sigmoid,
+    )
+    .unwrap();
+    let kinds: Vec<String> = config.layers.iter().map(|l| format!("{l:?}")).collect();
+    assert_eq!(config.code_layer, 2, "{kinds:?}");
+    assert_eq!(config.layers.len(), 7, "Linear back to 8x7x7, Unflatten and two transposed convs: {kinds:?}");
+    assert_eq!(
+        config.layers[4],
+        Layer::ConvTranspose {
+            out: 4,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+            act: Activation::Relu
+        }
+    );
+    assert_eq!(config.output_activation(), Activation::Sigmoid);
+    let model = Autoencoder::new(&gpu, config, 3, Init::Glorot).unwrap();
+    assert_eq!(model.code_dim(), 3);
+    let (train, test) = small_data();
+    let train = GpuDataset::upload(&gpu, &train).unwrap();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    let tc = TrainConfig {
+        epochs: 3,
+        batch: 32,
+        optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(),
+        seed: 3,
+    };
+    let history = train::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    assert!(history[2].test_loss < history[0].test_loss, "{history:?}");
+    // Errors name the layer and what was wrong.
+    for (arch, needle) in [
+        ("conv 4 k3 s2 relu, bogus 3", "layer 1 'bogus 3'"),
+        ("conv 0 k3", "output channels"),
+        ("maxpool, maxpool, maxpool, maxpool, maxpool", "cannot mirror"),
+        ("conv 4 k9 s1 p0, linear 2 | linear 10", "decoder produces"),
+    ] {
+        let e =
+            aegpu::models::arch::parse(arch, [1, 28, 28], LossKind::Bce, Activation::Sigmoid).unwrap_err();
+        assert!(e.to_string().contains(needle), "{arch}: {e}");
+    }
 }
 
 fn small_data() -> (Dataset, Dataset) {

@@ -5,6 +5,7 @@
 //! autoencoder's explicit forward and backward lists), [`data`], [`train`], [`checkpoint`], [`viz`].
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod error;

@@ -96,11 +96,9 @@ pub fn normal_of_block(b: [u32; 4], k: usize) -> f32 {
     if k.is_multiple_of(2) { c } else { s }
 }
 
-/// The factor kept elements of an inverted-dropout mask carry: 1 / (1 − p), rounded once. The
-/// launcher passes this value to the shader, so GPU and CPU masks are bit-identical.
-pub fn dropout_scale(p: f32) -> f32 {
-    (1.0 / (1.0 - p as f64)) as f32
-}
+/// The factor kept elements of an inverted-dropout mask carry (defined beside the launcher, which
+/// passes it to the shader, so GPU and CPU masks are bit-identical).
+pub use crate::kernels::random::dropout_scale;
 
 fn fill(out: &mut [f32], seed: u64, stream: u64, tag: u32, f: impl Fn(usize, [u32; 4]) -> f32) {
     for (b, chunk) in out.chunks_mut(4).enumerate() {

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod conv;
 pub mod conv_gemm;
+pub mod conv_shape;
 pub mod gather;
 pub mod loss;
 pub mod matmul;

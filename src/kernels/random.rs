@@ -6,12 +6,18 @@
 //! submit, write [`restream`]`(&launch, stream_for(step, slot))` with [`crate::runner::Plan::set_uniform`].
 
 use super::{Launch, grid_1d};
-use crate::cpu::random::dropout_scale;
 use crate::gpu::View;
 use crate::gpu::{PerStep, PipelineKey, Shader, StepState};
 
 /// `shaders/random.wgsl`.
 pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl") };
+
+/// The factor kept elements of an inverted-dropout mask carry: 1 / (1 − p), rounded once. The
+/// launcher passes this value to the shader and the CPU reference uses the same function, so GPU
+/// and CPU masks are bit-identical.
+pub fn dropout_scale(p: f32) -> f32 {
+    (1.0 / (1.0 - p as f64)) as f32
+}
 
 /// The uniform block of every entry point of `random.wgsl` (32 bytes).
 #[repr(C)]

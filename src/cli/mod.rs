@@ -1,0 +1,283 @@
+//! The `aegpu` command line: argument definitions and one function per command. `src/main.rs` only
+//! parses the arguments and calls [`run`]; everything a command does is library code.
+
+mod tools;
+mod train;
+
+use crate::data::{self, DatasetName};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuOptions};
+use crate::kernels::Activation;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "aegpu",
+    version,
+    about = "Autoencoders on any GPU wgpu reaches, with hand-written WGSL kernels"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show the adapter, its backend, features and limits, and the kernel variants chosen for it.
+    Info,
+    /// Train an autoencoder; writes metrics.jsonl, model.safetensors, recon.png (latent.png and
+    /// grid.png for a 2-D code, samples.png for a VAE).
+    Train(Box<TrainArgs>),
+    /// Recompute the test metrics of a checkpoint (and its pictures with --out).
+    Eval(EvalArgs),
+    /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
+    Bench(crate::bench::BenchArgs),
+    /// Decode random codes into new images: z ~ N(0, I) for a VAE; for a plain autoencoder, a
+    /// Gaussian fitted to the test set's codes.
+    Sample(SampleArgs),
+    /// Decode a regular grid over a 2-D latent space (a VAE: its prior's 5-95% quantiles; a plain
+    /// autoencoder: the test codes' 1-99th percentiles).
+    Grid(GridArgs),
+    /// Decode the straight line between the codes of test images I and J.
+    Interpolate(InterpolateArgs),
+    /// Corrupt test images, reconstruct them, and print the PSNR of the noisy and of the denoised
+    /// images against the clean ones; writes noisy | denoised | clean rows.
+    Denoise(DenoiseArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DenoiseArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// gaussian:SIGMA, masking:P or salt_pepper:P.
+    #[arg(long, default_value = "gaussian:0.5")]
+    noise: String,
+    /// Test images shown in the picture (the PSNR uses the whole test set).
+    #[arg(long, default_value_t = 12)]
+    show: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "denoise.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct CheckpointArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset for the codes a command needs (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "samples.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct GridArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Points per axis.
+    #[arg(long, default_value_t = 15)]
+    steps: usize,
+    #[arg(long, default_value = "grid.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct InterpolateArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Index of the first test image.
+    #[arg(long)]
+    from: usize,
+    /// Index of the second test image.
+    #[arg(long)]
+    to: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value = "interp.png")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Dataset: mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    dataset: DatasetName,
+    /// Folder with the IDX files (or with mnist/ and fashion-mnist/ inside). Default: $AEGPU_DATA.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Model family: dense (autoencoder), vae (dense variational autoencoder), conv (convolutional
+    /// autoencoder) or conv-vae (convolutional VAE).
+    #[arg(long, default_value = "dense")]
+    model: String,
+    /// A known architecture. Dense: shallow (784-32-784, ReLU code), deep (784-512-256-64-2, linear
+    /// code) or vae (784-400-20, the PyTorch example); they override --layers and the activations.
+    /// Conv: keras (the Keras blog's 16-8-8 conv/max-pool model, the default) or strided (conv 32, 64
+    /// with stride 2, transposed convs back); conv-vae has its own.
+    #[arg(long)]
+    preset: Option<String>,
+    /// A network of your own, instead of a preset: layers separated by commas, e.g.
+    /// "conv 32 k3 s2 relu, conv 64 k3 s2 relu, flatten, linear 16"; the decoder mirrors the encoder
+    /// unless written after a '|' (see the README). With --model vae the code layer gives μ and log σ².
+    #[arg(long, conflicts_with_all = ["preset", "arch_file"])]
+    arch: Option<String>,
+    /// A network of your own as JSON: the checkpoint's `aegpu.model` layout of a conv-kind model
+    /// (input, layers, code_layer, loss, ...).
+    #[arg(long, conflicts_with = "preset")]
+    arch_file: Option<PathBuf>,
+    /// Conv models: a dense bottleneck to a code of this many dimensions (strided; 2 gives a latent
+    /// map), or the latent size of a conv-vae (default 20).
+    #[arg(long)]
+    code_dim: Option<usize>,
+    /// VAE: weight of the KL term (1 = the ELBO).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// Sparse autoencoder: l1:LAMBDA or l2:LAMBDA on the code, λ·Σ_j|h_j| per example, next to a
+    /// per-pixel mean reconstruction loss (the Keras blog's sparse model uses l1:1e-4).
+    #[arg(long)]
+    sparse: Option<String>,
+    /// Denoising autoencoder: corrupt inputs with gaussian:SIGMA (clipped to [0,1]), masking:P or
+    /// salt_pepper:P, fresh on the GPU every step; the loss compares with the clean input.
+    #[arg(long)]
+    noise: Option<String>,
+    /// Contractive autoencoder: λ·‖J_f(x)‖²_F per example for a one-layer sigmoid encoder (use
+    /// --layers WIDTH --code-activation sigmoid), next to a per-pixel mean reconstruction loss:
+    /// 1e-3 keeps the reconstruction near the plain model's, 1e-2 cut ‖J‖_F 3.3x at a similar
+    /// reconstruction on MNIST 784-64-784 (docs/notes.md).
+    #[arg(long)]
+    contractive: Option<f32>,
+    /// Inverted dropout with probability P on every hidden layer's output (the code included); off at
+    /// evaluation.
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// Encoder widths down to the code; the decoder mirrors them. E.g. 512,256,64,2.
+    #[arg(long, value_delimiter = ',', default_value = "32")]
+    layers: Vec<usize>,
+    /// Hidden activation: relu, leaky_relu[:slope], sigmoid, tanh, identity.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Activation of the code layer (linear by default: a ReLU code of 2 units tends to die).
+    #[arg(long, default_value = "identity")]
+    code_activation: String,
+    /// Output activation: sigmoid or identity.
+    #[arg(long, default_value = "sigmoid")]
+    output: String,
+    /// Reconstruction loss, a per-pixel mean: mse or bce (bce needs a sigmoid output).
+    #[arg(long, default_value = "bce")]
+    loss: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// sgd (momentum 0.9), adam or adamw.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// L2 weight decay (decoupled for adamw).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Weight initialisation: glorot (uniform, zero biases) or torch (PyTorch's default for Linear
+    /// and Conv layers, U(±1/√fan_in) for weights and biases). Default: torch for --preset vae (it
+    /// reproduces the PyTorch example), glorot otherwise (a small ReLU code keeps all its units).
+    #[arg(long)]
+    init: Option<String>,
+    /// Seeds the initialisation and the shuffling: the same seed on the same adapter gives the same losses.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first N training examples (quick experiments).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Evaluate on only the first N test examples (quick experiments, the golden-record test).
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Output folder.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    ckpt: CheckpointArgs,
+    /// Also write recon.png (and latent.png, grid.png for a 2-D code; samples.png for a VAE) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs one command of the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info => info(),
+        Command::Train(args) => train::train_cmd(*args),
+        Command::Eval(args) => tools::eval_cmd(args),
+        Command::Bench(args) => crate::bench::run(&args),
+        Command::Sample(args) => tools::sample_cmd(args),
+        Command::Grid(args) => tools::grid_cmd(args),
+        Command::Interpolate(args) => tools::interpolate_cmd(args),
+        Command::Denoise(args) => tools::denoise_cmd(args),
+    }
+}
+
+fn info() -> Result<()> {
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    println!("adapter:   {}", gpu.describe());
+    println!("features:  {:?}", gpu.features);
+    let l = &gpu.limits;
+    println!(
+        "limits:    max_buffer_size {} B, max_storage_buffer_binding_size {} B, storage offset alignment {} B",
+        l.max_buffer_size, l.max_storage_buffer_binding_size, l.min_storage_buffer_offset_alignment
+    );
+    println!(
+        "           workgroup storage {} B, invocations/workgroup {}, workgroups/dimension {}",
+        l.max_compute_workgroup_storage_size,
+        l.max_compute_invocations_per_workgroup,
+        l.max_compute_workgroups_per_dimension
+    );
+    let t = gpu.tuning()?;
+    let measured: Vec<String> = t.measured.iter().map(|(v, g)| format!("{v:?} {g:.2} GFLOP/s")).collect();
+    println!(
+        "matmul:    {:?} ({}; {}x{}x{}: {})",
+        t.matmul,
+        t.source,
+        t.shape[0],
+        t.shape[1],
+        t.shape[2],
+        if measured.is_empty() { "forced".to_string() } else { measured.join(", ") }
+    );
+    Ok(())
+}
+
+pub(crate) fn parse_act(s: &str, what: &str) -> Result<Activation> {
+    Activation::parse(s).ok_or_else(|| {
+        Error::Config(format!("--{what} '{s}': use identity, relu, leaky_relu[:slope], sigmoid or tanh"))
+    })
+}
+
+pub(crate) fn load_split(args: &DataArgs) -> Result<data::Split> {
+    let dir = data::resolve_data_dir(args.data.as_deref())?;
+    data::load(args.dataset, &dir)
+}

@@ -1,0 +1,205 @@
+//! The commands that use a checkpoint: eval, sample, grid, interpolate, denoise.
+
+use super::train::write_pictures;
+use super::{
+    CheckpointArgs, DataArgs, DenoiseArgs, EvalArgs, GridArgs, InterpolateArgs, SampleArgs, load_split,
+};
+use crate::checkpoint;
+use crate::data::{self, DatasetName};
+use crate::error::{Error, Result};
+use crate::generate;
+use crate::gpu::{Gpu, GpuOptions};
+use crate::models::Autoencoder;
+use crate::models::dense::Noise;
+use crate::train::{Evaluator, GpuDataset};
+
+/// A checkpoint's model on a fresh GPU, with the test split of its dataset.
+fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, Autoencoder, data::Dataset, DatasetName)> {
+    let ckpt = checkpoint::load(&args.checkpoint)?;
+    let dataset = match args.dataset {
+        Some(d) => d,
+        None => ckpt.metadata.get("aegpu.dataset").and_then(|s| s.parse().ok()).unwrap_or(DatasetName::Mnist),
+    };
+    let split = load_split(&DataArgs { dataset, data: args.data.clone() })?;
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
+    let input = model.input_dim();
+    if split.test.dim() != input {
+        return Err(Error::Shape(format!(
+            "{dataset} images have {} pixels but the checkpoint's model takes {input}",
+            split.test.dim(),
+        )));
+    }
+    Ok((gpu, model, split.test, dataset))
+}
+
+/// The codes of every test image (a VAE's posterior means).
+fn test_codes(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset) -> Result<Vec<f32>> {
+    let test_gpu = GpuDataset::upload(gpu, test)?;
+    Ok(Evaluator::new(gpu, model, &test_gpu, 1000)?.run(0)?.codes)
+}
+
+pub(super) fn sample_cmd(args: SampleArgs) -> Result<()> {
+    if args.n == 0 {
+        return Err(Error::Config("--n must be at least 1".into()));
+    }
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    sample_with(&gpu, &model, &test, &args)
+}
+
+fn sample_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &SampleArgs) -> Result<()> {
+    // A plain autoencoder has no prior: fit one to its test codes.
+    let data_codes = if model.variational().is_some() { Vec::new() } else { test_codes(gpu, model, test)? };
+    let codes = generate::sample_codes(model, &data_codes, args.n, args.seed);
+    let images = generate::decode(gpu, model, &codes)?;
+    let cols = (args.n as f64).sqrt().ceil() as usize;
+    crate::viz::save_image_grid(&args.out, &images, args.n, test.rows, test.cols, cols, 2)?;
+    eprintln!("wrote {} ({} samples)", args.out.display(), args.n);
+    Ok(())
+}
+
+pub(super) fn grid_cmd(args: GridArgs) -> Result<()> {
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    grid_with(&gpu, &model, &test, &args)
+}
+
+fn grid_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &GridArgs) -> Result<()> {
+    if model.code_dim() != 2 {
+        return Err(Error::Config(format!(
+            "a latent grid needs a 2-D code; this model's code has {} dimensions",
+            model.code_dim()
+        )));
+    }
+    let data_codes = if model.variational().is_some() { Vec::new() } else { test_codes(gpu, model, test)? };
+    let codes = generate::grid_codes(model, &data_codes, args.steps)?;
+    let images = generate::decode(gpu, model, &codes)?;
+    let n = args.steps * args.steps;
+    crate::viz::save_image_grid(&args.out, &images, n, test.rows, test.cols, args.steps, 1)?;
+    eprintln!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
+    Ok(())
+}
+
+pub(super) fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    interpolate_with(&gpu, &model, &test, &args)
+}
+
+fn interpolate_with(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    test: &data::Dataset,
+    args: &InterpolateArgs,
+) -> Result<()> {
+    for (flag, i) in [("--from", args.from), ("--to", args.to)] {
+        if i >= test.n {
+            return Err(Error::Config(format!(
+                "{flag} {i}: the test set has {} images (0..{})",
+                test.n, test.n
+            )));
+        }
+    }
+    if args.steps < 2 {
+        return Err(Error::Config("--steps must be at least 2".into()));
+    }
+    let codes = test_codes(gpu, model, test)?;
+    let d = model.code_dim();
+    let line = generate::interpolate_codes(
+        &codes[args.from * d..(args.from + 1) * d],
+        &codes[args.to * d..(args.to + 1) * d],
+        args.steps,
+    );
+    let images = generate::decode(gpu, model, &line)?;
+    let dim = test.dim();
+    // Row: the real first image, the decoded path, the real second image.
+    let mut row = test.images_f32(args.from..args.from + 1);
+    row.extend_from_slice(&images);
+    row.extend(test.images_f32(args.to..args.to + 1));
+    let n = row.len() / dim;
+    crate::viz::save_image_grid(&args.out, &row, n, test.rows, test.cols, n, 2)?;
+    eprintln!(
+        "wrote {}: test image {} (label {}) to {} (label {}), {} steps between the real images",
+        args.out.display(),
+        args.from,
+        test.labels[args.from],
+        args.to,
+        test.labels[args.to],
+        args.steps
+    );
+    Ok(())
+}
+
+pub(super) fn eval_cmd(args: EvalArgs) -> Result<()> {
+    let (gpu, model, test, dataset) = open_checkpoint(&args.ckpt)?;
+    eval_with(&gpu, &model, &test, dataset, &args)
+}
+
+fn eval_with(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    test: &data::Dataset,
+    dataset: DatasetName,
+    args: &EvalArgs,
+) -> Result<()> {
+    let test_gpu = GpuDataset::upload(gpu, test)?;
+    let out = Evaluator::new(gpu, model, &test_gpu, 1000)?.run(16)?;
+    let m = out.metrics;
+    let mut json = serde_json::json!({
+        "checkpoint": args.ckpt.checkpoint.display().to_string(),
+        "dataset": dataset.to_string(),
+        "model": model.describe(),
+        "test_loss": m.loss,
+        "test_mse_px": m.mse_px,
+        "test_bce_px": m.bce_px,
+    });
+    if let Some((recon, kl, elbo)) = m.vae {
+        json["test_recon_nats"] = recon.into();
+        json["test_kl"] = kl.into();
+        json["test_elbo_nats"] = elbo.into();
+    }
+    println!("{json}");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        write_pictures(gpu, model, dir, test, &out, dataset)?;
+    }
+    Ok(())
+}
+
+pub(super) fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
+    let noise = Noise::parse(&args.noise)?;
+    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    denoise_with(&gpu, &model, &test, noise, &args)
+}
+
+fn denoise_with(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    test: &data::Dataset,
+    noise: Noise,
+    args: &DenoiseArgs,
+) -> Result<()> {
+    let clean = test.images_f32(0..test.n);
+    let out = generate::denoise(gpu, model, &clean, noise, args.seed)?;
+    let dim = test.dim();
+    let noisy_psnr = generate::mean_psnr(&out.noisy, &clean, dim);
+    let denoised_psnr = generate::mean_psnr(&out.denoised, &clean, dim);
+    println!(
+        "{}",
+        serde_json::json!({
+            "checkpoint": args.ckpt.checkpoint.display().to_string(),
+            "noise": args.noise,
+            "images": test.n,
+            "psnr_noisy_db": noisy_psnr,
+            "psnr_denoised_db": denoised_psnr,
+            "gain_db": denoised_psnr - noisy_psnr,
+        })
+    );
+    let k = args.show.clamp(1, test.n);
+    let rows = [
+        ("noisy", &out.noisy[..k * dim]),
+        ("denoised", &out.denoised[..k * dim]),
+        ("clean", &clean[..k * dim]),
+    ];
+    crate::viz::save_labelled_rows(&args.out, &rows, test.rows, test.cols, 2)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
