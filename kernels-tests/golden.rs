@@ -165,6 +165,70 @@ fn write_record_when_asked() {
         .expect("writing the record");
 }
 
+/// A user-written architecture with conv regularisers trains from the command line and its
+/// checkpoint evaluates (not part of the record: it did not exist before the layer list).
+#[test]
+fn a_user_architecture_with_sparse_code_and_dropout_trains_from_the_command_line() {
+    let Some(data) = data_dir() else { return };
+    let out = std::env::temp_dir().join(format!("aegpu-arch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let arch = "conv 8 k3 s2 relu, conv 16 k3 s2 relu, flatten, linear 6";
+    let run = |args: &[&str]| {
+        let result = Command::new(env!("CARGO_BIN_EXE_aegpu"))
+            .args(args)
+            .env("AEGPU_MATMUL", "reg")
+            .env("AEGPU_CONV", "direct")
+            .env("XDG_CACHE_HOME", out.join("cache"))
+            .output()
+            .expect("running the aegpu binary");
+        assert!(
+            result.status.success(),
+            "aegpu {args:?} failed\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        (
+            String::from_utf8_lossy(&result.stdout).to_string(),
+            String::from_utf8_lossy(&result.stderr).to_string(),
+        )
+    };
+    let (data, dir) = (data.display().to_string(), out.display().to_string());
+    let (_, log) = run(&[
+        "train",
+        "--arch",
+        arch,
+        "--sparse",
+        "l1:0.001",
+        "--dropout",
+        "0.1",
+        "--epochs",
+        "2",
+        "--batch",
+        "64",
+        "--train-limit",
+        "512",
+        "--test-limit",
+        "128",
+        "--quiet",
+        "--data",
+        &data,
+        "--out",
+        &dir,
+    ]);
+    assert!(log.contains("l6i[code 6x1x1]") && log.contains("+sparse-l1:0.001 +dropout:0.1"), "{log}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let loss = |i: usize| lines[i]["test_loss"].as_f64().expect("a number");
+    assert!(loss(1) < loss(0), "{lines:?}");
+    let ckpt = out.join("model.safetensors").display().to_string();
+    let (eval, _) = run(&["eval", "--checkpoint", &ckpt, "--data", &data]);
+    assert!(eval.contains("test_bce_px"), "{eval}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 macro_rules! golden {
     ($($test:ident => $name:literal),* $(,)?) => {
         $(
