@@ -1,5 +1,5 @@
 //! Launcher for `shaders/random.wgsl`: Philox4x32-10 random numbers, input corruption for denoising
-//! autoencoders, and inverted-dropout masks. CPU reference: [`crate::cpu::random`].
+//! autoencoders, and inverted-dropout masks. CPU reference: `src/cpu/random.rs`.
 //!
 //! Every launch carries one [`RandomParams`] uniform. A training step wants fresh numbers without
 //! rebuilding its plan: keep the launch's index in the [`crate::runner::Plan`] and, before each

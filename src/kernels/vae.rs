@@ -1,6 +1,6 @@
 //! Launcher for `shaders/vae.wgsl`: the VAE's reparameterisation (forward, and backward with the KL
 //! gradient fused in) and the KL divergence, reduced deterministically. CPU reference:
-//! [`crate::cpu::vae`].
+//! `src/cpu/vae.rs`.
 //!
 //! `h` is the encoder's last layer, [batch, 2d]: columns 0..d are μ, d..2d are log σ².
 
