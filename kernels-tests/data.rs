@@ -540,7 +540,7 @@ fn image_grid_has_the_expected_size_and_pixels() {
     images[3 * h * w..4 * h * w].fill(f32::NAN); // drawn black
     images[..h * w].fill(-1.0); // clamped to black
     let path = tmp.path().join("grid.png");
-    save_image_grid(&path, &images, n, h, w, 4, 2).expect("grid");
+    save_image_grid(&path, &images, n, [1, h, w], 4, 2).expect("grid");
     let img = open_rgb(&path);
     // 4 tiles of 56 px and 5 gaps of 2 px across, 3 rows down.
     assert_eq!(img.dimensions(), (4 * 56 + 5 * 2, 3 * 56 + 4 * 2));
@@ -554,7 +554,7 @@ fn image_grid_has_the_expected_size_and_pixels() {
     assert_eq!(px(176, 30), [0; 3], "tile 3, NaN");
     assert_eq!(px(2, 60), [64; 3], "tile 4 at 0.25");
     // Fewer images than columns: the grid shrinks to them.
-    save_image_grid(&path, &images[..2 * h * w], 2, h, w, 8, 1).unwrap();
+    save_image_grid(&path, &images[..2 * h * w], 2, [1, h, w], 8, 1).unwrap();
     assert_eq!(open_rgb(&path).dimensions(), (2 * 28 + 3 * 2, 28 + 2 * 2));
 }
 
@@ -565,7 +565,7 @@ fn recon_png_pairs_rows_and_labels_them() {
     let originals = vec![1.0f32; n * h * w];
     let recons = vec![0.0f32; n * h * w];
     let path = tmp.path().join("nested/dir/recon.png");
-    save_recon_png(&path, &originals, &recons, n, h, w, cols).expect("recon");
+    save_recon_png(&path, &originals, &recons, n, [1, h, w], cols).expect("recon");
     let img = open_rgb(&path);
     // 28 px images at x2; a label column as wide as "reconstruction" (14 glyphs) plus 4 px each
     // side; 3 pairs of rows with 6 px between pairs.
@@ -594,7 +594,7 @@ fn labelled_rows_have_the_expected_size() {
     let clean = vec![0.9f32; 5 * h * w];
     let rows: [(&str, &[f32]); 3] = [("noisy", &noisy), ("denoised", &clean), ("clean", &clean)];
     let path = tmp.path().join("rows.png");
-    save_labelled_rows(&path, &rows, h, w, scale).expect("rows");
+    save_labelled_rows(&path, &rows, [1, h, w], scale).expect("rows");
     let img = open_rgb(&path);
     let label_w = 8 * 8 + 8; // "denoised"
     assert_eq!(img.dimensions(), (label_w + 2 + 5 * 26, 2 + 3 * 26));
@@ -602,7 +602,7 @@ fn labelled_rows_have_the_expected_size() {
 
     let short = vec![0.0f32; 4 * h * w];
     let bad: [(&str, &[f32]); 2] = [("a", &noisy), ("b", &short)];
-    let err = expect_err(save_labelled_rows(&path, &bad, h, w, scale), "unequal rows");
+    let err = expect_err(save_labelled_rows(&path, &bad, [1, h, w], scale), "unequal rows");
     assert!(matches!(err, Error::Shape(_)), "{err}");
     assert!(err.to_string().contains("row 'b'"), "{err}");
 }
@@ -693,18 +693,18 @@ fn viz_rejects_bad_lengths_and_sizes() {
         let err = expect_err(r, what);
         assert!(matches!(err, Error::Shape(_)), "{what}: {err}");
     };
-    shape(save_image_grid(&path, &img, 4, 4, 4, 2, 1), "too few values");
-    shape(save_image_grid(&path, &img, 2, 4, 4, 2, 1), "too many values");
-    shape(save_image_grid(&path, &img, 3, 4, 4, 0, 1), "zero columns");
-    shape(save_image_grid(&path, &img, 3, 4, 4, 2, 0), "zero scale");
-    shape(save_image_grid(&path, &[], 0, 4, 4, 2, 1), "no images");
-    shape(save_image_grid(&path, &img, 3, 4, 4, 3, 2_000), "absurd scale");
-    shape(save_recon_png(&path, &img, &img[..32], 3, 4, 4, 2), "short recons");
-    shape(save_recon_png(&path, &img, &img, 3, 0, 4, 2), "zero height");
-    shape(save_labelled_rows(&path, &[], 4, 4, 1), "no rows");
+    shape(save_image_grid(&path, &img, 4, [1, 4, 4], 2, 1), "too few values");
+    shape(save_image_grid(&path, &img, 2, [1, 4, 4], 2, 1), "too many values");
+    shape(save_image_grid(&path, &img, 3, [1, 4, 4], 0, 1), "zero columns");
+    shape(save_image_grid(&path, &img, 3, [1, 4, 4], 2, 0), "zero scale");
+    shape(save_image_grid(&path, &[], 0, [1, 4, 4], 2, 1), "no images");
+    shape(save_image_grid(&path, &img, 3, [1, 4, 4], 3, 2_000), "absurd scale");
+    shape(save_recon_png(&path, &img, &img[..32], 3, [1, 4, 4], 2), "short recons");
+    shape(save_recon_png(&path, &img, &img, 3, [1, 0, 4], 2), "zero height");
+    shape(save_labelled_rows(&path, &[], [1, 4, 4], 1), "no rows");
     assert!(!path.exists(), "nothing is written on bad input");
     // The same input with a right length draws.
-    save_image_grid(&path, &img, 3, 4, 4, 2, 1).unwrap();
+    save_image_grid(&path, &img, 3, [1, 4, 4], 2, 1).unwrap();
     assert!(path.is_file());
 }
 
@@ -714,10 +714,10 @@ fn viz_reports_write_failures_with_the_path() {
     let file = tmp.write("plain-file", b"x");
     // A parent that is a file cannot become a folder.
     let path = file.join("out.png");
-    let err = expect_err(save_image_grid(&path, &[0.0; 4], 1, 2, 2, 1, 1), "parent is a file");
+    let err = expect_err(save_image_grid(&path, &[0.0; 4], 1, [1, 2, 2], 1, 1), "parent is a file");
     assert!(matches!(err, Error::Io { .. } | Error::Image { .. }), "{err}");
     assert!(err.to_string().contains("plain-file"), "{err}");
     // Writing onto a folder fails the same way.
-    let err = expect_err(save_image_grid(tmp.path(), &[0.0; 4], 1, 2, 2, 1, 1), "path is a dir");
+    let err = expect_err(save_image_grid(tmp.path(), &[0.0; 4], 1, [1, 2, 2], 1, 1), "path is a dir");
     assert!(matches!(err, Error::Io { .. } | Error::Image { .. }), "{err}");
 }

@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod pca;
 pub mod runner;
 pub mod train;
 pub mod tune;

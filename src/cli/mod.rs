@@ -1,10 +1,13 @@
 //! The `aegpu` command line: argument definitions and one function per command. `src/main.rs` only
 //! parses the arguments and calls [`run`]; everything a command does is library code.
 
+mod data;
+mod pca;
 mod tools;
 mod train;
 
-use crate::data::{self, DatasetName};
+pub use data::{DataArgs, ExportArgs};
+
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::Activation;
@@ -44,6 +47,12 @@ pub enum Command {
     /// Corrupt test images, reconstruct them, and print the PSNR of the noisy and of the denoised
     /// images against the clean ones; writes noisy | denoised | clean rows.
     Denoise(DenoiseArgs),
+    /// Write a dataset (any source the train command reads) as PNG folders, one sub-folder per
+    /// class: OUT/train/<class>/00042.png and OUT/test/...; `--data-folder OUT` reads them back.
+    ExportImages(ExportArgs),
+    /// The linear baseline: fit K principal components on the training data (the same data flags
+    /// as train) and print the test reconstruction error and PSNR.
+    Pca(pca::PcaArgs),
 }
 
 #[derive(clap::Args)]
@@ -66,9 +75,10 @@ pub struct DenoiseArgs {
 pub struct CheckpointArgs {
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Dataset for the codes a command needs (default: the one the checkpoint was trained on).
+    /// Dataset for the codes a command needs: mnist or fashion-mnist (default: the data the
+    /// checkpoint was trained on, as it records it).
     #[arg(long)]
-    dataset: Option<DatasetName>,
+    dataset: Option<String>,
     #[arg(long)]
     data: Option<PathBuf>,
 }
@@ -110,16 +120,6 @@ pub struct InterpolateArgs {
     steps: usize,
     #[arg(long, default_value = "interp.png")]
     out: PathBuf,
-}
-
-#[derive(clap::Args)]
-pub struct DataArgs {
-    /// Dataset: mnist or fashion-mnist.
-    #[arg(long, default_value = "mnist")]
-    dataset: DatasetName,
-    /// Folder with the IDX files (or with mnist/ and fashion-mnist/ inside). Default: $AEGPU_DATA.
-    #[arg(long)]
-    data: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -239,6 +239,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Grid(args) => tools::grid_cmd(args),
         Command::Interpolate(args) => tools::interpolate_cmd(args),
         Command::Denoise(args) => tools::denoise_cmd(args),
+        Command::ExportImages(args) => data::export_cmd(args),
+        Command::Pca(args) => pca::pca_cmd(args),
     }
 }
 
@@ -275,9 +277,4 @@ pub(crate) fn parse_act(s: &str, what: &str) -> Result<Activation> {
     Activation::parse(s).ok_or_else(|| {
         Error::Config(format!("--{what} '{s}': use identity, relu, leaky_relu[:slope], sigmoid or tanh"))
     })
-}
-
-pub(crate) fn load_split(args: &DataArgs) -> Result<data::Split> {
-    let dir = data::resolve_data_dir(args.data.as_deref())?;
-    data::load(args.dataset, &dir)
 }

@@ -1,11 +1,10 @@
 //! The commands that use a checkpoint: eval, sample, grid, interpolate, denoise.
 
+use super::data::load_source;
 use super::train::write_pictures;
-use super::{
-    CheckpointArgs, DataArgs, DenoiseArgs, EvalArgs, GridArgs, InterpolateArgs, SampleArgs, load_split,
-};
+use super::{CheckpointArgs, DataArgs, DenoiseArgs, EvalArgs, GridArgs, InterpolateArgs, SampleArgs};
 use crate::checkpoint;
-use crate::data::{self, DatasetName};
+use crate::data::{self, DataSource};
 use crate::error::{Error, Result};
 use crate::generate;
 use crate::gpu::{Gpu, GpuOptions};
@@ -13,24 +12,39 @@ use crate::models::Autoencoder;
 use crate::models::dense::Noise;
 use crate::train::{Evaluator, GpuDataset};
 
-/// A checkpoint's model on a fresh GPU, with the test split of its dataset.
-fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, Autoencoder, data::Dataset, DatasetName)> {
+/// A checkpoint's model on a fresh GPU, with the test split of its data: the source the checkpoint
+/// records (`aegpu.data`), or MNIST / Fashion-MNIST when `--dataset` or `--data` is given (and for
+/// checkpoints from before sources were recorded).
+fn open_checkpoint(args: &CheckpointArgs) -> Result<(Gpu, Autoencoder, data::Dataset)> {
     let ckpt = checkpoint::load(&args.checkpoint)?;
-    let dataset = match args.dataset {
-        Some(d) => d,
-        None => ckpt.metadata.get("aegpu.dataset").and_then(|s| s.parse().ok()).unwrap_or(DatasetName::Mnist),
+    let recorded = ckpt.metadata.get("aegpu.data").map(|json| {
+        serde_json::from_str::<DataSource>(json).map_err(|e| Error::BadCheckpoint {
+            path: args.checkpoint.clone(),
+            reason: format!("its 'aegpu.data' entry is not a data source: {e}"),
+        })
+    });
+    let source = match (recorded, &args.dataset, &args.data) {
+        (Some(source), None, None) => source?,
+        (_, dataset, dir) => {
+            let name = dataset.clone().or_else(|| ckpt.metadata.get("aegpu.dataset").cloned());
+            DataArgs::idx(name.as_deref().unwrap_or("mnist"), dir.clone()).source()?
+        }
     };
-    let split = load_split(&DataArgs { dataset, data: args.data.clone() })?;
+    let split = load_source(&source)?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = checkpoint::restore(&gpu, &ckpt, &args.checkpoint)?;
     let input = model.input_dim();
     if split.test.dim() != input {
         return Err(Error::Shape(format!(
-            "{dataset} images have {} pixels but the checkpoint's model takes {input}",
+            "{} images have {} values ({}x{}x{}) but the checkpoint's model takes {input}",
+            source.name(),
             split.test.dim(),
+            split.test.channels,
+            split.test.rows,
+            split.test.cols
         )));
     }
-    Ok((gpu, model, split.test, dataset))
+    Ok((gpu, model, split.test))
 }
 
 /// The codes of every test image (a VAE's posterior means).
@@ -43,7 +57,7 @@ pub(super) fn sample_cmd(args: SampleArgs) -> Result<()> {
     if args.n == 0 {
         return Err(Error::Config("--n must be at least 1".into()));
     }
-    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    let (gpu, model, test) = open_checkpoint(&args.ckpt)?;
     sample_with(&gpu, &model, &test, &args)
 }
 
@@ -53,13 +67,13 @@ fn sample_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &Samp
     let codes = generate::sample_codes(model, &data_codes, args.n, args.seed);
     let images = generate::decode(gpu, model, &codes)?;
     let cols = (args.n as f64).sqrt().ceil() as usize;
-    crate::viz::save_image_grid(&args.out, &images, args.n, test.rows, test.cols, cols, 2)?;
+    crate::viz::save_image_grid(&args.out, &images, args.n, test.shape(), cols, 2)?;
     eprintln!("wrote {} ({} samples)", args.out.display(), args.n);
     Ok(())
 }
 
 pub(super) fn grid_cmd(args: GridArgs) -> Result<()> {
-    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    let (gpu, model, test) = open_checkpoint(&args.ckpt)?;
     grid_with(&gpu, &model, &test, &args)
 }
 
@@ -74,13 +88,13 @@ fn grid_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &GridAr
     let codes = generate::grid_codes(model, &data_codes, args.steps)?;
     let images = generate::decode(gpu, model, &codes)?;
     let n = args.steps * args.steps;
-    crate::viz::save_image_grid(&args.out, &images, n, test.rows, test.cols, args.steps, 1)?;
+    crate::viz::save_image_grid(&args.out, &images, n, test.shape(), args.steps, 1)?;
     eprintln!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
     Ok(())
 }
 
 pub(super) fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
-    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    let (gpu, model, test) = open_checkpoint(&args.ckpt)?;
     interpolate_with(&gpu, &model, &test, &args)
 }
 
@@ -115,7 +129,7 @@ fn interpolate_with(
     row.extend_from_slice(&images);
     row.extend(test.images_f32(args.to..args.to + 1));
     let n = row.len() / dim;
-    crate::viz::save_image_grid(&args.out, &row, n, test.rows, test.cols, n, 2)?;
+    crate::viz::save_image_grid(&args.out, &row, n, test.shape(), n, 2)?;
     eprintln!(
         "wrote {}: test image {} (label {}) to {} (label {}), {} steps between the real images",
         args.out.display(),
@@ -129,27 +143,22 @@ fn interpolate_with(
 }
 
 pub(super) fn eval_cmd(args: EvalArgs) -> Result<()> {
-    let (gpu, model, test, dataset) = open_checkpoint(&args.ckpt)?;
-    eval_with(&gpu, &model, &test, dataset, &args)
+    let (gpu, model, test) = open_checkpoint(&args.ckpt)?;
+    eval_with(&gpu, &model, &test, &args)
 }
 
-fn eval_with(
-    gpu: &Gpu,
-    model: &Autoencoder,
-    test: &data::Dataset,
-    dataset: DatasetName,
-    args: &EvalArgs,
-) -> Result<()> {
+fn eval_with(gpu: &Gpu, model: &Autoencoder, test: &data::Dataset, args: &EvalArgs) -> Result<()> {
     let test_gpu = GpuDataset::upload(gpu, test)?;
     let out = Evaluator::new(gpu, model, &test_gpu, 1000)?.run(16)?;
     let m = out.metrics;
     let mut json = serde_json::json!({
         "checkpoint": args.ckpt.checkpoint.display().to_string(),
-        "dataset": dataset.to_string(),
+        "dataset": test.name,
         "model": model.describe(),
         "test_loss": m.loss,
         "test_mse_px": m.mse_px,
         "test_bce_px": m.bce_px,
+        "test_psnr_db": super::train::psnr_db(m.mse_px),
     });
     if let Some((recon, kl, elbo)) = m.vae {
         json["test_recon_nats"] = recon.into();
@@ -159,14 +168,14 @@ fn eval_with(
     println!("{json}");
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        write_pictures(gpu, model, dir, test, &out, dataset)?;
+        write_pictures(gpu, model, dir, test, &out)?;
     }
     Ok(())
 }
 
 pub(super) fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
     let noise = Noise::parse(&args.noise)?;
-    let (gpu, model, test, _) = open_checkpoint(&args.ckpt)?;
+    let (gpu, model, test) = open_checkpoint(&args.ckpt)?;
     denoise_with(&gpu, &model, &test, noise, &args)
 }
 
@@ -199,7 +208,7 @@ fn denoise_with(
         ("denoised", &out.denoised[..k * dim]),
         ("clean", &clean[..k * dim]),
     ];
-    crate::viz::save_labelled_rows(&args.out, &rows, test.rows, test.cols, 2)?;
+    crate::viz::save_labelled_rows(&args.out, &rows, test.shape(), 2)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

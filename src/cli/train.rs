@@ -1,9 +1,10 @@
 //! `aegpu train`: the model from the flags (a preset, --layers, --arch or --arch-file, and the
 //! regularisers), the training run, its metrics, checkpoint and pictures.
 
-use super::{TrainArgs, load_split, parse_act};
+use super::data::load_source;
+use super::{TrainArgs, parse_act};
 use crate::checkpoint;
-use crate::data::{self, DatasetName};
+use crate::data;
 use crate::error::{Error, Result};
 use crate::generate;
 use crate::gpu::{Gpu, GpuOptions};
@@ -31,7 +32,8 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         (None, Some("vae")) => Init::Torch,
         (None, _) => Init::Glorot,
     };
-    let mut split = load_split(&args.data)?;
+    let source = args.data.source()?;
+    let mut split = load_source(&source)?;
     if let Some(n) = args.train_limit {
         if n == 0 {
             return Err(Error::Config("--train-limit must be at least 1".into()));
@@ -44,7 +46,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         }
         split.test = split.test.subset(0..n.min(split.test.n));
     }
-    let input = [1, split.train.rows, split.train.cols];
+    let input = split.train.shape();
     let config = match args.model.as_str() {
         _ if args.arch.is_some() || args.arch_file.is_some() => {
             ModelConfig::Conv(arch_config(&args, input, loss)?)
@@ -58,7 +60,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = Autoencoder::new(&gpu, config, args.seed, init)?;
     let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
-    train_model(&gpu, &model, &args, &split, &tc, init)
+    train_model(&gpu, &model, &args, &source, &split, &tc, init)
 }
 
 /// The dense model `--model dense|vae` with `--preset` or `--layers` and the regularisers describe.
@@ -162,6 +164,7 @@ fn train_model(
     gpu: &Gpu,
     model: &Autoencoder,
     args: &TrainArgs,
+    source: &data::DataSource,
     split: &data::Split,
     tc: &TrainConfig,
     init: Init,
@@ -175,7 +178,9 @@ fn train_model(
     let meta = vec![
         ("aegpu.train", serde_json::to_string(tc).unwrap_or_default()),
         ("aegpu.init", format!("{init:?}").to_lowercase()),
-        ("aegpu.dataset", args.data.dataset.to_string()),
+        ("aegpu.dataset", source.name()),
+        ("aegpu.data", serde_json::to_string(source).unwrap_or_default()),
+        ("aegpu.input", serde_json::to_string(&split.train.shape()).unwrap_or_default()),
         ("aegpu.adapter", gpu.describe()),
     ];
     eprintln!("adapter: {}", gpu.describe());
@@ -189,7 +194,7 @@ fn train_model(
         tc.batch,
         split.train.n,
         split.test.n,
-        args.data.dataset
+        source.name()
     );
     let choices = model.kernel_choices();
     if !choices.is_empty() {
@@ -221,37 +226,58 @@ fn train_model(
     })?;
     let evaluator = Evaluator::new(gpu, model, &test_gpu, 1000)?;
     let out = evaluator.run(16)?;
-    write_pictures(gpu, model, &args.out, &split.test, &out, args.data.dataset)?;
-    eprintln!("wrote {}", args.out.display());
+    write_pictures(gpu, model, &args.out, &split.test, &out)?;
+    eprintln!(
+        "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
+        psnr_db(out.metrics.mse_px),
+        args.out.display()
+    );
     Ok(())
 }
 
-/// recon.png; latent.png (and grid.png) for a 2-D code; samples.png for a VAE.
+/// Peak signal-to-noise ratio of a per-pixel MSE over values in `[0, 1]`.
+pub(super) fn psnr_db(mse: f64) -> f64 {
+    10.0 * (1.0 / mse.max(1e-12)).log10()
+}
+
+/// recon.png; filters.png when the first layer is a Linear reading the image; latent.png (and
+/// grid.png) for a 2-D code; samples.png for a VAE.
 pub(super) fn write_pictures(
     gpu: &Gpu,
     model: &Autoencoder,
     dir: &Path,
     test: &data::Dataset,
     out: &EvalOutput,
-    name: DatasetName,
 ) -> Result<()> {
-    let (h, w) = (test.rows, test.cols);
+    let shape = test.shape();
     let k = out.recon.len() / test.dim();
     let originals = test.images_f32(0..k);
-    crate::viz::save_recon_png(&dir.join("recon.png"), &originals, &out.recon, k, h, w, 16)?;
+    crate::viz::save_recon_png(&dir.join("recon.png"), &originals, &out.recon, k, shape, 16)?;
+    if let Some((_, dims, weights)) = model.export(gpu)?.into_iter().next()
+        && let [units, inputs] = dims[..]
+        && inputs == test.dim()
+    {
+        let show = units.min(400);
+        crate::viz::save_filters_png(&dir.join("filters.png"), &weights[..show * inputs], show, shape)?;
+    }
     if model.code_dim() == 2 {
-        let names = name.class_names();
-        let title = format!("{} test codes, {}", name, model.describe());
+        let names: Vec<String> = if test.class_names.is_empty() {
+            (0..=test.labels.iter().copied().max().unwrap_or(0)).map(|l| l.to_string()).collect()
+        } else {
+            test.class_names.clone()
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let title = format!("{} test codes, {}", test.name, model.describe());
         crate::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
         let steps = 15;
         let codes = generate::grid_codes(model, &out.codes, steps)?;
         let images = generate::decode(gpu, model, &codes)?;
-        crate::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, h, w, steps, 1)?;
+        crate::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, shape, steps, 1)?;
     }
     if model.variational().is_some() {
         let codes = generate::sample_codes(model, &out.codes, 64, 0);
         let images = generate::decode(gpu, model, &codes)?;
-        crate::viz::save_image_grid(&dir.join("samples.png"), &images, 64, h, w, 8, 2)?;
+        crate::viz::save_image_grid(&dir.join("samples.png"), &images, 64, shape, 8, 2)?;
     }
     Ok(())
 }

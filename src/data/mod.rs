@@ -10,6 +10,7 @@ pub mod folder;
 pub mod idx;
 pub mod npy;
 pub mod patches;
+pub mod source;
 pub mod split;
 pub mod synthetic;
 pub mod whiten;
@@ -23,6 +24,7 @@ pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, 
 pub use idx::{Idx, read_idx};
 pub use npy::{NpyLayout, load_npy};
 pub use patches::{Patches, U8Map, patches_from_dataset, patches_from_images};
+pub use source::{DataSource, FolderSpec, LoadReport, PatchSpec, SourceKind};
 pub use split::random_split;
 pub use synthetic::synthetic;
 pub use whiten::{WhitenKind, WhitenOptions, Whitening, whiten};
@@ -170,6 +172,11 @@ impl Dataset {
     /// The name of label `label`: its class name when there are names, else the number.
     pub fn class_name(&self, label: u8) -> String {
         self.class_names.get(usize::from(label)).cloned().unwrap_or_else(|| label.to_string())
+    }
+
+    /// `[channels, rows, cols]` of every image.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.rows, self.cols]
     }
 
     /// Bytes (and f32 inputs) per image: `channels * rows * cols`.
@@ -382,6 +389,6 @@ fn load_split(name: DatasetName, images_path: &Path, labels_path: &Path) -> Resu
         channels: 1,
         rows,
         cols,
-        class_names: Vec::new(),
+        class_names: name.class_names().map(String::from).to_vec(),
     })
 }

@@ -106,86 +106,6 @@ fn len3(s: [usize; 3]) -> usize {
 }
 
 impl ConvConfig {
-    /// Models people know, for 1x28x28 inputs:
-    /// - `keras`: the Keras blog's convolutional autoencoder (Conv 16-8-8 3x3 with max-pooling to an
-    ///   8x4x4 code, then Conv 8-8-16 with up-sampling and a sigmoid Conv 1), trained with BCE;
-    /// - `strided`: Conv 32 and 64 (3x3, stride 2, padding 1) to a 64x7x7 code, then transposed
-    ///   convolutions back to 1x28x28; with `code_dim` a dense bottleneck to a `code_dim` code;
-    /// - `conv-vae`: the strided encoder, a dense layer to μ and log σ² of a `code_dim` (default 20)
-    ///   latent, and the mirrored decoder (a convolutional VAE, BCE + β·KL).
-    pub fn preset(
-        name: &str,
-        input: [usize; 3],
-        code_dim: Option<usize>,
-        loss: LossKind,
-    ) -> Result<ConvConfig> {
-        use Activation::{Identity, Relu, Sigmoid};
-        let c = input[0];
-        let (layers, code_layer, variational) = match name {
-            "keras" => {
-                if code_dim.is_some() {
-                    return Err(Error::Config(
-                        "the keras preset has a fixed 8x4x4 code: drop --code-dim".into(),
-                    ));
-                }
-                let layers = vec![
-                    Layer::conv(16, 3, 1, 1, Relu),
-                    Layer::MaxPool,
-                    Layer::conv(8, 3, 1, 1, Relu),
-                    Layer::MaxPool,
-                    Layer::conv(8, 3, 1, 1, Relu),
-                    Layer::MaxPool,
-                    Layer::conv(8, 3, 1, 1, Relu),
-                    Layer::Upsample,
-                    Layer::conv(8, 3, 1, 1, Relu),
-                    Layer::Upsample,
-                    Layer::conv(16, 3, 1, 0, Relu),
-                    Layer::Upsample,
-                    Layer::conv(c, 3, 1, 1, Sigmoid),
-                ];
-                (layers, 5, None)
-            }
-            "strided" | "conv-vae" => {
-                let (h, w) = (input[1].div_ceil(4), input[2].div_ceil(4));
-                let mut layers = vec![Layer::conv(32, 3, 2, 1, Relu), Layer::conv(64, 3, 2, 1, Relu)];
-                let vae = name == "conv-vae";
-                let code_dim = if vae { Some(code_dim.unwrap_or(20)) } else { code_dim };
-                let code_layer = match code_dim {
-                    Some(d) => {
-                        layers.push(Layer::Linear { out: d, act: Identity });
-                        layers.push(Layer::Linear { out: 64 * h * w, act: Relu });
-                        layers.push(Layer::Unflatten { c: 64, h, w });
-                        2
-                    }
-                    None => 1,
-                };
-                // output_padding 1 doubles the size exactly (7 -> 14 -> 28).
-                layers.push(Layer::conv_t(32, 2, 1, Relu));
-                layers.push(Layer::conv_t(c, 2, 1, Sigmoid));
-                let variational = vae.then_some(Variational { beta: 1.0 });
-                (layers, code_layer, variational)
-            }
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown conv preset '{other}': use keras, strided or conv-vae"
-                )));
-            }
-        };
-        let loss = if variational.is_some() { LossKind::Bce } else { loss };
-        let config = ConvConfig {
-            input,
-            layers,
-            code_layer,
-            loss,
-            variational,
-            noise: None,
-            sparse: None,
-            dropout: None,
-        };
-        config.validate()?;
-        Ok(config)
-    }
-
     /// The same architecture with this output activation (the last layer's).
     pub fn with_output(mut self, act: Activation) -> Result<ConvConfig> {
         if let Some(last) = self.layers.last_mut() {
@@ -310,7 +230,7 @@ impl ConvConfig {
         if last != self.input {
             return Err(Error::Config(format!(
                 "the decoder produces {}x{}x{} but the input is {}x{}x{}: an autoencoder's output must have the \
-                 input's shape (the presets are built for 28x28 images)",
+                 input's shape",
                 last[0], last[1], last[2], self.input[0], self.input[1], self.input[2]
             )));
         }

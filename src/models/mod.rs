@@ -6,6 +6,7 @@ mod autoencoder;
 pub mod conv;
 pub mod dense;
 mod lower;
+mod presets;
 
 pub use crate::nn::Pass;
 pub use autoencoder::{Activations, Autoencoder, activations_fitting};

@@ -2,12 +2,16 @@
 //! (denoising, interpolation) and a 2-D latent scatter. Text uses the 8x8 bitmap glyphs of
 //! `font8x8`, so no font file ships with the crate.
 
+mod filters;
+
 use std::path::Path;
 
 use font8x8::legacy::BASIC_LEGACY;
 use image::{ImageError, ImageFormat, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
+
+pub use filters::{normalised_filters, save_filters_png};
 
 /// Space between tiles and around the edge, in output pixels.
 const GAP: usize = 2;
@@ -40,41 +44,40 @@ const TAB10: [Rgb<u8>; 10] = [
     Rgb([23, 190, 207]),
 ];
 
-/// A grid of `n` grayscale images (each `h x w`, values in `[0, 1]`, clamped; NaN draws black),
-/// `cols` per row, with 2 px white gaps, each pixel upscaled to `scale x scale`.
+/// A grid of `n` images of `shape` = (channels, rows, cols), grey (1 channel) or RGB (3, planar
+/// CHW), values in `[0, 1]` (clamped; NaN draws black), `cols` per row, with 2 px white gaps, each
+/// pixel upscaled to `scale x scale`.
 pub fn save_image_grid(
     path: &Path,
     images: &[f32],
     n: usize,
-    h: usize,
-    w: usize,
+    shape: [usize; 3],
     cols: usize,
     scale: usize,
 ) -> Result<()> {
-    let dim = image_dim(h, w, scale)?;
+    let dim = image_dim(shape, scale)?;
     check_len("images", images.len(), n, dim)?;
     if cols == 0 {
         return Err(Error::Shape("an image grid needs at least one column".into()));
     }
     let rows: Vec<Row> =
         images.chunks(cols.min(n) * dim).map(|pixels| Row { label: "", pixels, gap_after: 0 }).collect();
-    save_png(path, &render_rows(&rows, h, w, scale)?)
+    save_png(path, &render_rows(&rows, shape, scale)?)
 }
 
 /// Reconstructions: pairs of rows, `n` originals above their reconstructions, up to `cols` per row,
-/// each row labelled "original" / "reconstruction" at its left. Images are upscaled to about 64 px
-/// (x1 to x4: 28x28 becomes 56x56).
+/// each row labelled "original" / "reconstruction" at its left. Images (grey or RGB, `shape` as in
+/// [`save_image_grid`]) are upscaled to about 64 px (x1 to x4: 28x28 becomes 56x56).
 pub fn save_recon_png(
     path: &Path,
     originals: &[f32],
     recons: &[f32],
     n: usize,
-    h: usize,
-    w: usize,
+    shape: [usize; 3],
     cols: usize,
 ) -> Result<()> {
-    let scale = (64 / h.max(w).max(1)).clamp(1, 4);
-    let dim = image_dim(h, w, scale)?;
+    let scale = (64 / shape[1].max(shape[2]).max(1)).clamp(1, 4);
+    let dim = image_dim(shape, scale)?;
     check_len("originals", originals.len(), n, dim)?;
     check_len("reconstructions", recons.len(), n, dim)?;
     if cols == 0 {
@@ -92,19 +95,18 @@ pub fn save_recon_png(
             gap_after: if i < last { GROUP_GAP } else { 0 },
         });
     }
-    save_png(path, &render_rows(&rows, h, w, scale)?)
+    save_png(path, &render_rows(&rows, shape, scale)?)
 }
 
-/// Rows of labelled image strips: each `(label, images)` holds the same number of `h x w` images,
-/// drawn left to right after the label (e.g. noisy | denoised | clean, or interpolation steps).
+/// Rows of labelled image strips: each `(label, images)` holds the same number of images of
+/// `shape`, drawn left to right after the label (e.g. noisy | denoised | clean, or interpolation steps).
 pub fn save_labelled_rows(
     path: &Path,
     rows: &[(&str, &[f32])],
-    h: usize,
-    w: usize,
+    shape: [usize; 3],
     scale: usize,
 ) -> Result<()> {
-    let dim = image_dim(h, w, scale)?;
+    let dim = image_dim(shape, scale)?;
     let Some((_, first)) = rows.first() else {
         return Err(Error::Shape("no rows to draw".into()));
     };
@@ -113,17 +115,22 @@ pub fn save_labelled_rows(
         check_len(&format!("row '{label}'"), pixels.len(), count, dim)?;
     }
     let rows: Vec<Row> = rows.iter().map(|&(label, pixels)| Row { label, pixels, gap_after: 0 }).collect();
-    save_png(path, &render_rows(&rows, h, w, scale)?)
+    save_png(path, &render_rows(&rows, shape, scale)?)
 }
 
-/// `h * w`, after checking that no size is zero.
-fn image_dim(h: usize, w: usize, scale: usize) -> Result<usize> {
+/// `c * h * w`, after checking that no size is zero and that the image is grey or RGB.
+fn image_dim([c, h, w]: [usize; 3], scale: usize) -> Result<usize> {
     if h == 0 || w == 0 || scale == 0 {
         return Err(Error::Shape(format!(
             "image size {h}x{w} at scale {scale}: every size must be at least 1"
         )));
     }
-    h.checked_mul(w).ok_or_else(|| Error::Shape(format!("image size {h}x{w} overflows")))
+    if c != 1 && c != 3 {
+        return Err(Error::Shape(format!("images of {c} channels: pictures draw 1 (grey) or 3 (RGB)")));
+    }
+    h.checked_mul(w)
+        .and_then(|p| p.checked_mul(c))
+        .ok_or_else(|| Error::Shape(format!("image size {h}x{w} overflows")))
 }
 
 /// Checks that `len` floats are `n > 0` images of `dim` pixels.
@@ -143,7 +150,7 @@ fn check_len(what: &str, len: usize, n: usize, dim: usize) -> Result<()> {
 /// One strip of tiles with an optional label at its left.
 struct Row<'a> {
     label: &'a str,
-    /// Whole images of `h * w` values.
+    /// Whole images of `c * h * w` values.
     pixels: &'a [f32],
     /// Extra space below this row.
     gap_after: usize,
@@ -151,8 +158,9 @@ struct Row<'a> {
 
 /// Lays rows of tiles out on a white canvas: labels in a left column as wide as the longest one,
 /// tiles separated by `GAP`.
-fn render_rows(rows: &[Row], h: usize, w: usize, scale: usize) -> Result<RgbImage> {
-    let dim = h * w;
+fn render_rows(rows: &[Row], shape: [usize; 3], scale: usize) -> Result<RgbImage> {
+    let [_, h, w] = shape;
+    let dim = shape.iter().product::<usize>();
     let (tile_h, tile_w) = (h.saturating_mul(scale), w.saturating_mul(scale));
     let label_w = match rows.iter().map(|r| text_width(r.label, 1)).max() {
         Some(0) | None => 0,
@@ -169,7 +177,7 @@ fn render_rows(rows: &[Row], h: usize, w: usize, scale: usize) -> Result<RgbImag
         draw_text(&mut img, LABEL_PAD as i64, text_y as i64, row.label, INK, 1);
         for (j, tile) in row.pixels.chunks_exact(dim).enumerate() {
             let x = label_w + GAP + j * (tile_w + GAP);
-            draw_tile(&mut img, tile, x, y, w, scale);
+            draw_tile(&mut img, tile, x, y, shape, scale);
         }
         y += tile_h + GAP + row.gap_after;
     }
@@ -186,16 +194,22 @@ fn canvas(width: usize, height: usize) -> Result<RgbImage> {
     Ok(RgbImage::from_pixel(width as u32, height as u32, WHITE))
 }
 
-/// One grayscale image, upscaled by pixel replication, with its top-left corner at `(x0, y0)`.
-fn draw_tile(img: &mut RgbImage, tile: &[f32], x0: usize, y0: usize, w: usize, scale: usize) {
-    for (i, &v) in tile.iter().enumerate() {
-        let g = to_u8(v);
+/// One grey or RGB (planar) image, upscaled by pixel replication, with its top-left corner at `(x0, y0)`.
+fn draw_tile(img: &mut RgbImage, tile: &[f32], x0: usize, y0: usize, [c, h, w]: [usize; 3], scale: usize) {
+    let plane = h * w;
+    for i in 0..plane {
+        let colour = if c == 3 {
+            Rgb([to_u8(tile[i]), to_u8(tile[plane + i]), to_u8(tile[2 * plane + i])])
+        } else {
+            let g = to_u8(tile[i]);
+            Rgb([g, g, g])
+        };
         let (ty, tx) = (i / w, i % w);
         for dy in 0..scale {
             for dx in 0..scale {
                 let (x, y) = (x0 + tx * scale + dx, y0 + ty * scale + dy);
                 if let Some(p) = img.get_pixel_mut_checked(x as u32, y as u32) {
-                    *p = Rgb([g, g, g]);
+                    *p = colour;
                 }
             }
         }

@@ -1,0 +1,307 @@
+//! Training on your own images through the `aegpu` binary: MNIST exported to a PNG folder trains
+//! bit-identically to the IDX files; a colour folder trains a conv preset and draws colour
+//! pictures, which `eval` redraws from the source the checkpoint records; patches of the bundled
+//! photographs (whitened) train and have a PCA baseline; and every bad input gets an error that
+//! names it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{Rgb, RgbImage};
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("aegpu-own-images-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AEGPU_DATA")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("CI").is_none(), "no data directory at {} in CI", dir.display());
+    eprintln!("note: no data directory at {} (set AEGPU_DATA); test skipped", dir.display());
+    None
+}
+
+/// Runs `aegpu ARGS` with a private tuning cache under `home`.
+fn aegpu(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aegpu"))
+        .args(args)
+        .env("AEGPU_MATMUL", "reg")
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("HOME", home)
+        .output()
+        .expect("running the aegpu binary")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what} failed:\n{stderr}");
+    stderr + &String::from_utf8_lossy(&out.stdout)
+}
+
+fn fails(out: Output, what: &str, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{what} should fail");
+    for n in needles {
+        assert!(stderr.contains(n), "{what}: error should mention '{n}':\n{stderr}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temp path")
+}
+
+/// Every checkpoint tensor's name, shape and bytes.
+type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+/// metrics.jsonl without timings, and the checkpoint's tensors.
+fn result_of(dir: &Path) -> (Vec<serde_json::Value>, Tensors) {
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            let m = v.as_object_mut().expect("object");
+            m.remove("epoch_s");
+            m.remove("samples_per_s");
+            v
+        })
+        .collect();
+    let bytes = std::fs::read(dir.join("model.safetensors")).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut tensors: Vec<_> =
+        st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    (metrics, tensors)
+}
+
+#[test]
+fn mnist_exported_to_png_trains_bit_identically() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("mnist");
+    let t = tmp.path();
+    let png = t.join("mnist-png");
+    ok(aegpu(t, &["export-images", "--data", s(&data), "--limit", "300", "--out", s(&png)]), "export");
+    assert!(png.join("train/classes.txt").is_file() && png.join("test/7").is_dir());
+    let common = ["train", "--epochs", "2", "--batch", "32", "--seed", "3", "--quiet", "--layers", "48,16"];
+    let idx = t.join("idx");
+    let mut a = common.to_vec();
+    a.extend(["--data", s(&data), "--train-limit", "300", "--test-limit", "300", "--out", s(&idx)]);
+    ok(aegpu(t, &a), "train on IDX");
+    // DIR/train and DIR/test are found as the two splits.
+    let folder = t.join("folder");
+    let mut b = common.to_vec();
+    b.extend(["--data-folder", s(&png), "--out", s(&folder)]);
+    let log = ok(aegpu(t, &b), "train on the PNG folder");
+    assert!(log.contains("300 images read"), "{log}");
+    let (ma, ta) = result_of(&idx);
+    let (mb, tb) = result_of(&folder);
+    assert_eq!(ma, mb, "metrics differ between the IDX files and their PNG export");
+    assert_eq!(ta, tb, "weights differ between the IDX files and their PNG export");
+}
+
+/// `n` 32x32 RGB images per class, reddish or bluish checkerboards of random phase.
+fn colour_folder(dir: &Path, n: usize) {
+    for (class, base) in [("red", [210u8, 50, 40]), ("blue", [40, 70, 220])] {
+        std::fs::create_dir_all(dir.join(class)).expect("class dir");
+        for i in 0..n {
+            let img = RgbImage::from_fn(32, 32, |x, y| {
+                let on = ((x as usize + i) / 8 + y as usize / 8).is_multiple_of(2);
+                Rgb(base.map(|c| if on { c } else { c / 2 }))
+            });
+            img.save(dir.join(class).join(format!("img{i}.png"))).expect("write png");
+        }
+    }
+}
+
+fn has_colour(path: &Path) -> bool {
+    let img = image::open(path).expect("a PNG").to_rgb8();
+    img.pixels().any(|p| p[0].abs_diff(p[2]) > 40)
+}
+
+#[test]
+fn colour_folder_trains_a_conv_preset_and_draws_colour() {
+    let tmp = TempDir::new("colour");
+    let t = tmp.path();
+    let photos = t.join("colour");
+    colour_folder(&photos, 24);
+    let out = t.join("run");
+    let log = ok(
+        aegpu(
+            t,
+            &[
+                "train",
+                "--model",
+                "conv",
+                "--preset",
+                "strided",
+                "--data-folder",
+                s(&photos),
+                "--epochs",
+                "1",
+                "--batch",
+                "8",
+                "--quiet",
+                "--out",
+                s(&out),
+            ],
+        ),
+        "colour training",
+    );
+    assert!(log.contains("conv 3x32x32"), "{log}");
+    assert!(has_colour(&out.join("recon.png")), "recon.png should be in colour");
+    let meta = std::fs::read(out.join("model.safetensors")).expect("checkpoint");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&meta).expect("metadata");
+    let meta = meta.metadata().clone().unwrap_or_default();
+    assert_eq!(meta.get("aegpu.input").map(String::as_str), Some("[3,32,32]"));
+    assert!(meta.get("aegpu.data").is_some_and(|d| d.contains("\"kind\":\"folder\"")), "{meta:?}");
+    // eval reloads the same held-out images from the recorded source and redraws them in colour.
+    let again = t.join("eval");
+    let ckpt = out.join("model.safetensors");
+    let log = ok(aegpu(t, &["eval", "--checkpoint", s(&ckpt), "--out", s(&again)]), "eval");
+    assert!(log.contains("\"test_psnr_db\""), "{log}");
+    assert!(has_colour(&again.join("recon.png")), "eval's recon.png should be in colour");
+    let interp = t.join("interp.png");
+    ok(
+        aegpu(t, &["interpolate", "--checkpoint", s(&ckpt), "--from", "0", "--to", "4", "--out", s(&interp)]),
+        "interpolate",
+    );
+    assert!(has_colour(&interp));
+}
+
+#[test]
+fn whitened_photo_patches_train_and_pca_gives_a_baseline() {
+    let Some(data) = data_dir() else { return };
+    let photos = data.join("photos");
+    let tmp = TempDir::new("patches");
+    let t = tmp.path();
+    let out = t.join("sparse");
+    let log = ok(
+        aegpu(
+            t,
+            &[
+                "train",
+                "--data-folder",
+                s(&photos),
+                "--channels",
+                "1",
+                "--patches",
+                "3000:8",
+                "--whiten",
+                "zca",
+                "--layers",
+                "100",
+                "--code-activation",
+                "relu",
+                "--output",
+                "identity",
+                "--loss",
+                "mse",
+                "--sparse",
+                "l1:1e-4",
+                "--epochs",
+                "1",
+                "--batch",
+                "100",
+                "--quiet",
+                "--out",
+                s(&out),
+            ],
+        ),
+        "sparse training on whitened patches",
+    );
+    assert!(log.contains("Zca whitening"), "{log}");
+    assert!(log.contains("dense 64-100"), "{log}");
+    assert!(out.join("filters.png").is_file());
+    let pca = ok(
+        aegpu(
+            t,
+            &[
+                "pca",
+                "--data-folder",
+                s(&photos),
+                "--channels",
+                "3",
+                "--patches",
+                "2000:8",
+                "--components",
+                "16",
+                "--out",
+                s(&t.join("pca")),
+            ],
+        ),
+        "pca",
+    );
+    let line = pca.lines().find(|l| l.starts_with('{')).expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let explained = v["explained_variance"].as_f64().expect("explained");
+    let psnr = v["test_psnr_db"].as_f64().expect("psnr");
+    // 16 of 192 components of natural 8x8 colour patches keep most of the variance.
+    assert!(explained > 0.9 && explained < 1.0, "{v}");
+    assert!(psnr > 20.0, "{v}");
+}
+
+#[test]
+fn bad_image_inputs_get_errors_that_name_them() {
+    let tmp = TempDir::new("errors");
+    let t = tmp.path();
+    let train = |extra: &[&str]| {
+        let mut a = vec!["train", "--epochs", "1", "--batch", "4", "--quiet", "--out", "/nonexistent/never"];
+        a.extend_from_slice(extra);
+        aegpu(t, &a)
+    };
+    fails(train(&["--data-folder", s(&t.join("missing"))]), "missing folder", &["missing"]);
+    let mixed = t.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    RgbImage::new(8, 8).save(mixed.join("a.png")).unwrap();
+    RgbImage::new(8, 8).save(mixed.join("b.png")).unwrap();
+    RgbImage::new(9, 8).save(mixed.join("c.png")).unwrap();
+    fails(train(&["--data-folder", s(&mixed)]), "mixed sizes", &["c.png", "--size"]);
+    std::fs::write(mixed.join("d.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    fails(train(&["--data-folder", s(&mixed), "--size", "8"]), "corrupt file", &["d.png", "--skip-bad"]);
+    fails(train(&["--data-folder", s(&mixed), "--size", "0x8"]), "zero size", &["--size"]);
+    fails(train(&["--data-folder", s(&mixed), "--channels", "2"]), "two channels", &["channels"]);
+    fails(
+        train(&["--data-folder", s(&mixed), "--test-fraction", "1.5"]),
+        "test fraction",
+        &["--test-fraction"],
+    );
+    fails(train(&["--data-folder", s(&mixed), "--patches", "10"]), "patch spec", &["N:SIZE"]);
+    fails(train(&["--channels", "3"]), "folder flag on MNIST", &["--data-folder"]);
+    fails(
+        train(&["--data-folder", s(&mixed), "--size", "30", "--skip-bad", "--model", "conv"]),
+        "keras preset at 30x30",
+        &["30x30", "keras"],
+    );
+    let empty = t.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(train(&["--data-folder", s(&empty)]), "no images", &["no PNG or JPEG"]);
+    // --skip-bad trains on the readable images and says which file it skipped.
+    let out = t.join("skipped");
+    let mut a = vec!["train", "--epochs", "1", "--batch", "2", "--quiet", "--layers", "4", "--skip-bad"];
+    a.extend(["--data-folder", s(&mixed), "--size", "8", "--out", s(&out)]);
+    let log = ok(aegpu(t, &a), "--skip-bad");
+    assert!(log.contains("1 skipped") && log.contains("d.png"), "{log}");
+}
