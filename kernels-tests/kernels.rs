@@ -10,7 +10,7 @@ mod common;
 
 use aegpu::cpu;
 use aegpu::gpu::{Gpu, StorageBuffer};
-use aegpu::kernels::gather::{GatherParams, gather_u8};
+use aegpu::kernels::gather::{GatherParams, gather_u8, gather_u8_chunk};
 use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::{Activation, Launch, activation, grid_1d, reduce};
@@ -775,12 +775,83 @@ fn gather_u8_offset_rewritten_in_place() {
     )
     .unwrap();
     for offset in (0..=examples - batch).step_by(batch).chain([examples - batch, 3]) {
-        let params = GatherParams { batch: batch as u32, dim: dim as u32, offset: offset as u32, _pad: 0 };
+        let params = GatherParams {
+            batch: batch as u32,
+            dim: dim as u32,
+            offset: offset as u32,
+            first: 0,
+            count: u32::MAX,
+            _pad: [0; 3],
+        };
         plan.set_uniform(&gpu, 0, bytemuck::bytes_of(&params));
         plan.run(&gpu).unwrap();
         let mut want = vec![0.0; batch * dim];
         cpu::gather::gather_u8(&mut want, &bytes, &index, batch, dim, offset);
         let ctx = format!("gather offset={offset}");
+        assert_bits_eq(&ctx, &read_checked(&gpu, &ctx, &gout, batch * dim), &want);
+    }
+}
+
+/// A dataset split into chunks of whole examples, one buffer and one launch each, in one plan: every
+/// row is written by exactly its chunk's launch, bit-identical to the whole-dataset gather. Each
+/// chunk alone writes only its own rows (the others keep SENTINEL).
+#[test]
+fn gather_u8_chunks_match_reference_exactly() {
+    let gpu = gpu();
+    // (examples, dim, examples per chunk): dims not a multiple of 4, odd chunk sizes, a short last
+    // chunk, one example per chunk, and chunks of a single byte-misaligned example.
+    for (examples, dim, per_chunk) in
+        [(23usize, 5usize, 7usize), (40, 3, 3), (9, 7, 1), (30, 784, 11), (12, 1, 5)]
+    {
+        let bytes = dataset(examples, dim, 1000 + examples as u64 + dim as u64);
+        let starts: Vec<usize> = (0..examples).step_by(per_chunk).collect();
+        let chunks: Vec<(std::ops::Range<usize>, StorageBuffer)> = starts
+            .iter()
+            .map(|&s| {
+                let r = s..(s + per_chunk).min(examples);
+                let b = StorageBuffer::from_slice(&gpu, "chunk", &bytes[r.start * dim..r.end * dim]).unwrap();
+                (r, b)
+            })
+            .collect();
+        // A shuffled permutation after one position the batch skips: the batch spans every chunk.
+        let mut index: Vec<u32> = (0..examples as u32).collect();
+        index.shuffle(&mut rng(examples as u64));
+        index.insert(0, 0);
+        let (offset, batch) = (1, examples);
+        let ctx = format!("chunked gather examples={examples} dim={dim} per_chunk={per_chunk}");
+        let mut spanned: Vec<usize> = index[offset..].iter().map(|&e| e as usize / per_chunk).collect();
+        spanned.sort();
+        spanned.dedup();
+        assert_eq!(spanned.len(), chunks.len(), "{ctx}: the batch spans every chunk");
+        let gindex = StorageBuffer::from_slice(&gpu, "index", &index).unwrap();
+        let gout = upload_with_tail(&gpu, "out", &vec![SENTINEL; batch * dim]);
+        let launch = |(r, b): &(std::ops::Range<usize>, StorageBuffer)| {
+            gather_u8_chunk(
+                &View::whole(&gout),
+                &View::whole(b),
+                &View::whole(&gindex),
+                batch,
+                dim,
+                offset,
+                r.clone(),
+            )
+        };
+        // One chunk alone: only its rows.
+        let (r, b) = &chunks[chunks.len() / 2];
+        run(&gpu, &[launch(&chunks[chunks.len() / 2])]);
+        let mut want = vec![SENTINEL; batch * dim];
+        let chunk_bytes = &bytes[r.start * dim..r.end * dim];
+        cpu::gather::gather_u8_chunk(&mut want, chunk_bytes, &index, batch, dim, offset, r.clone());
+        assert_eq!(b.len, chunk_bytes.len().div_ceil(4));
+        assert_bits_eq(
+            &format!("{ctx}, chunk {r:?} alone"),
+            &read_checked(&gpu, &ctx, &gout, batch * dim),
+            &want,
+        );
+        // Every chunk, as the training step runs them: the whole-dataset gather, bit for bit.
+        run(&gpu, &chunks.iter().map(launch).collect::<Vec<_>>());
+        let mut want = vec![SENTINEL; batch * dim];
+        cpu::gather::gather_u8(&mut want, &bytes, &index, batch, dim, offset);
         assert_bits_eq(&ctx, &read_checked(&gpu, &ctx, &gout, batch * dim), &want);
     }
 }

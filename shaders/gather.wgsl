@@ -1,11 +1,18 @@
-// gather.wgsl: builds an f32 batch from the u8 dataset resident on the GPU.
+// gather.wgsl: builds an f32 batch from the u8 dataset resident on the GPU, one chunk at a time.
 //
-//   out[b, j] = data_u8[index[offset + b] * dim + j] / 255     for b < batch, j < dim
-// The dataset is packed four bytes per u32 word (little-endian, byte 0 in the low bits), exactly as
-// the host uploads the u8 slice. index holds a shuffled permutation of the examples for the epoch;
-// offset (the batch's first position in it) changes every step and is rewritten in Params.
+//   e = index[offset + b]
+//   out[b, j] = chunk_u8[(e - first) * dim + j] / 255     for b < batch, j < dim, first <= e < first + count
+// A dataset larger than one storage binding is split into chunks of whole examples, one buffer
+// each; a training step dispatches this entry point once per chunk, and each dispatch writes only
+// the rows whose example lives in its chunk (the others are left to their own chunk's dispatch).
+// Addresses are relative to the chunk, so they stay below the binding size (no u32 overflow for
+// big datasets). A single chunk (first 0, count >= n) is the whole dataset.
+// Each chunk is packed four bytes per u32 word (little-endian, byte 0 in the low bits), exactly as
+// the host uploads the u8 slice; a chunk's last word is zero-padded. index holds a shuffled
+// permutation of the examples for the epoch; offset (the batch's first position in it) changes
+// every step and is rewritten in Params.
 //
-// Bindings: 0 uniform Params, 1 data (u32 words), 2 index (u32), 3 out (f32 [batch, dim]).
+// Bindings: 0 uniform Params, 1 chunk data (u32 words), 2 index (u32), 3 out (f32 [batch, dim]).
 // Dispatch: 1-D over batch*dim, 256 per workgroup, folded into (x, y) like activation.wgsl.
 // CPU reference: src/cpu/gather.rs.
 
@@ -13,7 +20,12 @@ struct Params {
     batch: u32,
     dim: u32,
     offset: u32,
-    _pad: u32,
+    // The chunk's first example and its number of examples.
+    first: u32,
+    count: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,7 +41,13 @@ fn gather_u8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     let b = i / p.dim;
     let j = i % p.dim;
-    let byte_index = index[p.offset + b] * p.dim + j;
+    let e = index[p.offset + b];
+    // Below first, e - first wraps to a large value: one comparison covers both ends.
+    let local = e - p.first;
+    if (local >= p.count) {
+        return;
+    }
+    let byte_index = local * p.dim + j;
     let word = data[byte_index / 4u];
     let value = (word >> (8u * (byte_index % 4u))) & 0xffu;
     out[i] = f32(value) / 255.0;

@@ -2,7 +2,8 @@
 //!
 //! Layout: [`gpu`] (device, buffers, pipelines), [`kernels`] (one launcher per shader),
 //! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
-//! autoencoder's explicit forward and backward lists), [`data`], [`train`], [`checkpoint`], [`viz`].
+//! autoencoder's explicit forward and backward lists), [`data`], [`gpu_data`] (datasets as the GPU
+//! reads them), [`train`], [`checkpoint`], [`viz`].
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod generate;
 pub mod gpu;
+pub mod gpu_data;
 pub mod kernels;
 pub mod models;
 pub mod nn;

@@ -1,38 +1,22 @@
 //! The training loop and evaluation.
 //!
 //! A training step is one plan (gather, forward, loss, backward, update) recorded into one encoder
-//! with one submit. Only two uniforms change per step (the batch's offset into the shuffled index,
-//! and the optimiser's step count). The loss totals of every step are copied into a log buffer that
-//! is read once per epoch; the progress bar's running loss comes from a non-blocking readback.
+//! with one submit. Only the per-step uniforms change (the batch's offset into the shuffled index,
+//! read by one gather per data chunk, and the optimiser's step count); data streamed from the host
+//! is copied into the batch buffer before the submit (see `crate::gpu_data`). The loss totals of
+//! every step are copied into a log buffer that is read once per epoch; the progress bar's running
+//! loss comes from a non-blocking readback.
 
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
-use crate::kernels::gather::gather_u8;
+use crate::gpu_data::BatchFeed;
+pub use crate::gpu_data::{GpuDataset, Residency};
 use crate::kernels::optimizer::Optimizer;
 use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
-use crate::runner::{Plan, View};
+use crate::runner::Plan;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::time::Instant;
-
-/// A dataset resident on the GPU as u8 (4 pixels per word) plus an index buffer for shuffling.
-pub struct GpuDataset {
-    pub data: StorageBuffer,
-    pub index: StorageBuffer,
-    pub n: usize,
-    pub dim: usize,
-    pub labels: Vec<u8>,
-}
-
-impl GpuDataset {
-    pub fn upload(gpu: &Gpu, ds: &Dataset) -> Result<GpuDataset> {
-        let data = StorageBuffer::from_slice(gpu, &format!("{} images", ds.name), &ds.images)?;
-        let identity: Vec<u32> = (0..ds.n as u32).collect();
-        let index = StorageBuffer::from_slice(gpu, &format!("{} index", ds.name), &identity)?;
-        Ok(GpuDataset { data, index, n: ds.n, dim: ds.dim(), labels: ds.labels.clone() })
-    }
-}
 
 /// Settings of one training run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -108,6 +92,8 @@ pub struct Trainer<'a> {
     train: &'a GpuDataset,
     config: TrainConfig,
     acts: Activations,
+    /// The plan's gathers and, for streamed data, the batch copy before each submit.
+    feed: BatchFeed<'a>,
     plan: Plan,
     loss_log: StorageBuffer,
     steps_per_epoch: usize,
@@ -136,14 +122,8 @@ impl<'a> Trainer<'a> {
         }
         let variant = gpu.matmul_variant()?;
         let acts = model.activations(gpu, config.batch)?;
-        let mut launches = vec![gather_u8(
-            &acts.input(),
-            &View::whole(&train.data),
-            &View::whole(&train.index),
-            config.batch,
-            train.dim,
-            0,
-        )];
+        let feed = train.feed(gpu, &acts.input(), config.batch)?;
+        let mut launches = feed.launches().to_vec();
         launches.extend(model.forward(&acts, variant, Pass::TRAIN));
         launches.extend(model.loss(&acts, &acts.input(), true, false));
         launches.extend(model.backward(&acts, variant));
@@ -152,7 +132,7 @@ impl<'a> Trainer<'a> {
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
         let loss_log = StorageBuffer::zeroed(gpu, "loss log", LOG_STRIDE * steps_per_epoch)?;
-        Ok(Trainer { gpu, model, train, config, acts, plan, loss_log, steps_per_epoch, step: 0 })
+        Ok(Trainer { gpu, model, train, config, acts, feed, plan, loss_log, steps_per_epoch, step: 0 })
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -179,6 +159,7 @@ impl<'a> Trainer<'a> {
         self.step += 1;
         // The gather's batch offset, the optimiser's step and the random streams of this step.
         self.plan.advance(self.gpu, self.step, b * self.config.batch);
+        self.feed.stage(self.gpu, b * self.config.batch);
         let mut enc = self
             .gpu
             .device
@@ -217,7 +198,7 @@ impl<'a> Trainer<'a> {
             self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         order.shuffle(&mut rng);
-        self.train.index.write(self.gpu, 0, &order);
+        self.feed.set_order(self.gpu, order);
 
         let shown = Readback::new(self.gpu, LOG_STRIDE);
         let mut in_flight = std::collections::VecDeque::new();
@@ -277,8 +258,8 @@ pub struct Evaluator<'a> {
     gpu: &'a Gpu,
     model: &'a Autoencoder,
     data: &'a GpuDataset,
-    /// (batch size, activations, plan) for full batches and for the remainder.
-    plans: Vec<(usize, Activations, Plan)>,
+    /// (batch size, activations, plan, its gathers) for full batches and for the remainder.
+    plans: Vec<(usize, Activations, Plan, BatchFeed<'a>)>,
     /// The code layer's output for every example, `[n, code width]` (a VAE's is μ and log σ²).
     codes: StorageBuffer,
 }
@@ -320,32 +301,27 @@ impl<'a> Evaluator<'a> {
                 Some(acts) => acts,
                 None => model.activations(gpu, size)?,
             };
-            let mut launches = vec![gather_u8(
-                &acts.input(),
-                &View::whole(&data.data),
-                &View::whole(&data.index),
-                size,
-                data.dim,
-                0,
-            )];
+            let feed = data.feed(gpu, &acts.input(), size)?;
+            let mut launches = feed.launches().to_vec();
             // The training objective without dropout: a denoising model gets corrupted inputs (from
             // fixed evaluation streams), a VAE samples z.
             launches.extend(model.forward(&acts, variant, Pass::EVAL));
             launches.extend(model.loss(&acts, &acts.input(), false, true));
             let plan = Plan::new(gpu, "evaluate", &launches)?;
-            plans.push((size, acts, plan));
+            plans.push((size, acts, plan, feed));
         }
         Ok(Evaluator { gpu, model, data, plans, codes })
     }
 
     /// Evaluates every example in index order; keeps the first `keep_recon` reconstructions.
-    /// Uses the identity order: the dataset's index buffer must not be shuffled (test sets never are).
+    /// Uses the identity order: a resident dataset's index buffer must not be shuffled (test sets
+    /// never are); streamed data is always read in order.
     /// A VAE is evaluated with one sample of z per example, from fixed streams: repeatable.
     pub fn run(&self, keep_recon: usize) -> Result<EvalOutput> {
         let gpu = self.gpu;
         let model = self.model;
         let code_width = model.code_width();
-        for (_, acts, _) in &self.plans {
+        for (_, acts, _, _) in &self.plans {
             acts.totals().write(gpu, &[0.0, 0.0])?;
             if let Some(kl) = acts.kl_total() {
                 kl.write(gpu, &[0.0])?;
@@ -354,10 +330,11 @@ impl<'a> Evaluator<'a> {
         let mut start = 0;
         let mut recon = Vec::new();
         while start < self.data.n {
-            let (size, acts, plan) =
+            let (size, acts, plan, feed) =
                 if self.data.n - start >= self.plans[0].0 { &self.plans[0] } else { &self.plans[1] };
             let size = *size;
             plan.advance(gpu, EVAL_STREAM + start as u64, start);
+            feed.stage(gpu, start);
             gpu.scoped("evaluation", || {
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 plan.record_into(&mut enc);
@@ -380,7 +357,7 @@ impl<'a> Evaluator<'a> {
             start += size;
         }
         let mut sums = [0.0f64; 3];
-        for (_, acts, _) in &self.plans {
+        for (_, acts, _, _) in &self.plans {
             let t = acts.totals().read(gpu)?;
             sums[0] += t[0] as f64;
             sums[1] += t[1] as f64;

@@ -1,11 +1,32 @@
 //! Reference for `shaders/gather.wgsl`.
 
+use std::ops::Range;
+
 /// `out[b, j] = data[index[offset + b] * dim + j] / 255`.
 pub fn gather_u8(out: &mut [f32], data: &[u8], index: &[u32], batch: usize, dim: usize, offset: usize) {
+    gather_u8_chunk(out, data, index, batch, dim, offset, 0..u32::MAX as usize);
+}
+
+/// One chunk's dispatch: `chunk` holds the examples `examples` (from `examples.start`), and only the
+/// rows whose example is among them are written,
+/// `out[b, j] = chunk[(index[offset + b] - examples.start) * dim + j] / 255`.
+pub fn gather_u8_chunk(
+    out: &mut [f32],
+    chunk: &[u8],
+    index: &[u32],
+    batch: usize,
+    dim: usize,
+    offset: usize,
+    examples: Range<usize>,
+) {
     for b in 0..batch {
-        let src = index[offset + b] as usize * dim;
+        let e = index[offset + b] as usize;
+        if !examples.contains(&e) {
+            continue;
+        }
+        let src = (e - examples.start) * dim;
         for j in 0..dim {
-            out[b * dim + j] = data[src + j] as f32 / 255.0;
+            out[b * dim + j] = chunk[src + j] as f32 / 255.0;
         }
     }
 }

@@ -1,8 +1,10 @@
-//! Launcher for `shaders/gather.wgsl`: f32 batches from the u8 dataset resident on the GPU.
+//! Launcher for `shaders/gather.wgsl`: f32 batches from the u8 dataset resident on the GPU, whole
+//! or one chunk of examples per launch.
 
 use super::{Launch, grid_1d};
 use crate::gpu::View;
 use crate::gpu::{PerStep, PipelineKey, Shader, StepState};
+use std::ops::Range;
 
 /// `shaders/gather.wgsl`.
 pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl") };
@@ -14,16 +16,41 @@ pub struct GatherParams {
     pub dim: u32,
     /// Position of the batch's first example in the index buffer; rewritten every step.
     pub offset: u32,
-    pub _pad: u32,
+    /// The chunk's first example and number of examples.
+    pub first: u32,
+    pub count: u32,
+    pub _pad: [u32; 3],
 }
 
-/// `out[b, j] = data[index[offset + b] * dim + j] / 255`.
+/// `out[b, j] = data[index[offset + b] * dim + j] / 255`: the whole dataset in one buffer.
 pub fn gather_u8(out: &View, data: &View, index: &View, batch: usize, dim: usize, offset: usize) -> Launch {
-    let p = GatherParams { batch: batch as u32, dim: dim as u32, offset: offset as u32, _pad: 0 };
+    // Every example index is below u32::MAX, so one chunk from 0 of u32::MAX examples holds them all.
+    gather_u8_chunk(out, data, index, batch, dim, offset, 0..u32::MAX as usize)
+}
+
+/// The rows of the batch whose example is in `examples` (the chunk `chunk` holds, from its start):
+/// `out[b, j] = chunk[(index[offset + b] - examples.start) * dim + j] / 255`; other rows untouched.
+pub fn gather_u8_chunk(
+    out: &View,
+    chunk: &View,
+    index: &View,
+    batch: usize,
+    dim: usize,
+    offset: usize,
+    examples: Range<usize>,
+) -> Launch {
+    let p = GatherParams {
+        batch: batch as u32,
+        dim: dim as u32,
+        offset: offset as u32,
+        first: examples.start as u32,
+        count: examples.len() as u32,
+        _pad: [0; 3],
+    };
     Launch {
         key: PipelineKey::new(SHADER, "gather_u8", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),
-        views: vec![data.clone(), index.clone(), out.clone()],
+        views: vec![chunk.clone(), index.clone(), out.clone()],
         workgroups: grid_1d(batch * dim, 256),
         label: "gather",
         per_step: Some(PerStep { draws_random: false, rewrite: at_batch_offset }),
