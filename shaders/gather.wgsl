@@ -1,7 +1,10 @@
 // gather.wgsl: builds an f32 batch from the u8 dataset resident on the GPU, one chunk at a time.
 //
 //   e = index[offset + b]
-//   out[b, j] = chunk_u8[(e - first) * dim + j] / 255     for b < batch, j < dim, first <= e < first + count
+//   out[b, j] = (chunk_u8[(e - first) * dim + j] - zero) / scale
+//                                   for b < batch, j < dim, first <= e < first + count
+// zero = 0, scale = 255 (every dataset but one) gives pixels in [0, 1]; whitened patches are stored
+// as bytes around zero = 127.5 and come back in their own zero-mean units.
 // A dataset larger than one storage binding is split into chunks of whole examples, one buffer
 // each; a training step dispatches this entry point once per chunk, and each dispatch writes only
 // the rows whose example lives in its chunk (the others are left to their own chunk's dispatch).
@@ -23,9 +26,10 @@ struct Params {
     // The chunk's first example and its number of examples.
     first: u32,
     count: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // What a byte stands for: (byte - zero) / scale.
+    zero: f32,
+    scale: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,5 +54,5 @@ fn gather_u8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let byte_index = local * p.dim + j;
     let word = data[byte_index / 4u];
     let value = (word >> (8u * (byte_index % 4u))) & 0xffu;
-    out[i] = f32(value) / 255.0;
+    out[i] = (f32(value) - p.zero) / p.scale;
 }

@@ -7,7 +7,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Launch, StorageBuffer, View};
-use crate::kernels::gather::{gather_u8, gather_u8_chunk};
+use crate::kernels::gather::gather_u8_chunk_mapped;
 use std::ops::Range;
 
 /// Where a dataset's images live while a model trains on them.
@@ -27,6 +27,9 @@ pub struct GpuDataset {
     pub n: usize,
     pub dim: usize,
     pub labels: Vec<u8>,
+    /// What a byte stands for, `(byte - zero) / scale`: `(0, 255)` (pixels in [0, 1]) unless set
+    /// with [`GpuDataset::with_byte_map`].
+    bytes: (f32, f32),
     store: Store,
 }
 
@@ -64,7 +67,12 @@ impl GpuDataset {
                 store => store?,
             },
         };
-        Ok(GpuDataset { n: ds.n, dim: ds.dim(), labels: ds.labels.clone(), store })
+        Ok(GpuDataset { n: ds.n, dim: ds.dim(), labels: ds.labels.clone(), bytes: (0.0, 255.0), store })
+    }
+
+    /// The same data with bytes read through `map` (whitened patches: `(byte - 127.5) / scale`).
+    pub fn with_byte_map(self, map: crate::data::U8Map) -> GpuDataset {
+        GpuDataset { bytes: (map.offset, map.scale), ..self }
     }
 
     /// GPU buffers holding the images; 0 when they are streamed from the host.
@@ -104,7 +112,8 @@ impl GpuDataset {
                     .iter()
                     .map(|c| {
                         let data = View::whole(&c.data);
-                        gather_u8_chunk(out, &data, &order, batch, self.dim, 0, c.examples.clone())
+                        let examples = c.examples.clone();
+                        gather_u8_chunk_mapped(out, &data, &order, batch, self.dim, 0, examples, self.bytes)
                     })
                     .collect();
                 (launches, Source::Index(index.clone()))
@@ -114,8 +123,17 @@ impl GpuDataset {
                 let identity: Vec<u32> = (0..batch as u32).collect();
                 let order = StorageBuffer::from_slice(gpu, "streamed batch order", &identity)?;
                 // The host writes the batch in order: the gather's offset stays 0.
-                let mut launch =
-                    gather_u8(out, &View::whole(&buffer), &View::whole(&order), batch, self.dim, 0);
+                let (data, all) = (View::whole(&buffer), 0..u32::MAX as usize);
+                let mut launch = gather_u8_chunk_mapped(
+                    out,
+                    &data,
+                    &View::whole(&order),
+                    batch,
+                    self.dim,
+                    0,
+                    all,
+                    self.bytes,
+                );
                 launch.per_step = None;
                 (vec![launch], Source::Stream { images, buffer, order: Vec::new() })
             }

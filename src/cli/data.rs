@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::source::{Layout, Whiten};
-use crate::data::{self, DataSource, FolderSpec, PatchSpec, SourceKind, Split};
+use crate::data::{self, DataSource, Dataset, FolderSpec, PatchSpec, SourceKind, Split, U8Map};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::train::{GpuDataset, Residency};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {
@@ -59,7 +61,8 @@ pub struct DataArgs {
     /// Train on N random SIZE x SIZE patches of the images (photographs), e.g. 50000:8.
     #[arg(long)]
     patches: Option<String>,
-    /// Whiten the patches: zca or pca (fitted on the training patches).
+    /// Whiten the patches: zca or pca (fitted on the training patches), optionally with the
+    /// regulariser as a fraction of the mean eigenvalue, e.g. zca:0.1 (default 0.01).
     #[arg(long, requires = "patches")]
     whiten: Option<String>,
 }
@@ -153,23 +156,60 @@ impl DataArgs {
         if n == 0 || size == 0 {
             return Err(bad());
         }
-        let whiten = match self.whiten.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let arg = self.whiten.as_deref().map(str::to_ascii_lowercase);
+        let bad = || {
+            Error::Config(format!(
+                "--whiten '{}': use zca, pca or none, optionally :EPSILON",
+                arg.as_deref().unwrap_or("")
+            ))
+        };
+        let (kind, epsilon) = match arg.as_deref().map(|a| a.split_once(':').unwrap_or((a, ""))) {
+            None => (None, ""),
+            Some((kind, eps)) => (Some(kind), eps),
+        };
+        let whiten = match kind {
             None | Some("none") => None,
             Some("zca") => Some(Whiten::Zca),
             Some("pca") => Some(Whiten::Pca),
-            Some(other) => return Err(Error::Config(format!("--whiten '{other}': use zca, pca or none"))),
+            Some(_) => return Err(bad()),
         };
-        Ok(PatchSpec { n, size, seed: self.data_seed, test_fraction: self.test_fraction, whiten })
+        let epsilon = match epsilon {
+            "" => None,
+            e => Some(e.parse::<f64>().ok().filter(|e| *e > 0.0 && e.is_finite()).ok_or_else(bad)?),
+        };
+        Ok(PatchSpec { n, size, seed: self.data_seed, test_fraction: self.test_fraction, whiten, epsilon })
     }
 }
 
-/// Loads `source`, printing what loading did.
-pub(super) fn load_source(source: &DataSource) -> Result<Split> {
+/// Loads `source`, printing what loading did; with the byte map of whitened patches.
+pub(super) fn load_source(source: &DataSource) -> Result<(Split, Option<U8Map>)> {
     let (split, report) = source.load()?;
     for line in &report.lines {
         eprintln!("data:    {line}");
     }
-    Ok(split)
+    Ok((split, report.byte_map))
+}
+
+/// Uploads a split's data for the GPU to read, through `map` when the bytes are whitened values.
+pub(super) fn upload(
+    gpu: &Gpu,
+    ds: &Dataset,
+    map: Option<U8Map>,
+    residency: Residency,
+) -> Result<GpuDataset> {
+    let data = GpuDataset::upload_with(gpu, ds, residency)?;
+    Ok(match map {
+        Some(m) => data.with_byte_map(m),
+        None => data,
+    })
+}
+
+/// Model outputs as picture values in [0, 1]: whitened values go back through the byte map.
+pub(super) fn for_display(values: &[f32], map: Option<U8Map>) -> Vec<f32> {
+    match map {
+        Some(m) => values.iter().map(|&x| f32::from(m.encode(x)) / 255.0).collect(),
+        None => values.to_vec(),
+    }
 }
 
 /// `ROWSxCOLS` or `SIDE`.
@@ -205,7 +245,7 @@ pub(super) fn export_cmd(args: ExportArgs) -> Result<()> {
         return Err(Error::Config("--limit must be at least 1".into()));
     }
     let source = args.data.source()?;
-    let split = load_source(&source)?;
+    let (split, _) = load_source(&source)?;
     for (part, ds) in [("train", &split.train), ("test", &split.test)] {
         let ds = match args.limit {
             Some(n) => ds.subset(0..n),

@@ -211,6 +211,14 @@ pub struct TrainArgs {
     /// Evaluate on only the first N test examples (quick experiments, the golden-record test).
     #[arg(long)]
     test_limit: Option<usize>,
+    /// Keep the data in host memory and copy each step's batch to the GPU (for data larger than
+    /// GPU memory; the default keeps it on the GPU and falls back to this when it does not fit).
+    #[arg(long)]
+    stream_data: bool,
+    /// Split the data on the GPU into buffers of at most this many MiB (default: the adapter's
+    /// storage binding limit).
+    #[arg(long, conflicts_with = "stream_data")]
+    chunk_mb: Option<u64>,
     /// Output folder.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,

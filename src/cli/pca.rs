@@ -28,7 +28,10 @@ pub struct PcaArgs {
 }
 
 pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
-    let mut split = load_source(&args.data.source()?)?;
+    let (mut split, map) = load_source(&args.data.source()?)?;
+    if map.is_some() {
+        eprintln!("note:    whitened patches: the errors below are in whitened units, not pixels");
+    }
     for (flag, limit, ds) in [
         ("--train-limit", args.train_limit, &mut split.train),
         ("--test-limit", args.test_limit, &mut split.test),

@@ -1,7 +1,7 @@
 //! `aegpu train`: the model from the flags (a preset, --layers, --arch or --arch-file, and the
 //! regularisers), the training run, its metrics, checkpoint and pictures.
 
-use super::data::load_source;
+use super::data::{for_display, load_source, upload};
 use super::{TrainArgs, parse_act};
 use crate::checkpoint;
 use crate::data;
@@ -14,7 +14,7 @@ use crate::kernels::penalty::SparseNorm;
 use crate::models::conv::ConvConfig;
 use crate::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
 use crate::models::{Autoencoder, Init, ModelConfig};
-use crate::train::{self, EvalOutput, Evaluator, GpuDataset, TrainConfig};
+use crate::train::{self, EvalOutput, Evaluator, Residency, TrainConfig};
 use std::io::Write;
 use std::path::Path;
 
@@ -33,7 +33,8 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         (None, _) => Init::Glorot,
     };
     let source = args.data.source()?;
-    let mut split = load_source(&source)?;
+    let (mut split, map) = load_source(&source)?;
+
     if let Some(n) = args.train_limit {
         if n == 0 {
             return Err(Error::Config("--train-limit must be at least 1".into()));
@@ -59,8 +60,15 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     };
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = Autoencoder::new(&gpu, config, args.seed, init)?;
+    let identity = model.output_activation() == crate::kernels::Activation::Identity;
+    if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
+        return Err(Error::Config(
+            "whitened patches are zero-mean values, not pixels in [0, 1]: use --loss mse --output identity"
+                .into(),
+        ));
+    }
     let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
-    train_model(&gpu, &model, &args, &source, &split, &tc, init)
+    train_model(&gpu, &model, &args, &source, (&split, map), &tc, init)
 }
 
 /// The dense model `--model dense|vae` with `--preset` or `--layers` and the regularisers describe.
@@ -165,12 +173,17 @@ fn train_model(
     model: &Autoencoder,
     args: &TrainArgs,
     source: &data::DataSource,
-    split: &data::Split,
+    (split, map): (&data::Split, Option<data::U8Map>),
     tc: &TrainConfig,
     init: Init,
 ) -> Result<()> {
-    let train_gpu = GpuDataset::upload(gpu, &split.train)?;
-    let test_gpu = GpuDataset::upload(gpu, &split.test)?;
+    let residency = match (args.stream_data, args.chunk_mb) {
+        (true, _) => Residency::Host,
+        (false, Some(mb)) => Residency::Gpu { max_chunk_bytes: Some(mb.saturating_mul(1 << 20)) },
+        (false, None) => Residency::Auto,
+    };
+    let train_gpu = upload(gpu, &split.train, map, residency)?;
+    let test_gpu = upload(gpu, &split.test, map, residency)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     let metrics_path = args.out.join("metrics.jsonl");
     let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
@@ -196,6 +209,7 @@ fn train_model(
         split.test.n,
         source.name()
     );
+    eprintln!("data:    train set {}, test set {}", train_gpu.describe(), test_gpu.describe());
     let choices = model.kernel_choices();
     if !choices.is_empty() {
         eprintln!("kernels: {choices}");
@@ -226,12 +240,19 @@ fn train_model(
     })?;
     let evaluator = Evaluator::new(gpu, model, &test_gpu, 1000)?;
     let out = evaluator.run(16)?;
-    write_pictures(gpu, model, &args.out, &split.test, &out)?;
-    eprintln!(
-        "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
-        psnr_db(out.metrics.mse_px),
-        args.out.display()
-    );
+    write_pictures(gpu, model, &args.out, &split.test, map, &out)?;
+    match map {
+        None => eprintln!(
+            "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
+            psnr_db(out.metrics.mse_px),
+            args.out.display()
+        ),
+        Some(_) => eprintln!(
+            "test MSE {:.5} per value in whitened units (unit variance); wrote {}",
+            out.metrics.mse_px,
+            args.out.display()
+        ),
+    }
     Ok(())
 }
 
@@ -247,12 +268,14 @@ pub(super) fn write_pictures(
     model: &Autoencoder,
     dir: &Path,
     test: &data::Dataset,
+    map: Option<data::U8Map>,
     out: &EvalOutput,
 ) -> Result<()> {
     let shape = test.shape();
     let k = out.recon.len() / test.dim();
     let originals = test.images_f32(0..k);
-    crate::viz::save_recon_png(&dir.join("recon.png"), &originals, &out.recon, k, shape, 16)?;
+    let recon = for_display(&out.recon, map);
+    crate::viz::save_recon_png(&dir.join("recon.png"), &originals, &recon, k, shape, 16)?;
     if let Some((_, dims, weights)) = model.export(gpu)?.into_iter().next()
         && let [units, inputs] = dims[..]
         && inputs == test.dim()
@@ -271,12 +294,12 @@ pub(super) fn write_pictures(
         crate::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
         let steps = 15;
         let codes = generate::grid_codes(model, &out.codes, steps)?;
-        let images = generate::decode(gpu, model, &codes)?;
+        let images = for_display(&generate::decode(gpu, model, &codes)?, map);
         crate::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, shape, steps, 1)?;
     }
     if model.variational().is_some() {
         let codes = generate::sample_codes(model, &out.codes, 64, 0);
-        let images = generate::decode(gpu, model, &codes)?;
+        let images = for_display(&generate::decode(gpu, model, &codes)?, map);
         crate::viz::save_image_grid(&dir.join("samples.png"), &images, 64, shape, 8, 2)?;
     }
     Ok(())

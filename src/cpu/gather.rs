@@ -19,6 +19,21 @@ pub fn gather_u8_chunk(
     offset: usize,
     examples: Range<usize>,
 ) {
+    gather_u8_chunk_mapped(out, chunk, index, batch, dim, offset, examples, (0.0, 255.0));
+}
+
+/// [`gather_u8_chunk`] with bytes meaning `(byte - zero) / scale`.
+#[allow(clippy::too_many_arguments)]
+pub fn gather_u8_chunk_mapped(
+    out: &mut [f32],
+    chunk: &[u8],
+    index: &[u32],
+    batch: usize,
+    dim: usize,
+    offset: usize,
+    examples: Range<usize>,
+    (zero, scale): (f32, f32),
+) {
     for b in 0..batch {
         let e = index[offset + b] as usize;
         if !examples.contains(&e) {
@@ -26,7 +41,7 @@ pub fn gather_u8_chunk(
         }
         let src = (e - examples.start) * dim;
         for j in 0..dim {
-            out[b * dim + j] = chunk[src + j] as f32 / 255.0;
+            out[b * dim + j] = (chunk[src + j] as f32 - zero) / scale;
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct PatchSpec {
     /// mean eigenvalue), stored as bytes through a symmetric map that clips the 0.1% largest |z|.
     #[serde(default)]
     pub whiten: Option<Whiten>,
+    /// The whitening's regulariser as a fraction of the mean eigenvalue (default 0.01): larger
+    /// values damp more of the high frequencies (pixel noise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
 }
 
 /// The whitening of [`PatchSpec`].
@@ -209,7 +213,9 @@ impl DataSource {
                 test: test.to_dataset(&name, &U8Map::UNIT)?,
             });
         };
-        let opts = WhitenOptions { kind: kind.into(), ..WhitenOptions::default() };
+        let defaults = WhitenOptions::default();
+        let opts =
+            WhitenOptions { kind: kind.into(), epsilon: p.epsilon.unwrap_or(defaults.epsilon), ..defaults };
         let (train_w, map) = super::whiten(&train, &opts)?;
         let test_w = map.apply(&test)?;
         let bytes = U8Map::symmetric(&train_w.data, WHITE_QUANTILE)?;

@@ -19,7 +19,10 @@ pub struct GatherParams {
     /// The chunk's first example and number of examples.
     pub first: u32,
     pub count: u32,
-    pub _pad: [u32; 3],
+    /// A byte `v` becomes `(v - zero) / scale`.
+    pub zero: f32,
+    pub scale: f32,
+    pub _pad: u32,
 }
 
 /// `out[b, j] = data[index[offset + b] * dim + j] / 255`: the whole dataset in one buffer.
@@ -39,13 +42,31 @@ pub fn gather_u8_chunk(
     offset: usize,
     examples: Range<usize>,
 ) -> Launch {
+    gather_u8_chunk_mapped(out, chunk, index, batch, dim, offset, examples, (0.0, 255.0))
+}
+
+/// [`gather_u8_chunk`] with another meaning of the bytes: `out[b, j] = (byte - zero) / scale` for
+/// `(zero, scale) = bytes` (whitened patches are stored around 127.5).
+#[allow(clippy::too_many_arguments)]
+pub fn gather_u8_chunk_mapped(
+    out: &View,
+    chunk: &View,
+    index: &View,
+    batch: usize,
+    dim: usize,
+    offset: usize,
+    examples: Range<usize>,
+    (zero, scale): (f32, f32),
+) -> Launch {
     let p = GatherParams {
         batch: batch as u32,
         dim: dim as u32,
         offset: offset as u32,
         first: examples.start as u32,
         count: examples.len() as u32,
-        _pad: [0; 3],
+        zero,
+        scale,
+        _pad: 0,
     };
     Launch {
         key: PipelineKey::new(SHADER, "gather_u8", &[]),
