@@ -10,7 +10,7 @@ mod common;
 
 use aegpu::cpu;
 use aegpu::gpu::{Gpu, StorageBuffer};
-use aegpu::kernels::gather::{GatherParams, gather_u8, gather_u8_chunk};
+use aegpu::kernels::gather::{GatherParams, gather_u8, gather_u8_chunk, gather_u8_chunk_mapped};
 use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::{Activation, Launch, activation, grid_1d, reduce};
@@ -781,7 +781,9 @@ fn gather_u8_offset_rewritten_in_place() {
             offset: offset as u32,
             first: 0,
             count: u32::MAX,
-            _pad: [0; 3],
+            zero: 0.0,
+            scale: 255.0,
+            _pad: 0,
         };
         plan.set_uniform(&gpu, 0, bytemuck::bytes_of(&params));
         plan.run(&gpu).unwrap();
@@ -789,6 +791,34 @@ fn gather_u8_offset_rewritten_in_place() {
         cpu::gather::gather_u8(&mut want, &bytes, &index, batch, dim, offset);
         let ctx = format!("gather offset={offset}");
         assert_bits_eq(&ctx, &read_checked(&gpu, &ctx, &gout, batch * dim), &want);
+    }
+}
+
+/// Whitened patches are bytes around 127.5: the mapped gather gives `(byte - zero) / scale`, and
+/// the unit map `(0, 255)` is the plain gather bit for bit.
+#[test]
+fn gather_u8_mapped_matches_reference_exactly() {
+    let gpu = gpu();
+    let (examples, dim, batch) = (9usize, 7usize, 6usize);
+    let bytes = dataset(examples, dim, 93);
+    let mut index: Vec<u32> = (0..examples as u32).collect();
+    index.shuffle(&mut rng(94));
+    let gdata = StorageBuffer::from_slice(&gpu, "data", &bytes).unwrap();
+    let gindex = StorageBuffer::from_slice(&gpu, "index", &index).unwrap();
+    for map in [(127.5f32, 39.3f32), (0.0, 255.0)] {
+        let gout = upload_with_tail(&gpu, "out", &vec![SENTINEL; batch * dim]);
+        let (out, data, idx) = (View::whole(&gout), View::whole(&gdata), View::whole(&gindex));
+        let launch = gather_u8_chunk_mapped(&out, &data, &idx, batch, dim, 2, 0..examples, map);
+        Plan::new(&gpu, "gather mapped", &[launch]).unwrap().run(&gpu).unwrap();
+        let mut want = vec![0.0; batch * dim];
+        cpu::gather::gather_u8_chunk_mapped(&mut want, &bytes, &index, batch, dim, 2, 0..examples, map);
+        let ctx = format!("gather map {map:?}");
+        assert_bits_eq(&ctx, &read_checked(&gpu, &ctx, &gout, batch * dim), &want);
+        if map == (0.0, 255.0) {
+            let mut plain = vec![0.0; batch * dim];
+            cpu::gather::gather_u8(&mut plain, &bytes, &index, batch, dim, 2);
+            assert_bits_eq("unit map vs plain", &want, &plain);
+        }
     }
 }
 

@@ -235,6 +235,10 @@ fn whitened_photo_patches_train_and_pca_gives_a_baseline() {
     assert!(log.contains("Zca whitening"), "{log}");
     assert!(log.contains("dense 64-100"), "{log}");
     assert!(out.join("filters.png").is_file());
+    // Whitened values are not pixels: a sigmoid output with BCE is refused.
+    let args =
+        ["train", "--data-folder", s(&photos), "--patches", "500:8", "--whiten", "zca:0.5", "--layers", "8"];
+    fails(aegpu(t, &args), "BCE on whitened patches", &["--loss mse --output identity"]);
     let pca = ok(
         aegpu(
             t,
