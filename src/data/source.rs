@@ -272,7 +272,8 @@ fn load_folder_split(f: &FolderSpec, report: &mut LoadReport) -> Result<Split> {
         None if has_train_test(&f.dir) => (f.dir.join("train"), Some(f.dir.join("test"))),
         None => (f.dir.clone(), None),
     };
-    let (train, r) = super::load_folder(&train_dir, &opts)?;
+    let (mut train, r) = super::load_folder(&train_dir, &opts)?;
+    train.name = leaf(&f.dir);
     note_folder(report, &train_dir, &r);
     let Some(test_dir) = test_dir else {
         report.lines.push(format!(
@@ -286,7 +287,8 @@ fn load_folder_split(f: &FolderSpec, report: &mut LoadReport) -> Result<Split> {
     // The test images take the training set's channels and size, so the model fits both.
     let test_opts =
         FolderOptions { channels: Some(train.channels), size: Some((train.rows, train.cols)), ..opts };
-    let (test, r) = super::load_folder(&test_dir, &test_opts)?;
+    let (mut test, r) = super::load_folder(&test_dir, &test_opts)?;
+    test.name = leaf(&f.dir);
     note_folder(report, &test_dir, &r);
     if !train.class_names.is_empty() && !test.class_names.is_empty() && train.class_names != test.class_names
     {
