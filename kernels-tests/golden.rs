@@ -12,13 +12,19 @@
 //! with `AEGPU_GOLDEN_WRITE=1 cargo test --release --test golden`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+mod common;
+use common::data_dir;
 
 const RECORD: &str = "kernels-tests/golden/records.json";
 
-/// (name, extra environment, train flags) of every case.
-fn cases() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Vec<&'static str>)> {
+/// (name, extra environment, train flags) of one case.
+type Case = (&'static str, Vec<(&'static str, &'static str)>, Vec<&'static str>);
+
+/// Every case.
+fn cases() -> Vec<Case> {
     let direct = vec![("AEGPU_CONV", "direct")];
     let gemm = vec![("AEGPU_CONV", "gemm")];
     vec![
@@ -46,20 +52,6 @@ fn cases() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Vec<&'static
             vec!["--model", "vae", "--layers", "64,8", "--dropout", "0.1", "--beta", "0.5"],
         ),
     ]
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("AEGPU_DATA")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    // CI always has the data: there a missing folder is a failure, not a skip.
-    assert!(std::env::var_os("CI").is_none(), "no data directory at {} in CI", dir.display());
-    eprintln!("note: no data directory at {} (set AEGPU_DATA); golden test skipped", dir.display());
-    None
 }
 
 fn fnv1a(bytes: &[u8]) -> String {

@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use image::{Rgb, RgbImage};
 
+mod common;
+use common::data_dir;
+
 /// A fresh folder under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -29,19 +32,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("AEGPU_DATA")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(std::env::var_os("CI").is_none(), "no data directory at {} in CI", dir.display());
-    eprintln!("note: no data directory at {} (set AEGPU_DATA); test skipped", dir.display());
-    None
 }
 
 /// Runs `aegpu ARGS` with a private tuning cache under `home`.

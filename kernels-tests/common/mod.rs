@@ -4,6 +4,7 @@
 
 use aegpu::gpu::{Gpu, GpuOptions};
 use rand::{RngExt, SeedableRng};
+use std::path::{Path, PathBuf};
 
 /// The test GPU. Fails the test (does not skip it) when there is none: CI installs lavapipe.
 pub fn gpu() -> Gpu {
@@ -50,4 +51,19 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             first.join(", ")
         );
     }
+}
+
+/// The real datasets: `$AEGPU_DATA`, else `../shared/data` beside the clone. `None` (the test is
+/// skipped, with a note) when neither exists, except in CI, which always has the data.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("AEGPU_DATA")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("CI").is_none(), "no data directory at {} in CI", dir.display());
+    eprintln!("note: no data directory at {} (set AEGPU_DATA); test skipped", dir.display());
+    None
 }
