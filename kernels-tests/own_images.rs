@@ -4,93 +4,18 @@
 //! photographs (whitened) train and have a PCA baseline; and every bad input gets an error that
 //! names it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
 mod common;
+use common::cli::{TempDir, aegpu, fails, ok, result_of, s};
 use common::data_dir;
-
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("aegpu-own-images-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `aegpu ARGS` with a private tuning cache under `home`.
-fn aegpu(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aegpu"))
-        .args(args)
-        .env("AEGPU_MATMUL", "reg")
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HOME", home)
-        .output()
-        .expect("running the aegpu binary")
-}
-
-fn ok(out: Output, what: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{what} failed:\n{stderr}");
-    stderr + &String::from_utf8_lossy(&out.stdout)
-}
-
-fn fails(out: Output, what: &str, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what} should fail");
-    for n in needles {
-        assert!(stderr.contains(n), "{what}: error should mention '{n}':\n{stderr}");
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 temp path")
-}
-
-/// Every checkpoint tensor's name, shape and bytes.
-type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
-
-/// metrics.jsonl without timings, and the checkpoint's tensors.
-fn result_of(dir: &Path) -> (Vec<serde_json::Value>, Tensors) {
-    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .expect("metrics.jsonl")
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON");
-            let m = v.as_object_mut().expect("object");
-            m.remove("epoch_s");
-            m.remove("samples_per_s");
-            v
-        })
-        .collect();
-    let bytes = std::fs::read(dir.join("model.safetensors")).expect("checkpoint");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let mut tensors: Vec<_> =
-        st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    (metrics, tensors)
-}
 
 #[test]
 fn mnist_exported_to_png_trains_bit_identically() {
     let Some(data) = data_dir() else { return };
-    let tmp = TempDir::new("mnist");
+    let tmp = TempDir::new("own-images-mnist");
     let t = tmp.path();
     let png = t.join("mnist-png");
     ok(aegpu(t, &["export-images", "--data", s(&data), "--limit", "300", "--out", s(&png)]), "export");
@@ -133,7 +58,7 @@ fn has_colour(path: &Path) -> bool {
 
 #[test]
 fn colour_folder_trains_a_conv_preset_and_draws_colour() {
-    let tmp = TempDir::new("colour");
+    let tmp = TempDir::new("own-images-colour");
     let t = tmp.path();
     let photos = t.join("colour");
     colour_folder(&photos, 24);
@@ -185,7 +110,7 @@ fn colour_folder_trains_a_conv_preset_and_draws_colour() {
 fn whitened_photo_patches_train_and_pca_gives_a_baseline() {
     let Some(data) = data_dir() else { return };
     let photos = data.join("photos");
-    let tmp = TempDir::new("patches");
+    let tmp = TempDir::new("own-images-patches");
     let t = tmp.path();
     let out = t.join("sparse");
     let log = ok(
@@ -259,7 +184,7 @@ fn whitened_photo_patches_train_and_pca_gives_a_baseline() {
 
 #[test]
 fn bad_image_inputs_get_errors_that_name_them() {
-    let tmp = TempDir::new("errors");
+    let tmp = TempDir::new("own-images-errors");
     let t = tmp.path();
     let train = |extra: &[&str]| {
         let mut a = vec!["train", "--epochs", "1", "--batch", "4", "--quiet", "--out", "/nonexistent/never"];

@@ -60,9 +60,16 @@ pub enum Error {
     #[error("bad checkpoint {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
 
-    /// The training loss became NaN/inf or exploded.
-    #[error("training diverged at epoch {epoch}, step {step}: loss = {loss}; lower --lr (now {lr})")]
-    Diverged { epoch: usize, step: usize, loss: f32, lr: f32 },
+    /// The training loss (or a test figure after an epoch) became NaN/inf or exploded.
+    #[error(
+        "training diverged in epoch {epoch} at step {step} of the epoch: {what} = {loss}.\n  \
+         Lower --lr (now {lr}), or use a larger --batch; a model with a BCE loss needs a sigmoid --output"
+    )]
+    Diverged { epoch: usize, step: usize, what: String, loss: f32, lr: f32 },
+
+    /// The run was interrupted (Ctrl-C) and saved where it stopped.
+    #[error("{0}")]
+    Interrupted(String),
 
     /// Any file-system error, with the path it happened on.
     #[error("{path}: {source}")]

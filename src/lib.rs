@@ -4,6 +4,7 @@
 //! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
 //! autoencoder's explicit forward and backward lists), [`data`], [`gpu_data`] (datasets as the GPU
 //! reads them), [`train`], [`checkpoint`], [`viz`].
+pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
@@ -17,6 +18,8 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod pca;
+pub mod resume;
+pub mod run;
 pub mod runner;
 pub mod train;
 pub mod tune;

@@ -16,7 +16,6 @@ use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
 use crate::runner::Plan;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use std::time::Instant;
 
 /// Settings of one training run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -139,6 +138,10 @@ impl<'a> Trainer<'a> {
         self.steps_per_epoch
     }
 
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
     /// Dispatches per training step (the plan's length); the step is one submit.
     pub fn dispatches_per_step(&self) -> usize {
         self.plan.len()
@@ -190,9 +193,53 @@ impl<'a> Trainer<'a> {
         self.gpu.queue.submit([enc.finish()])
     }
 
+    /// Optimiser steps taken so far (the step counter of the update and of the random streams).
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// The loss-log words of the current epoch's first `steps` steps (for an interrupted epoch's
+    /// resume state).
+    pub fn loss_log_prefix(&self, steps: usize) -> Result<Vec<f32>> {
+        self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * steps.min(self.steps_per_epoch))
+    }
+
+    /// Continues from a saved position: the step counter and the log of the epoch's steps done so
+    /// far (the model's parameters and optimiser moments are restored by the caller).
+    pub fn restore(&mut self, step: u64, log_prefix: &[f32]) -> Result<()> {
+        if !log_prefix.len().is_multiple_of(LOG_STRIDE)
+            || log_prefix.len() > LOG_STRIDE * self.steps_per_epoch
+        {
+            return Err(Error::Config(format!(
+                "a saved loss log of {} words does not fit an epoch of {} steps",
+                log_prefix.len(),
+                self.steps_per_epoch
+            )));
+        }
+        self.step = step;
+        self.loss_log.write(self.gpu, 0, log_prefix);
+        Ok(())
+    }
+
     /// One epoch over a fresh shuffle. Returns the mean training loss (per pixel).
     /// `progress` is called with (steps done, running loss) now and then.
-    pub fn epoch(&mut self, epoch: usize, mut progress: impl FnMut(usize, Option<f64>)) -> Result<f64> {
+    pub fn epoch(&mut self, epoch: usize, progress: impl FnMut(usize, Option<f64>)) -> Result<f64> {
+        match self.run_epoch(epoch, 0, &|| false, progress)? {
+            EpochEnd::Finished { train_loss } => Ok(train_loss),
+            EpochEnd::Stopped { .. } => unreachable!("never asked to stop"),
+        }
+    }
+
+    /// Epoch `epoch` from batch `from` of its (seeded) order, stopping early after the step during
+    /// which `stop()` turns true. The order depends only on the seed and the epoch, and every
+    /// random stream only on the step, so an epoch resumed at `from` continues exactly.
+    pub fn run_epoch(
+        &mut self,
+        epoch: usize,
+        from: usize,
+        stop: &dyn Fn() -> bool,
+        mut progress: impl FnMut(usize, Option<f64>),
+    ) -> Result<EpochEnd> {
         let mut order: Vec<u32> = (0..self.train.n as u32).collect();
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
             self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -202,7 +249,7 @@ impl<'a> Trainer<'a> {
 
         let shown = Readback::new(self.gpu, LOG_STRIDE);
         let mut in_flight = std::collections::VecDeque::new();
-        for b in 0..self.steps_per_epoch {
+        for b in from..self.steps_per_epoch {
             let want_show = b % SHOW_EVERY == SHOW_EVERY - 1 && shown.is_idle();
             let index =
                 self.gpu.scoped("training step", || self.submit_step(b, want_show.then_some(&shown)))?;
@@ -212,13 +259,7 @@ impl<'a> Trainer<'a> {
             in_flight.push_back(index);
             if in_flight.len() > MAX_IN_FLIGHT {
                 let oldest = in_flight.pop_front().expect("non-empty");
-                self.gpu
-                    .device
-                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
-                    .map_err(|e| Error::Readback {
-                        context: "training step".into(),
-                        message: e.to_string(),
-                    })?;
+                self.wait(oldest)?;
             } else {
                 let _ = self.gpu.device.poll(wgpu::PollType::Poll);
             }
@@ -226,31 +267,63 @@ impl<'a> Trainer<'a> {
             if let Some(loss) = running
                 && !loss.is_finite()
             {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: b,
-                    loss: loss as f32,
-                    lr: self.config.optimizer.lr(),
-                });
+                return Err(self.diverged(epoch, b, loss));
             }
             progress(b + 1, running);
+            if stop() && b + 1 < self.steps_per_epoch {
+                if let Some(last) = in_flight.pop_back() {
+                    self.wait(last)?;
+                }
+                // The steps done so far must all be finite for the saved state to be worth resuming.
+                let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * (b + 1))?;
+                self.check_log(epoch, &log)?;
+                return Ok(EpochEnd::Stopped { next_batch: b + 1 });
+            }
         }
         let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
+        let sum = self.check_log(epoch, &log)?;
+        Ok(EpochEnd::Finished { train_loss: sum / self.steps_per_epoch as f64 })
+    }
+
+    /// The sum of the logged steps' losses, or the first non-finite or exploding one as an error.
+    fn check_log(&self, epoch: usize, log: &[f32]) -> Result<f64> {
         let mut sum = 0.0f64;
         for (b, words) in log.chunks(LOG_STRIDE).enumerate() {
             let loss = self.step_loss(words);
             if !loss.is_finite() || loss > 1e6 {
-                return Err(Error::Diverged {
-                    epoch,
-                    step: b,
-                    loss: loss as f32,
-                    lr: self.config.optimizer.lr(),
-                });
+                return Err(self.diverged(epoch, b, loss));
             }
             sum += loss;
         }
-        Ok(sum / self.steps_per_epoch as f64)
+        Ok(sum)
     }
+
+    fn diverged(&self, epoch: usize, step: usize, loss: f64) -> Error {
+        Error::Diverged {
+            epoch,
+            step,
+            what: "training loss".into(),
+            loss: loss as f32,
+            lr: self.config.optimizer.lr(),
+        }
+    }
+
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.gpu
+            .device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map(|_| ())
+            .map_err(|e| Error::Readback { context: "training step".into(), message: e.to_string() })
+    }
+}
+
+/// How [`Trainer::run_epoch`] ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EpochEnd {
+    /// Every step ran; the mean training loss of the epoch.
+    Finished { train_loss: f64 },
+    /// Asked to stop: the epoch continues at this batch.
+    Stopped { next_batch: usize },
 }
 
 /// Runs a model over a whole dataset in batches: test metrics, codes, reconstructions.
@@ -385,63 +458,4 @@ impl<'a> Evaluator<'a> {
         let metrics = EvalMetrics { mse_px, bce_px, loss, vae, code_mean, code_near_zero, jacobian_fro };
         Ok(EvalOutput { metrics, codes, recon })
     }
-}
-
-/// Trains for `config.epochs`, evaluating on `test` after every epoch; `on_epoch` sees each epoch's
-/// metrics (write them, checkpoint, ...). Progress goes to a bar on stderr when `show_progress`.
-pub fn train(
-    gpu: &Gpu,
-    model: &Autoencoder,
-    train: &GpuDataset,
-    test: &GpuDataset,
-    config: &TrainConfig,
-    show_progress: bool,
-    mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator) -> Result<()>,
-) -> Result<Vec<EpochMetrics>> {
-    let mut trainer = Trainer::new(gpu, model, train, config.clone())?;
-    let evaluator = Evaluator::new(gpu, model, test, 1000)?;
-    let mut history = Vec::new();
-    for epoch in 1..=config.epochs {
-        let bar = if show_progress {
-            indicatif::ProgressBar::new(trainer.steps_per_epoch() as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{}", config.epochs));
-        let start = Instant::now();
-        let train_loss = trainer.epoch(epoch, |done, running| {
-            bar.set_position(done as u64);
-            if let Some(l) = running {
-                bar.set_message(format!("loss {l:.5}"));
-            }
-        })?;
-        let epoch_s = start.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let eval = evaluator.run(0)?;
-        let m = EpochMetrics {
-            epoch,
-            train_loss,
-            test_loss: eval.metrics.loss,
-            test_mse_px: eval.metrics.mse_px,
-            test_bce_px: eval.metrics.bce_px,
-            epoch_s,
-            samples_per_s: (trainer.steps_per_epoch() * config.batch) as f64 / epoch_s,
-            test_recon_nats: eval.metrics.vae.map(|v| v.0),
-            test_kl: eval.metrics.vae.map(|v| v.1),
-            test_elbo_nats: eval.metrics.vae.map(|v| v.2),
-            test_code_mean: eval.metrics.code_mean,
-            test_code_near_zero: eval.metrics.code_near_zero,
-            test_jacobian_fro: eval.metrics.jacobian_fro,
-        };
-        on_epoch(&m, &evaluator)?;
-        history.push(m);
-    }
-    Ok(history)
 }

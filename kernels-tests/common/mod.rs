@@ -2,6 +2,8 @@
 //! that explains itself when it fails.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use aegpu::gpu::{Gpu, GpuOptions};
 use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,27 @@
 //! The `aegpu` command line: argument definitions and one function per command. `src/main.rs` only
 //! parses the arguments and calls [`run`]; everything a command does is library code.
 
+/// `println!` that never panics: a closed or full stdout (`aegpu train | head -1`, a full disk)
+/// must not stop a run; the line is lost, training goes on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see `say!`).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod data;
+mod model_flags;
 mod pca;
+mod run_dir;
 mod tools;
 mod train;
 
@@ -219,12 +238,22 @@ pub struct TrainArgs {
     /// storage binding limit).
     #[arg(long, conflicts_with = "stream_data")]
     chunk_mb: Option<u64>,
-    /// Output folder.
+    /// Output folder. A folder that holds another run is refused (see --overwrite and --resume).
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
+    /// Replace the run the output folder holds.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Continue the run saved in this folder (after Ctrl-C, a crash, or to train more epochs with
+    /// --epochs TOTAL), exactly as if it had not stopped. Takes its settings from the folder.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// The options given on the command line (clap ids), to refuse those that do not apply.
+    #[arg(skip)]
+    given: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -234,6 +263,24 @@ pub struct EvalArgs {
     /// Also write recon.png (and latent.png, grid.png for a 2-D code; samples.png for a VAE) here.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on a bad one), noting which
+    /// options of `train` were given explicitly rather than defaulted.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let (Command::Train(args), Some(("train", sub))) = (&mut cli.command, matches.subcommand()) {
+            args.given = sub
+                .ids()
+                .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string())
+                .collect();
+        }
+        cli
+    }
 }
 
 /// Runs one command of the command line.

@@ -1,27 +1,172 @@
-//! `aegpu train`: the model from the flags (a preset, --layers, --arch or --arch-file, and the
-//! regularisers), the training run, its metrics, checkpoint and pictures.
+//! `aegpu train`: a run from the flags (or resumed from its folder), its metrics, checkpoints and
+//! pictures. Everything is validated (data, model, limits, batch) before the output folder is
+//! touched; after every epoch the resume state, then the checkpoint, then the metrics line are
+//! written, each carrying the epoch; Ctrl-C stops after the current step and saves the state.
 
+use super::TrainArgs;
 use super::data::{for_display, load_source, upload};
-use super::{TrainArgs, parse_act};
+use super::model_flags::model_config;
+use super::run_dir::{Claim, RunDir};
+use crate::atomic_file::write_atomic;
 use crate::checkpoint;
-use crate::data;
+use crate::data::{self, DataSource};
 use crate::error::{Error, Result};
 use crate::generate;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::loss::LossKind;
 use crate::kernels::optimizer::Optimizer;
-use crate::kernels::penalty::SparseNorm;
-use crate::models::conv::ConvConfig;
-use crate::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
 use crate::models::{Autoencoder, Init, ModelConfig};
-use crate::train::{self, EvalOutput, Evaluator, Residency, TrainConfig};
+use crate::resume::{STATE_FILE, TrainState};
+use crate::run::{Position, run_epochs};
+use crate::train::{EpochMetrics, EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Everything that determines a run's results, as the resume state records it.
+struct RunSpec {
+    model: ModelConfig,
+    train: TrainConfig,
+    init: Init,
+    source: DataSource,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
+}
+
+/// Flags that may be given with `--resume` (everything else comes from the saved run).
+const RESUME_FLAGS: [&str; 5] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb"];
 
 pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     if args.epochs == 0 {
         return Err(Error::Config("--epochs must be at least 1".into()));
     }
+    let resumed = args.resume.as_deref().map(|dir| resume_run(dir, &args)).transpose()?;
+    let (source, limits) = match &resumed {
+        Some(r) => (r.spec.source.clone(), (r.spec.train_limit, r.spec.test_limit)),
+        None => (args.data.source()?, (args.train_limit, args.test_limit)),
+    };
+    let (mut split, map) = load_source(&source)?;
+    for (limit, set, flag) in [(limits.0, &mut split.train, "train"), (limits.1, &mut split.test, "test")] {
+        match limit {
+            Some(0) => return Err(Error::Config(format!("--{flag}-limit must be at least 1"))),
+            Some(n) => *set = set.subset(0..n.min(set.n)),
+            None => {}
+        }
+    }
+    let (spec, resumed) = match resumed {
+        Some(Resumed { spec, state }) => (spec, Some(state)),
+        None => (fresh_spec(&args, source, split.train.shape())?, None),
+    };
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let model = match resumed {
+        Some(_) => Autoencoder::zeroed(&gpu, spec.model.clone(), spec.train.seed)?,
+        None => Autoencoder::new(&gpu, spec.model.clone(), spec.train.seed, spec.init)?,
+    };
+    let identity = model.output_activation() == crate::kernels::Activation::Identity;
+    if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
+        return Err(Error::Config(
+            "whitened patches are zero-mean values, not pixels in [0, 1]: use --loss mse --output identity"
+                .into(),
+        ));
+    }
+    let residency = match (args.stream_data, args.chunk_mb) {
+        (true, _) => Residency::Host,
+        (false, Some(mb)) => Residency::Gpu { max_chunk_bytes: Some(mb.saturating_mul(1 << 20)) },
+        (false, None) => Residency::Auto,
+    };
+    let train_gpu = upload(&gpu, &split.train, map, residency)?;
+    let test_gpu = upload(&gpu, &split.test, map, residency)?;
+    let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
+    let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
+
+    // Only now, with everything valid, the output folder.
+    let claim = match (&resumed, args.overwrite) {
+        (Some(_), _) => Claim::Resume,
+        (None, true) => Claim::Overwrite,
+        (None, false) => Claim::Fresh,
+    };
+    let out = args.resume.as_ref().unwrap_or(&args.out);
+    let dir = RunDir::claim(out, claim)?;
+    let (from, history) = match &resumed {
+        Some(state) => {
+            state.restore(&gpu, &model, &mut trainer)?;
+            (state.position, state.history.clone())
+        }
+        None => (Position::START, Vec::new()),
+    };
+    // The history as the state recorded it: a metrics line written after the state was saved
+    // (a crash in between) is dropped, a missing one restored.
+    let lines: String = history
+        .iter()
+        .map(|m| serde_json::to_string(m).map(|l| l + "\n"))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+
+    print_header(&gpu, &model, &spec, (&split, &train_gpu, &test_gpu));
+    if let Some(state) = &resumed {
+        note!(
+            "resume:  from epoch {} step {} of {} ({} epochs recorded)",
+            from.epoch,
+            from.batch,
+            trainer.steps_per_epoch(),
+            state.history.len()
+        );
+    }
+    let config = spec.entries(&split, &gpu)?;
+    let stop = install_ctrl_c();
+    let mut writer = EpochWriter {
+        gpu: &gpu,
+        model: &model,
+        dir: &dir,
+        config: &config,
+        history,
+        epochs: spec.train.epochs,
+    };
+    let stopped = run_epochs(
+        &mut trainer,
+        &evaluator,
+        from,
+        !args.quiet,
+        &|| stop.load(Ordering::SeqCst),
+        |m, t, _| writer.epoch(m, t),
+    )
+    .map_err(|e| explain_failure(e, &dir, writer.history.len()))?;
+    if let Some(at) = stopped {
+        let state = TrainState::capture(&gpu, &model, &trainer, at, &writer.history, config.clone())?;
+        state.save(&dir.join(STATE_FILE))?;
+        return Err(Error::Interrupted(format!(
+            "interrupted in epoch {} after step {} of {}; {} holds the run's state ({} holds epoch {}).\n  \
+             Resume with: aegpu train --resume {}",
+            at.epoch,
+            at.batch,
+            trainer.steps_per_epoch(),
+            dir.join(STATE_FILE).display(),
+            dir.join("model.safetensors").display(),
+            writer.history.len(),
+            dir.path.display()
+        )));
+    }
+    let out = evaluator.run(16)?;
+    write_pictures(&gpu, &model, &dir.path, &split.test, map, &out)?;
+    match map {
+        None => note!(
+            "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
+            psnr_db(out.metrics.mse_px),
+            dir.path.display()
+        ),
+        Some(_) => note!(
+            "test MSE {:.5} per value in whitened units (unit variance); wrote {}",
+            out.metrics.mse_px,
+            dir.path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// The run the flags describe, for data of shape `input`.
+fn fresh_spec(args: &TrainArgs, source: DataSource, input: [usize; 3]) -> Result<RunSpec> {
     let loss = LossKind::parse(&args.loss)
         .ok_or_else(|| Error::Config(format!("--loss '{}': use mse or bce", args.loss)))?;
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
@@ -32,228 +177,214 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         (None, Some("vae")) => Init::Torch,
         (None, _) => Init::Glorot,
     };
-    let source = args.data.source()?;
-    let (mut split, map) = load_source(&source)?;
+    let model = model_config(args, input, loss)?;
+    let train = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
+    Ok(RunSpec { model, train, init, source, train_limit: args.train_limit, test_limit: args.test_limit })
+}
 
-    if let Some(n) = args.train_limit {
-        if n == 0 {
-            return Err(Error::Config("--train-limit must be at least 1".into()));
-        }
-        split.train = split.train.subset(0..n.min(split.train.n));
+/// A run read back from its folder's resume state.
+struct Resumed {
+    spec: RunSpec,
+    state: TrainState,
+}
+
+/// The run saved in `dir`, with `--epochs` applied when given.
+fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
+    if let Some(flag) = args.given.iter().find(|g| !RESUME_FLAGS.contains(&g.as_str())) {
+        return Err(Error::Config(format!(
+            "--resume continues the run with the settings it was started with; drop --{} \
+             (only --epochs, --quiet, --stream-data and --chunk-mb may be given)",
+            flag.replace('_', "-")
+        )));
     }
-    if let Some(n) = args.test_limit {
-        if n == 0 {
-            return Err(Error::Config("--test-limit must be at least 1".into()));
-        }
-        split.test = split.test.subset(0..n.min(split.test.n));
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        let why = if dir.join("model.safetensors").exists() {
+            "it holds a checkpoint but no resume state (written before aegpu saved one)"
+        } else {
+            "it holds no training run"
+        };
+        return Err(Error::Config(format!("cannot resume {}: {why}", dir.display())));
     }
-    let input = split.train.shape();
-    let config = match args.model.as_str() {
-        _ if args.arch.is_some() || args.arch_file.is_some() => {
-            ModelConfig::Conv(arch_config(&args, input, loss)?)
-        }
-        "dense" | "vae" => ModelConfig::Dense(dense_config(&args, split.train.dim(), loss)?),
-        "conv" | "conv-vae" => ModelConfig::Conv(conv_config(&args, input, loss)?),
-        other => {
-            return Err(Error::Config(format!("--model '{other}': use dense, vae, conv or conv-vae")));
-        }
+    let state = TrainState::load(&path)?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| Error::BadCheckpoint {
+        path: path.clone(),
+        reason: format!("'{what}': {e}"),
     };
-    let gpu = Gpu::new(&GpuOptions::default())?;
-    let model = Autoencoder::new(&gpu, config, args.seed, init)?;
-    let identity = model.output_activation() == crate::kernels::Activation::Identity;
-    if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
-        return Err(Error::Config(
-            "whitened patches are zero-mean values, not pixels in [0, 1]: use --loss mse --output identity"
-                .into(),
-        ));
+    let entry = |key: &str| {
+        state.config.get(key).ok_or_else(|| bad(key, &"missing: not a resume state written by aegpu train"))
+    };
+    let model = ModelConfig::from_json(Some(entry("aegpu.kind")?), entry("aegpu.model")?)
+        .map_err(|e| bad("aegpu.model", &e))?;
+    let mut train: TrainConfig =
+        serde_json::from_str(entry("aegpu.train")?).map_err(|e| bad("aegpu.train", &e))?;
+    let init =
+        Init::parse(entry("aegpu.init")?).ok_or_else(|| bad("aegpu.init", &"unknown initialisation"))?;
+    let source: DataSource = serde_json::from_str(entry("aegpu.data")?).map_err(|e| bad("aegpu.data", &e))?;
+    let (train_limit, test_limit): (Option<usize>, Option<usize>) =
+        serde_json::from_str(entry("aegpu.limits")?).map_err(|e| bad("aegpu.limits", &e))?;
+    let done = state.history.len();
+    if args.given.iter().any(|g| g == "epochs") {
+        if args.epochs < state.position.epoch || (args.epochs == done && state.position.batch == 0) {
+            return Err(Error::Config(format!(
+                "{} has trained {done} epochs; --epochs is the total to reach, so pass more than {done}",
+                dir.display()
+            )));
+        }
+        train.epochs = args.epochs;
+    } else if state.position.epoch > train.epochs {
+        return Err(Error::Config(format!(
+            "the run in {} finished its {} epochs; pass --epochs N (more than {}) to train further",
+            dir.display(),
+            train.epochs,
+            train.epochs
+        )));
     }
-    let tc = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
-    train_model(&gpu, &model, &args, &source, (&split, map), &tc, init)
+    Ok(Resumed { spec: RunSpec { model, train, init, source, train_limit, test_limit }, state })
 }
 
-/// The dense model `--model dense|vae` with `--preset` or `--layers` and the regularisers describe.
-fn dense_config(args: &TrainArgs, input: usize, loss: LossKind) -> Result<DenseConfig> {
-    if args.code_dim.is_some() {
-        return Err(Error::Config(
-            "--code-dim is for conv models; a dense model's code is the last of --layers".into(),
-        ));
+impl RunSpec {
+    /// The run's configuration as metadata entries (the resume state keeps all of them; the
+    /// checkpoint all but the limits).
+    fn entries(&self, split: &data::Split, gpu: &Gpu) -> Result<BTreeMap<String, String>> {
+        let mut e = BTreeMap::new();
+        let to = |r: serde_json::Result<String>| r.map_err(|e| Error::Config(e.to_string()));
+        e.insert("aegpu.kind".into(), self.model.kind().to_string());
+        e.insert("aegpu.model".into(), self.model.to_json()?);
+        e.insert("aegpu.train".into(), to(serde_json::to_string(&self.train))?);
+        e.insert("aegpu.init".into(), to(serde_json::to_string(&self.init))?.trim_matches('"').to_string());
+        e.insert("aegpu.dataset".into(), self.source.name());
+        e.insert("aegpu.data".into(), to(serde_json::to_string(&self.source))?);
+        e.insert("aegpu.input".into(), to(serde_json::to_string(&split.train.shape()))?);
+        e.insert("aegpu.limits".into(), to(serde_json::to_string(&(self.train_limit, self.test_limit)))?);
+        e.insert("aegpu.adapter".into(), gpu.describe());
+        Ok(e)
     }
-    let config = match &args.preset {
-        Some(p) => DenseConfig::preset(p, input, loss)?,
-        None => DenseConfig::symmetric(
-            input,
-            &args.layers,
-            parse_act(&args.activation, "activation")?,
-            parse_act(&args.code_activation, "code-activation")?,
-            parse_act(&args.output, "output")?,
-            loss,
-        )?,
-    };
-    // The vae preset is variational whatever --model says; --beta applies to every VAE.
-    let variational = match (config.variational, args.model.as_str()) {
-        (Some(_), _) | (None, "vae") => Some(Variational { beta: args.beta }),
-        _ => None,
-    };
-    let config = config.with_variational(variational)?;
-    let sparse = parse_sparse(&args.sparse)?;
-    let regularize = Regularizers {
-        sparse,
-        contractive: args.contractive,
-        dropout: args.dropout,
-        noise: args.noise.as_deref().map(Noise::parse).transpose()?,
-    };
-    config.with_regularizers(regularize)
 }
 
-/// `--sparse l1:LAMBDA|l2:LAMBDA`.
-fn parse_sparse(arg: &Option<String>) -> Result<Option<Sparse>> {
-    let Some(s) = arg else { return Ok(None) };
-    let bad = || Error::Config(format!("--sparse '{s}': use l1:LAMBDA or l2:LAMBDA"));
-    let (norm, lambda) = s.split_once(':').ok_or_else(bad)?;
-    let norm = match norm.to_lowercase().as_str() {
-        "l1" => SparseNorm::L1,
-        "l2" => SparseNorm::L2,
-        _ => return Err(bad()),
-    };
-    Ok(Some(Sparse { norm, lambda: lambda.parse().map_err(|_| bad())? }))
-}
-
-/// The regularisers of a layer-list model (`--noise`, `--sparse`, `--dropout`; VAE with --model vae).
-fn layer_list_regularizers(args: &TrainArgs, config: ConvConfig) -> Result<ConvConfig> {
-    if args.contractive.is_some() {
-        return Err(Error::Config(
-            "--contractive has a closed form only for a one-layer sigmoid dense encoder: use --model dense \
-             --layers WIDTH --code-activation sigmoid"
-                .into(),
-        ));
-    }
-    config
-        .with_noise(args.noise.as_deref().map(Noise::parse).transpose()?)?
-        .with_regularizers(parse_sparse(&args.sparse)?, args.dropout)
-}
-
-/// A user-written network (`--arch TEXT` or `--arch-file JSON`).
-fn arch_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
-    let config = match (&args.arch, &args.arch_file) {
-        (Some(text), _) => crate::models::arch::parse(text, input, loss, parse_act(&args.output, "output")?)?,
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let config: ConvConfig = serde_json::from_str(&text)
-                .map_err(|e| Error::Config(format!("{}: not an architecture file: {e}", path.display())))?;
-            config.validate().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            config
-        }
-        (None, None) => unreachable!("called with --arch or --arch-file"),
-    };
-    let variational =
-        matches!(args.model.as_str(), "vae" | "conv-vae").then_some(Variational { beta: args.beta });
-    let config = if variational.is_some() { config.with_variational(variational)? } else { config };
-    layer_list_regularizers(args, config)
-}
-
-/// The conv model `--model conv|conv-vae` with `--preset` (keras by default), `--code-dim` and the
-/// regularisers.
-fn conv_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
-    let preset = match (args.model.as_str(), args.preset.as_deref()) {
-        ("conv-vae", None | Some("conv-vae")) => "conv-vae",
-        ("conv-vae", Some(p)) => {
-            return Err(Error::Config(format!("--model conv-vae has one architecture; drop --preset {p}")));
-        }
-        (_, p) => p.unwrap_or("keras"),
-    };
-    let config = ConvConfig::preset(preset, input, args.code_dim, loss)?;
-    let config = config.with_output(parse_act(&args.output, "output")?)?;
-    let variational = config.variational.map(|_| Variational { beta: args.beta });
-    layer_list_regularizers(args, config.with_variational(variational)?)
-}
-
-/// Trains `model`, writing metrics.jsonl and the checkpoint after every epoch and the pictures at the end.
-fn train_model(
+fn print_header(
     gpu: &Gpu,
     model: &Autoencoder,
-    args: &TrainArgs,
-    source: &data::DataSource,
-    (split, map): (&data::Split, Option<data::U8Map>),
-    tc: &TrainConfig,
-    init: Init,
-) -> Result<()> {
-    let residency = match (args.stream_data, args.chunk_mb) {
-        (true, _) => Residency::Host,
-        (false, Some(mb)) => Residency::Gpu { max_chunk_bytes: Some(mb.saturating_mul(1 << 20)) },
-        (false, None) => Residency::Auto,
-    };
-    let train_gpu = upload(gpu, &split.train, map, residency)?;
-    let test_gpu = upload(gpu, &split.test, map, residency)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let metrics_path = args.out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
-    let ckpt_path = args.out.join("model.safetensors");
-    let meta = vec![
-        ("aegpu.train", serde_json::to_string(tc).unwrap_or_default()),
-        ("aegpu.init", format!("{init:?}").to_lowercase()),
-        ("aegpu.dataset", source.name()),
-        ("aegpu.data", serde_json::to_string(source).unwrap_or_default()),
-        ("aegpu.input", serde_json::to_string(&split.train.shape()).unwrap_or_default()),
-        ("aegpu.adapter", gpu.describe()),
-    ];
-    eprintln!("adapter: {}", gpu.describe());
-    eprintln!(
-        "model:   {} {} ({} parameters, {init:?} init), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
+    spec: &RunSpec,
+    (split, train, test): (&data::Split, &crate::train::GpuDataset, &crate::train::GpuDataset),
+) {
+    note!("adapter: {}", gpu.describe());
+    note!(
+        "model:   {} {} ({} parameters, {:?} init), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
         model.kind(),
         model.describe(),
         model.parameter_count(),
+        spec.init,
         model.loss_kind(),
-        tc.optimizer,
-        tc.batch,
+        spec.train.optimizer,
+        spec.train.batch,
         split.train.n,
         split.test.n,
-        source.name()
+        spec.source.name()
     );
-    eprintln!("data:    train set {}, test set {}", train_gpu.describe(), test_gpu.describe());
+    note!("data:    train set {}, test set {}", train.describe(), test.describe());
     let choices = model.kernel_choices();
     if !choices.is_empty() {
-        eprintln!("kernels: {choices}");
+        note!("kernels: {choices}");
     }
-    train::train(gpu, model, &train_gpu, &test_gpu, tc, !args.quiet, |m, _| {
-        let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
-            (Some(r), Some(kl), Some(elbo)) => {
-                format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
-            }
-            _ => String::new(),
-        };
-        let jac = m.test_jacobian_fro.map(|j| format!("  test_jacobian_fro {j:.4}")).unwrap_or_default();
-        let code = format!("  code_mean {:.4} near_zero {:.3}{jac}", m.test_code_mean, m.test_code_near_zero);
-        println!(
-            "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}{code}  {:.1} s  {:.0} samples/s",
-            m.epoch,
-            args.epochs,
-            m.train_loss,
-            m.test_loss,
-            m.test_mse_px,
-            m.test_bce_px,
-            m.epoch_s,
-            m.samples_per_s
-        );
+}
+
+/// Ctrl-C asks the run to stop after the current step (and save); a second one quits at once.
+fn install_ctrl_c() -> &'static AtomicBool {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let installed = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        note!("\nstopping after the current step to save the run (Ctrl-C again to quit without saving)");
+    });
+    if let Err(e) = installed {
+        note!("note: Ctrl-C will not save the run ({e})");
+    }
+    &STOP
+}
+
+/// Writes what an epoch leaves: the resume state, then the checkpoint, then the metrics line.
+struct EpochWriter<'a> {
+    gpu: &'a Gpu,
+    model: &'a Autoencoder,
+    dir: &'a RunDir,
+    config: &'a BTreeMap<String, String>,
+    history: Vec<EpochMetrics>,
+    epochs: usize,
+}
+
+impl EpochWriter<'_> {
+    fn epoch(&mut self, m: &EpochMetrics, trainer: &Trainer) -> Result<()> {
+        let mut history = self.history.clone();
+        history.push(m.clone());
+        let next = Position { epoch: m.epoch + 1, batch: 0 };
+        let state = TrainState::capture(self.gpu, self.model, trainer, next, &history, self.config.clone())?;
+        if let Some(tensor) = state.non_finite() {
+            return Err(Error::Diverged {
+                epoch: m.epoch,
+                step: trainer.steps_per_epoch(),
+                what: format!("a value of '{tensor}'"),
+                loss: f32::NAN,
+                lr: trainer.config().optimizer.lr(),
+            });
+        }
+        state.save(&self.dir.join(STATE_FILE))?;
+        let mut meta: Vec<(&str, String)> = self
+            .config
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "aegpu.kind" | "aegpu.model" | "aegpu.limits"))
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        meta.push(("aegpu.epoch", m.epoch.to_string()));
+        meta.push(("aegpu.step", trainer.steps_done().to_string()));
+        checkpoint::save(self.gpu, self.model, &meta, &self.dir.join("model.safetensors"))?;
+        let path = self.dir.join("metrics.jsonl");
         let line = serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?;
-        writeln!(metrics, "{line}").and_then(|_| metrics.flush()).map_err(|e| Error::io(&metrics_path, e))?;
-        checkpoint::save(gpu, model, &meta, &ckpt_path)
-    })?;
-    let evaluator = Evaluator::new(gpu, model, &test_gpu, 1000)?;
-    let out = evaluator.run(16)?;
-    write_pictures(gpu, model, &args.out, &split.test, map, &out)?;
-    match map {
-        None => eprintln!(
-            "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
-            psnr_db(out.metrics.mse_px),
-            args.out.display()
-        ),
-        Some(_) => eprintln!(
-            "test MSE {:.5} per value in whitened units (unit variance); wrote {}",
-            out.metrics.mse_px,
-            args.out.display()
-        ),
+        let mut file =
+            std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        writeln!(file, "{line}").and_then(|_| file.sync_data()).map_err(|e| Error::io(&path, e))?;
+        self.history = history;
+        print_epoch(m, self.epochs);
+        Ok(())
     }
-    Ok(())
+}
+
+fn print_epoch(m: &EpochMetrics, epochs: usize) {
+    let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
+        (Some(r), Some(kl), Some(elbo)) => {
+            format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
+        }
+        _ => String::new(),
+    };
+    let jac = m.test_jacobian_fro.map(|j| format!("  test_jacobian_fro {j:.4}")).unwrap_or_default();
+    let code = format!("  code_mean {:.4} near_zero {:.3}{jac}", m.test_code_mean, m.test_code_near_zero);
+    say!(
+        "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}{code}  {:.1} s  {:.0} samples/s",
+        m.epoch,
+        epochs,
+        m.train_loss,
+        m.test_loss,
+        m.test_mse_px,
+        m.test_bce_px,
+        m.epoch_s,
+        m.samples_per_s
+    );
+}
+
+/// Adds where the last good state is to a divergence (the error itself stays typed).
+fn explain_failure(e: Error, dir: &RunDir, saved: usize) -> Error {
+    if matches!(e, Error::Diverged { .. }) {
+        match saved {
+            0 => note!("no checkpoint was written: the first epoch did not finish with finite values"),
+            n => note!(
+                "{} and {} keep epoch {n}, the last one with finite values",
+                dir.join("model.safetensors").display(),
+                dir.join(STATE_FILE).display()
+            ),
+        }
+    }
+    e
 }
 
 /// Peak signal-to-noise ratio of a per-pixel MSE over values in `[0, 1]`.

@@ -1,0 +1,203 @@
+//! Never losing a run, through the `aegpu` binary: a run stopped after 2 epochs and resumed to 4
+//! gives bit-identical metrics and weights to 4 epochs straight (dense with random corruption and
+//! dropout, and conv); Ctrl-C saves mid-epoch and the resumed run is still bit-identical; a folder
+//! holding a run is refused unless --overwrite, a locked one names its owner, a failed run leaves
+//! the old one untouched; options that do not apply are refused; a closed stdout or stderr does
+//! not stop training.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+mod common;
+use common::cli::{TempDir, aegpu, command, fails, ok, result_of, s};
+use common::data_dir;
+
+/// A small MNIST run's flags (the model's are appended by each test).
+fn small(data: &Path, train: usize, batch: usize) -> Vec<String> {
+    let args = ["train", "--quiet", "--data", s(data), "--test-limit", "200", "--seed", "3"];
+    let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    v.extend(["--train-limit".into(), train.to_string(), "--batch".into(), batch.to_string()]);
+    v
+}
+
+fn with(base: &[String], extra: &[&str]) -> Vec<String> {
+    base.iter().cloned().chain(extra.iter().map(|a| a.to_string())).collect()
+}
+
+fn run(home: &Path, args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    aegpu(home, &args)
+}
+
+/// 4 epochs straight against 2 + a resume to 4: the same metrics and weights, bit for bit.
+fn two_plus_two(tag: &str, model: &[&str], train: usize, batch: usize) {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new(tag);
+    let t = tmp.path();
+    let base = with(&small(&data, train, batch), model);
+    let (straight, split) = (t.join("straight"), t.join("split"));
+    ok(run(t, &with(&base, &["--epochs", "4", "--out", s(&straight)])), "4 epochs");
+    ok(run(t, &with(&base, &["--epochs", "2", "--out", s(&split)])), "2 epochs");
+    assert_eq!(result_of(&split).0.len(), 2);
+    let log = ok(aegpu(t, &["train", "--quiet", "--resume", s(&split), "--epochs", "4"]), "resume");
+    assert!(log.contains("resume:  from epoch 3 step 0"), "{log}");
+    assert_eq!(result_of(&split), result_of(&straight), "resumed run differs from the straight one");
+    // The checkpoint says which epoch it holds, and eval reads it back.
+    let bytes = std::fs::read(split.join("model.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap().get("aegpu.epoch").map(String::as_str), Some("4"));
+}
+
+#[test]
+fn dense_resume_is_bit_identical() {
+    // Corruption and dropout draw fresh random numbers every step: the streams must resume too.
+    let model = ["--layers", "64,16", "--noise", "gaussian:0.3", "--dropout", "0.1", "--loss", "mse"];
+    two_plus_two("resume-dense", &model, 1000, 50);
+}
+
+#[test]
+fn conv_resume_is_bit_identical() {
+    two_plus_two("resume-conv", &["--model", "conv", "--preset", "strided", "--code-dim", "8"], 200, 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_mid_epoch_and_the_resumed_run_is_bit_identical() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-sigint");
+    let t = tmp.path();
+    let base = with(&small(&data, 2000, 10), &["--layers", "32", "--epochs", "4"]);
+    let (straight, stopped) = (t.join("straight"), t.join("stopped"));
+    ok(run(t, &with(&base, &["--out", s(&straight)])), "straight run");
+
+    let args = with(&base, &["--out", s(&stopped)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = command(t, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Interrupt once the first epoch is written: the signal lands somewhere in epoch 2.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("an epoch line").unwrap();
+    assert!(first.starts_with("epoch   1/4"), "{first}");
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "an interrupted run exits with 130:\n{stderr}");
+    assert!(stderr.contains("interrupted in epoch 2"), "{stderr}");
+    assert!(stderr.contains(&format!("Resume with: aegpu train --resume {}", stopped.display())), "{stderr}");
+    assert_eq!(result_of(&stopped).0.len(), 1, "the metrics hold the finished epoch only");
+    assert!(!stopped.join(".aegpu.lock").exists(), "the lock is released");
+    let log = ok(aegpu(t, &["train", "--quiet", "--resume", s(&stopped)]), "resume");
+    assert!(log.contains("resume:  from epoch 2 step "), "{log}");
+    assert!(!log.contains("resume:  from epoch 2 step 0 "), "the interrupt should land mid-epoch:\n{log}");
+    assert_eq!(result_of(&stopped), result_of(&straight), "resumed run differs from the straight one");
+}
+
+#[test]
+fn a_folder_holding_a_run_is_never_lost() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-folder");
+    let t = tmp.path();
+    let dir = t.join("run");
+    let base = with(&small(&data, 200, 50), &["--layers", "16", "--out", s(&dir)]);
+    ok(run(t, &with(&base, &["--epochs", "1"])), "first run");
+    let before = std::fs::read(dir.join("metrics.jsonl")).unwrap();
+
+    fails(
+        run(t, &with(&base, &["--epochs", "1"])),
+        "a second run",
+        &["already holds a training run", "--resume", "--overwrite"],
+    );
+    // A run that fails validation never touches the folder, even with --overwrite.
+    let too_big = with(&small(&data, 200, 5000), &["--layers", "16", "--out", s(&dir), "--overwrite"]);
+    fails(run(t, &too_big), "bad batch", &["batch size 5000"]);
+    assert_eq!(std::fs::read(dir.join("metrics.jsonl")).unwrap(), before);
+    assert!(dir.join("model.safetensors").exists());
+    // A live lock names its owner (this test's pid is alive); a stale one is taken over.
+    std::fs::write(dir.join(".aegpu.lock"), std::process::id().to_string()).unwrap();
+    let pid = format!("pid {}", std::process::id());
+    fails(run(t, &with(&base, &["--overwrite"])), "locked folder", &["in use by another aegpu run", &pid]);
+    fails(aegpu(t, &["train", "--resume", s(&dir), "--epochs", "2"]), "locked resume", &[&pid]);
+    std::fs::write(dir.join(".aegpu.lock"), "4000000000").unwrap();
+    let log = ok(run(t, &with(&base, &["--overwrite", "--epochs", "2"])), "overwrite");
+    assert!(log.contains("stale lock"), "{log}");
+    assert_eq!(result_of(&dir).0.len(), 2);
+    // Resume takes its settings from the folder: other options are refused, and so is a finished run.
+    fails(aegpu(t, &["train", "--resume", s(&dir), "--lr", "0.1"]), "resume --lr", &["drop --lr"]);
+    fails(aegpu(t, &["train", "--resume", s(&dir)]), "finished", &["finished its 2 epochs", "--epochs"]);
+    fails(aegpu(t, &["train", "--resume", s(&dir), "--epochs", "2"]), "no more", &["more than 2"]);
+    fails(aegpu(t, &["train", "--resume", s(&t.join("nothing"))]), "empty", &["holds no training run"]);
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp") || n == ".aegpu.lock"), "left behind: {names:?}");
+}
+
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-flags");
+    let t = tmp.path();
+    let base = small(&data, 200, 50);
+    let cases: [(&[&str], &str); 5] = [
+        (&["--model", "conv", "--activation", "tanh"], "--activation does not apply"),
+        (&["--model", "conv", "--layers", "64"], "--layers does not apply"),
+        (&["--layers", "32", "--beta", "2"], "--beta does not apply"),
+        (&["--preset", "deep", "--code-activation", "relu"], "--code-activation does not apply"),
+        (&["--arch", "linear 16", "--code-dim", "4"], "--code-dim does not apply"),
+    ];
+    for (flags, needle) in cases {
+        let out = t.join("never");
+        fails(run(t, &with(&with(&base, flags), &["--out", s(&out)])), needle, &[needle]);
+        assert!(!out.exists(), "{needle}: the folder was created");
+    }
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_does_not_stop_training() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-pipes");
+    let t = tmp.path();
+    let base = with(&small(&data, 200, 50), &["--layers", "16", "--epochs", "3"]);
+    for (name, closed) in [("stdout", true), ("stderr", false)] {
+        let dir = t.join(name);
+        let args = with(&base, &["--out", s(&dir)]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = command(t, &args);
+        let mut child = if closed {
+            c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+        } else {
+            c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        };
+        // `| head -1`: read one line, then close the pipe.
+        if closed {
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            assert!(lines.next().is_some());
+        } else {
+            drop(child.stderr.take());
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "closed {name}: {status}");
+        assert_eq!(result_of(&dir).0.len(), 3, "closed {name}: every epoch is recorded");
+        assert!(dir.join("recon.png").exists());
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_epoch_and_a_fix() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-diverge");
+    let t = tmp.path();
+    let dir = t.join("run");
+    // A linear output and SGD at an absurd rate: the loss runs away within the first epoch.
+    let flags =
+        ["--layers", "32", "--output", "identity", "--loss", "mse", "--optimizer", "sgd", "--lr", "10000"];
+    let args = with(&with(&small(&data, 500, 50), &flags), &["--epochs", "3", "--out", s(&dir)]);
+    let out = run(t, &args);
+    assert_eq!(out.status.code(), Some(1));
+    fails(
+        out,
+        "diverging run",
+        &["diverged in epoch 1", "Lower --lr (now 10000)", "no checkpoint was written"],
+    );
+    assert!(!dir.join("model.safetensors").exists(), "no non-finite checkpoint is written");
+}
