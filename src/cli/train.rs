@@ -59,10 +59,13 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         None => (fresh_spec(&args, source, split.train.shape())?, None),
     };
     let gpu = Gpu::new(&GpuOptions::default())?;
-    let model = match resumed {
+    let mut model = match resumed {
         Some(_) => Autoencoder::zeroed(&gpu, spec.model.clone(), spec.train.seed)?,
         None => Autoencoder::new(&gpu, spec.model.clone(), spec.train.seed, spec.init)?,
     };
+    if let Some(state) = &resumed {
+        same_kernels(&gpu, &mut model, state)?;
+    }
     let identity = model.output_activation() == crate::kernels::Activation::Identity;
     if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
         return Err(Error::Config(
@@ -114,7 +117,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
             state.history.len()
         );
     }
-    let config = spec.entries(&split, &gpu)?;
+    let config = spec.entries(&split, &gpu, &model)?;
     let stop = install_ctrl_c();
     let mut writer = EpochWriter {
         gpu: &gpu,
@@ -246,7 +249,12 @@ fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
 impl RunSpec {
     /// The run's configuration as metadata entries (the resume state keeps all of them; the
     /// checkpoint all but the limits).
-    fn entries(&self, split: &data::Split, gpu: &Gpu) -> Result<BTreeMap<String, String>> {
+    fn entries(
+        &self,
+        split: &data::Split,
+        gpu: &Gpu,
+        model: &Autoencoder,
+    ) -> Result<BTreeMap<String, String>> {
         let mut e = BTreeMap::new();
         let to = |r: serde_json::Result<String>| r.map_err(|e| Error::Config(e.to_string()));
         e.insert("aegpu.kind".into(), self.model.kind().to_string());
@@ -258,8 +266,28 @@ impl RunSpec {
         e.insert("aegpu.input".into(), to(serde_json::to_string(&split.train.shape()))?);
         e.insert("aegpu.limits".into(), to(serde_json::to_string(&(self.train_limit, self.test_limit)))?);
         e.insert("aegpu.adapter".into(), gpu.describe());
+        e.insert("aegpu.matmul".into(), format!("{:?}", gpu.matmul_variant()?).to_lowercase());
+        e.insert("aegpu.conv_algorithms".into(), to(serde_json::to_string(&model.conv_algorithms()))?);
         Ok(e)
     }
+}
+
+/// A resumed run runs the kernels the run started with, so that it computes the same bits: the
+/// recorded convolution algorithms are used instead of measuring again (and instead of
+/// `AEGPU_CONV`); a different matmul variant (another adapter, a retune) is worth a note.
+fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Result<()> {
+    if let Some(json) = state.config.get("aegpu.conv_algorithms") {
+        let chosen: Vec<Option<crate::tune::ConvAlgorithm>> =
+            serde_json::from_str(json).map_err(|e| Error::Config(format!("aegpu.conv_algorithms: {e}")))?;
+        model.set_conv_algorithms(&chosen)?;
+    }
+    let now = format!("{:?}", gpu.matmul_variant()?).to_lowercase();
+    if let Some(then) = state.config.get("aegpu.matmul").filter(|then| **then != now) {
+        note!(
+            "note: the run used the {then} matmul, this adapter runs {now}: the results will differ in the last bits"
+        );
+    }
+    Ok(())
 }
 
 fn print_header(

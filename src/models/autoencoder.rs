@@ -283,6 +283,31 @@ impl Autoencoder {
         }
     }
 
+    /// The convolution algorithm of every configuration layer (`None` for the other layers): what
+    /// a run records so that its resume runs the same kernels, and so computes the same bits.
+    pub fn conv_algorithms(&self) -> Vec<Option<ConvAlgorithm>> {
+        (0..self.layer_nodes.len()).map(|i| self.conv_algorithm(i)).collect()
+    }
+
+    /// Runs the convolutions with the algorithms [`Self::conv_algorithms`] recorded.
+    pub fn set_conv_algorithms(&mut self, chosen: &[Option<ConvAlgorithm>]) -> Result<()> {
+        let fits = chosen.len() == self.layer_nodes.len()
+            && chosen.iter().enumerate().all(|(i, c)| c.is_some() == self.conv_algorithm(i).is_some());
+        if !fits {
+            return Err(Error::Shape(format!(
+                "{} recorded convolution algorithms do not fit this model's {} layers",
+                chosen.len(),
+                self.layer_nodes.len()
+            )));
+        }
+        for (i, c) in chosen.iter().enumerate() {
+            if let Some(c) = c {
+                self.set_conv_algorithm(i, *c);
+            }
+        }
+        Ok(())
+    }
+
     /// The output of configuration layer `i` (before any dropout that follows it), `[batch, C·H·W]`.
     pub fn layer_output(&self, acts: &Activations, i: usize) -> View {
         acts.tensors.view(&self.net.nodes[self.layer_nodes[i]].y)
