@@ -213,4 +213,17 @@ impl Plan {
         })?;
         gpu.wait()
     }
+
+    /// Records the plan `times` times into one command buffer, submits it once and waits: for
+    /// timing the GPU's work without a submit-and-wait round trip per run.
+    pub fn run_repeated(&self, gpu: &Gpu, times: usize) -> Result<()> {
+        gpu.scoped("running a plan repeatedly", || {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            for _ in 0..times {
+                self.record_into(&mut enc);
+            }
+            gpu.queue.submit([enc.finish()]);
+        })?;
+        gpu.wait()
+    }
 }

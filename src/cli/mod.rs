@@ -301,22 +301,31 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn info() -> Result<()> {
     let gpu = Gpu::new(&GpuOptions::default())?;
-    println!("adapter:   {}", gpu.describe());
-    println!("features:  {:?}", gpu.features);
+    say!("adapter:   {}", gpu.describe());
+    say!("features:  {:?}", gpu.features);
     let l = &gpu.limits;
-    println!(
+    say!(
         "limits:    max_buffer_size {} B, max_storage_buffer_binding_size {} B, storage offset alignment {} B",
-        l.max_buffer_size, l.max_storage_buffer_binding_size, l.min_storage_buffer_offset_alignment
+        l.max_buffer_size,
+        l.max_storage_buffer_binding_size,
+        l.min_storage_buffer_offset_alignment
     );
-    println!(
+    say!(
         "           workgroup storage {} B, invocations/workgroup {}, workgroups/dimension {}",
         l.max_compute_workgroup_storage_size,
         l.max_compute_invocations_per_workgroup,
         l.max_compute_workgroups_per_dimension
     );
+    say!(
+        "subgroups: {}-{} lanes; timestamp period {} ns{}",
+        gpu.info.subgroup_min_size,
+        gpu.info.subgroup_max_size,
+        gpu.queue.get_timestamp_period(),
+        if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) { "" } else { " (no timestamp queries)" }
+    );
     let t = gpu.tuning()?;
     let measured: Vec<String> = t.measured.iter().map(|(v, g)| format!("{v:?} {g:.2} GFLOP/s")).collect();
-    println!(
+    say!(
         "matmul:    {:?} ({}; {}x{}x{}: {})",
         t.matmul,
         t.source,
@@ -325,6 +334,9 @@ fn info() -> Result<()> {
         t.shape[2],
         if measured.is_empty() { "forced".to_string() } else { measured.join(", ") }
     );
+    for (name, why) in &t.failed {
+        say!("           {name}: wrong on this adapter, not used ({why})");
+    }
     Ok(())
 }
 

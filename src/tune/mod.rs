@@ -1,0 +1,414 @@
+//! Per-adapter kernel choice by verification, then measurement, cached in memory and on disk.
+//!
+//! Which matmul variant wins is measured, never guessed, and only among the variants that first
+//! computed the CPU reference's results on awkward shapes on this adapter (`verify`): a fast but
+//! wrong kernel is excluded and the reason logged and cached. The survivors run the three products
+//! of a dense layer on one shape, many repetitions per submit (so the time is the GPU's, not a
+//! submit-and-wait round trip's), and the fastest is kept. `AEGPU_MATMUL=reg|tiled|subgroup` forces
+//! a variant; the cache lives in `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed
+//! by adapter, backend, driver, engine version and a hash of the shader sources (a changed kernel is
+//! verified and measured again), and `AEGPU_RETUNE=1` ignores it.
+//!
+//! Convolutions are chosen per layer shape: the direct kernels against the GEMM formulation (im2col +
+//! the chosen matmul), each verified against the CPU reference at batch 2, then timed on that
+//! layer's forward and backward at batch 32; the choice is cached with the matmul's and recorded in
+//! a run's checkpoint (`aegpu.conv_algorithms`).
+//! Neither wins everywhere: on lavapipe (idle `aegpu bench`, batch 128) the GEMM is 5x faster for
+//! 32 -> 64 channels and 2-7x slower for a 1-channel output, whose product is too thin.
+//! `AEGPU_CONV=direct|gemm` forces one.
+
+mod verify;
+pub use verify::{MatmulCandidate, verify_matmul};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, StorageBuffer};
+use crate::kernels::Activation;
+use crate::kernels::conv::{self, Conv2dShape};
+use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
+use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::runner::{Plan, View};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+/// The chosen matmul variant and how it was chosen.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Tuning {
+    pub matmul: MatmulVariant,
+    /// GFLOP/s measured for each variant (empty when forced by the environment).
+    pub measured: Vec<(MatmulVariant, f64)>,
+    /// "measured", "cache" or "env".
+    pub source: String,
+    /// The shape measured, M x N x K.
+    pub shape: [usize; 3],
+    /// Candidates excluded because they computed a wrong result here: (name, first difference).
+    #[serde(default)]
+    pub failed: Vec<(String, String)>,
+}
+
+/// What [`select_matmul`] found.
+pub struct Selection {
+    /// Index of the fastest correct candidate.
+    pub chosen: usize,
+    /// GFLOP/s of every correct candidate, by index.
+    pub measured: Vec<(usize, f64)>,
+    /// Every wrong candidate's index and first difference.
+    pub failed: Vec<(usize, String)>,
+}
+
+/// How convolutions run: the direct kernels of conv2d.wgsl, or im2col + matmul (conv_gemm.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvAlgorithm {
+    Direct,
+    Gemm,
+}
+
+/// Batch size at which a layer's algorithms are timed.
+const CONV_TUNE_BATCH: usize = 32;
+
+const SHAPE: [usize; 3] = [256, 256, 256];
+
+/// The choices made in this process, by adapter key: the tuning state lives here, not in [`Gpu`]
+/// (a host's borrowed device and the engine's own one on the same adapter share it).
+fn matmul_choices() -> &'static Mutex<HashMap<String, Tuning>> {
+    static CHOICES: OnceLock<Mutex<HashMap<String, Tuning>>> = OnceLock::new();
+    CHOICES.get_or_init(Default::default)
+}
+
+/// Convolution algorithm by (adapter key, layer shape at the tuning batch), measured once per process.
+fn conv_choices() -> &'static Mutex<HashMap<(String, Conv2dShape), ConvAlgorithm>> {
+    static CHOICES: OnceLock<Mutex<HashMap<(String, Conv2dShape), ConvAlgorithm>>> = OnceLock::new();
+    CHOICES.get_or_init(Default::default)
+}
+
+impl Gpu {
+    /// The matmul variant for this adapter (measured once per process, cached on disk).
+    pub fn tuning(&self) -> Result<Tuning> {
+        let key = self.adapter_key();
+        if let Some(t) = matmul_choices().lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = choose(self)?;
+        matmul_choices().lock().map_err(|_| poisoned())?.insert(key, t.clone());
+        Ok(t)
+    }
+
+    pub fn matmul_variant(&self) -> Result<MatmulVariant> {
+        Ok(self.tuning()?.matmul)
+    }
+
+    /// The faster convolution algorithm for a conv2d of this shape (a transposed convolution: its
+    /// adjoint's), timed at batch 32 once per process; `AEGPU_CONV=direct|gemm` forces one.
+    pub fn conv_algorithm(&self, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
+        if let Ok(v) = std::env::var("AEGPU_CONV") {
+            return match v.as_str() {
+                "direct" => Ok(ConvAlgorithm::Direct),
+                "gemm" => Ok(ConvAlgorithm::Gemm),
+                _ => Err(Error::Config(format!("AEGPU_CONV={v}: use 'direct' or 'gemm'"))),
+            };
+        }
+        let key = (self.adapter_key(), Conv2dShape { n: CONV_TUNE_BATCH, ..*shape });
+        if let Some(&a) = conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(a);
+        }
+        let disk_key = format!("{}|{:?}", key.0, key.1);
+        let retune = std::env::var("AEGPU_RETUNE").is_ok_and(|v| v != "0");
+        let mut cache = read_cache();
+        let best = match cache.conv.get(&disk_key) {
+            Some(&a) if !retune => a,
+            _ => {
+                let best = choose_conv(self, &key.1)?;
+                cache.conv.insert(disk_key, best);
+                write_cache(&cache);
+                best
+            }
+        };
+        conv_choices().lock().map_err(|_| poisoned())?.insert(key, best);
+        Ok(best)
+    }
+
+    /// A key naming the adapter, its driver, and the device features the variants depend on (a
+    /// borrowed device may lack subgroups the same adapter offers), for the on-disk cache.
+    /// The engine version and a hash of every shader's source are part of it: a changed kernel
+    /// is verified and measured again.
+    pub fn adapter_key(&self) -> String {
+        let i = &self.info;
+        let subgroups = self.features.contains(wgpu::Features::SUBGROUP);
+        format!(
+            "{}|{:?}|{:x}:{:x}|{}|{}|subgroups={subgroups}|aegpu {}|shaders {:016x}",
+            i.name,
+            i.backend,
+            i.vendor,
+            i.device,
+            i.driver,
+            i.driver_info,
+            env!("CARGO_PKG_VERSION"),
+            shader_hash()
+        )
+    }
+}
+
+/// FNV-1a over every shader's name and source: stable across Rust releases (unlike std's hasher),
+/// which a key written to disk needs.
+fn shader_hash() -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for (name, source) in crate::kernels::SHADERS {
+        for byte in name.bytes().chain([0]).chain(source.bytes()) {
+            h = (h ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn poisoned() -> Error {
+    Error::Config("the kernel tuning table was poisoned by a panic in another thread".into())
+}
+
+fn choose(gpu: &Gpu) -> Result<Tuning> {
+    if let Ok(v) = std::env::var("AEGPU_MATMUL") {
+        let matmul = MatmulVariant::parse(&v)
+            .ok_or_else(|| Error::Config(format!("AEGPU_MATMUL={v}: use 'reg', 'tiled' or 'subgroup'")))?;
+        if !MatmulVariant::available(gpu).contains(&matmul) {
+            return Err(Error::Config(format!(
+                "AEGPU_MATMUL={v}: this device cannot run it (the subgroup kernel needs Features::SUBGROUP \
+                 and subgroups of at least 8)"
+            )));
+        }
+        return Ok(Tuning {
+            matmul,
+            measured: Vec::new(),
+            source: "env".into(),
+            shape: SHAPE,
+            failed: Vec::new(),
+        });
+    }
+    let key = gpu.adapter_key();
+    let retune = std::env::var("AEGPU_RETUNE").is_ok_and(|v| v != "0");
+    let mut cache = read_cache();
+    // The cache is per adapter, but a borrowed device may lack a feature the cached choice needs.
+    if !retune
+        && let Some(t) = cache.matmul.get(&key)
+        && MatmulVariant::available(gpu).contains(&t.matmul)
+    {
+        let mut t = t.clone();
+        t.source = "cache".into();
+        return Ok(t);
+    }
+    let candidates: Vec<MatmulCandidate> =
+        MatmulVariant::available(gpu).into_iter().map(MatmulCandidate::variant).collect();
+    let sel = select_matmul(gpu, &candidates, SHAPE)?;
+    let variant = |i: usize| candidates[i].variant.expect("the engine's variants");
+    let t = Tuning {
+        matmul: variant(sel.chosen),
+        measured: sel.measured.iter().map(|&(i, g)| (variant(i), g)).collect(),
+        source: "measured".into(),
+        shape: SHAPE,
+        failed: sel.failed.iter().map(|(i, why)| (candidates[*i].name.clone(), why.clone())).collect(),
+    };
+    for (name, why) in &t.failed {
+        log_line(&format!(
+            "aegpu: the {name} matmul computes wrong results on this adapter and is not used: {why}"
+        ));
+    }
+    cache.matmul.insert(key, t.clone());
+    write_cache(&cache); // best effort: a read-only home only costs a re-measure next time
+    Ok(t)
+}
+
+/// Verifies every candidate against the CPU reference, then times the correct ones on the three
+/// products of shape `shape` and picks the fastest. An error when none is correct.
+pub fn select_matmul(gpu: &Gpu, candidates: &[MatmulCandidate], shape: [usize; 3]) -> Result<Selection> {
+    let mut measured = Vec::new();
+    let mut failed = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        match verify_matmul(gpu, c)? {
+            Ok(()) => measured.push((i, measure_candidate(gpu, c, shape)?)),
+            Err(why) => failed.push((i, why)),
+        }
+    }
+    let chosen = measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(i, _)| i).ok_or_else(|| {
+        let reasons: Vec<String> =
+            failed.iter().map(|(i, w)| format!("{}: {w}", candidates[*i].name)).collect();
+        Error::Config(format!(
+            "no matmul kernel computes correct results on this adapter (a driver bug?): {}",
+            reasons.join("; ")
+        ))
+    })?;
+    Ok(Selection { chosen, measured, failed })
+}
+
+/// The faster of the convolution algorithms that compute the CPU reference's result for this
+/// layer shape (at batch 2); an error when neither does.
+fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
+    let variant = gpu.matmul_variant()?;
+    let small = Conv2dShape { n: 2, ..*shape };
+    let bufs = verify::ConvBuffers::new(gpu, &small)?;
+    let mut times = Vec::new();
+    let mut wrong = Vec::new();
+    for algo in [ConvAlgorithm::Direct, ConvAlgorithm::Gemm] {
+        let launches = conv_launches(gpu, algo, variant, &small, &bufs)?;
+        match verify::verify_conv(gpu, &launches, &bufs, &small)? {
+            Ok(()) => times.push((algo, measure_conv(gpu, algo, variant, shape)?)),
+            Err(why) => {
+                log_line(&format!(
+                    "aegpu: the {algo:?} convolution is wrong on this adapter for {shape:?}: {why}"
+                ));
+                wrong.push(format!("{algo:?}: {why}"));
+            }
+        }
+    }
+    times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|&(a, _)| a).ok_or_else(|| {
+        Error::Config(format!("no convolution algorithm is correct on this adapter: {}", wrong.join("; ")))
+    })
+}
+
+/// A note for whoever watches (the library's only output; a host's own logging may replace it).
+fn log_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// GFLOP/s of `variant` over the three dense-layer products of shape M x N x K.
+pub fn measure(gpu: &Gpu, variant: MatmulVariant, shape: [usize; 3]) -> Result<f64> {
+    measure_candidate(gpu, &MatmulCandidate::variant(variant), shape)
+}
+
+/// GFLOP/s of `candidate` over the three dense-layer products of shape M x N x K: the best of
+/// three submits, each holding as many repetitions as ~30 ms of the warm-up's pace allow, so that
+/// the time is the GPU's and not the submit-and-wait latency's.
+pub fn measure_candidate(gpu: &Gpu, candidate: &MatmulCandidate, [m, n, k]: [usize; 3]) -> Result<f64> {
+    let size = m.max(n).max(k);
+    let data: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let a = StorageBuffer::from_slice(gpu, "tune a", &data)?;
+    let b = StorageBuffer::from_slice(gpu, "tune b", &data)?;
+    let c = StorageBuffer::zeroed(gpu, "tune c", size * size)?;
+    let launches: Vec<_> = Transpose::ALL
+        .iter()
+        .map(|&trans| {
+            candidate.launch(&Matmul {
+                c: View::whole(&c),
+                a: View::whole(&a),
+                b: View::whole(&b),
+                bias: None,
+                m,
+                n,
+                k,
+                trans,
+                act: Activation::Identity,
+                accumulate: false,
+                variant: MatmulVariant::Reg,
+                splits: 1,
+            })
+        })
+        .collect();
+    let plan = Plan::new(gpu, "tune", &launches)?;
+    let start = Instant::now();
+    plan.run(gpu)?; // warm-up: pipeline compilation and first-touch costs stay out of the timing
+    let once = start.elapsed().as_secs_f64().max(1e-6);
+    let reps = ((0.03 / once) as usize).clamp(2, 64);
+    let flops = 3.0 * Matmul::flops(m, n, k);
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        plan.run_repeated(gpu, reps)?;
+        best = best.max(flops * reps as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    Ok(best)
+}
+
+/// Milliseconds of a conv2d layer's forward and backward with `algo` (best of three runs, after a
+/// warm-up).
+pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, variant: MatmulVariant, s: &Conv2dShape) -> Result<f64> {
+    let bufs = verify::ConvBuffers::new(gpu, s)?;
+    let plan = Plan::new(gpu, "tune conv", &conv_launches(gpu, algo, variant, s, &bufs)?)?;
+    plan.run(gpu)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        plan.run(gpu)?;
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(best)
+}
+
+/// A conv2d layer's forward (bias + ReLU), weight, input and bias gradients with `algo`.
+fn conv_launches(
+    gpu: &Gpu,
+    algo: ConvAlgorithm,
+    variant: MatmulVariant,
+    s: &Conv2dShape,
+    v: &verify::ConvBuffers,
+) -> Result<Vec<crate::gpu::Launch>> {
+    let mut launches = match algo {
+        ConvAlgorithm::Direct => vec![
+            conv::conv2d_forward(&v.y, &v.x, &v.w, Some(&v.b), s, Activation::Relu),
+            conv::conv2d_backward_weight(&v.dw, &v.dy, &v.x, s),
+            conv::conv2d_backward_input(&v.dx, &v.dy, &v.w, s),
+        ],
+        ConvAlgorithm::Gemm => {
+            let l = ScratchLens::of(s);
+            let scratch = GemmScratch {
+                col: View::whole(&StorageBuffer::zeroed(gpu, "tune col", l.col)?),
+                cn: View::whole(&StorageBuffer::zeroed(gpu, "tune cn", l.cn)?),
+                parts: View::whole(&StorageBuffer::zeroed(gpu, "tune parts", l.parts)?),
+            };
+            let mut all = conv_gemm::conv2d_forward(
+                &v.y,
+                &v.x,
+                &v.w,
+                Some(&v.b),
+                s,
+                Activation::Relu,
+                &scratch,
+                variant,
+            );
+            all.extend(conv_gemm::conv2d_backward(
+                &v.dw,
+                Some(&v.dx),
+                &v.dy,
+                &v.x,
+                &v.w,
+                s,
+                &scratch,
+                variant,
+            ));
+            all
+        }
+    };
+    launches.push(conv::conv2d_backward_bias(&v.db, &v.dy, s));
+    Ok(launches)
+}
+
+/// The on-disk cache: the matmul tuning by adapter key, the conv choices by adapter key and shape.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Cache {
+    #[serde(default)]
+    matmul: BTreeMap<String, Tuning>,
+    #[serde(default)]
+    conv: BTreeMap<String, ConvAlgorithm>,
+}
+
+fn cache_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("aegpu").join("tuning.json"))
+}
+
+fn read_cache() -> Cache {
+    cache_path()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn write_cache(cache: &Cache) {
+    if let Some(p) = cache_path() {
+        let _ = p.parent().map(std::fs::create_dir_all);
+        if let Ok(json) = serde_json::to_vec_pretty(cache) {
+            let _ = std::fs::write(p, json);
+        }
+    }
+}
