@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod pca;
+pub mod profile;
 pub mod resume;
 pub mod run;
 pub mod runner;

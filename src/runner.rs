@@ -197,6 +197,26 @@ impl Plan {
         }
     }
 
+    /// Records every dispatch in a compute pass of its own that writes timestamps at its start and
+    /// end into queries `2i` and `2i + 1` of `queries` (for profiles: the pass boundaries cost a
+    /// little, so the training loop records one pass).
+    pub fn record_timed(&self, encoder: &mut wgpu::CommandEncoder, queries: &wgpu::QuerySet) {
+        for (i, d) in self.dispatches.iter().enumerate() {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(self.labels[i]),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            pass.set_pipeline(&d.pipeline.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+    }
+
     /// Records the plan into a fresh encoder as one compute pass.
     pub fn record_into(&self, encoder: &mut wgpu::CommandEncoder) {
         let mut pass =

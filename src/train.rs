@@ -240,13 +240,7 @@ impl<'a> Trainer<'a> {
         stop: &dyn Fn() -> bool,
         mut progress: impl FnMut(usize, Option<f64>),
     ) -> Result<EpochEnd> {
-        let mut order: Vec<u32> = (0..self.train.n as u32).collect();
-        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
-            self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        order.shuffle(&mut rng);
-        self.feed.set_order(self.gpu, order);
-
+        self.set_epoch_order(epoch);
         let shown = Readback::new(self.gpu, LOG_STRIDE);
         let mut in_flight = std::collections::VecDeque::new();
         for b in from..self.steps_per_epoch {
@@ -283,6 +277,27 @@ impl<'a> Trainer<'a> {
         let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
         let sum = self.check_log(epoch, &log)?;
         Ok(EpochEnd::Finished { train_loss: sum / self.steps_per_epoch as f64 })
+    }
+
+    /// The seeded shuffle of epoch `epoch`, for the gathers.
+    fn set_epoch_order(&mut self, epoch: usize) {
+        let mut order: Vec<u32> = (0..self.train.n as u32).collect();
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
+            self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        order.shuffle(&mut rng);
+        self.feed.set_order(self.gpu, order);
+    }
+
+    /// Runs the next step (batch `b` of epoch `epoch`'s order) with every dispatch timed on the
+    /// GPU (see [`crate::profile`]); it trains like any other step.
+    pub fn profile_step(&mut self, epoch: usize, b: usize) -> Result<Vec<crate::profile::DispatchTime>> {
+        self.set_epoch_order(epoch);
+        self.step += 1;
+        let at = (b % self.steps_per_epoch) * self.config.batch;
+        self.plan.advance(self.gpu, self.step, at);
+        self.feed.stage(self.gpu, at);
+        crate::profile::time_plan(self.gpu, &self.plan, |_| {})
     }
 
     /// The sum of the logged steps' losses, or the first non-finite or exploding one as an error.

@@ -21,6 +21,7 @@ macro_rules! note {
 mod data;
 mod model_flags;
 mod pca;
+mod profile;
 mod run_dir;
 mod tools;
 mod train;
@@ -55,6 +56,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
     Bench(crate::bench::BenchArgs),
+    /// A training step's dispatches timed on the GPU (timestamp queries): the kernels by share of
+    /// the step, and a Chrome trace.
+    Profile(profile::ProfileArgs),
     /// Decode random codes into new images: z ~ N(0, I) for a VAE; for a plain autoencoder, a
     /// Gaussian fitted to the test set's codes.
     Sample(SampleArgs),
@@ -290,6 +294,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train_cmd(*args),
         Command::Eval(args) => tools::eval_cmd(args),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Profile(args) => profile::profile_cmd(args),
         Command::Sample(args) => tools::sample_cmd(args),
         Command::Grid(args) => tools::grid_cmd(args),
         Command::Interpolate(args) => tools::interpolate_cmd(args),

@@ -75,7 +75,7 @@ impl StorageBuffer {
     }
 }
 
-fn read_words<T: bytemuck::Pod>(
+pub(crate) fn read_words<T: bytemuck::Pod>(
     gpu: &Gpu,
     src: &wgpu::Buffer,
     range: std::ops::Range<usize>,

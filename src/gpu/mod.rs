@@ -8,6 +8,7 @@ mod buffers;
 mod launch;
 mod pipelines;
 
+pub(crate) use buffers::read_words;
 pub use buffers::{Readback, StorageBuffer};
 pub use launch::{Launch, PerStep, Shader, StepState, View, grid_1d};
 pub use pipelines::{CachedPipeline, PipelineCache, PipelineKey};

@@ -1,0 +1,34 @@
+//! `aegpu profile` on lavapipe (which has timestamp queries): the Chrome trace is valid JSON with
+//! one complete event per dispatch of every timed step, and the per-kernel table accounts for the
+//! step's GPU time within 10 %.
+
+mod common;
+use common::cli::{TempDir, aegpu, ok, s};
+
+#[test]
+fn profile_writes_a_trace_and_a_table_that_sums_to_the_step() {
+    let tmp = TempDir::new("profile");
+    let t = tmp.path();
+    let trace = t.join("trace.json");
+    let args =
+        ["profile", "--preset", "shallow", "--batch", "64", "--steps", "2", "--json", "--trace", s(&trace)];
+    let out = ok(aegpu(t, &args), "profile");
+    let json_start = out.find('{').expect("a JSON report");
+    let report: serde_json::Value = serde_json::from_str(&out[json_start..]).expect("the report is JSON");
+    let dispatches = report["dispatches_per_step"].as_u64().unwrap() as usize;
+    assert!(dispatches >= 10, "{report}");
+    let kernels = report["kernels"].as_array().unwrap();
+    let listed: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
+    assert_eq!(listed as usize, 2 * dispatches, "every dispatch of both steps is in the table");
+    let percent: f64 = kernels.iter().map(|k| k["percent"].as_f64().unwrap()).sum();
+    assert!((90.0..=100.5).contains(&percent), "the kernels account for {percent:.1}% of the step");
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&trace).unwrap()).expect("trace JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    assert_eq!(events.len(), 2 * dispatches);
+    for e in events {
+        assert_eq!(e["ph"], "X");
+        assert!(e["dur"].as_f64().unwrap() >= 0.0 && e["ts"].as_f64().unwrap() >= 0.0, "{e}");
+        assert!(e["name"].as_str().is_some_and(|n| !n.is_empty()));
+    }
+}

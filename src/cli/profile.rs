@@ -1,0 +1,104 @@
+//! `aegpu profile`: a training step's dispatches timed on the GPU: the kernels by share of the
+//! step, and a Chrome trace of every dispatch.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuOptions};
+use crate::kernels::loss::LossKind;
+use crate::kernels::optimizer::Optimizer;
+use crate::models::conv::ConvConfig;
+use crate::models::dense::DenseConfig;
+use crate::models::{Autoencoder, Init, ModelConfig};
+use crate::profile::{by_kernel, chrome_trace, span_ns};
+use crate::train::{GpuDataset, TrainConfig, Trainer};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ProfileArgs {
+    /// The model: a dense preset (shallow, deep, vae) or a conv one (keras, strided), on 28x28
+    /// synthetic images (the kernels do not care what the pixels show).
+    #[arg(long, default_value = "deep")]
+    preset: String,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Steps to time (after one untimed warm-up step); the table is their mean.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Where to write the Chrome trace (open it in chrome://tracing or ui.perfetto.dev).
+    #[arg(long, default_value = "profile-trace.json")]
+    trace: PathBuf,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
+    if args.steps == 0 {
+        return Err(Error::Config("--steps must be at least 1".into()));
+    }
+    let config: ModelConfig = match args.preset.as_str() {
+        "shallow" | "deep" | "vae" => DenseConfig::preset(&args.preset, 784, LossKind::Bce)?.into(),
+        "keras" | "strided" => ConvConfig::preset(&args.preset, [1, 28, 28], None, LossKind::Bce)?.into(),
+        other => {
+            return Err(Error::Config(format!(
+                "--preset '{other}': use shallow, deep, vae, keras or strided"
+            )));
+        }
+    };
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let model = Autoencoder::new(&gpu, config, 0, Init::Glorot)?;
+    let images = crate::data::synthetic::synthetic(args.batch * 4, 28, 28, 10, 1);
+    let data = GpuDataset::upload(&gpu, &images)?;
+    let tc = TrainConfig {
+        epochs: 1,
+        batch: args.batch,
+        optimizer: Optimizer::parse("adam", 1e-3, 0.0)?,
+        seed: 0,
+    };
+    let mut trainer = Trainer::new(&gpu, &model, &data, tc)?;
+    trainer.profile_step(1, 0)?; // warm-up: pipelines and first touch
+    let steps = (0..args.steps).map(|i| trainer.profile_step(1, i + 1)).collect::<Result<Vec<_>>>()?;
+    let all: Vec<_> = steps.iter().flatten().cloned().collect();
+    let span = steps.iter().map(|s| span_ns(s)).sum::<f64>();
+    let shares = by_kernel(&all, span);
+    let busy: f64 = all.iter().map(|t| t.ns).sum();
+    let trace = chrome_trace(&steps);
+    let text = serde_json::to_string(&trace).map_err(|e| Error::Config(e.to_string()))?;
+    crate::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
+    let per_step = |ns: f64| ns / args.steps as f64 / 1e3;
+    if args.json {
+        let report = serde_json::json!({
+            "adapter": gpu.describe(),
+            "model": model.describe(),
+            "batch": args.batch,
+            "dispatches_per_step": trainer.dispatches_per_step(),
+            "step_us": per_step(span),
+            "dispatch_sum_us": per_step(busy),
+            "kernels": shares,
+        });
+        say!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(());
+    }
+    say!("adapter: {}", gpu.describe());
+    say!("model:   {} {}, batch {}", model.kind(), model.describe(), args.batch);
+    say!(
+        "step:    {:.1} µs on the GPU (first dispatch's start to last one's end, mean of {} steps), {} dispatches; \
+         the dispatches themselves {:.1} µs ({:.0}%)",
+        per_step(span),
+        args.steps,
+        trainer.dispatches_per_step(),
+        per_step(busy),
+        100.0 * busy / span.max(1e-9)
+    );
+    say!("{:<32} {:>10} {:>12} {:>8}", "kernel", "dispatches", "µs per step", "% step");
+    for s in &shares {
+        say!(
+            "{:<32} {:>10} {:>12.1} {:>7.1}%",
+            s.label,
+            s.dispatches / args.steps,
+            per_step(s.ns),
+            s.percent
+        );
+    }
+    say!("trace:   {} (chrome://tracing or ui.perfetto.dev)", args.trace.display());
+    Ok(())
+}
