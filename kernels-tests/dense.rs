@@ -436,3 +436,33 @@ fn evaluation_drops_no_units_and_corrupts_like_training() {
     assert_eq!(first.bce_px.to_bits(), second.bce_px.to_bits(), "evaluation noise comes from fixed streams");
 }
 
+/// A VAE evaluated at z = μ (`Pass::EVAL_MEAN`) decodes its posterior means: its reconstructions are
+/// the decoder's output on the codes the evaluation reports, its KL is the sampled pass's (the KL
+/// does not depend on z), it has no noise (repeats bit for bit) and differs from the single-sample
+/// reconstruction. A plain autoencoder evaluates the same either way.
+#[test]
+fn vae_evaluated_at_the_mean_decodes_the_posterior_means() {
+    let gpu = gpu();
+    let (_, test) = small_data();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    let variational = Some(aegpu::models::dense::Variational { beta: 1.0 });
+    let vae = small_config(LossKind::Bce).with_variational(variational).unwrap();
+    let model = Autoencoder::new(&gpu, vae, 3, Init::Glorot).unwrap();
+    let at = |model: &Autoencoder, pass| {
+        Evaluator::with_pass(&gpu, model, &test, 64, pass).unwrap().run(20).unwrap()
+    };
+    let (sampled, mean, again) =
+        (at(&model, Pass::EVAL), at(&model, Pass::EVAL_MEAN), at(&model, Pass::EVAL_MEAN));
+    assert_eq!(sampled.codes, mean.codes, "the codes (μ) do not depend on z");
+    let kl = |o: &aegpu::train::EvalOutput| o.metrics.vae.expect("a VAE").1.to_bits();
+    assert_eq!(kl(&sampled), kl(&mean), "the KL does not depend on z");
+    assert_eq!(mean.metrics.bce_px.to_bits(), again.metrics.bce_px.to_bits());
+    assert_ne!(sampled.metrics.bce_px, mean.metrics.bce_px, "z = μ is not a sample");
+    let d = model.code_dim();
+    let decoded = aegpu::generate::decode(&gpu, &model, &mean.codes[..20 * d]).unwrap();
+    assert_close("reconstruction at z = μ vs decode(μ)", &mean.recon, &decoded, 1e-6, 1e-5);
+
+    let plain = Autoencoder::new(&gpu, small_config(LossKind::Bce), 3, Init::Glorot).unwrap();
+    let (a, b) = (at(&plain, Pass::EVAL), at(&plain, Pass::EVAL_MEAN));
+    assert_eq!(a.metrics.bce_px.to_bits(), b.metrics.bce_px.to_bits(), "a plain model has no z");
+}
