@@ -636,7 +636,7 @@ fn checkpoint_round_trip(config: ConvConfig, expected: &[(&str, &[usize])]) {
     let ckpt = checkpoint::load(&path).unwrap();
     assert_eq!(ckpt.model, ModelConfig::Conv(config.clone()));
     assert_eq!(ckpt.metadata.get("aegpu.dataset").map(String::as_str), Some("synthetic"));
-    let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(names.len(), expected.len(), "tensors {names:?}");
     let restored = checkpoint::restore(&gpu, &ckpt, &path).unwrap();
     assert_eq!(restored.config, ModelConfig::Conv(config.clone()));
@@ -665,7 +665,7 @@ fn checkpoint_round_trip(config: ConvConfig, expected: &[(&str, &[usize])]) {
     // The exported values are the parameters, in the arena's order.
     let params = model.params.buffer.read_all_f32(&gpu).unwrap();
     for (name, offset, len) in &model.params.layout.entries {
-        let (_, values) = ckpt.tensors.iter().find(|(n, _)| n == name).unwrap();
+        let (_, _, values) = ckpt.tensors.iter().find(|(n, _, _)| n == name).unwrap();
         assert_eq!(values.as_slice(), &params[*offset..offset + len], "{name}");
     }
     std::fs::remove_dir_all(&dir).ok();

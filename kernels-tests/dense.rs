@@ -16,6 +16,7 @@ use aegpu::models::{Autoencoder, Init, ModelConfig, Pass};
 use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
 use common::*;
+use std::path::Path;
 
 /// Loss (per-pixel mean of the configured kind) and the flat parameter gradient for input `x`.
 /// The dense configuration a model was built from.
@@ -297,7 +298,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     let ckpt = checkpoint::load(&path).unwrap();
     assert_eq!(ckpt.model, model.config);
     assert_eq!(ckpt.metadata.get("aegpu.dataset").map(String::as_str), Some("synthetic"));
-    let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = ckpt.tensors.iter().map(|(n, _, _)| n.as_str()).collect();
     for expected in
         ["encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "decoder.0.weight", "decoder.2.bias"]
     {
@@ -416,8 +417,7 @@ fn evaluation_drops_no_units_and_corrupts_like_training() {
     let base = small_config(LossKind::Bce);
     let with = |r: Regularizers| base.clone().with_regularizers(r).unwrap();
     let plain = Autoencoder::new(&gpu, base.clone(), 5, Init::Glorot).unwrap();
-    let weights: Vec<(String, Vec<f32>)> =
-        plain.export(&gpu).unwrap().into_iter().map(|(name, _, values)| (name, values)).collect();
+    let weights = plain.export(&gpu).unwrap();
     let evaluate =
         |model: &Autoencoder| Evaluator::new(&gpu, model, &test, 64).unwrap().run(0).unwrap().metrics;
     let reference = evaluate(&plain);
@@ -425,13 +425,44 @@ fn evaluation_drops_no_units_and_corrupts_like_training() {
     let dropout =
         Autoencoder::zeroed(&gpu, with(Regularizers { dropout: Some(0.5), ..Default::default() }), 5)
             .unwrap();
-    dropout.import(&gpu, &weights).unwrap();
+    dropout.import(&gpu, &weights, Path::new("plain")).unwrap();
     assert_eq!(evaluate(&dropout).bce_px.to_bits(), reference.bce_px.to_bits(), "dropout at evaluation");
 
     let noise = Some(Noise::Gaussian(0.5));
     let denoising = Autoencoder::zeroed(&gpu, with(Regularizers { noise, ..Default::default() }), 5).unwrap();
-    denoising.import(&gpu, &weights).unwrap();
+    denoising.import(&gpu, &weights, Path::new("plain")).unwrap();
     let (first, second) = (evaluate(&denoising), evaluate(&denoising));
     assert_ne!(first.bce_px, reference.bce_px, "a denoising model is evaluated on corrupted inputs");
     assert_eq!(first.bce_px.to_bits(), second.bce_px.to_bits(), "evaluation noise comes from fixed streams");
+}
+
+/// A VAE evaluated at z = μ (`Pass::EVAL_MEAN`) decodes its posterior means: its reconstructions are
+/// the decoder's output on the codes the evaluation reports, its KL is the sampled pass's (the KL
+/// does not depend on z), it has no noise (repeats bit for bit) and differs from the single-sample
+/// reconstruction. A plain autoencoder evaluates the same either way.
+#[test]
+fn vae_evaluated_at_the_mean_decodes_the_posterior_means() {
+    let gpu = gpu();
+    let (_, test) = small_data();
+    let test = GpuDataset::upload(&gpu, &test).unwrap();
+    let variational = Some(aegpu::models::dense::Variational { beta: 1.0 });
+    let vae = small_config(LossKind::Bce).with_variational(variational).unwrap();
+    let model = Autoencoder::new(&gpu, vae, 3, Init::Glorot).unwrap();
+    let at = |model: &Autoencoder, pass| {
+        Evaluator::with_pass(&gpu, model, &test, 64, pass).unwrap().run(20).unwrap()
+    };
+    let (sampled, mean, again) =
+        (at(&model, Pass::EVAL), at(&model, Pass::EVAL_MEAN), at(&model, Pass::EVAL_MEAN));
+    assert_eq!(sampled.codes, mean.codes, "the codes (μ) do not depend on z");
+    let kl = |o: &aegpu::train::EvalOutput| o.metrics.vae.expect("a VAE").1.to_bits();
+    assert_eq!(kl(&sampled), kl(&mean), "the KL does not depend on z");
+    assert_eq!(mean.metrics.bce_px.to_bits(), again.metrics.bce_px.to_bits());
+    assert_ne!(sampled.metrics.bce_px, mean.metrics.bce_px, "z = μ is not a sample");
+    let d = model.code_dim();
+    let decoded = aegpu::generate::decode(&gpu, &model, &mean.codes[..20 * d]).unwrap();
+    assert_close("reconstruction at z = μ vs decode(μ)", &mean.recon, &decoded, 1e-6, 1e-5);
+
+    let plain = Autoencoder::new(&gpu, small_config(LossKind::Bce), 3, Init::Glorot).unwrap();
+    let (a, b) = (at(&plain, Pass::EVAL), at(&plain, Pass::EVAL_MEAN));
+    assert_eq!(a.metrics.bce_px.to_bits(), b.metrics.bce_px.to_bits(), "a plain model has no z");
 }

@@ -735,6 +735,23 @@ fn vae_kernels_match_cpu_reference_on_awkward_shapes() {
     }
 }
 
+/// z = μ (a VAE evaluated at its mean) copies the μ half of every row of h: exact, on every shape.
+#[test]
+fn reparam_mean_matches_cpu_reference_on_awkward_shapes() {
+    let gpu = gpu();
+    for (k, &(batch, d)) in VAE_SHAPES.iter().enumerate() {
+        let n = batch * d;
+        let h = encoder_output(batch, d, 950 + k as u64);
+        let gh = upload_with_tail(&gpu, "h", &h, 2 * n);
+        let gz = upload_with_tail(&gpu, "z", &[], n);
+        run(&gpu, &[vae::reparam_mean(&View::whole(&gz), &View::whole(&gh), batch, d)]);
+        let mut z_ref = vec![f32::NAN; n];
+        cpu::vae::reparam_mean(&mut z_ref, &h, batch, d);
+        let z = read_checked(&gpu, &format!("B={batch} d={d} z"), &gz, n);
+        assert_eq!(z, z_ref, "B={batch} d={d}: z = μ must copy μ exactly");
+    }
+}
+
 /// KL(N(μ, σ²) ‖ N(0, 1)) per element is ½(μ² + σ² − 1 − log σ²): 0 for μ = 0, log σ² = 0, and
 /// μ²/2 for log σ² = 0, both exact in f32. Also the gradient there: dh = dz (KL term 0) and
 /// dh = dz + β·s·μ for the μ part.

@@ -33,6 +33,7 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("random", "multiply", [256, 1, 1]),
     ("vae", "reparam_forward", [256, 1, 1]),
     ("vae", "reparam_backward", [256, 1, 1]),
+    ("vae", "reparam_mean", [256, 1, 1]),
     ("vae", "kl_partials", [256, 1, 1]),
     ("penalty", "activity_penalty", [256, 1, 1]),
     ("penalty", "contractive_rows", [64, 1, 1]),

@@ -3,6 +3,7 @@
 // The encoder's last layer writes h of shape [batch, 2d]: columns 0..d are μ, columns d..2d are
 // log σ² (lv). ε [batch, d] comes from random.wgsl's random_normal.
 //   reparam_forward   z[b, j] = μ + exp(½ lv) · ε
+//   reparam_mean      z[b, j] = μ (the deterministic code, for evaluation at z = μ)
 //   reparam_backward  dh[b, j]     = dz + β·kl_scale·μ
 //                     dh[b, d + j] = dz · ½ exp(½ lv) · ε + β·kl_scale · ½ (exp(lv) − 1)
 //                     (the gradient of β·kl_scale·KL is added in the same dispatch; the host sets
@@ -12,7 +13,7 @@
 //                     Reported separately from the reconstruction loss (nats/image = (ΣBCE + KL)/B).
 //
 // Bindings: 0 uniform Params, 1 result (z, dh or partials), 2 h, 3 eps, 4 dz.
-//   reparam_forward uses 1-3, reparam_backward 1-4, kl_partials 1-2.
+//   reparam_forward uses 1-3, reparam_backward 1-4, reparam_mean and kl_partials 1-2.
 // Dispatch: reparam_*: grid_1d(batch·d, 256), one (b, j) per invocation; kl_partials: like loss.wgsl,
 // groups = grid_1d(batch·d, 1024), 256 invocations x 4 elements, fixed in-group tree, one partial per
 // group (group = wid.x + wid.y · num_workgroups.x), reduced by reduce.wgsl's colsum: deterministic.
@@ -50,6 +51,15 @@ fn reparam_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     let m = mu_index(i);
     result[i] = h[m] + exp(0.5 * h[m + p.d]) * eps[i];
+}
+
+@compute @workgroup_size(256)
+fn reparam_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.batch * p.d) {
+        return;
+    }
+    result[i] = h[mu_index(i)];
 }
 
 @compute @workgroup_size(256)

@@ -60,6 +60,26 @@ pub enum Error {
     #[error("bad checkpoint {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
 
+    /// A checkpoint's tensors do not fit the model built from its metadata (or the model it is loaded
+    /// into): a tensor missing, unexpected, of another shape or dtype. The checks of PyTorch's
+    /// `load_state_dict(strict=True)`.
+    #[error("checkpoint {path} does not fit the model: tensor '{tensor}' {problem}")]
+    CheckpointMismatch { path: PathBuf, tensor: String, problem: TensorMismatch },
+
+    /// A checkpoint holds a NaN or infinite weight: the run that wrote it diverged.
+    #[error(
+        "checkpoint {path}: tensor '{tensor}' holds {value} at index {index}; the run that wrote it diverged: \
+         use an earlier checkpoint, or retrain with a lower --lr"
+    )]
+    NonFiniteWeights { path: PathBuf, tensor: String, index: usize, value: f32 },
+
+    /// A checkpoint's weights are finite but what it computes is not (they overflow on this data).
+    #[error(
+        "checkpoint {path} gives non-finite {what}; its weights overflow on this data: check that it is the \
+         data the model was trained on (--dataset, --data), or retrain with a lower --lr"
+    )]
+    NonFiniteOutput { path: PathBuf, what: String },
+
     /// The training loss (or a test figure after an epoch) became NaN/inf or exploded.
     #[error(
         "training diverged in epoch {epoch} at step {step} of the epoch: {what} = {loss}.\n  \
@@ -78,6 +98,48 @@ pub enum Error {
     /// Writing a PNG failed.
     #[error("could not write image {path}: {reason}")]
     Image { path: PathBuf, reason: String },
+}
+
+/// How a checkpoint tensor differs from the model's parameter of that name (see
+/// [`Error::CheckpointMismatch`]). Shapes are PyTorch's: Linear `[out, in]`, Conv2d
+/// `[out, in, k, k]`, ConvTranspose2d `[in, out, k, k]`, biases `[out]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TensorMismatch {
+    /// The model has this parameter; the file does not.
+    Missing { expected: Vec<usize> },
+    /// The file has this tensor; the model has no parameter of that name.
+    Unexpected { found: Vec<usize> },
+    /// The same dimensions in another order: a weight saved `[in, out]` instead of `[out, in]`.
+    Transposed { expected: Vec<usize>, found: Vec<usize> },
+    /// Another shape.
+    Shape { expected: Vec<usize>, found: Vec<usize> },
+    /// Not float32 (`found` is the safetensors dtype, e.g. `F16`).
+    Dtype { found: String },
+}
+
+impl std::fmt::Display for TensorMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const ARCH: &str = "the file holds another architecture: load it into the model it was saved from";
+        match self {
+            TensorMismatch::Missing { expected } => {
+                write!(f, "is missing (the model has one of shape {expected:?}); {ARCH}")
+            }
+            TensorMismatch::Unexpected { found } => {
+                write!(f, "(shape {found:?}) is not a parameter of the model; {ARCH}")
+            }
+            TensorMismatch::Transposed { expected, found } => write!(
+                f,
+                "has shape {found:?}, a transpose of the model's {expected:?}: store weights as PyTorch does \
+                 (Linear [out, in], Conv2d [out, in, k, k], ConvTranspose2d [in, out, k, k])"
+            ),
+            TensorMismatch::Shape { expected, found } => {
+                write!(f, "has shape {found:?} but the model's is {expected:?}; {ARCH}")
+            }
+            TensorMismatch::Dtype { found } => {
+                write!(f, "is {found}, expected F32: convert it with tensor.float() before saving")
+            }
+        }
+    }
 }
 
 impl Error {

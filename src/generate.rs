@@ -190,7 +190,7 @@ pub fn denoise(gpu: &Gpu, model: &Autoencoder, clean: &[f32], noise: Noise, seed
 }
 
 /// Mean over images of the peak signal-to-noise ratio (peak 1) of `x` against `reference`, in dB.
-/// A perfect image counts as 100 dB.
+/// A perfect image counts as 100 dB; a NaN anywhere gives NaN (not a perfect score).
 pub fn mean_psnr(x: &[f32], reference: &[f32], dim: usize) -> f64 {
     let images = x.len() / dim;
     let total: f64 = x
@@ -198,7 +198,11 @@ pub fn mean_psnr(x: &[f32], reference: &[f32], dim: usize) -> f64 {
         .zip(reference.chunks(dim))
         .map(|(a, b)| {
             let mse = a.iter().zip(b).map(|(p, q)| (*p as f64 - *q as f64).powi(2)).sum::<f64>() / dim as f64;
-            if mse > 0.0 { (10.0 * (1.0 / mse).log10()).min(100.0) } else { 100.0 }
+            match mse {
+                m if m.is_nan() => f64::NAN,
+                m if m > 0.0 => (10.0 * (1.0 / m).log10()).min(100.0),
+                _ => 100.0,
+            }
         })
         .sum();
     total / images.max(1) as f64

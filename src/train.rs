@@ -365,7 +365,19 @@ pub struct EvalOutput {
 const EVAL_STREAM: u64 = 1 << 46;
 
 impl<'a> Evaluator<'a> {
+    /// Evaluation of the training objective ([`Pass::EVAL`]) in batches of at most `batch`.
     pub fn new(gpu: &'a Gpu, model: &'a Autoencoder, data: &'a GpuDataset, batch: usize) -> Result<Self> {
+        Self::with_pass(gpu, model, data, batch, Pass::EVAL)
+    }
+
+    /// Evaluation with the forward `pass` (e.g. [`Pass::EVAL_MEAN`]: a VAE at z = μ).
+    pub fn with_pass(
+        gpu: &'a Gpu,
+        model: &'a Autoencoder,
+        data: &'a GpuDataset,
+        batch: usize,
+        pass: Pass,
+    ) -> Result<Self> {
         if data.dim != model.input_dim() {
             return Err(Error::Shape(format!(
                 "the data has {} values per example but the model's input is {}",
@@ -391,9 +403,9 @@ impl<'a> Evaluator<'a> {
             };
             let feed = data.feed(gpu, &acts.input(), size)?;
             let mut launches = feed.launches().to_vec();
-            // The training objective without dropout: a denoising model gets corrupted inputs (from
-            // fixed evaluation streams), a VAE samples z.
-            launches.extend(model.forward(&acts, variant, Pass::EVAL));
+            // Pass::EVAL is the training objective without dropout: a denoising model gets corrupted
+            // inputs (from fixed evaluation streams), a VAE samples z.
+            launches.extend(model.forward(&acts, variant, pass));
             launches.extend(model.loss(&acts, &acts.input(), false, true));
             let plan = Plan::new(gpu, "evaluate", &launches)?;
             plans.push((size, acts, plan, feed));

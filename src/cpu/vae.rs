@@ -12,6 +12,13 @@ pub fn reparam_forward(z: &mut [f32], h: &[f32], eps: &[f32], batch: usize, d: u
     }
 }
 
+/// `z[b, j] = μ[b, j]`: the code at its mean.
+pub fn reparam_mean(z: &mut [f32], h: &[f32], batch: usize, d: usize) {
+    for b in 0..batch {
+        z[b * d..(b + 1) * d].copy_from_slice(&h[b * 2 * d..b * 2 * d + d]);
+    }
+}
+
 /// `dh` from `dz`, plus the gradient of `beta · kl_scale · KL`.
 #[allow(clippy::too_many_arguments)]
 pub fn reparam_backward(

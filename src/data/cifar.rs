@@ -78,8 +78,8 @@ pub fn read_cifar10_batch(path: &Path) -> Result<Dataset> {
 fn find_folder(dir: &Path) -> Result<PathBuf> {
     let mut looked = Vec::new();
     for folder in [dir.to_path_buf(), dir.join(ARCHIVE_DIR)] {
-        if !folder.is_dir() {
-            looked.push(format!("  {} (no such directory)", folder.display()));
+        if let Some(problem) = super::locate::folder_problem(&folder) {
+            looked.push(format!("  {} ({problem})", folder.display()));
             continue;
         }
         let missing: Vec<&str> =

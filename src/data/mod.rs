@@ -8,6 +8,7 @@ pub mod cifar;
 pub mod export;
 pub mod folder;
 pub mod idx;
+pub mod locate;
 pub mod npy;
 pub mod patches;
 pub mod source;
@@ -30,6 +31,7 @@ pub use synthetic::synthetic;
 pub use whiten::{WhitenKind, WhitenOptions, Whitening, whiten};
 
 use crate::error::{Error, Result};
+use locate::Found;
 
 /// Environment variable naming the data directory when no `--data` flag is given.
 pub const DATA_ENV: &str = "AEGPU_DATA";
@@ -328,17 +330,24 @@ fn find_files(name: DatasetName, dir: &Path) -> Result<[PathBuf; 4]> {
     let folders = [dir.to_path_buf(), dir.join(name.dir_name())];
     let mut looked = Vec::new();
     for folder in &folders {
-        if !folder.is_dir() {
-            looked.push(format!("  {} (no such directory)", folder.display()));
+        if let Some(problem) = locate::folder_problem(folder) {
+            looked.push(format!("  {} ({problem})", folder.display()));
             continue;
         }
-        let found = FILES.map(|names| names.iter().map(|n| folder.join(n)).find(|p| p.is_file()));
-        if let [Some(a), Some(b), Some(c), Some(d)] = found {
+        let found = FILES.map(|names| locate::find_file(folder, &names));
+        if let [Found::File(a), Found::File(b), Found::File(c), Found::File(d)] = found {
             return Ok([a, b, c, d]);
         }
-        let missing: Vec<&str> =
-            FILES.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(names, _)| names[1]).collect();
-        looked.push(format!("  {} (missing {})", folder.display(), missing.join(", ")));
+        let problems: Vec<String> = FILES
+            .iter()
+            .zip(&found)
+            .filter_map(|(names, f)| match f {
+                Found::File(_) => None,
+                Found::Missing => Some(format!("missing {}[.gz]", names[1])),
+                Found::Unreadable(why) => Some(why.clone()),
+            })
+            .collect();
+        looked.push(format!("  {} ({})", folder.display(), problems.join("; ")));
     }
     Err(Error::DataNotFound {
         what: format!("{name} data files"),

@@ -120,6 +120,9 @@ fn image_shape(
     if n == 0 || h == 0 || w == 0 {
         return Err(bad(path, format!("shape {shape:?} holds no pixels")));
     }
+    if n.checked_mul(c).and_then(|v| v.checked_mul(h)).and_then(|v| v.checked_mul(w)).is_none() {
+        return Err(bad(path, format!("shape {shape:?} has more elements than memory can address")));
+    }
     Ok((n, c, h, w, nhwc))
 }
 
@@ -139,7 +142,8 @@ fn plain_type(path: &Path, dtype: &DType) -> Result<(TypeChar, u64)> {
 
 /// The raw bytes of a uint8 array, which must hold exactly `count` of them.
 fn read_u8(path: &Path, npy: NpyFile<BufReader<File>>, count: usize) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(count);
+    // The count comes from the header: a damaged one must not reserve more than the file can hold.
+    let mut bytes = Vec::with_capacity(count.min(1 << 26));
     npy.into_inner().read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     if bytes.len() != count {
         return Err(bad(

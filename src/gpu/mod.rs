@@ -25,6 +25,26 @@ pub struct GpuOptions {
     pub adapter_name: Option<String>,
 }
 
+/// The backends `WGPU_BACKEND` names (comma-separated, as wgpu reads it; unset or empty: `None`).
+/// A word wgpu does not know is an error here: wgpu would drop it and find no adapter.
+fn backends_from_env() -> Result<Option<wgpu::Backends>> {
+    let Some(value) = std::env::var_os("WGPU_BACKEND") else { return Ok(None) };
+    let value = value.to_string_lossy();
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(word) =
+        value.split(',').find(|w| !w.trim().is_empty() && wgpu::Backends::from_comma_list(w).is_empty())
+    {
+        return Err(Error::Config(format!(
+            "WGPU_BACKEND={value:?}: '{}' is not a backend; use vulkan, metal or dx12 (several comma-separated), \
+             or unset it to try all",
+            word.trim()
+        )));
+    }
+    Ok(Some(wgpu::Backends::from_comma_list(&value)))
+}
+
 /// A device and queue plus what the engine learned about them.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -43,7 +63,10 @@ impl Gpu {
     /// Creates a device on the best adapter: high-performance first, filtered by `options` or the
     /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` environment variables.
     pub fn new(options: &GpuOptions) -> Result<Gpu> {
-        let backends = options.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::PRIMARY);
+        let backends = match options.backends {
+            Some(b) => b,
+            None => backends_from_env()?.unwrap_or(wgpu::Backends::PRIMARY),
+        };
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);

@@ -37,6 +37,18 @@ pub fn reparam_forward(z: &View, h: &View, eps: &View, batch: usize, d: usize) -
     }
 }
 
+/// `z[b, j] = μ[b, j]`: the code without its noise (a VAE evaluated at z = μ); z is [batch, d].
+pub fn reparam_mean(z: &View, h: &View, batch: usize, d: usize) -> Launch {
+    Launch {
+        key: PipelineKey::new(SHADER, "reparam_mean", &[]),
+        uniform: bytemuck::bytes_of(&params(batch, d, 0.0, 0.0)).to_vec(),
+        views: vec![z.clone(), h.clone()],
+        workgroups: grid_1d(batch * d, 256),
+        label: "reparam_mean",
+        per_step: None,
+    }
+}
+
 /// Writes all of `dh` [batch, 2d] from `dz` [batch, d], adding the gradient of
 /// `beta · kl_scale · KL` (use `kl_scale = 1/batch` when the loss is a per-image mean):
 /// `dμ = dz + β·s·μ`, `dlogσ² = dz·½·exp(½ logσ²)·ε + β·s·½(exp(logσ²) − 1)`.

@@ -344,16 +344,17 @@ impl Autoencoder {
             .collect())
     }
 
-    /// Loads parameters by name; every tensor must be present with the right length.
-    pub fn import(&self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<()> {
+    /// Loads parameters by name, strictly: the tensors must be exactly the model's parameters with
+    /// their shapes (an [`Error::CheckpointMismatch`] naming `source` and the tensor otherwise).
+    pub fn import(&self, gpu: &Gpu, tensors: &[NamedTensor], source: &std::path::Path) -> Result<()> {
+        let found: Vec<(String, Vec<usize>)> =
+            tensors.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect();
+        super::strict::check_tensors(source, &self.net.parameters(), &found)?;
         for (name, offset, len) in &self.params.layout.entries {
-            let (_, values) = tensors
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| Error::Shape(format!("tensor '{name}' missing")))?;
+            let (_, shape, values) = tensors.iter().find(|(n, _, _)| n == name).expect("checked above");
             if values.len() != *len {
                 return Err(Error::Shape(format!(
-                    "tensor '{name}' has {} values, expected {len}",
+                    "tensor '{name}' of shape {shape:?} comes with {} values, expected {len}",
                     values.len()
                 )));
             }

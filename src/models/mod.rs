@@ -7,6 +7,7 @@ pub mod conv;
 pub mod dense;
 mod lower;
 mod presets;
+pub mod strict;
 
 pub use crate::nn::Pass;
 pub use autoencoder::{Activations, Autoencoder, activations_fitting};
@@ -159,6 +160,12 @@ impl ModelConfig {
             ModelConfig::Conv(c) => serde_json::to_string(c),
         }
         .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Every parameter tensor as (checkpoint name, PyTorch shape), in layer order, weights before
+    /// biases: what a checkpoint of this model holds. Needs no GPU.
+    pub fn parameters(&self) -> Result<Vec<(String, Vec<usize>)>> {
+        Ok(lower::lower(self)?.net.parameters())
     }
 
     /// A one-line architecture summary for logs and picture titles.

@@ -37,21 +37,27 @@ pub use penalty::Penalty;
 pub use tensors::Tensors;
 
 /// What a forward pass applies besides the layers: input corruption (denoising models; fresh noise
-/// per step from the GPU generator) and dropout. Networks without either ignore it.
+/// per step from the GPU generator), dropout, and a VAE's sampling of z. Networks without them
+/// ignore it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pass {
     pub corrupt: bool,
     pub dropout: bool,
+    /// A VAE's z = μ + σ·ε (true) or z = μ (false).
+    pub sample: bool,
 }
 
 impl Pass {
-    /// A training step: both.
-    pub const TRAIN: Pass = Pass { corrupt: true, dropout: true };
+    /// A training step: all three.
+    pub const TRAIN: Pass = Pass { corrupt: true, dropout: true, sample: true };
     /// Test metrics: the training objective without dropout, so a denoising model reconstructs
-    /// corrupted test inputs (as Keras validates one) from fixed evaluation streams.
-    pub const EVAL: Pass = Pass { corrupt: true, dropout: false };
-    /// Inference on the given inputs as they are.
-    pub const INFER: Pass = Pass { corrupt: false, dropout: false };
+    /// corrupted test inputs (as Keras validates one) from fixed evaluation streams, and a VAE
+    /// decodes one sample of z.
+    pub const EVAL: Pass = Pass { corrupt: true, dropout: false, sample: true };
+    /// [`Pass::EVAL`] with a VAE's deterministic code z = μ: its reconstruction without sampling noise.
+    pub const EVAL_MEAN: Pass = Pass { corrupt: true, dropout: false, sample: false };
+    /// Inference on the given inputs as they are (a VAE still samples z).
+    pub const INFER: Pass = Pass { corrupt: false, dropout: false, sample: true };
 }
 
 /// A layer of the list. Layers with parameters carry a fused activation (the output layer's is
@@ -344,7 +350,7 @@ impl Network {
                 Op::Conv2d { .. } | Op::ConvTranspose2d { .. } => conv::forward(ctx, node, &y, &x),
                 Op::MaxPool2d | Op::Upsample | Op::Activation(_) => resample::forward(ctx, node, &y, &x),
                 Op::Dropout(_) | Op::Corrupt(_) => noise::forward(ctx, node, &y, &x),
-                Op::Reparameterize { .. } => reparam::forward(ctx, node, &y, &x),
+                Op::Reparameterize { .. } => reparam::forward(ctx, node, &y, &x, pass.sample),
                 Op::Reshape { .. } | Op::Penalty(_) => unreachable!("aliases are skipped above"),
             });
             x = y;

@@ -16,8 +16,12 @@ pub fn add_tensors(layout: &mut ArenaLayout, batch: usize, node: &Node) {
     layout.add("kl total", 1);
 }
 
-pub fn forward(ctx: &Ctx, node: &Node, z: &View, h: &View) -> Vec<Launch> {
+/// z = μ + σ·ε, or z = μ when not `sample` (evaluation of the deterministic code).
+pub fn forward(ctx: &Ctx, node: &Node, z: &View, h: &View, sample: bool) -> Vec<Launch> {
     let (b, d) = (ctx.batch(), len3(node.output));
+    if !sample {
+        return vec![vae::reparam_mean(z, h, b, d)];
+    }
     let eps = ctx.acts.view("eps");
     vec![random_normal(&eps, b * d, ctx.seed, 0), reparam_forward(z, h, &eps, b, d)]
 }
