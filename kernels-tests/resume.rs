@@ -211,3 +211,43 @@ fn a_diverging_run_stops_with_the_epoch_and_a_fix() {
     );
     assert!(!dir.join("model.safetensors").exists(), "no non-finite checkpoint is written");
 }
+
+/// Test loss of a run folder's last epoch.
+fn last_test_loss(dir: &Path) -> f64 {
+    result_of(dir).0.last().expect("an epoch")["test_loss"].as_f64().unwrap()
+}
+
+#[test]
+fn training_starts_from_a_checkpoint_or_a_pytorch_state_dict() {
+    let Some(data) = data_dir() else { return };
+    let tmp = TempDir::new("resume-init-from");
+    let t = tmp.path();
+    let model = ["--layers", "64,16", "--loss", "mse", "--epochs", "1"];
+    let base = with(&small(&data, 1000, 50), &model);
+    let (first, more) = (t.join("first"), t.join("more"));
+    ok(run(t, &with(&base, &["--out", s(&first)])), "first run");
+    // The checkpoint brings its model: no model options needed.
+    let ckpt = first.join("model.safetensors");
+    let args = with(&small(&data, 1000, 50), &["--epochs", "1", "--init-from", s(&ckpt), "--out", s(&more)]);
+    let log = ok(run(t, &args), "init from a checkpoint");
+    assert!(log.contains("init:    weights from"), "{log}");
+    assert!(log.contains("784-64r-16i-64r-784s"), "the checkpoint's model: {log}");
+    assert!(
+        last_test_loss(&more) < last_test_loss(&first),
+        "a second epoch from the first one's weights improves"
+    );
+
+    // A PyTorch state_dict (no aegpu metadata): the model comes from the options, loaded strictly.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> = st.tensors();
+    let torch = t.join("torch.safetensors");
+    safetensors::serialize_to_file(tensors, None, &torch).unwrap();
+    let from_torch = t.join("from-torch");
+    let args = with(&base, &["--init-from", s(&torch), "--out", s(&from_torch)]);
+    ok(run(t, &args), "init from a state_dict");
+    assert_eq!(last_test_loss(&from_torch), last_test_loss(&more), "the same weights train the same");
+    // Without the options, the default model does not fit the file: the tensor is named.
+    let args = with(&small(&data, 1000, 50), &["--init-from", s(&torch), "--out", s(&t.join("never"))]);
+    fails(run(t, &args), "a state_dict of another model", &["encoder.0.weight"]);
+}

@@ -87,7 +87,11 @@ pub fn recorded_model(path: &Path) -> Result<Option<ModelConfig>> {
 /// seed of its noise (a VAE's ε at evaluation; 0 when it records none).
 pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<Autoencoder> {
     let seed = ckpt.train_config()?.map_or(0, |t| t.seed);
-    let model = Autoencoder::zeroed(gpu, ckpt.model.clone(), seed)?;
+    let mut model = Autoencoder::zeroed(gpu, ckpt.model.clone(), seed)?;
+    // The kernels training ran, so that evaluation computes what training measured.
+    if let Some(chosen) = ckpt.conv_algorithms()? {
+        model.set_conv_algorithms(&chosen).map_err(|e| bad(path, e))?;
+    }
     model.import(gpu, &ckpt.tensors, path)?;
     Ok(model)
 }

@@ -33,6 +33,11 @@ pub mod keys {
     pub const EPOCH: &str = "aegpu.epoch";
     /// Optimiser steps taken when it was written, a decimal integer.
     pub const STEP: &str = "aegpu.step";
+    /// The convolution algorithm of every configuration layer (`"direct"`, `"gemm"`, or `null` for
+    /// a layer that is no convolution), JSON: evaluation runs the kernels training ran.
+    pub const CONV_ALGORITHMS: &str = "aegpu.conv_algorithms";
+    /// The matmul variant training ran (`reg`, `tiled`, `subgroup`), free text.
+    pub const MATMUL: &str = "aegpu.matmul";
 }
 
 /// Checks every key aegpu reads (`aegpu.model` is parsed with the model).
@@ -42,6 +47,7 @@ pub(super) fn validate(metadata: &BTreeMap<String, String>, path: &Path) -> Resu
     parsed::<[usize; 3]>(metadata, keys::INPUT, path)?;
     parsed::<u64>(metadata, keys::EPOCH, path)?;
     parsed::<u64>(metadata, keys::STEP, path)?;
+    parsed::<Vec<Option<crate::tune::ConvAlgorithm>>>(metadata, keys::CONV_ALGORITHMS, path)?;
     if let Some(init) = metadata.get(keys::INIT)
         && Init::parse(init).is_none()
     {
@@ -71,6 +77,11 @@ impl Checkpoint {
     /// The data source it records (`aegpu.data`; absent in checkpoints of MNIST-only builds).
     pub fn data_source(&self) -> Result<Option<DataSource>> {
         parsed(&self.metadata, keys::DATA, &self.path)
+    }
+
+    /// The convolution algorithms training ran (`aegpu.conv_algorithms`), if recorded.
+    pub fn conv_algorithms(&self) -> Result<Option<Vec<Option<crate::tune::ConvAlgorithm>>>> {
+        parsed(&self.metadata, keys::CONV_ALGORITHMS, &self.path)
     }
 
     /// Epochs completed when it was written (`aegpu.epoch`; absent in older checkpoints).

@@ -185,7 +185,7 @@ impl DataArgs {
 pub(super) fn load_source(source: &DataSource) -> Result<(Split, Option<U8Map>)> {
     let (split, report) = source.load()?;
     for line in &report.lines {
-        eprintln!("data:    {line}");
+        note!("data:    {line}");
     }
     Ok((split, report.byte_map))
 }
@@ -253,7 +253,7 @@ pub(super) fn export_cmd(args: ExportArgs) -> Result<()> {
         };
         let dir = args.out.join(part);
         let written = data::export_png_folder(&ds, &dir)?;
-        eprintln!("wrote {written} images of {}x{}x{} to {}", ds.channels, ds.rows, ds.cols, dir.display());
+        note!("wrote {written} images of {}x{}x{} to {}", ds.channels, ds.rows, ds.cols, dir.display());
     }
     Ok(())
 }

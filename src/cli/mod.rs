@@ -225,6 +225,11 @@ pub struct TrainArgs {
     /// reproduces the PyTorch example), glorot otherwise (a small ReLU code keeps all its units).
     #[arg(long)]
     init: Option<String>,
+    /// Start from the weights of this safetensors file: an aegpu checkpoint (its model is used
+    /// unless model options are given) or a PyTorch state_dict with the README's names (the model
+    /// from the options). The optimiser starts fresh.
+    #[arg(long, value_name = "FILE")]
+    init_from: Option<PathBuf>,
     /// Seeds the initialisation and the shuffling: the same seed on the same adapter gives the same losses.
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -92,7 +92,7 @@ pub(super) fn sample_cmd(args: SampleArgs) -> Result<()> {
     let images = decode(&o, &args.ckpt, &codes)?;
     let cols = (args.n as f64).sqrt().ceil() as usize;
     crate::viz::save_image_grid(&args.out, &images, args.n, o.test.shape(), cols, 2)?;
-    eprintln!("wrote {} ({} samples)", args.out.display(), args.n);
+    note!("wrote {} ({} samples)", args.out.display(), args.n);
     Ok(())
 }
 
@@ -109,7 +109,7 @@ pub(super) fn grid_cmd(args: GridArgs) -> Result<()> {
     let images = decode(&o, &args.ckpt, &codes)?;
     let n = args.steps * args.steps;
     crate::viz::save_image_grid(&args.out, &images, n, o.test.shape(), args.steps, 1)?;
-    eprintln!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
+    note!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
     Ok(())
 }
 
@@ -142,7 +142,7 @@ pub(super) fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
     row.extend(test.images_f32(args.to..args.to + 1));
     let n = row.len() / dim;
     crate::viz::save_image_grid(&args.out, &row, n, test.shape(), n, 2)?;
-    eprintln!(
+    note!(
         "wrote {}: test image {} (label {}) to {} (label {}), {} steps between the real images",
         args.out.display(),
         args.from,
@@ -159,9 +159,9 @@ pub(super) fn eval_cmd(args: EvalArgs) -> Result<()> {
     let (gpu, model, test) = (&o.gpu, &o.model, &o.test);
     let (epoch, step) = (o.ckpt.epoch()?, o.ckpt.step()?);
     match (epoch, step) {
-        (Some(e), Some(s)) => eprintln!("checkpoint: epoch {e} (step {s})"),
-        (Some(e), None) => eprintln!("checkpoint: epoch {e}"),
-        (None, _) => eprintln!("checkpoint: epoch unknown (checkpoint from before epochs were recorded)"),
+        (Some(e), Some(s)) => note!("checkpoint: epoch {e} (step {s})"),
+        (Some(e), None) => note!("checkpoint: epoch {e}"),
+        (None, _) => note!("checkpoint: epoch unknown (checkpoint from before epochs were recorded)"),
     }
     let test_gpu = upload(gpu, test, o.map, Residency::Auto)?;
     let out = Evaluator::new(gpu, model, &test_gpu, 1000)?.run(16)?;
@@ -199,7 +199,7 @@ pub(super) fn eval_cmd(args: EvalArgs) -> Result<()> {
     for (name, value) in metrics {
         json[name] = value.into();
     }
-    println!("{json}");
+    say!("{json}");
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_pictures(gpu, model, dir, test, o.map, &out)?;
@@ -222,7 +222,7 @@ pub(super) fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
     let dim = test.dim();
     let noisy_psnr = generate::mean_psnr(&out.noisy, &clean, dim);
     let denoised_psnr = generate::mean_psnr(&out.denoised, &clean, dim);
-    println!(
+    say!(
         "{}",
         serde_json::json!({
             "checkpoint": args.ckpt.checkpoint.display().to_string(),
@@ -240,6 +240,6 @@ pub(super) fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
         ("clean", &clean[..k * dim]),
     ];
     crate::viz::save_labelled_rows(&args.out, &rows, test.shape(), 2)?;
-    eprintln!("wrote {}", args.out.display());
+    note!("wrote {}", args.out.display());
     Ok(())
 }

@@ -32,7 +32,29 @@ struct RunSpec {
     source: DataSource,
     train_limit: Option<usize>,
     test_limit: Option<usize>,
+    /// Weights to start from instead of the initialisation.
+    init_from: Option<std::path::PathBuf>,
 }
+
+/// The options that describe a model (with `--init-from`, any of them means "this model, not the
+/// file's").
+const MODEL_FLAGS: [&str; 15] = [
+    "model",
+    "preset",
+    "arch",
+    "arch_file",
+    "layers",
+    "activation",
+    "code_activation",
+    "output",
+    "loss",
+    "code_dim",
+    "beta",
+    "sparse",
+    "noise",
+    "contractive",
+    "dropout",
+];
 
 /// Flags that may be given with `--resume` (everything else comes from the saved run).
 const RESUME_FLAGS: [&str; 5] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb"];
@@ -65,6 +87,10 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     };
     if let Some(state) = &resumed {
         same_kernels(&gpu, &mut model, state)?;
+    }
+    if let Some(path) = &spec.init_from {
+        let start = checkpoint::load_weights_for(path, &spec.model)?;
+        model.import(&gpu, &start.tensors, path)?;
     }
     let identity = model.output_activation() == crate::kernels::Activation::Identity;
     if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
@@ -108,6 +134,9 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
 
     print_header(&gpu, &model, &spec, (&split, &train_gpu, &test_gpu));
+    if let Some(path) = &spec.init_from {
+        note!("init:    weights from {}", path.display());
+    }
     if let Some(state) = &resumed {
         note!(
             "resume:  from epoch {} step {} of {} ({} epochs recorded)",
@@ -180,9 +209,20 @@ fn fresh_spec(args: &TrainArgs, source: DataSource, input: [usize; 3]) -> Result
         (None, Some("vae")) => Init::Torch,
         (None, _) => Init::Glorot,
     };
-    let model = model_config(args, input, loss)?;
+    // A checkpoint given to start from brings its model, unless the options describe one.
+    let recorded = match &args.init_from {
+        Some(path) if !args.given.iter().any(|g| MODEL_FLAGS.contains(&g.as_str())) => {
+            checkpoint::recorded_model(path)?
+        }
+        _ => None,
+    };
+    let model = match recorded {
+        Some(model) => model,
+        None => model_config(args, input, loss)?,
+    };
     let train = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
-    Ok(RunSpec { model, train, init, source, train_limit: args.train_limit, test_limit: args.test_limit })
+    let (train_limit, test_limit, init_from) = (args.train_limit, args.test_limit, args.init_from.clone());
+    Ok(RunSpec { model, train, init, source, train_limit, test_limit, init_from })
 }
 
 /// A run read back from its folder's resume state.
@@ -243,7 +283,8 @@ fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
             train.epochs
         )));
     }
-    Ok(Resumed { spec: RunSpec { model, train, init, source, train_limit, test_limit }, state })
+    let spec = RunSpec { model, train, init, source, train_limit, test_limit, init_from: None };
+    Ok(Resumed { spec, state })
 }
 
 impl RunSpec {
@@ -416,7 +457,11 @@ fn explain_failure(e: Error, dir: &RunDir, saved: usize) -> Error {
 }
 
 /// Peak signal-to-noise ratio of a per-pixel MSE over values in `[0, 1]`.
+/// NaN stays NaN (a diverged model must not read as a perfect one).
 pub(super) fn psnr_db(mse: f64) -> f64 {
+    if mse.is_nan() {
+        return f64::NAN;
+    }
     10.0 * (1.0 / mse.max(1e-12)).log10()
 }
 
