@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole GPU report in one run: adapter and kernel choices (`aegpu info`, re-measured), kernel
+# and training-step benchmarks (`aegpu bench --json`), and a per-dispatch profile with a Chrome
+# trace of a training step of each model preset. Everything lands in OUTDIR (default gpu-report/).
+#
+#   scripts/gpu-report.sh [OUTDIR] [AEGPU_BINARY]
+#
+# On a machine without Rust, build here (`cargo build --release`) and carry target/release/aegpu;
+# the Vulkan loader and the GPU's driver must be installed there (see docs/notes.md).
+set -uo pipefail
+out="${1:-gpu-report}"
+bin="${2:-target/release/aegpu}"
+mkdir -p "$out"
+export AEGPU_RETUNE=1 # measure here, not from a cache written elsewhere
+export XDG_CACHE_HOME="$out/cache"
+status=0
+run() { # name, command...: stdout to OUTDIR/name, stderr to OUTDIR/name.err, a line per step
+    local name="$1"; shift
+    local start=$SECONDS
+    if "$@" > "$out/$name" 2> "$out/$name.err"; then
+        echo "ok    $name ($((SECONDS - start)) s)"
+    else
+        echo "FAIL  $name ($((SECONDS - start)) s): see $out/$name.err"
+        status=1
+    fi
+}
+run info.txt "$bin" info
+run bench.json "$bin" bench --json
+for preset in shallow deep vae keras strided; do
+    batch=256
+    case "$preset" in keras | strided) batch=128 ;; esac
+    run "profile-$preset.json" "$bin" profile --preset "$preset" --batch "$batch" --steps 10 --json \
+        --trace "$out/trace-$preset.json"
+done
+echo "report in $out (info.txt, bench.json, profile-*.json, trace-*.json)"
+exit $status
