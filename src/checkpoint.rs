@@ -40,9 +40,7 @@ pub fn save(gpu: &Gpu, model: &Autoencoder, metadata: &[(&str, String)], path: &
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::atomic_file::write_atomic(path, &data)
 }
 
 /// Reads a checkpoint written by [`save`] and checks it against the model its metadata describes.
