@@ -57,7 +57,7 @@ impl GpuDataset {
             Residency::Host => Store::Host(ds.images.clone()),
             Residency::Auto => match resident(gpu, ds, None) {
                 Err(Error::GpuOutOfMemory { .. }) => {
-                    eprintln!(
+                    log::warn!(
                         "{} ({}) does not fit in GPU memory: streaming its batches from host memory",
                         ds.name,
                         bytes_text(ds.images.len() as u64)

@@ -289,7 +289,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info => info(),
         Command::Train(args) => train::train_cmd(*args),
         Command::Eval(args) => tools::eval_cmd(args),
-        Command::Bench(args) => crate::bench::run(&args),
+        Command::Bench(args) => crate::bench::run(&args).map(|report| say!("{}", report.trim_end())),
         Command::Sample(args) => tools::sample_cmd(args),
         Command::Grid(args) => tools::grid_cmd(args),
         Command::Interpolate(args) => tools::interpolate_cmd(args),
