@@ -174,6 +174,15 @@ impl BatchFeed<'_> {
         }
     }
 
+    /// The index buffer the resident gathers read the order from; `None` for streamed data, whose
+    /// order is applied on the host by [`BatchFeed::stage`].
+    pub fn order_buffer(&self) -> Option<&StorageBuffer> {
+        match &self.source {
+            Source::Index(index) => Some(index),
+            Source::Stream { .. } => None,
+        }
+    }
+
     /// Before the submit of the step whose batch starts at position `offset` of the order: streamed
     /// data writes the batch's examples into the GPU buffer (queued, so ordered after the previous
     /// submits and before the next). Resident data needs nothing.

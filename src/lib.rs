@@ -3,13 +3,15 @@
 //! Layout: [`gpu`] (device, buffers, pipelines), [`kernels`] (one launcher per shader),
 //! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
 //! autoencoder's explicit forward and backward lists), [`data`], [`gpu_data`] (datasets as the GPU
-//! reads them), [`train`], [`checkpoint`], [`viz`].
+//! reads them), [`train`], [`checkpoint`], [`viz`], and [`embed`] (the engine inside a host's frame
+//! loop: steps, evaluation and decoding recorded into the host's encoder, textures in and out).
 pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod cpu;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod generate;
 pub mod gpu;
