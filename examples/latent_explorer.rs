@@ -53,6 +53,8 @@ pub struct Outcome {
     pub ms_per_frame: f64,
     pub dataset: String,
     pub footprint: Footprint,
+    /// Every buffer the training session and the two decoders created, as (what, bytes).
+    pub allocations: Vec<(String, u64)>,
 }
 
 const SHADER: &str = r#"
@@ -274,7 +276,15 @@ pub fn run(opts: &Options) -> Result<Outcome, Box<dyn std::error::Error>> {
         ms_per_frame: 0.0,
         dataset: format!("{} ({} examples)", data.name, data.n),
         footprint,
+        allocations: Vec::new(),
     };
+    for (owner, list) in [
+        ("session", session.allocations()),
+        ("grid decoder", grid_decoder.allocations()),
+        ("cursor decoder", cursor_decoder.allocations()),
+    ] {
+        outcome.allocations.extend(list.into_iter().map(|(what, bytes)| (format!("{owner}: {what}"), bytes)));
+    }
     let mut busy = 0.0;
     let grid_at = [MARGIN as f32; 2];
     let inset_at = [(2 * MARGIN + grid_side) as f32, MARGIN as f32];
@@ -475,6 +485,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.model_bytes(),
         f.activations
     );
+    let listed: Vec<String> = outcome.allocations.iter().map(|(what, b)| format!("{what} {b}")).collect();
+    println!("engine buffers besides the model (bytes): {}", listed.join(", "));
     if let (Some(first), Some(last)) = (outcome.losses.first(), outcome.losses.last()) {
         println!("-ELBO per image: {:.1} at step {} -> {:.1} at step {}", first.1, first.0, last.1, last.0);
     }

@@ -8,6 +8,8 @@
 pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
+// The command line's doc comments are its --help texts, where `<class>` means a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 pub mod cpu;
 pub mod data;

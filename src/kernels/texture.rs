@@ -21,6 +21,15 @@ pub const ENCODE_SHADER: Shader =
 /// Where the images go in (or come from) a texture: `columns` tiles per row of `tile` texels
 /// (width, height) each, `gap` texels apart, the first tile's corner at texel `origin`. Image `t` is
 /// tile `t`, row-major.
+///
+/// ```
+/// use aegpu::embed::AtlasLayout;
+/// // 10 digits, 4 per row, 28x28 texels each, 2 texels apart, 8 texels from the corner.
+/// let layout = AtlasLayout { columns: 4, tile: [28, 28], gap: 2, origin: [8, 8] };
+/// assert_eq!(layout.span(10), [4 * 30 - 2, 3 * 30 - 2]);
+/// assert_eq!(layout.texture_size(10), [126, 96]);
+/// assert!(layout.validate(10, [126, 95]).is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AtlasLayout {
     /// Tiles per row (at least 1).
