@@ -106,7 +106,8 @@ pub struct TrainSession<'a> {
 impl<'a> TrainSession<'a> {
     /// Builds everything the steps need: activations, the step's plan, the uniform slots, the loss
     /// ring and its readbacks. The dataset must be resident on the GPU (not streamed from host
-    /// memory: its batches would need a host write per step).
+    /// memory: its batches would need a host write per step). `config.epochs` is not used: the host
+    /// decides how many steps to record; training starts at epoch 1, step 1.
     pub fn new(
         gpu: &'a Gpu,
         model: &'a Autoencoder,
