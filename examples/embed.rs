@@ -43,7 +43,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tc = TrainConfig { epochs: 1, batch: 128, optimizer: Optimizer::parse("adam", 2e-3, 0.0)?, seed: 0 };
     let mut trainer = Trainer::new(&gpu, &model, &train, tc)?;
     for epoch in 1..=5 {
-        // In a frame loop this would be a few steps per frame; the engine never blocks inside a step.
+        // Whole epochs here; a frame loop records a few steps per frame into its own encoder with
+        // aegpu::embed::TrainSession (see examples/latent_explorer.rs).
         let loss = trainer.epoch(epoch, |_, _| {})?;
         println!("epoch {epoch}: train BCE/px {loss:.4}");
     }

@@ -51,6 +51,8 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("pool", "maxpool2x2_backward", [256, 1, 1]),
     ("pool", "upsample2x_forward", [256, 1, 1]),
     ("pool", "upsample2x_backward", [256, 1, 1]),
+    ("decode_to_texture", "decode_to_texture", [16, 16, 1]),
+    ("encode_from_texture", "encode_from_texture", [256, 1, 1]),
 ];
 
 fn parse(name: &str, source: &str) -> naga::Module {

@@ -415,24 +415,30 @@ pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     })
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+/// Runs the benchmark and returns its report as text (a table, or JSON with `--json`) for the
+/// command line to print: the library never prints.
+pub fn run(args: &BenchArgs) -> Result<String> {
+    use std::fmt::Write as _;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let r = report(&gpu, args)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-        return Ok(());
+        return Ok(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n");
     }
-    println!("adapter: {}", r.adapter);
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(out, "adapter: {}", r.adapter);
+    let _ = writeln!(
+        out,
         "CPU baseline: {} threads (matrixmultiply sgemm for matmul; plain loops otherwise)\n",
         r.cpu_threads
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:<34} {:>12} {:>10} {:>10} {:>8} {:>10} {:>10}",
         "kernel", "shape", "GPU", "CPU", "GPU/CPU", "GPU ms", "CPU ms"
     );
     for k in &r.kernels {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<34} {:>12} {:>10} {:>10} {:>8.2} {:>10.3} {:>10.3}",
             k.kernel,
             k.shape,
@@ -443,15 +449,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             k.cpu_ms
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "(matmul and conv rows in GFLOP/s, the others in GB/s of compulsory traffic; the conv CPU column is the \
          single-threaded reference loop, not a tuned baseline)\n"
     );
     for s in &r.steps {
-        println!(
+        let _ = writeln!(
+            out,
             "train step {}: batch {}, {} dispatches in {} submit, {:.1} ms/step, {:.0} samples/s",
             s.model, s.batch, s.dispatches_per_step, s.submits_per_step, s.ms_per_step, s.samples_per_s
         );
     }
-    Ok(())
+    Ok(out)
 }

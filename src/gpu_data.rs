@@ -57,7 +57,7 @@ impl GpuDataset {
             Residency::Host => Store::Host(ds.images.clone()),
             Residency::Auto => match resident(gpu, ds, None) {
                 Err(Error::GpuOutOfMemory { .. }) => {
-                    eprintln!(
+                    log::warn!(
                         "{} ({}) does not fit in GPU memory: streaming its batches from host memory",
                         ds.name,
                         bytes_text(ds.images.len() as u64)
@@ -171,6 +171,15 @@ impl BatchFeed<'_> {
         match &mut self.source {
             Source::Index(index) => index.write(gpu, 0, &order),
             Source::Stream { order: kept, .. } => *kept = order,
+        }
+    }
+
+    /// The index buffer the resident gathers read the order from; `None` for streamed data, whose
+    /// order is applied on the host by [`BatchFeed::stage`].
+    pub fn order_buffer(&self) -> Option<&StorageBuffer> {
+        match &self.source {
+            Source::Index(index) => Some(index),
+            Source::Stream { .. } => None,
         }
     }
 

@@ -3,13 +3,17 @@
 //! Layout: [`gpu`] (device, buffers, pipelines), [`kernels`] (one launcher per shader),
 //! [`cpu`] (reference of every kernel), [`runner`] (arenas and plans), [`models`] (each
 //! autoencoder's explicit forward and backward lists), [`data`], [`gpu_data`] (datasets as the GPU
-//! reads them), [`train`], [`checkpoint`], [`viz`].
+//! reads them), [`train`], [`checkpoint`], [`viz`], and [`embed`] (the engine inside a host's frame
+//! loop: steps, evaluation and decoding recorded into the host's encoder, textures in and out).
 pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
+// The command line's doc comments are its --help texts, where `<class>` means a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 pub mod cpu;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod generate;
 pub mod gpu;

@@ -181,10 +181,27 @@ impl Plan {
     /// streams: the k-th drawing launch gets stream (step, k), so each step draws new numbers and
     /// the same step redraws the same ones); takes effect at the next submit.
     pub fn advance(&self, gpu: &Gpu, step: u64, batch_offset: usize) {
-        for (index, bytes, p, slot) in &self.per_step {
-            let state = StepState { step, batch_offset, random_slot: *slot };
-            self.set_uniform(gpu, *index, &(p.rewrite)(bytes, &state));
+        for (at, bytes) in self.step_uniforms(step, batch_offset) {
+            gpu.queue.write_buffer(&self.uniforms, at, &bytes);
         }
+    }
+
+    /// The uniforms [`Plan::advance`] writes for `step`, as (byte offset in [`Plan::uniform_buffer`],
+    /// bytes), in launch order. Recording several steps into one encoder copies these into place
+    /// between the steps instead (the `embed` module's sessions).
+    pub fn step_uniforms(&self, step: u64, batch_offset: usize) -> Vec<(u64, Vec<u8>)> {
+        self.per_step
+            .iter()
+            .map(|(index, bytes, p, slot)| {
+                let state = StepState { step, batch_offset, random_slot: *slot };
+                (*index as u64 * self.slot_bytes, (p.rewrite)(bytes, &state))
+            })
+            .collect()
+    }
+
+    /// The buffer holding every launch's uniform block, one aligned slot per launch.
+    pub fn uniform_buffer(&self) -> &wgpu::Buffer {
+        &self.uniforms
     }
 
     /// Records every dispatch, in order, into `pass`. wgpu inserts the barriers between them.

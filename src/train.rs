@@ -122,11 +122,7 @@ impl<'a> Trainer<'a> {
         let variant = gpu.matmul_variant()?;
         let acts = model.activations(gpu, config.batch)?;
         let feed = train.feed(gpu, &acts.input(), config.batch)?;
-        let mut launches = feed.launches().to_vec();
-        launches.extend(model.forward(&acts, variant, Pass::TRAIN));
-        launches.extend(model.loss(&acts, &acts.input(), true, false));
-        launches.extend(model.backward(&acts, variant));
-        launches.push(model.update(&config.optimizer, 1));
+        let launches = step_launches(model, &acts, &feed, &config.optimizer, variant);
         let plan = Plan::new(gpu, "train step", &launches)?;
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
@@ -281,12 +277,7 @@ impl<'a> Trainer<'a> {
 
     /// The seeded shuffle of epoch `epoch`, for the gathers.
     fn set_epoch_order(&mut self, epoch: usize) {
-        let mut order: Vec<u32> = (0..self.train.n as u32).collect();
-        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
-            self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        order.shuffle(&mut rng);
-        self.feed.set_order(self.gpu, order);
+        self.feed.set_order(self.gpu, epoch_order(self.config.seed, epoch, self.train.n));
     }
 
     /// Runs the next step (batch `b` of epoch `epoch`'s order) with every dispatch timed on the
@@ -330,6 +321,33 @@ impl<'a> Trainer<'a> {
             .map(|_| ())
             .map_err(|e| Error::Readback { context: "training step".into(), message: e.to_string() })
     }
+}
+
+/// The launches of one training step: the feed's gathers, forward, loss, backward, update.
+pub fn step_launches(
+    model: &Autoencoder,
+    acts: &Activations,
+    feed: &BatchFeed<'_>,
+    optimizer: &Optimizer,
+    variant: crate::kernels::matmul::MatmulVariant,
+) -> Vec<crate::gpu::Launch> {
+    let mut launches = feed.launches().to_vec();
+    launches.extend(model.forward(acts, variant, Pass::TRAIN));
+    launches.extend(model.loss(acts, &acts.input(), true, false));
+    launches.extend(model.backward(acts, variant));
+    launches.push(model.update(optimizer, 1));
+    launches
+}
+
+/// The order of the examples in epoch `epoch` of a run seeded `seed`: a permutation of `0..n` that
+/// depends only on the two.
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
+        seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    order.shuffle(&mut rng);
+    order
 }
 
 /// How [`Trainer::run_epoch`] ended.

@@ -298,7 +298,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info => info(),
         Command::Train(args) => train::train_cmd(*args),
         Command::Eval(args) => tools::eval_cmd(args),
-        Command::Bench(args) => crate::bench::run(&args),
+        Command::Bench(args) => crate::bench::run(&args).map(|report| say!("{}", report.trim_end())),
         Command::Profile(args) => profile::profile_cmd(args),
         Command::Sample(args) => tools::sample_cmd(args),
         Command::Grid(args) => tools::grid_cmd(args),

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// A storage buffer of `len` 32-bit words (f32 or u32).
 #[derive(Clone, Debug)]
 pub struct StorageBuffer {
+    /// The buffer (`STORAGE | COPY_SRC | COPY_DST`): a host may bind it or copy from it.
     pub buffer: wgpu::Buffer,
+    /// Its length in 32-bit words.
     pub len: usize,
 }
 
@@ -70,6 +72,7 @@ impl StorageBuffer {
         read_words(gpu, &self.buffer, range)
     }
 
+    /// Blocking read of the whole buffer as f32.
     pub fn read_all_f32(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.read_f32(gpu, 0..self.len)
     }
@@ -127,6 +130,7 @@ pub struct Readback {
 }
 
 impl Readback {
+    /// A slot of `words` words (a staging buffer with `MAP_READ`).
     pub fn new(gpu: &Gpu, words: usize) -> Readback {
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("async readback"),

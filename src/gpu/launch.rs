@@ -9,13 +9,16 @@ use crate::error::{Error, Result};
 /// A window of 32-bit words in a storage buffer.
 #[derive(Clone, Debug)]
 pub struct View {
+    /// The buffer the view is a window of.
     pub buffer: wgpu::Buffer,
     /// In words. Views bound to a shader start at a multiple of the adapter's storage alignment.
     pub offset: usize,
+    /// In words.
     pub len: usize,
 }
 
 impl View {
+    /// All of `b`.
     pub fn whole(b: &StorageBuffer) -> View {
         View { buffer: b.buffer.clone(), offset: 0, len: b.len }
     }
@@ -40,7 +43,9 @@ impl View {
 /// the shaders it dispatches as constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Shader {
+    /// The file stem in `shaders/`.
     pub name: &'static str,
+    /// The WGSL the pipeline compiles (after any shared prelude).
     pub source: &'static str,
 }
 
@@ -48,7 +53,9 @@ pub struct Shader {
 /// streams and is the optimiser's t) and the batch's first position in the shuffled index.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepState {
+    /// The step count (1-based in training).
     pub step: u64,
+    /// The batch's first position in the epoch's order.
     pub batch_offset: usize,
     /// For a launch that draws random numbers: its ordinal among the plan's drawing launches
     /// (filled in by the plan), so each gets its own stream.
@@ -60,16 +67,20 @@ pub struct StepState {
 pub struct PerStep {
     /// The launch draws random numbers (the plan numbers these launches 0, 1, ... in order).
     pub draws_random: bool,
+    /// The launch's uniform for a step, from its uniform as built.
     pub rewrite: fn(&[u8], &StepState) -> Vec<u8>,
 }
 
 /// Everything a plan needs to record one dispatch.
 #[derive(Clone, Debug)]
 pub struct Launch {
+    /// Which pipeline runs.
     pub key: super::PipelineKey,
+    /// The uniform block at binding 0, as built (per-step launches rewrite it each step).
     pub uniform: Vec<u8>,
     /// Storage bindings 1.. in order.
     pub views: Vec<View>,
+    /// Workgroups dispatched (x, y, z).
     pub workgroups: [u32; 3],
     /// A short name for profiles and error messages.
     pub label: &'static str,

@@ -4,6 +4,8 @@
 //! scopes ([`Gpu::scoped`]); an owned device also gets an uncaptured-error handler that records instead
 //! of panicking, a borrowed one gets nothing installed (the host owns its device's callbacks).
 
+#![warn(missing_docs)]
+
 mod buffers;
 mod launch;
 mod pipelines;
@@ -47,13 +49,19 @@ fn backends_from_env() -> Result<Option<wgpu::Backends>> {
 
 /// A device and queue plus what the engine learned about them.
 pub struct Gpu {
+    /// The device every buffer and pipeline is created on (the host's, when borrowed).
     pub device: wgpu::Device,
+    /// Its queue: the engine's own work is submitted here (a host records into its encoders instead).
     pub queue: wgpu::Queue,
+    /// The adapter, for logs and the per-adapter kernel tuning cache.
     pub info: wgpu::AdapterInfo,
+    /// The device's limits (what was requested, not what the adapter could offer).
     pub limits: wgpu::Limits,
+    /// The device's features: kernels that need one (subgroups) are only chosen when it is here.
     pub features: wgpu::Features,
     /// True when we created the device; false when a host lent it to us.
     pub owned: bool,
+    /// Compute pipelines built so far, by (shader, entry, constants).
     pub pipelines: PipelineCache,
     /// Errors nobody scoped (owned device only): surfaced by [`Gpu::check_uncaptured`].
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -133,7 +141,21 @@ impl Gpu {
     }
 
     /// Borrows a host application's device and queue. Installs no device-wide callbacks; the engine
-    /// works within the limits and features the host requested.
+    /// works within the limits and features the host requested (the defaults are enough: 128 MiB
+    /// bindings, no optional features; without `Features::SUBGROUP` the subgroup matmul is simply
+    /// never chosen). Errors from the engine's resource creation still come back as values, through
+    /// error scopes.
+    ///
+    /// ```no_run
+    /// # async fn host() -> Result<(), Box<dyn std::error::Error>> {
+    /// let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    /// let adapter = instance.request_adapter(&wgpu::RequestAdapterOptions::default()).await?;
+    /// let (device, queue) = adapter.request_device(&wgpu::DeviceDescriptor::default()).await?;
+    /// // wgpu devices and queues are cheap handles: the host keeps its own.
+    /// let gpu = aegpu::gpu::Gpu::from_device(device.clone(), queue.clone(), adapter.get_info());
+    /// assert!(!gpu.owned);
+    /// # Ok(()) }
+    /// ```
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
         let limits = device.limits();
         let features = device.features();
@@ -202,6 +224,7 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
+    /// Whether timestamp queries are enabled (the benchmark's per-kernel timings).
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }

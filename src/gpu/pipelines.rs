@@ -13,13 +13,16 @@ use std::sync::{Arc, Mutex};
 /// Identifies a pipeline: shader, entry point, and override constants (name, value).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
+    /// The shader module.
     pub shader: Shader,
+    /// The entry point.
     pub entry: &'static str,
     /// (name, value as bits) so the key is hashable; values are WGSL override constants.
     pub constants: Vec<(&'static str, u64)>,
 }
 
 impl PipelineKey {
+    /// The key of `shader`'s `entry` with override `constants`.
     pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> PipelineKey {
         PipelineKey { shader, entry, constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect() }
     }
@@ -27,11 +30,15 @@ impl PipelineKey {
 
 /// A pipeline with its bind group layout and the number of storage bindings it expects.
 pub struct CachedPipeline {
+    /// The compute pipeline.
     pub pipeline: wgpu::ComputePipeline,
+    /// Its bind group layout: the uniform at 0, storage buffers at 1..
     pub layout: wgpu::BindGroupLayout,
+    /// How many storage buffers follow the uniform.
     pub storage_bindings: u32,
 }
 
+/// Shader modules and pipelines, built once each and shared by every plan on the device.
 #[derive(Default)]
 pub struct PipelineCache {
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
@@ -44,6 +51,7 @@ impl PipelineCache {
         self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
     }
 
+    /// Whether no pipeline was built yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -216,10 +216,20 @@ impl Autoencoder {
 
     /// Activation storage for batches of `batch` examples.
     pub fn activations(&self, gpu: &Gpu, batch: usize) -> Result<Activations> {
-        let partials = 2 * loss::partial_rows(batch * self.input_dim());
-        let tensors = self.net.tensors(gpu, batch, &[("loss partials", partials), ("loss totals", 2)])?;
+        let tensors = self.net.tensors(gpu, batch, &self.loss_scratch(batch))?;
         let last = self.net.nodes.last().expect("a network has layers");
         Ok(Activations { tensors, logits: last.y.clone(), code: self.net.nodes[self.code_node].y.clone() })
+    }
+
+    /// Bytes of the buffer [`Autoencoder::activations`] allocates for `batch`, without allocating it.
+    pub fn activation_bytes(&self, gpu: &Gpu, batch: usize) -> Result<u64> {
+        let layout = self.net.tensor_layout(gpu, batch, &self.loss_scratch(batch))?;
+        Ok(layout.total.max(1) as u64 * 4)
+    }
+
+    /// The loss's scratch beside the network's tensors.
+    fn loss_scratch(&self, batch: usize) -> [(&'static str, usize); 2] {
+        [("loss partials", 2 * loss::partial_rows(batch * self.input_dim())), ("loss totals", 2)]
     }
 
     /// Input batch to logits, with the corruption and dropout `pass` asks for.

@@ -304,6 +304,12 @@ impl Network {
     /// Lays out every tensor a batch of `batch` needs (values, gradients and each layer's scratch)
     /// plus `extra` named tensors, in one arena.
     pub fn tensors(&self, gpu: &Gpu, batch: usize, extra: &[(&str, usize)]) -> Result<Tensors> {
+        let layout = self.tensor_layout(gpu, batch, extra)?;
+        Ok(Tensors::new(Arena::new(gpu, "activations", &layout)?, batch))
+    }
+
+    /// The layout [`Network::tensors`] allocates, without allocating it (to tell its size).
+    pub fn tensor_layout(&self, gpu: &Gpu, batch: usize, extra: &[(&str, usize)]) -> Result<ArenaLayout> {
         if batch == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
@@ -333,7 +339,7 @@ impl Network {
         for (name, len) in extra {
             layout.add(*name, *len);
         }
-        Ok(Tensors::new(Arena::new(gpu, "activations", &layout)?, batch))
+        Ok(layout)
     }
 
     /// Forward launches of nodes `range`, reading `input` first, as `pass` asks.

@@ -264,10 +264,9 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     })
 }
 
-/// A note for whoever watches (the library's only output; a host's own logging may replace it).
+/// A warning through the `log` facade (the library never prints; the CLI shows warnings).
 fn log_line(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
+    log::warn!("{line}");
 }
 
 /// GFLOP/s of `variant` over the three dense-layer products of shape M x N x K.
