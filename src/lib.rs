@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod codec;
 pub mod cpu;
 pub mod data;
 pub mod error;
