@@ -2,6 +2,7 @@
 //! parses the arguments and calls [`run`]; everything a command does is library code.
 
 mod data;
+mod model_io;
 mod pca;
 mod tools;
 mod train;
@@ -50,8 +51,9 @@ pub enum Command {
     /// Write a dataset (any source the train command reads) as PNG folders, one sub-folder per
     /// class: OUT/train/<class>/00042.png and OUT/test/...; `--data-folder OUT` reads them back.
     ExportImages(ExportArgs),
-    /// The linear baseline: fit K principal components on the training data (the same data flags
-    /// as train) and print the test reconstruction error and PSNR.
+    /// The linear baseline: fit principal components on the training data (the same data flags as
+    /// train), print the test reconstruction error and PSNR for each K, and compare a linear
+    /// autoencoder (--checkpoint) with PCA.
     Pca(pca::PcaArgs),
 }
 
