@@ -14,6 +14,9 @@ pub struct FiltersArgs {
     /// Draw at most this many units (dense) or output channels (conv), the first ones.
     #[arg(long, default_value_t = 256)]
     max: usize,
+    /// Pixels per weight of a dense unit's tile (default: 2 for 28x28 inputs, about 56 px a tile).
+    #[arg(long)]
+    scale: Option<usize>,
     #[arg(long, default_value = "filters.png")]
     out: PathBuf,
 }
@@ -32,7 +35,11 @@ pub(super) fn filters_cmd(args: FiltersArgs) -> Result<()> {
     match dims[..] {
         [units, inputs] if inputs == o.model.input_dim() => {
             let k = units.min(args.max);
-            crate::viz::save_filters_png(&args.out, &w[..k * inputs], k, shape)?;
+            let scale = args.scale.unwrap_or((56 / shape[1].max(shape[2]).max(1)).clamp(1, 8));
+            if scale == 0 || scale > 16 {
+                return Err(Error::Config(format!("--scale {scale}: use 1 to 16")));
+            }
+            crate::viz::save_filters_png_scaled(&args.out, &w[..k * inputs], k, shape, scale)?;
             eprintln!(
                 "wrote {}: {k} of the {units} units of {name} ([{units}, {inputs}]) as {}x{}x{} images",
                 args.out.display(),

@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 /// mid-grey and its largest |w| is black or white (per channel for RGB: a colour filter shows its
 /// hue), the usual way to show learned filters.
 pub fn save_filters_png(path: &Path, weights: &[f32], k: usize, shape: [usize; 3]) -> Result<()> {
+    save_filters_png_scaled(path, weights, k, shape, (48 / shape[1].max(shape[2]).max(1)).clamp(1, 6))
+}
+
+/// [`save_filters_png`] with each weight drawn as `scale x scale` pixels.
+pub fn save_filters_png_scaled(
+    path: &Path,
+    weights: &[f32],
+    k: usize,
+    shape: [usize; 3],
+    scale: usize,
+) -> Result<()> {
     let dim: usize = shape.iter().product();
     if k == 0 || dim == 0 || weights.len() != k * dim {
         return Err(Error::Shape(format!(
@@ -24,7 +35,6 @@ pub fn save_filters_png(path: &Path, weights: &[f32], k: usize, shape: [usize; 3
     }
     let tiles = normalised_filters(weights, dim);
     let cols = (k as f64).sqrt().ceil() as usize;
-    let scale = (48 / shape[1].max(shape[2])).clamp(1, 6);
     save_image_grid(path, &tiles, k, shape, cols, scale)
 }
 

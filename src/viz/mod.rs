@@ -15,7 +15,7 @@ use image::{ImageError, ImageFormat, Rgb, RgbImage};
 use crate::error::{Error, Result};
 
 pub use curves::save_curves_png;
-pub use filters::{normalised_filters, save_conv_filters_png, save_filters_png};
+pub use filters::{normalised_filters, save_conv_filters_png, save_filters_png, save_filters_png_scaled};
 pub use plot::{Panel, Series, save_panels_png};
 
 /// Space between tiles and around the edge, in output pixels.
