@@ -4,7 +4,8 @@
 //!
 //! The decoder's columns are read off the model itself: for an affine decoder `g(z) = D z + b`,
 //! `b = g(0)` and column `i` is `g(e_i) - b`, whatever the layers are (dense or conv, one or
-//! several). Decoding random codes checks that `g` is affine before the angles mean anything.
+//! several). Decoding random codes checks that `g` is affine before the angles mean anything, and
+//! encoding random images and their midpoints checks the encoder (`f((x+y)/2) = (f(x)+f(y))/2`).
 
 use nalgebra::DMatrix;
 
@@ -18,8 +19,8 @@ use crate::models::Autoencoder;
 const AFFINE_TOLERANCE: f64 = 1e-3;
 
 /// The columns `D` of an affine decoder as `k` rows of `input_dim` values (row `i` = `g(e_i) - g(0)`).
-/// An error when the model is a VAE or its decoder is not affine (a hidden or output activation
-/// other than identity).
+/// An error when the model is a VAE or its encoder or decoder is not affine (a hidden, code or
+/// output activation other than identity).
 pub fn decoder_columns(gpu: &Gpu, model: &Autoencoder) -> Result<Vec<f32>> {
     let not_linear = |why: String| {
         Error::Config(format!(
@@ -31,6 +32,13 @@ pub fn decoder_columns(gpu: &Gpu, model: &Autoencoder) -> Result<Vec<f32>> {
         return Err(not_linear("the checkpoint holds a VAE".into()));
     }
     let (k, dim) = (model.code_dim(), model.input_dim());
+    let rel = encoder_midpoint_error(gpu, model)?;
+    if rel.is_nan() || rel >= AFFINE_TOLERANCE {
+        return Err(not_linear(format!(
+            "the encoder is not affine (off by {:.1}% at the midpoint of two random images)",
+            100.0 * rel
+        )));
+    }
     // Rows: 0, e_1 .. e_k, then random codes of a few scales for the affinity check.
     let mut codes = vec![0.0f32; (1 + k) * k];
     for i in 0..k {
@@ -64,6 +72,33 @@ pub fn decoder_columns(gpu: &Gpu, model: &Autoencoder) -> Result<Vec<f32>> {
         }
     }
     Ok(columns)
+}
+
+/// `‖f((x+y)/2) - (f(x)+f(y))/2‖ / ‖f(x) - f(y)‖`, the worst over a few random image pairs in
+/// [0, 1]: 0 (up to rounding) for an affine encoder `f`.
+fn encoder_midpoint_error(gpu: &Gpu, model: &Autoencoder) -> Result<f64> {
+    let (dim, pairs) = (model.input_dim(), 4);
+    let mut u = vec![0.0f32; 2 * pairs * dim];
+    crate::cpu::random::random_uniform(&mut u, 0x5eed, 1);
+    let mut images = u.clone();
+    for p in 0..pairs {
+        let (x, y) = (&u[2 * p * dim..(2 * p + 1) * dim], &u[(2 * p + 1) * dim..(2 * p + 2) * dim]);
+        images.extend(x.iter().zip(y).map(|(a, b)| 0.5 * (a + b)));
+    }
+    let codes = codec::encode(gpu, model, &images)?;
+    let w = model.code_width();
+    let mut worst = 0.0f64;
+    for p in 0..pairs {
+        let (fx, fy) = (&codes[2 * p * w..(2 * p + 1) * w], &codes[(2 * p + 1) * w..(2 * p + 2) * w]);
+        let fm = &codes[(2 * pairs + p) * w..(2 * pairs + p + 1) * w];
+        let (mut err, mut span) = (0.0f64, 0.0f64);
+        for j in 0..w {
+            err += (f64::from(fm[j]) - 0.5 * (f64::from(fx[j]) + f64::from(fy[j]))).powi(2);
+            span += (f64::from(fx[j]) - f64::from(fy[j])).powi(2);
+        }
+        worst = worst.max((err / span.max(1e-30)).sqrt());
+    }
+    Ok(worst)
 }
 
 /// The principal angles, in degrees and increasing, between the spans of two sets of vectors

@@ -16,10 +16,23 @@ const CHUNK_BYTES: usize = 32 << 20;
 /// rows of `data`. The mean is taken on the host in f64; the centred products are f32 sums on the
 /// GPU (relative error ~1e-6 against the f64 reference, checked in `kernels-tests/tools_pca.rs`).
 pub fn covariance_gpu(gpu: &Gpu, data: &[f32], dim: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    covariance_gpu_chunked(gpu, data, dim, (CHUNK_BYTES / (4 * dim.max(1))).max(1))
+}
+
+/// [`covariance_gpu`] with at most `chunk_rows` rows per product (tests force awkward chunks).
+pub fn covariance_gpu_chunked(
+    gpu: &Gpu,
+    data: &[f32],
+    dim: usize,
+    chunk_rows: usize,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows(data, dim)?;
+    if chunk_rows == 0 {
+        return Err(Error::Config("a covariance chunk needs at least one row".into()));
+    }
     let mean = mean_rows(data, dim);
     let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    let max_rows = (CHUNK_BYTES / (4 * dim)).max(1).min(n);
+    let max_rows = chunk_rows.min(n);
     let cov = StorageBuffer::zeroed(gpu, "covariance", dim * dim)?;
     let chunk = StorageBuffer::zeroed(gpu, "centred rows", max_rows * dim)?;
     let variant = gpu.matmul_variant()?;

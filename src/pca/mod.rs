@@ -10,7 +10,7 @@
 pub mod angles;
 mod covariance;
 
-pub use covariance::{covariance_cpu, covariance_gpu};
+pub use covariance::{covariance_cpu, covariance_gpu, covariance_gpu_chunked};
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
