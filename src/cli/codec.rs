@@ -238,7 +238,7 @@ pub(super) fn compress_cmd(args: CompressArgs) -> Result<()> {
             "images": n,
             "bytes": bytes.len(),
             "bytes_per_image": bytes.len() as f64 / n as f64,
-            "input_bytes": files.names.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum::<u64>(),
+            "input_bytes": files.paths.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum::<u64>(),
             "precision": args.precision,
             "code_dim": o.model.code_dim(),
             "model_hash": format!("{hash:016x}"),

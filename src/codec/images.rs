@@ -21,8 +21,10 @@ const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 pub struct ImageFiles {
     /// `[n, c·h·w]` values in [0, 1], CHW per image.
     pub images: Vec<f32>,
-    /// Each image's path as given (a folder's files relative to the folder given, with its name).
+    /// Each image's name: a file's name, or a folder's file relative to that folder (`7/00042.png`).
     pub names: Vec<String>,
+    /// Each image's path.
+    pub paths: Vec<PathBuf>,
     /// Labels from class sub-folders, when every image came from a folder whose images all lie in
     /// sub-folders (sorted names give 0, 1, ...); `None` otherwise.
     pub labels: Option<Vec<u8>>,
@@ -39,7 +41,8 @@ pub fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<ImageFiles> {
     if c != 1 && c != 3 {
         return Err(Error::Config(format!("the model takes {c}-channel images; image files give 1 or 3")));
     }
-    let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
+    // (path, name, class folder)
+    let mut files: Vec<(PathBuf, String, Option<String>)> = Vec::new();
     let mut all_in_classes = true;
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -59,11 +62,14 @@ pub fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<ImageFiles> {
                     .then(|| rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()))
                     .flatten();
                 all_in_classes &= class.is_some();
-                files.push((f, class));
+                let name = rel.to_string_lossy().into_owned();
+                files.push((f, name, class));
             }
         } else {
             all_in_classes = false;
-            files.push((p.clone(), None));
+            let name =
+                p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+            files.push((p.clone(), name, None));
         }
     }
     if files.is_empty() {
@@ -71,7 +77,7 @@ pub fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<ImageFiles> {
     }
     let mut out = ImageFiles::default();
     let (mut resized, mut to_grey, mut to_rgb, mut other) = (Vec::new(), 0usize, 0usize, 0usize);
-    for (path, _) in &files {
+    for (path, name, _) in &files {
         let img = ImageReader::open(path)
             .map_err(|e| Error::io(path, e))?
             .with_guessed_format()
@@ -95,7 +101,8 @@ pub fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<ImageFiles> {
         for ch in 0..c {
             out.images.extend(hwc.iter().skip(ch).step_by(c).map(|&b| f32::from(b) / 255.0));
         }
-        out.names.push(path.display().to_string());
+        out.names.push(name.clone());
+        out.paths.push(path.clone());
     }
     let n = files.len();
     if !resized.is_empty() {
@@ -119,13 +126,13 @@ pub fn read_images(paths: &[PathBuf], shape: [usize; 3]) -> Result<ImageFiles> {
             .push(format!("{other} of {n} images converted to 8-bit (alpha or 16-bit channels dropped)"));
     }
     if all_in_classes {
-        let mut names: Vec<String> = files.iter().filter_map(|(_, c)| c.clone()).collect();
+        let mut names: Vec<String> = files.iter().filter_map(|(_, _, c)| c.clone()).collect();
         names.sort();
         names.dedup();
         if names.len() <= 256 {
             let label =
                 |c: &Option<String>| names.iter().position(|n| Some(n) == c.as_ref()).unwrap_or(0) as u8;
-            out.labels = Some(files.iter().map(|(_, c)| label(c)).collect());
+            out.labels = Some(files.iter().map(|(_, _, c)| label(c)).collect());
             out.class_names = names;
         }
     }
