@@ -36,7 +36,14 @@ pub struct RateArgs {
     /// The rate-distortion picture.
     #[arg(long, default_value = "rate-distortion.png")]
     out: PathBuf,
+    /// Also draw the first 12 images of each dataset as each method gives them back (original,
+    /// the autoencoders with u8 codes, JPEG at each quality) into DIR/examples-<dataset>.png.
+    #[arg(long)]
+    examples: Option<PathBuf>,
 }
+
+/// Images per row of the example pictures.
+const SHOWN: usize = 12;
 
 /// One measured point.
 struct Point {
@@ -55,7 +62,7 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
     let mut models = args.checkpoint.iter().map(|p| open_model(p)).collect::<Result<Vec<Opened>>>()?;
     models.sort_by_key(|o| o.model.code_dim());
     let mut panels = Vec::new();
-    for (di, name) in args.dataset.iter().enumerate() {
+    for name in &args.dataset {
         let (split, _) = load_source(&DataArgs::idx(name, args.data.clone()).source()?)?;
         let test = split.test.subset(0..args.limit);
         let (n, shape, dim) = (test.n, test.shape(), test.dim());
@@ -65,6 +72,11 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
             mean_psnr(&decoded.iter().map(|&b| f32::from(b) / 255.0).collect::<Vec<_>>(), &pixels, dim)
         };
         let mut points = Vec::new();
+        let shown = n.min(SHOWN);
+        let mut rows: Vec<(String, Vec<f32>)> = vec![("original".into(), pixels[..shown * dim].to_vec())];
+        let mut keep = |label: String, decoded: &[u8]| {
+            rows.push((label, decoded[..shown * dim].iter().map(|&b| f32::from(b) / 255.0).collect()));
+        };
         for o in &models {
             check_input(&o.model, dim, &format!("{} images", test.name))?;
             let codes = crate::codec::means(&o.model, &crate::codec::encode(&o.gpu, &o.model, &pixels)?);
@@ -84,6 +96,9 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
                 let single = container::compress(&codes[..d], d, precision, hash, shape, &[])?.len();
                 let back = container::decompress(&file, std::path::Path::new("(in memory)"))?;
                 let decoded = as_u8(crate::codec::decode(&o.gpu, &o.model, &back.codes)?);
+                if precision == Precision::U8 {
+                    keep(format!("AE d={d} u8"), &decoded);
+                }
                 points.push(Point {
                     method,
                     setting: format!("d={d}"),
@@ -102,6 +117,7 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
                 total += c.bytes;
                 decoded.extend(c.decoded);
             }
+            keep(format!("JPEG q={q}"), &decoded);
             points.push(Point {
                 method: "jpeg",
                 setting: format!("q={q}"),
@@ -143,7 +159,15 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
                 })
             );
         }
-        let role = if di == 0 { "" } else { " (not the training data)" };
+        if let Some(dir) = &args.examples {
+            let rows: Vec<(&str, &[f32])> = rows.iter().map(|(l, v)| (l.as_str(), v.as_slice())).collect();
+            let path = dir.join(format!("examples-{}.png", test.name));
+            crate::viz::save_labelled_rows(&path, &rows, shape, 2)?;
+            eprintln!("wrote {}", path.display());
+        }
+        // What the models were trained on, as their checkpoints record it.
+        let trained_on = |o: &Opened| o.ckpt.metadata.get("aegpu.dataset").is_some_and(|d| *d == test.name);
+        let role = if models.iter().all(trained_on) { "" } else { " (not the training data)" };
         panels.push(panel(&format!("{} test, {n} images{role}", test.name), &points));
     }
     save_panels_png(&args.out, "compression: PSNR against size", &panels)?;
