@@ -1,7 +1,7 @@
 //! `aegpu pca`: the linear baseline on the same data flags as `train`: principal components fitted
 //! on the training set (covariance through the GPU's matmul, eigenvectors on the host), the test
-//! reconstruction error for each requested `k`, and with `--checkpoint` a linear autoencoder's gap
-//! to PCA and the principal angles between its decoder and the top-`k` subspace.
+//! reconstruction error for each requested `k`, and with `--checkpoint` an autoencoder's gap to PCA
+//! (for a linear one also the principal angles between its decoder and the top-`k` subspace).
 
 use std::path::PathBuf;
 
@@ -19,9 +19,9 @@ pub struct PcaArgs {
     /// code size of --checkpoint.
     #[arg(long, value_delimiter = ',')]
     components: Vec<usize>,
-    /// A linear autoencoder (identity activations, MSE loss) to compare with PCA at its code size:
-    /// its test MSE, the gap to PCA's, and the principal angles between its decoder's columns and
-    /// the top-k principal subspace.
+    /// An autoencoder to compare with PCA at its code size: its test MSE and the gap to PCA's; for a
+    /// linear one (identity activations, MSE loss) also the principal angles between its
+    /// decoder's columns and the top-k principal subspace.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Fit on only the first N training examples.
@@ -107,8 +107,16 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
         let recon = crate::codec::reconstruct(&o.gpu, &o.model, &test)?;
         let ae = mse(&recon, &test);
         let pca_k = pca_mse.iter().find(|(kk, _)| *kk == k).expect("k added above").1;
-        let columns = angles::decoder_columns(&o.gpu, &o.model)?;
-        let angles = angles::principal_angles(&columns, &pca.truncated(k)?.components, dim)?;
+        // Principal angles mean something only for a linear model; the gap is worth printing for any.
+        let angles = match angles::decoder_columns(&o.gpu, &o.model) {
+            Ok(columns) => Some(angles::principal_angles(&columns, &pca.truncated(k)?.components, dim)?),
+            Err(e) => {
+                eprintln!("note:    no principal angles: {e}");
+                None
+            }
+        };
+        let rounded =
+            angles.as_ref().map(|a| a.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
         println!(
             "{}",
             serde_json::json!({
@@ -117,9 +125,9 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
                 "autoencoder_test_mse_px": ae,
                 "pca_test_mse_px": pca_k,
                 "gap_percent": 100.0 * (ae - pca_k) / pca_k,
-                "principal_angles_deg": angles.iter().map(|a| (a * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
-                "largest_angle_deg": angles.last(),
-                "mean_angle_deg": angles.iter().sum::<f64>() / angles.len() as f64,
+                "principal_angles_deg": rounded,
+                "largest_angle_deg": angles.as_ref().and_then(|a| a.last()),
+                "mean_angle_deg": angles.as_ref().map(|a| a.iter().sum::<f64>() / a.len() as f64),
             })
         );
     }
