@@ -11,6 +11,7 @@ pub mod checkpoint;
 // The command line's doc comments are its --help texts, where `<class>` means a placeholder, not HTML.
 #[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
+pub mod codec;
 pub mod cpu;
 pub mod data;
 pub mod embed;

@@ -18,10 +18,14 @@ macro_rules! note {
     }};
 }
 
+mod codec;
 mod data;
 mod model_flags;
+mod model_io;
 mod pca;
+mod plots;
 mod profile;
+mod rate;
 mod run_dir;
 mod tools;
 mod train;
@@ -73,9 +77,28 @@ pub enum Command {
     /// Write a dataset (any source the train command reads) as PNG folders, one sub-folder per
     /// class: OUT/train/<class>/00042.png and OUT/test/...; `--data-folder OUT` reads them back.
     ExportImages(ExportArgs),
-    /// The linear baseline: fit K principal components on the training data (the same data flags
-    /// as train) and print the test reconstruction error and PSNR.
+    /// The linear baseline: fit principal components on the training data (the same data flags as
+    /// train), print the test reconstruction error and PSNR for each K, and compare a linear
+    /// autoencoder (--checkpoint) with PCA.
     Pca(pca::PcaArgs),
+    /// Codes of a dataset split or of image files (a VAE's μ, optionally log σ²), with labels, as
+    /// .npy or .safetensors that NumPy and PyTorch read.
+    Encode(codec::EncodeArgs),
+    /// Decode a code file (.npy or .safetensors) back to images: PNG files or one grid.
+    Decode(codec::DecodeArgs),
+    /// Image files to one compact file: the model's codes, quantised (u8 or f16), with the model's
+    /// hash so that only the same checkpoint decompresses it.
+    Compress(codec::CompressArgs),
+    /// A compressed file back to PNG images, with the checkpoint that compressed it.
+    Decompress(codec::DecompressArgs),
+    /// The autoencoder as a compressor against JPEG and PNG on test images: bytes per image and
+    /// PSNR (JSON lines), and a rate-distortion picture.
+    CompressBench(rate::RateArgs),
+    /// Draw a checkpoint's first-layer weights: one input-shaped tile per unit (dense) or the
+    /// kernels (conv).
+    Filters(plots::FiltersArgs),
+    /// Overlay the training curves of runs (each RUN folder's metrics.jsonl) in one picture.
+    Plot(plots::PlotArgs),
 }
 
 #[derive(clap::Args)]
@@ -306,6 +329,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Denoise(args) => tools::denoise_cmd(args),
         Command::ExportImages(args) => data::export_cmd(args),
         Command::Pca(args) => pca::pca_cmd(args),
+        Command::Encode(args) => codec::encode_cmd(args),
+        Command::Decode(args) => codec::decode_cmd(args),
+        Command::Compress(args) => codec::compress_cmd(args),
+        Command::Decompress(args) => codec::decompress_cmd(args),
+        Command::CompressBench(args) => rate::rate_cmd(args),
+        Command::Filters(args) => plots::filters_cmd(args),
+        Command::Plot(args) => plots::plot_cmd(args),
     }
 }
 

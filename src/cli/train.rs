@@ -182,6 +182,8 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     }
     let out = evaluator.run(16)?;
     write_pictures(&gpu, &model, &dir.path, &split.test, map, &out)?;
+    let name = dir.path.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    crate::viz::save_curves_png(&dir.join("curves.png"), &[(name, writer.history.clone())])?;
     match map {
         None => note!(
             "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",

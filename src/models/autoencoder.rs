@@ -323,6 +323,12 @@ impl Autoencoder {
         acts.tensors.view(&self.net.nodes[self.layer_nodes[i]].y)
     }
 
+    /// The input batch to the code layer's output (a VAE's `[μ, log σ²]`), with no corruption and
+    /// no dropout: what the encode and compress commands run.
+    pub fn encoder(&self, acts: &Activations, variant: MatmulVariant) -> Vec<Launch> {
+        self.net.forward(&self.ctx(acts, variant), 0..self.code_node + 1, acts.input(), Pass::INFER)
+    }
+
     /// What the decoder reads (the code, or z for a VAE); the caller fills it before [`Self::decoder`].
     pub fn code_input(&self, acts: &Activations) -> View {
         acts.z().unwrap_or_else(|| acts.code())

@@ -1,8 +1,11 @@
 //! PNG outputs meant for people: image grids, original-vs-reconstruction strips, labelled rows
-//! (denoising, interpolation) and a 2-D latent scatter. Text uses the 8x8 bitmap glyphs of
+//! (denoising, interpolation), a 2-D latent scatter, learned filters, and line charts (training
+//! curves, rate-distortion). Text uses the 8x8 bitmap glyphs of
 //! `font8x8`, so no font file ships with the crate.
 
+mod curves;
 mod filters;
+mod plot;
 
 use std::path::Path;
 
@@ -11,7 +14,9 @@ use image::{ImageError, ImageFormat, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 
-pub use filters::{normalised_filters, save_filters_png};
+pub use curves::save_curves_png;
+pub use filters::{normalised_filters, save_conv_filters_png, save_filters_png, save_filters_png_scaled};
+pub use plot::{Panel, Series, save_panels_png};
 
 /// Space between tiles and around the edge, in output pixels.
 const GAP: usize = 2;
@@ -22,16 +27,16 @@ const LABEL_PAD: usize = 4;
 /// Largest canvas side we agree to allocate; beyond it the caller asked for something unreadable.
 const MAX_SIDE: usize = 16_384;
 /// Glyph cell size of `font8x8`.
-const GLYPH: usize = 8;
+pub(super) const GLYPH: usize = 8;
 
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
-const INK: Rgb<u8> = Rgb([32, 32, 32]);
-const FRAME: Rgb<u8> = Rgb([90, 90, 90]);
-const GRID: Rgb<u8> = Rgb([232, 232, 232]);
+pub(super) const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
+pub(super) const INK: Rgb<u8> = Rgb([32, 32, 32]);
+pub(super) const FRAME: Rgb<u8> = Rgb([90, 90, 90]);
+pub(super) const GRID: Rgb<u8> = Rgb([232, 232, 232]);
 
 /// Matplotlib's tab10: distinct hues that stay distinguishable for the common colour-vision
 /// deficiencies, in the order people know from other plots.
-const TAB10: [Rgb<u8>; 10] = [
+pub(super) const TAB10: [Rgb<u8>; 10] = [
     Rgb([31, 119, 180]),
     Rgb([255, 127, 14]),
     Rgb([44, 160, 44]),
@@ -185,7 +190,7 @@ fn render_rows(rows: &[Row], shape: [usize; 3], scale: usize) -> Result<RgbImage
 }
 
 /// A white canvas, refusing sizes too large to be meant.
-fn canvas(width: usize, height: usize) -> Result<RgbImage> {
+pub(super) fn canvas(width: usize, height: usize) -> Result<RgbImage> {
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(Error::Shape(format!(
             "the picture would be {width}x{height} px (limit {MAX_SIDE} per side); draw fewer images or use a smaller scale"
@@ -247,7 +252,7 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, colour: Rgb<u8>
 }
 
 /// Fills a `w x h` rectangle, clipped to the image.
-fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, colour: Rgb<u8>) {
+pub(super) fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, colour: Rgb<u8>) {
     let (iw, ih) = (i64::from(img.width()), i64::from(img.height()));
     for py in y.max(0)..(y + h).min(ih) {
         for px in x.max(0)..(x + w).min(iw) {
@@ -257,7 +262,7 @@ fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, colour: Rgb<u8>
 }
 
 /// Mixes `colour` into the pixel at `(x, y)` with opacity `alpha`, if it is on the image.
-fn blend(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, alpha: f32) {
+pub(super) fn blend(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, alpha: f32) {
     if x < 0 || y < 0 {
         return;
     }
@@ -269,7 +274,7 @@ fn blend(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, alpha: f32) {
 }
 
 /// Writes `img` as PNG, creating missing parent folders.
-fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
+pub(super) fn save_png(path: &Path, img: &RgbImage) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -419,7 +424,7 @@ fn draw_axes(img: &mut RgbImage, a: &Area, xr: (f32, f32), yr: (f32, f32)) {
 
 /// Tick positions at a "nice" step (1, 2 or 5 times a power of ten) inside `range`, with their
 /// text.
-fn ticks(range: (f32, f32)) -> Vec<(f64, String)> {
+pub(super) fn ticks(range: (f32, f32)) -> Vec<(f64, String)> {
     let (lo, hi) = (f64::from(range.0), f64::from(range.1));
     let raw = (hi - lo) / 6.0;
     let mag = 10f64.powf(raw.log10().floor());

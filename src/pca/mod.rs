@@ -1,14 +1,21 @@
-//! Principal component analysis on the CPU: the linear baseline every autoencoder is measured
-//! against (a linear autoencoder with MSE spans the same subspace as the top `k` components).
+//! Principal component analysis: the linear baseline every autoencoder is measured against (a
+//! linear autoencoder trained with MSE spans the same subspace as the top `k` components).
 //!
-//! Fit: the mean `m` of the rows, the covariance `C = (X - m)ᵀ(X - m) / n` in f64, and its
-//! eigenvectors (nalgebra's `SymmetricEigen`), sorted by decreasing eigenvalue. Code of `x`:
+//! Fit: the mean `m` of the rows and the covariance `C = (X - m)ᵀ(X - m) / n`, through the engine's
+//! GPU matmul ([`covariance_gpu`]) or in f64 on the host ([`covariance_cpu`], the reference), then
+//! its eigenvectors (nalgebra's `SymmetricEigen`) sorted by decreasing eigenvalue. Code of `x`:
 //! `U_kᵀ (x - m)`; reconstruction: `m + U_k U_kᵀ (x - m)`, the best rank-`k` affine approximation
-//! in squared error.
+//! in squared error. [`angles`] compares a linear autoencoder's decoder with that subspace.
+
+pub mod angles;
+mod covariance;
+
+pub use covariance::{covariance_cpu, covariance_gpu, covariance_gpu_chunked};
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 
 /// The largest dimension fitted (the covariance is `dim x dim`, its eigendecomposition O(dim³)).
 pub const MAX_DIM: usize = 4096;
@@ -26,33 +33,32 @@ pub struct Pca {
 }
 
 impl Pca {
-    /// Fits `k` components to the `n = data.len() / dim` rows of `data`.
+    /// Fits `k` components to the `n = data.len() / dim` rows of `data`, the covariance in f64 on
+    /// the host.
     pub fn fit(data: &[f32], dim: usize, k: usize) -> Result<Pca> {
-        if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(Error::Shape(format!("{} values are not rows of {dim}", data.len())));
-        }
-        let n = data.len() / dim;
-        if n < 2 {
-            return Err(Error::Config(format!("PCA needs at least 2 examples, got {n}")));
-        }
-        if dim > MAX_DIM {
-            return Err(Error::Config(format!(
-                "PCA of {dim}-value examples is too large for the CPU (at most {MAX_DIM}); use smaller images"
+        check(dim, k)?;
+        let (mean, cov) = covariance_cpu(data, dim)?;
+        Pca::from_covariance(&mean, &cov, dim, k)
+    }
+
+    /// Fits `k` components with the covariance computed by the GPU's matmul.
+    pub fn fit_gpu(gpu: &Gpu, data: &[f32], dim: usize, k: usize) -> Result<Pca> {
+        check(dim, k)?;
+        let (mean, cov) = covariance_gpu(gpu, data, dim)?;
+        Pca::from_covariance(&mean, &cov, dim, k)
+    }
+
+    /// The top `k` eigenvectors of the symmetric `cov` (`[dim, dim]`, row-major).
+    pub fn from_covariance(mean: &[f64], cov: &[f64], dim: usize, k: usize) -> Result<Pca> {
+        check(dim, k)?;
+        if mean.len() != dim || cov.len() != dim * dim {
+            return Err(Error::Shape(format!(
+                "a mean of {} and a covariance of {} values do not describe {dim}-D data",
+                mean.len(),
+                cov.len()
             )));
         }
-        if k == 0 || k > dim {
-            return Err(Error::Config(format!("{k} components: use 1 to {dim}")));
-        }
-        let mut mean = vec![0.0f64; dim];
-        for row in data.chunks(dim) {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += f64::from(v);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let x = DMatrix::from_fn(n, dim, |r, c| f64::from(data[r * dim + c]) - mean[c]);
-        let cov = x.tr_mul(&x) / n as f64;
-        let eigen = SymmetricEigen::new(cov);
+        let eigen = SymmetricEigen::new(DMatrix::from_row_slice(dim, dim, cov));
         let mut order: Vec<usize> = (0..dim).collect();
         order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
         let mut components = Vec::with_capacity(k * dim);
@@ -70,6 +76,14 @@ impl Pca {
     /// Number of components kept.
     pub fn k(&self) -> usize {
         self.components.len() / self.dim
+    }
+
+    /// The same fit keeping only the first `k` components (`k` at most [`Pca::k`]).
+    pub fn truncated(&self, k: usize) -> Result<Pca> {
+        if k == 0 || k > self.k() {
+            return Err(Error::Config(format!("{k} components: this fit has 1 to {}", self.k())));
+        }
+        Ok(Pca { components: self.components[..k * self.dim].to_vec(), ..self.clone() })
     }
 
     /// The fraction of the training variance the kept components explain.
@@ -115,6 +129,21 @@ impl Pca {
     pub fn reconstruct(&self, data: &[f32]) -> Vec<f32> {
         self.decode(&self.encode(data))
     }
+}
+
+/// `k` components of `dim`-value rows must be 1..=dim, and the covariance must fit on the host.
+fn check(dim: usize, k: usize) -> Result<()> {
+    if dim > MAX_DIM {
+        return Err(Error::Config(format!(
+            "PCA of {dim}-value examples is too large for the CPU eigendecomposition (at most {MAX_DIM}); use smaller images"
+        )));
+    }
+    if k == 0 || k > dim {
+        return Err(Error::Config(format!(
+            "{k} components for {dim}-value examples: use 1 to {dim} (at most the input dimension)"
+        )));
+    }
+    Ok(())
 }
 
 /// Mean squared error per value between two equally long slices.
