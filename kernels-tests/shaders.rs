@@ -50,6 +50,7 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("pool", "maxpool2x2_backward", [256, 1, 1]),
     ("pool", "upsample2x_forward", [256, 1, 1]),
     ("pool", "upsample2x_backward", [256, 1, 1]),
+    ("softmax_ce", "softmax_ce", [64, 1, 1]),
 ];
 
 fn parse(name: &str, source: &str) -> naga::Module {

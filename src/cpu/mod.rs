@@ -13,4 +13,5 @@ pub mod penalty;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod softmax;
 pub mod vae;

@@ -14,6 +14,7 @@ pub mod penalty;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod softmax_ce;
 pub mod vae;
 
 pub use crate::gpu::{Launch, grid_1d};
@@ -34,6 +35,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     (random::SHADER.name, random::SHADER.source),
     (vae::SHADER.name, vae::SHADER.source),
     (penalty::SHADER.name, penalty::SHADER.source),
+    (softmax_ce::SHADER.name, softmax_ce::SHADER.source),
 ];
 
 /// The WGSL source of shader `name` (a file stem in `shaders/`), as the pipeline cache compiles it.
