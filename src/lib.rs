@@ -7,6 +7,7 @@
 pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
+pub mod classify;
 pub mod cli;
 pub mod cpu;
 pub mod data;

@@ -18,6 +18,7 @@ macro_rules! note {
     }};
 }
 
+mod classify;
 mod data;
 mod model_flags;
 mod pca;
@@ -72,6 +73,10 @@ pub enum Command {
     /// The linear baseline: fit K principal components on the training data (the same data flags
     /// as train) and print the test reconstruction error and PSNR.
     Pca(pca::PcaArgs),
+    /// A classifier from a trained encoder + a softmax layer, trained on N labels per class
+    /// (fine-tuned, --freeze for a linear probe, --from-scratch for the baseline); test error,
+    /// confusion.png, metrics.jsonl.
+    Classify(Box<classify::ClassifyArgs>),
 }
 
 #[derive(clap::Args)]
@@ -296,6 +301,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Denoise(args) => tools::denoise_cmd(args),
         Command::ExportImages(args) => data::export_cmd(args),
         Command::Pca(args) => pca::pca_cmd(args),
+        Command::Classify(args) => classify::classify_cmd(*args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! (denoising, interpolation) and a 2-D latent scatter. Text uses the 8x8 bitmap glyphs of
 //! `font8x8`, so no font file ships with the crate.
 
+mod confusion;
 mod filters;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use image::{ImageError, ImageFormat, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 
+pub use confusion::save_confusion_png;
 pub use filters::{normalised_filters, save_filters_png};
 
 /// Space between tiles and around the edge, in output pixels.
