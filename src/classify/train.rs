@@ -12,8 +12,7 @@ use crate::gpu_data::{BatchFeed, GpuDataset, Residency};
 use crate::kernels::optimizer::Optimizer;
 use crate::nn::Pass;
 use crate::runner::Plan;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
+use crate::steps::StepRunner;
 
 /// Images and their labels on the GPU.
 pub struct LabelledData {
@@ -62,21 +61,12 @@ pub struct Scores {
     pub error: f64,
 }
 
-/// At most this many steps are submitted and not yet finished.
-const MAX_IN_FLIGHT: usize = 4;
-
 /// A classifier's training steps on labelled data.
 pub struct ClassifierTrainer<'a> {
-    gpu: &'a Gpu,
+    runner: StepRunner<'a>,
     config: FitConfig,
-    acts: ClassifierActs,
-    feeds: [BatchFeed<'a>; 2],
-    plan: Plan,
-    /// (Σ loss, Σ correct) of every step.
-    log: StorageBuffer,
-    n: usize,
-    steps_per_epoch: usize,
-    step: usize,
+    /// The tensors the plan works on (kept with it).
+    _acts: ClassifierActs,
 }
 
 impl<'a> ClassifierTrainer<'a> {
@@ -105,75 +95,31 @@ impl<'a> ClassifierTrainer<'a> {
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
         let plan = Plan::new(gpu, "classifier step", &launches)?;
-        let log = StorageBuffer::zeroed(gpu, "classifier log", 2 * config.steps)?;
-        let steps_per_epoch = data.n / config.batch;
-        Ok(ClassifierTrainer { gpu, config, acts, feeds, plan, log, n: data.n, steps_per_epoch, step: 0 })
+        let shape = (data.n, config.batch, config.steps, config.seed);
+        let runner = StepRunner::new(gpu, plan, feeds.into(), acts.totals(), shape)?;
+        Ok(ClassifierTrainer { runner, config, _acts: acts })
     }
 
     pub fn steps_done(&self) -> usize {
-        self.step
+        self.runner.steps_done()
     }
 
     /// Dispatches per step (one submit).
     pub fn dispatches_per_step(&self) -> usize {
-        self.plan.len()
+        self.runner.dispatches_per_step()
     }
 
     /// Runs up to `count` more steps (never past `config.steps`); their mean loss and error.
     pub fn run(&mut self, count: usize) -> Result<Scores> {
-        let first = self.step;
-        let last = (first + count).min(self.config.steps);
-        let mut in_flight = std::collections::VecDeque::new();
-        for s in first..last {
-            let (epoch, b) = (s / self.steps_per_epoch, s % self.steps_per_epoch);
-            if b == 0 {
-                let mut order: Vec<u32> = (0..self.n as u32).collect();
-                let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
-                    self.config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
-                order.shuffle(&mut rng);
-                for feed in &mut self.feeds {
-                    feed.set_order(self.gpu, order.clone());
-                }
-            }
-            self.step = s + 1;
-            let offset = b * self.config.batch;
-            self.plan.advance(self.gpu, self.step as u64, offset);
-            for feed in &self.feeds {
-                feed.stage(self.gpu, offset);
-            }
-            let index = self.gpu.scoped("classifier step", || {
-                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                self.plan.record_into(&mut enc);
-                let totals = self.acts.totals();
-                enc.copy_buffer_to_buffer(
-                    &totals.buffer,
-                    (totals.offset * 4) as u64,
-                    &self.log.buffer,
-                    (s * 8) as u64,
-                    8,
-                );
-                self.gpu.queue.submit([enc.finish()])
-            })?;
-            in_flight.push_back(index);
-            if in_flight.len() > MAX_IN_FLIGHT {
-                let oldest = in_flight.pop_front().expect("non-empty");
-                self.gpu
-                    .device
-                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
-                    .map_err(|e| Error::Readback {
-                        context: "classifier step".into(),
-                        message: e.to_string(),
-                    })?;
-            }
-        }
-        let words = self.log.read_f32(self.gpu, 2 * first..2 * last)?;
+        let first = self.runner.steps_done();
+        let words = self.runner.run(count)?;
+        let per_epoch = self.runner.steps_per_epoch();
         let (mut loss, mut correct) = (0.0f64, 0.0f64);
         for (k, pair) in words.chunks(2).enumerate() {
             if !pair[0].is_finite() {
                 return Err(Error::Diverged {
-                    epoch: (first + k) / self.steps_per_epoch + 1,
-                    step: (first + k) % self.steps_per_epoch,
+                    epoch: (first + k) / per_epoch + 1,
+                    step: (first + k) % per_epoch,
                     what: "classifier training loss".into(),
                     loss: pair[0],
                     lr: self.config.optimizer.lr(),
@@ -182,7 +128,7 @@ impl<'a> ClassifierTrainer<'a> {
             loss += pair[0] as f64;
             correct += pair[1] as f64;
         }
-        let seen = ((last - first) * self.config.batch).max(1) as f64;
+        let seen = (words.len() / 2 * self.config.batch).max(1) as f64;
         Ok(Scores { loss: loss / seen, error: 1.0 - correct / seen })
     }
 }
