@@ -22,6 +22,7 @@ mod classify;
 mod data;
 mod model_flags;
 mod pca;
+mod recirculation;
 mod run_dir;
 mod tools;
 mod train;
@@ -256,6 +257,13 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// How to train: backprop, or recirculation (Hinton & McClelland 1988: one sigmoid hidden layer,
+    /// --layers H, weight changes from differences of activities, no back-propagated error).
+    #[arg(long, default_value = "backprop")]
+    method: String,
+    /// Recirculation: the visible units' regression λ, v = λ·x + (1 − λ)·σ(W_d h + b_d) (default 0.75).
+    #[arg(long)]
+    regression: Option<f32>,
     /// The options given on the command line (clap ids), to refuse those that do not apply.
     #[arg(skip)]
     given: Vec<String>,

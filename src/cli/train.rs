@@ -38,6 +38,9 @@ struct RunSpec {
 const RESUME_FLAGS: [&str; 5] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb"];
 
 pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
+    if super::recirculation::method(&args)? == super::recirculation::Method::Recirculation {
+        return super::recirculation::recirculation_cmd(args);
+    }
     if args.epochs == 0 {
         return Err(Error::Config("--epochs must be at least 1".into()));
     }

@@ -13,6 +13,7 @@ pub mod optimizer;
 pub mod penalty;
 pub mod pool;
 pub mod random;
+pub mod recirculation;
 pub mod reduce;
 pub mod softmax_ce;
 pub mod vae;
@@ -36,6 +37,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     (vae::SHADER.name, vae::SHADER.source),
     (penalty::SHADER.name, penalty::SHADER.source),
     (softmax_ce::SHADER.name, softmax_ce::SHADER.source),
+    (recirculation::SHADER.name, recirculation::SHADER.source),
 ];
 
 /// The WGSL source of shader `name` (a file stem in `shaders/`), as the pipeline cache compiles it.
