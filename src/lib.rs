@@ -16,6 +16,7 @@ pub mod generate;
 pub mod gpu;
 pub mod gpu_data;
 pub mod kernels;
+pub mod layerwise;
 pub mod models;
 pub mod nn;
 pub mod pca;

@@ -22,6 +22,7 @@ mod classify;
 mod data;
 mod model_flags;
 mod pca;
+mod pretrain;
 mod recirculation;
 mod run_dir;
 mod tools;
@@ -264,6 +265,15 @@ pub struct TrainArgs {
     /// Recirculation: the visible units' regression λ, v = λ·x + (1 − λ)·σ(W_d h + b_d) (default 0.75).
     #[arg(long)]
     regression: Option<f32>,
+    /// Greedy layer-wise pre-training before the end-to-end training: layerwise[:EPOCHS] trains each
+    /// encoder layer and its mirror as a one-hidden-layer autoencoder on the codes of the layers
+    /// below (EPOCHS per layer, default 1); dense models.
+    #[arg(long)]
+    pretrain: Option<String>,
+    /// Masking noise on each layer's input during --pretrain layerwise (stacked denoising
+    /// autoencoders): masking:P.
+    #[arg(long)]
+    pretrain_noise: Option<String>,
     /// The options given on the command line (clap ids), to refuse those that do not apply.
     #[arg(skip)]
     given: Vec<String>,

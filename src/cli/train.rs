@@ -82,6 +82,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let test_gpu = upload(&gpu, &split.test, map, residency)?;
     let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
+    let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
 
     // Only now, with everything valid, the output folder.
     let claim = match (&resumed, args.overwrite) {
@@ -117,7 +118,11 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
             state.history.len()
         );
     }
-    let config = spec.entries(&split, &gpu)?;
+    let mut config = spec.entries(&split, &gpu)?;
+    super::pretrain::record(&mut config, &layerwise, resumed.as_ref().map(|s| &s.config))?;
+    if let Some(l) = &layerwise {
+        super::pretrain::run(&gpu, &model, &train_gpu, l, &dir)?;
+    }
     let stop = install_ctrl_c();
     let mut writer = EpochWriter {
         gpu: &gpu,
