@@ -461,7 +461,7 @@ fn classify_command_end_to_end_on_an_mnist_subset() {
         args.extend(["--out", s(&out)]);
         (ok(aegpu(home, &args), &format!("classify {extra:?}")), out)
     };
-    let (log, out) = run(&["--labels-per-class", "5", "--seed", "0,1"], "fine");
+    let (log, out) = run(&["--labels-per-class", "5", "--seed", "0,1", "--validate", "500"], "fine");
     assert!(log.contains("over 2 draw(s) of 5 labels per class"), "{log}");
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
@@ -471,6 +471,8 @@ fn classify_command_end_to_end_on_an_mnist_subset() {
         "5 labels per class on a pre-trained encoder should beat chance (0.9) clearly: {mean}"
     );
     assert_eq!(result["runs"].as_array().unwrap().len(), 2);
+    let val = result["val_error_mean"].as_f64().unwrap();
+    assert!(val > 0.0 && val < 0.8 && log.contains("validation error"), "validation error {val}");
     assert_eq!(result["runs"][0]["labels"], 50);
     let counts: u64 =
         result["runs"][0]["confusion"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum();
@@ -499,6 +501,7 @@ fn classify_command_end_to_end_on_an_mnist_subset() {
         &["fewer than the 10 labels per class"],
     );
     bad(&["--overwrite", "--steps", "0"], &["--steps must be at least 1"]);
+    bad(&["--overwrite", "--train-limit", "100", "--validate", "100"], &["--validate 100"]);
     bad(&["--overwrite", "--dropout", "1.5"], &["dropout"]);
     bad(&[], &["already holds"]);
 }

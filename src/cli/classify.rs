@@ -61,6 +61,10 @@ pub struct ClassifyArgs {
     /// (0,1,2) train one classifier per draw and report the mean and standard deviation.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seed: Vec<u64>,
+    /// Hold the last N training examples out of the label draws and report the error on them (a
+    /// validation set, for choosing settings without looking at the test set).
+    #[arg(long)]
+    validate: Option<usize>,
     /// Test the classifier every this many steps (a metrics.jsonl line each); default: at the end.
     #[arg(long)]
     eval_every: Option<usize>,
@@ -93,6 +97,8 @@ struct Line {
     train_error: f64,
     test_loss: f64,
     test_error: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_error: Option<f64>,
     elapsed_s: f64,
 }
 
@@ -121,6 +127,21 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         }
     }
     let classes = class_count(&split.train, &split.test);
+    let held_out = match args.validate {
+        Some(n) if n == 0 || n >= split.train.n => {
+            return Err(Error::Config(format!(
+                "--validate {n}: hold out between 1 and {} of the {} training examples",
+                split.train.n.saturating_sub(1),
+                split.train.n
+            )));
+        }
+        Some(n) => {
+            let val = split.train.subset(split.train.n - n..split.train.n);
+            split.train = split.train.subset(0..split.train.n - n);
+            Some(val)
+        }
+        None => None,
+    };
     if classes < 2 {
         return Err(Error::Config(format!("{} has no class labels to learn", source.name())));
     }
@@ -158,6 +179,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let test = LabelledData::upload(&gpu, &split.test, map)?;
+    let val = held_out.as_ref().map(|v| LabelledData::upload(&gpu, v, map)).transpose()?;
     let probe = Classifier::from_encoder(&gpu, &ae, options, start, 0)?;
     let claim = if args.overwrite { Claim::Overwrite } else { Claim::Fresh };
     let dir = RunDir::claim(&args.out, claim)?;
@@ -182,7 +204,8 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
     let mut summed = vec![0u64; classes * classes];
     for (&seed, labelled) in args.seed.iter().zip(&draws) {
         let run = Run { gpu: &gpu, ae: &ae, args: &args, options, start, optimizer, map };
-        let (scores, counts) = run.fit(seed, labelled, &test, &split.test, &dir)?;
+        let (scores, counts, val_error) =
+            run.fit(seed, labelled, (&test, val.as_ref()), &split.test, &dir)?;
         for (s, c) in summed.iter_mut().zip(&counts) {
             *s += c;
         }
@@ -196,10 +219,13 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         )?;
         results.push(serde_json::json!({
             "seed": seed, "labels": labelled.n, "test_error": scores.error, "test_loss": scores.loss,
+            "val_error": val_error,
             "confusion": counts,
         }));
     }
     let errors: Vec<f64> = results.iter().filter_map(|r| r["test_error"].as_f64()).collect();
+    let val_errors: Vec<f64> = results.iter().filter_map(|r| r["val_error"].as_f64()).collect();
+    let val_mean = (!val_errors.is_empty()).then(|| mean_sd(&val_errors).0);
     let (mean, sd) = mean_sd(&errors);
     let (min, max) =
         errors.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &e| (a.min(e), b.max(e)));
@@ -217,19 +243,21 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         "dropout": args.dropout,
         "noise": args.noise,
         "test_examples": split.test.n,
+        "val_error_mean": val_mean, "validation_examples": args.validate,
         "test_error_mean": mean, "test_error_sd": sd, "test_error_min": min, "test_error_max": max,
         "runs": results,
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&dir.join("result.json"), text.as_bytes())?;
     say!(
-        "test error {:.2}% (sd {:.2}, min {:.2}, max {:.2}) over {} draw(s) of {} labels per class; {mode}; wrote {}",
+        "test error {:.2}% (sd {:.2}, min {:.2}, max {:.2}) over {} draw(s) of {} labels per class{}; {mode}; wrote {}",
         100.0 * mean,
         100.0 * sd,
         100.0 * min,
         100.0 * max,
         errors.len(),
         args.labels_per_class,
+        val_mean.map(|v| format!(" (validation error {:.2}%)", 100.0 * v)).unwrap_or_default(),
         dir.path.display()
     );
     Ok(())
@@ -259,10 +287,10 @@ impl Run<'_> {
         &self,
         seed: u64,
         labelled: &Dataset,
-        test: &LabelledData,
+        (test, val): (&LabelledData, Option<&LabelledData>),
         test_set: &Dataset,
         dir: &RunDir,
-    ) -> Result<(Scores, Vec<u64>)> {
+    ) -> Result<(Scores, Vec<u64>, Option<f64>)> {
         let (gpu, args) = (self.gpu, self.args);
         let model = Classifier::from_encoder(gpu, self.ae, self.options, self.start, seed)?;
         let data = LabelledData::upload(gpu, labelled, self.map)?;
@@ -270,12 +298,14 @@ impl Run<'_> {
         let config = FitConfig { steps: args.steps, batch, optimizer: self.optimizer, seed };
         let mut trainer = ClassifierTrainer::new(gpu, &model, &data, config)?;
         let evaluator = ClassifierEvaluator::new(gpu, &model, test, 1000)?;
+        let validator = val.map(|v| ClassifierEvaluator::new(gpu, &model, v, 1000)).transpose()?;
         let every = args.eval_every.unwrap_or(args.steps).max(1);
         let started = Instant::now();
-        let mut last = None;
+        let (mut last, mut val_error) = (None, None);
         while trainer.steps_done() < args.steps {
             let train = trainer.run(every)?;
             let eval = evaluator.run()?;
+            val_error = validator.as_ref().map(|v| v.run().map(|e| e.scores.error)).transpose()?;
             let line = Line {
                 seed,
                 step: trainer.steps_done(),
@@ -283,16 +313,18 @@ impl Run<'_> {
                 train_error: train.error,
                 test_loss: eval.scores.loss,
                 test_error: eval.scores.error,
+                val_error,
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
             say!(
-                "seed {seed}  step {:>5}/{}  train_loss {:.4}  train_error {:.2}%  test_loss {:.4}  test_error {:.2}%  {:.1} s",
+                "seed {seed}  step {:>5}/{}  train_loss {:.4}  train_error {:.2}%  test_loss {:.4}  test_error {:.2}%{}  {:.1} s",
                 line.step,
                 args.steps,
                 line.train_loss,
                 100.0 * line.train_error,
                 line.test_loss,
                 100.0 * line.test_error,
+                val_error.map(|v| format!("  val_error {:.2}%", 100.0 * v)).unwrap_or_default(),
                 line.elapsed_s
             );
             let path = dir.join("metrics.jsonl");
@@ -315,6 +347,6 @@ impl Run<'_> {
             ("aegpu.test_error", eval.scores.error.to_string()),
         ];
         model.save(gpu, &meta, &dir.join(&format!("classifier{suffix}.safetensors")))?;
-        Ok((eval.scores, counts))
+        Ok((eval.scores, counts, val_error))
     }
 }
