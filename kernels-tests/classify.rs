@@ -285,7 +285,7 @@ fn finite_difference_check(name: &str, gpu: &Gpu, model: &Classifier, batch: usi
 #[test]
 fn classifier_backward_matches_finite_differences() {
     let gpu = gpu();
-    let opts = |dropout, freeze| ClassifierOptions { classes: 3, freeze, dropout, noise: None };
+    let opts = |dropout, freeze| ClassifierOptions { classes: 3, freeze, dropout, noise: None, depth: None };
     let ae = dense_ae(&gpu, false, 1);
     let m = Classifier::from_encoder(&gpu, &ae, opts(None, false), Start::Pretrained, 2).unwrap();
     finite_difference_check("dense", &gpu, &m, 5, 3);
@@ -299,12 +299,16 @@ fn classifier_backward_matches_finite_differences() {
     let conv = conv_ae(&gpu, 8);
     let m = Classifier::from_encoder(&gpu, &conv, opts(Some(0.2), false), Start::Pretrained, 2).unwrap();
     finite_difference_check("conv + dropout", &gpu, &m, 3, 9);
+    let first = ClassifierOptions { depth: Some(1), ..opts(None, false) };
+    let m = Classifier::from_encoder(&gpu, &conv, first, Start::Pretrained, 2).unwrap();
+    assert_eq!(m.net.nodes.last().unwrap().input, [3, 3, 3], "the head reads the first conv's maps");
+    finite_difference_check("conv, first layer only", &gpu, &m, 3, 10);
 }
 
 #[test]
 fn the_encoder_is_copied_a_vae_gives_its_mu_rows_and_scratch_is_random() {
     let gpu = gpu();
-    let opts = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None };
+    let opts = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None, depth: None };
     let vae = dense_ae(&gpu, true, 11);
     let trained = vae.export(&gpu).unwrap();
     let m = Classifier::from_encoder(&gpu, &vae, opts, Start::Pretrained, 3).unwrap();
@@ -319,6 +323,26 @@ fn the_encoder_is_copied_a_vae_gives_its_mu_rows_and_scratch_is_random() {
         let (_, shape, all) = trained.iter().find(|t| &t.0 == name).unwrap();
         // The VAE's code layer is [8 -> 2·4]: its first 4 rows (μ) and biases are the classifier's.
         assert_eq!(&all[..values.len()], values.as_slice(), "{name} (trained shape {shape:?})");
+    }
+    let shallow = Classifier::from_encoder(
+        &gpu,
+        &vae,
+        ClassifierOptions { depth: Some(1), ..opts },
+        Start::Pretrained,
+        3,
+    )
+    .unwrap()
+    .export(&gpu)
+    .unwrap();
+    let shapes: Vec<&[usize]> = shallow.iter().map(|t| t.1.as_slice()).collect();
+    assert_eq!(
+        shapes,
+        [&[8usize, 12][..], &[8], &[5, 8], &[5]],
+        "depth 1: the head reads the 8 hidden units"
+    );
+    for depth in [0, 3] {
+        let o = ClassifierOptions { depth: Some(depth), ..opts };
+        assert!(Classifier::from_encoder(&gpu, &vae, o, Start::Pretrained, 3).is_err(), "depth {depth}");
     }
     let s1 = Classifier::from_encoder(&gpu, &vae, opts, Start::Scratch(Init::Glorot), 3).unwrap();
     let s2 = Classifier::from_encoder(&gpu, &vae, opts, Start::Scratch(Init::Glorot), 4).unwrap();
@@ -372,7 +396,7 @@ fn a_classifier_learns_synthetic_classes_and_freezing_keeps_the_encoder() {
     let test_data = LabelledData::upload(&gpu, &test, None).unwrap();
     let opt = Optimizer::parse("adam", 1e-2, 0.0).unwrap();
     for freeze in [false, true] {
-        let options = ClassifierOptions { classes: 5, freeze, dropout: None, noise: None };
+        let options = ClassifierOptions { classes: 5, freeze, dropout: None, noise: None, depth: None };
         let model = Classifier::from_encoder(&gpu, &ae, options, Start::Scratch(Init::Glorot), 1).unwrap();
         let before = model.export(&gpu).unwrap();
         let config = FitConfig { steps: 60, batch: 20, optimizer: opt, seed: 0 };
@@ -401,7 +425,7 @@ fn a_classifier_learns_synthetic_classes_and_freezing_keeps_the_encoder() {
         }
     }
     // A batch larger than the labelled set, and zero steps, are errors.
-    let options = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None };
+    let options = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None, depth: None };
     let model = Classifier::from_encoder(&gpu, &ae, options, Start::Pretrained, 1).unwrap();
     let too_big = FitConfig { steps: 1, batch: 41, optimizer: opt, seed: 0 };
     assert!(ClassifierTrainer::new(&gpu, &model, &data, too_big).is_err());

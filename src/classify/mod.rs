@@ -35,6 +35,10 @@ pub struct ClassifierOptions {
     pub dropout: Option<f32>,
     /// Corruption of the input images in training (an augmentation), as for denoising models.
     pub noise: Option<Noise>,
+    /// Read the output of the encoder's first `depth` layers with parameters (with the pooling or
+    /// activation after them) instead of the code: a wider representation from lower down.
+    #[serde(default)]
+    pub depth: Option<usize>,
 }
 
 /// Where the encoder's weights come from.
@@ -123,7 +127,22 @@ impl Classifier {
         if let Some(noise) = options.noise {
             ops.push((Op::Corrupt(noise), None));
         }
-        for (i, node) in ae.net.nodes[..=ae.code_node].iter().enumerate() {
+        let encoder = &ae.net.nodes[..=ae.code_node];
+        let layers = encoder.iter().filter(|n| n.op.has_params()).count();
+        let depth = options.depth.unwrap_or(layers);
+        if depth == 0 || depth > layers {
+            return Err(Error::Config(format!(
+                "the encoder has {layers} layers with parameters; a depth of {depth} is not one of 1..={layers}"
+            )));
+        }
+        let mut taken = 0;
+        for (i, node) in encoder.iter().enumerate() {
+            if node.op.has_params() {
+                if taken == depth {
+                    break;
+                }
+                taken += 1;
+            }
             let op = match node.op {
                 // The autoencoder's own training noise and penalties are not the classifier's.
                 Op::Corrupt(_) | Op::Dropout(_) | Op::Penalty(_) => continue,

@@ -57,6 +57,10 @@ pub struct ClassifyArgs {
     /// Corrupt the training images (gaussian:SIGMA, masking:P, salt_pepper:P): an augmentation.
     #[arg(long)]
     noise: Option<String>,
+    /// Classify the output of the encoder's first K layers with parameters instead of its code
+    /// (e.g. 1: the 256 units of a 784-256-64 encoder).
+    #[arg(long)]
+    encoder_layers: Option<usize>,
     /// Seeds of the label draws, the softmax layer's initial weights and the shuffles; several
     /// (0,1,2) train one classifier per draw and report the mean and standard deviation.
     #[arg(long, value_delimiter = ',', default_value = "0")]
@@ -150,6 +154,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         freeze: args.freeze,
         dropout: args.dropout,
         noise: args.noise.as_deref().map(Noise::parse).transpose()?,
+        depth: args.encoder_layers,
     };
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
     if args.steps == 0 {
@@ -242,6 +247,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         "optimizer": optimizer,
         "dropout": args.dropout,
         "noise": args.noise,
+        "encoder_layers": args.encoder_layers,
         "test_examples": split.test.n,
         "val_error_mean": val_mean, "validation_examples": args.validate,
         "test_error_mean": mean, "test_error_sd": sd, "test_error_min": min, "test_error_max": max,
