@@ -53,6 +53,9 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("pool", "upsample2x_backward", [256, 1, 1]),
     ("decode_to_texture", "decode_to_texture", [16, 16, 1]),
     ("encode_from_texture", "encode_from_texture", [256, 1, 1]),
+    ("softmax_ce", "softmax_ce", [64, 1, 1]),
+    ("recirculation", "recirc_mix", [256, 1, 1]),
+    ("recirculation", "recirc_diff", [256, 1, 1]),
 ];
 
 fn parse(name: &str, source: &str) -> naga::Module {

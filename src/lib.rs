@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
+pub mod classify;
 // The command line's doc comments are its --help texts, where `<class>` means a placeholder, not HTML.
 #[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
@@ -20,13 +21,16 @@ pub mod generate;
 pub mod gpu;
 pub mod gpu_data;
 pub mod kernels;
+pub mod layerwise;
 pub mod models;
 pub mod nn;
 pub mod pca;
 pub mod profile;
+pub mod recirculation;
 pub mod resume;
 pub mod run;
 pub mod runner;
+pub mod steps;
 pub mod train;
 pub mod tune;
 pub mod viz;

@@ -18,14 +18,17 @@ macro_rules! note {
     }};
 }
 
+mod classify;
 mod codec;
 mod data;
 mod model_flags;
 mod model_io;
 mod pca;
 mod plots;
+mod pretrain;
 mod profile;
 mod rate;
+mod recirculation;
 mod run_dir;
 mod tools;
 mod train;
@@ -99,6 +102,10 @@ pub enum Command {
     Filters(plots::FiltersArgs),
     /// Overlay the training curves of runs (each RUN folder's metrics.jsonl) in one picture.
     Plot(plots::PlotArgs),
+    /// A classifier from a trained encoder + a softmax layer, trained on N labels per class
+    /// (fine-tuned, --freeze for a linear probe, --from-scratch for the baseline); test error,
+    /// confusion.png, metrics.jsonl.
+    Classify(Box<classify::ClassifyArgs>),
 }
 
 #[derive(clap::Args)]
@@ -283,6 +290,22 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// How to train: backprop, or recirculation (Hinton & McClelland 1988: one sigmoid hidden layer,
+    /// --layers H, weight changes from differences of activities, no back-propagated error).
+    #[arg(long, default_value = "backprop")]
+    method: String,
+    /// Recirculation: the visible units' regression λ, v = λ·x + (1 − λ)·σ(W_d h + b_d) (default 0.75).
+    #[arg(long)]
+    regression: Option<f32>,
+    /// Greedy layer-wise pre-training before the end-to-end training: layerwise[:EPOCHS] trains each
+    /// encoder layer and its mirror as a one-hidden-layer autoencoder on the codes of the layers
+    /// below (EPOCHS per layer, default 1); dense models.
+    #[arg(long)]
+    pretrain: Option<String>,
+    /// Masking noise on each layer's input during --pretrain layerwise (stacked denoising
+    /// autoencoders): masking:P.
+    #[arg(long)]
+    pretrain_noise: Option<String>,
     /// The options given on the command line (clap ids), to refuse those that do not apply.
     #[arg(skip)]
     given: Vec<String>,
@@ -336,6 +359,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CompressBench(args) => rate::rate_cmd(args),
         Command::Filters(args) => plots::filters_cmd(args),
         Command::Plot(args) => plots::plot_cmd(args),
+        Command::Classify(args) => classify::classify_cmd(*args),
     }
 }
 

@@ -60,6 +60,9 @@ const MODEL_FLAGS: [&str; 15] = [
 const RESUME_FLAGS: [&str; 5] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb"];
 
 pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
+    if super::recirculation::method(&args)? == super::recirculation::Method::Recirculation {
+        return super::recirculation::recirculation_cmd(args);
+    }
     if args.epochs == 0 {
         return Err(Error::Config("--epochs must be at least 1".into()));
     }
@@ -108,6 +111,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let test_gpu = upload(&gpu, &split.test, map, residency)?;
     let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
+    let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
 
     // Only now, with everything valid, the output folder.
     let claim = match (&resumed, args.overwrite) {
@@ -146,7 +150,11 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
             state.history.len()
         );
     }
-    let config = spec.entries(&split, &gpu, &model)?;
+    let mut config = spec.entries(&split, &gpu, &model)?;
+    super::pretrain::record(&mut config, &layerwise, resumed.as_ref().map(|s| &s.config))?;
+    if let Some(l) = &layerwise {
+        super::pretrain::run(&gpu, &model, &train_gpu, l, &dir)?;
+    }
     let stop = install_ctrl_c();
     let mut writer = EpochWriter {
         gpu: &gpu,

@@ -12,6 +12,8 @@ pub mod optimizer;
 pub mod penalty;
 pub mod pool;
 pub mod random;
+pub mod recirculation;
 pub mod reduce;
+pub mod softmax;
 pub mod texture;
 pub mod vae;

@@ -13,7 +13,9 @@ pub mod optimizer;
 pub mod penalty;
 pub mod pool;
 pub mod random;
+pub mod recirculation;
 pub mod reduce;
+pub mod softmax_ce;
 pub mod texture;
 pub mod vae;
 
@@ -37,6 +39,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     (penalty::SHADER.name, penalty::SHADER.source),
     (texture::DECODE_SHADER.name, texture::DECODE_SHADER.source),
     (texture::ENCODE_SHADER.name, texture::ENCODE_SHADER.source),
+    (softmax_ce::SHADER.name, softmax_ce::SHADER.source),
+    (recirculation::SHADER.name, recirculation::SHADER.source),
 ];
 
 /// The WGSL source of shader `name` (a file stem in `shaders/`), as the pipeline cache compiles it.

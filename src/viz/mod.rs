@@ -3,6 +3,7 @@
 //! curves, rate-distortion). Text uses the 8x8 bitmap glyphs of
 //! `font8x8`, so no font file ships with the crate.
 
+mod confusion;
 mod curves;
 mod filters;
 mod plot;
@@ -14,6 +15,7 @@ use image::{ImageError, ImageFormat, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 
+pub use confusion::save_confusion_png;
 pub use curves::save_curves_png;
 pub use filters::{normalised_filters, save_conv_filters_png, save_filters_png, save_filters_png_scaled};
 pub use plot::{Panel, Series, save_panels_png};

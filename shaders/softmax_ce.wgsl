@@ -1,0 +1,71 @@
+// softmax_ce.wgsl: softmax + cross-entropy loss, its gradient and the argmax, one row per invocation.
+//
+// For row r of logits z [rows, classes] with class label t = labels[r] (a class index stored as f32;
+// the host checks 0 <= t < classes):
+//   m = max_j z_j (the first such j is the prediction),   s = Σ_j exp(z_j - m),
+//   loss_r = (m - z_t) + log(s)                            (max-subtracted: no overflow for any
+//                                                           finite logits, no cancellation of m),
+//   dz_j = grad_scale * (exp(z_j - m) / s - [j == t])      (when write_grad; grad_scale = 1 / batch
+//                                                           for a mean over the batch).
+// Writes rows_out[r] = (loss_r, 1 if the argmax is t else 0) and pred[r] = argmax (as f32); the host
+// sums rows_out's two columns with reduce.wgsl's colsum (fixed order: deterministic) into
+// (Σ loss, Σ correct).
+//
+// Bindings: 0 uniform Params, 1 logits [rows, classes], 2 labels [rows], 3 dlogits [rows, classes]
+// (written only when write_grad), 4 rows_out [rows, 2], 5 pred [rows].
+// Dispatch: ceil(rows / 64) workgroups of 64 (one invocation per row), folded into (x, y) past 65535
+// (row = gid.x + gid.y * num_workgroups.x * 64).
+// CPU reference: src/cpu/softmax.rs.
+
+const WG: u32 = 64u;
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    write_grad: u32,
+    grad_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> labels: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rows_out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pred: array<f32>;
+
+@compute @workgroup_size(64)
+fn softmax_ce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * WG;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.classes;
+    var m = logits[base];
+    var best = 0u;
+    for (var j = 1u; j < p.classes; j++) {
+        let v = logits[base + j];
+        if (v > m) {
+            m = v;
+            best = j;
+        }
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.classes; j++) {
+        s += exp(logits[base + j] - m);
+    }
+    let t = u32(labels[r] + 0.5);
+    let loss = (m - logits[base + t]) + log(s);
+    if (p.write_grad != 0u) {
+        let inv = 1.0 / s;
+        for (var j = 0u; j < p.classes; j++) {
+            var g = exp(logits[base + j] - m) * inv;
+            if (j == t) {
+                g -= 1.0;
+            }
+            dlogits[base + j] = p.grad_scale * g;
+        }
+    }
+    rows_out[2u * r] = loss;
+    rows_out[2u * r + 1u] = select(0.0, 1.0, best == t);
+    pred[r] = f32(best);
+}

@@ -1,0 +1,39 @@
+//! Reference for `shaders/softmax_ce.wgsl`: softmax + cross-entropy, its gradient and the argmax.
+
+/// For each row of `logits` `[rows, classes]` with class index `labels[r]`: writes `rows_out[r] =
+/// (loss, correct)`, `pred[r]` = the first index of the largest logit, and when `dz` is given
+/// `dz[r, j] = grad_scale · (softmax_j − [j = label])`. Computed in f64 (max-subtracted).
+pub fn softmax_ce(
+    dz: Option<&mut [f32]>,
+    rows_out: &mut [f32],
+    pred: &mut [f32],
+    logits: &[f32],
+    labels: &[f32],
+    classes: usize,
+    grad_scale: f32,
+) {
+    let rows = labels.len();
+    let mut grads = vec![0.0f32; rows * classes];
+    for r in 0..rows {
+        let z = &logits[r * classes..(r + 1) * classes];
+        let t = labels[r].round() as usize;
+        let mut best = 0;
+        for j in 1..classes {
+            if z[j] > z[best] {
+                best = j;
+            }
+        }
+        let m = z[best] as f64;
+        let s: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
+        rows_out[2 * r] = ((m - z[t] as f64) + s.ln()) as f32;
+        rows_out[2 * r + 1] = (best == t) as u32 as f32;
+        pred[r] = best as f32;
+        for j in 0..classes {
+            let p = (z[j] as f64 - m).exp() / s;
+            grads[r * classes + j] = (grad_scale as f64 * (p - (j == t) as u32 as f64)) as f32;
+        }
+    }
+    if let Some(dz) = dz {
+        dz[..rows * classes].copy_from_slice(&grads);
+    }
+}
