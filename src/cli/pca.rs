@@ -110,10 +110,11 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
         // Principal angles mean something only for a linear model; the gap is worth printing for any.
         let angles = match angles::decoder_columns(&o.gpu, &o.model) {
             Ok(columns) => Some(angles::principal_angles(&columns, &pca.truncated(k)?.components, dim)?),
-            Err(e) => {
-                note!("note:    no principal angles: {e}");
+            Err(Error::Config(why)) => {
+                note!("note:    no principal angles: {why}");
                 None
             }
+            Err(e) => return Err(e),
         };
         let rounded =
             angles.as_ref().map(|a| a.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());

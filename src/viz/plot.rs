@@ -114,7 +114,7 @@ impl Axis {
         }
         let decades = self.hi - self.lo;
         let mantissas: &[f64] = if decades < 1.2 {
-            &[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+            &[1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
         } else if decades < 3.0 {
             &[1.0, 2.0, 5.0]
         } else {
