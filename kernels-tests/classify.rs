@@ -136,8 +136,19 @@ fn softmax_ce_without_gradient_writes_no_gradient_and_totals_accumulate() {
     let pred = StorageBuffer::zeroed(&gpu, "pred", rows).unwrap();
     let totals = StorageBuffer::from_slice(&gpu, "totals", &[1.5f32, 2.0]).unwrap();
     let w = |b: &StorageBuffer| View::whole(b);
-    let launches =
-        softmax_ce_totals(&w(&totals), &w(&out), &w(&pred), None, &w(&zb), &w(&tb), rows, classes, 1.0, true);
+    let launches = softmax_ce_totals(
+        &w(&totals),
+        &w(&out),
+        &w(&pred),
+        None,
+        &w(&zb),
+        &w(&tb),
+        rows,
+        classes,
+        1.0,
+        true,
+        None,
+    );
     Plan::new(&gpu, "t", &launches).unwrap().run(&gpu).unwrap();
     assert_eq!(zb.read_all_f32(&gpu).unwrap(), z, "the logits stand in for the unused gradient: untouched");
     let (mut o, mut p) = (vec![0.0; 2 * rows], vec![0.0; rows]);
@@ -237,7 +248,7 @@ fn finite_difference_check(name: &str, gpu: &Gpu, model: &Classifier, batch: usi
     acts.input().write(gpu, &x).unwrap();
     acts.labels().write(gpu, &labels(batch, model.classes(), seed + 1)).unwrap();
     let mut launches = model.forward(&acts, variant, Pass::TRAIN);
-    launches.extend(model.loss(&acts, true, false));
+    launches.extend(model.loss(&acts, true, false, None));
     launches.extend(model.backward(&acts, variant));
     let plan = Plan::new(gpu, "fd", &launches).unwrap();
     let loss = || {
@@ -399,7 +410,7 @@ fn a_classifier_learns_synthetic_classes_and_freezing_keeps_the_encoder() {
         let options = ClassifierOptions { classes: 5, freeze, dropout: None, noise: None, depth: None };
         let model = Classifier::from_encoder(&gpu, &ae, options, Start::Scratch(Init::Glorot), 1).unwrap();
         let before = model.export(&gpu).unwrap();
-        let config = FitConfig { steps: 60, batch: 20, optimizer: opt, seed: 0 };
+        let config = FitConfig { steps: 60, batch: 20, optimizer: opt, seed: 0, pseudo: None };
         let mut trainer = ClassifierTrainer::new(&gpu, &model, &data, config).unwrap();
         let evaluator = ClassifierEvaluator::new(&gpu, &model, &test_data, 64).unwrap();
         let start = evaluator.run().unwrap();
@@ -427,14 +438,14 @@ fn a_classifier_learns_synthetic_classes_and_freezing_keeps_the_encoder() {
     // A batch larger than the labelled set, and zero steps, are errors.
     let options = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None, depth: None };
     let model = Classifier::from_encoder(&gpu, &ae, options, Start::Pretrained, 1).unwrap();
-    let too_big = FitConfig { steps: 1, batch: 41, optimizer: opt, seed: 0 };
+    let too_big = FitConfig { steps: 1, batch: 41, optimizer: opt, seed: 0, pseudo: None };
     assert!(ClassifierTrainer::new(&gpu, &model, &data, too_big).is_err());
     assert!(
         ClassifierTrainer::new(
             &gpu,
             &model,
             &data,
-            FitConfig { steps: 0, batch: 4, optimizer: opt, seed: 0 }
+            FitConfig { steps: 0, batch: 4, optimizer: opt, seed: 0, pseudo: None }
         )
         .is_err()
     );

@@ -11,6 +11,11 @@
 // sums rows_out's two columns with reduce.wgsl's colsum (fixed order: deterministic) into
 // (Σ loss, Σ correct).
 //
+// Pseudo-labels (Lee 2013): rows r >= labelled_rows are unlabelled examples. Their target is their own
+// argmax t = argmax_j z_j, their gradient scale is pseudo_scale (the host sets it every step to
+// α(step) / unlabelled rows), their labels entry is never read, and they write rows_out[r] = (0, 0)
+// so the totals stay those of the labelled rows. labelled_rows = rows turns this off.
+//
 // Bindings: 0 uniform Params, 1 logits [rows, classes], 2 labels [rows], 3 dlogits [rows, classes]
 // (written only when write_grad), 4 rows_out [rows, 2], 5 pred [rows].
 // Dispatch: ceil(rows / 64) workgroups of 64 (one invocation per row), folded into (x, y) past 65535
@@ -24,6 +29,16 @@ struct Params {
     classes: u32,
     write_grad: u32,
     grad_scale: f32,
+    labelled_rows: u32,
+    pseudo_scale: f32,
+    // Read by the host only (the per-step rewrite of pseudo_scale): α's final weight and the steps
+    // between which it ramps up linearly from 0.
+    pseudo_weight: f32,
+    ramp_start: u32,
+    ramp_end: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,7 +68,13 @@ fn softmax_ce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     for (var j = 0u; j < p.classes; j++) {
         s += exp(logits[base + j] - m);
     }
-    let t = u32(labels[r] + 0.5);
+    let labelled = r < p.labelled_rows;
+    var t = best;
+    var scale = p.pseudo_scale;
+    if (labelled) {
+        t = u32(labels[r] + 0.5);
+        scale = p.grad_scale;
+    }
     let loss = (m - logits[base + t]) + log(s);
     if (p.write_grad != 0u) {
         let inv = 1.0 / s;
@@ -62,10 +83,10 @@ fn softmax_ce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             if (j == t) {
                 g -= 1.0;
             }
-            dlogits[base + j] = p.grad_scale * g;
+            dlogits[base + j] = scale * g;
         }
     }
-    rows_out[2u * r] = loss;
-    rows_out[2u * r + 1u] = select(0.0, 1.0, best == t);
+    rows_out[2u * r] = select(0.0, loss, labelled);
+    rows_out[2u * r + 1u] = select(0.0, 1.0, labelled && best == t);
     pred[r] = f32(best);
 }

@@ -15,7 +15,7 @@ use crate::gpu::{Gpu, Launch, StorageBuffer, View};
 use crate::kernels::Activation;
 use crate::kernels::matmul::MatmulVariant;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
-use crate::kernels::softmax_ce::softmax_ce_totals;
+use crate::kernels::softmax_ce::{Mixed, softmax_ce_totals};
 use crate::models::{Autoencoder, Init, NamedTensor};
 use crate::nn::{Ctx, Network, Noise, Op, Pass, Tensors, len3, linear};
 use crate::runner::{Arena, ArenaLayout};
@@ -275,10 +275,18 @@ impl Classifier {
 
     /// Mean cross-entropy over the batch (the gradient into dlogits when `with_grad`), the number
     /// correct and the predictions; `accumulate` adds to the totals (evaluation over many batches).
-    pub fn loss(&self, acts: &ClassifierActs, with_grad: bool, accumulate: bool) -> Vec<Launch> {
+    /// With `mixed`, only the first `labelled_rows` rows are labelled (their mean is the loss) and
+    /// the others are trained on pseudo-labels.
+    pub fn loss(
+        &self,
+        acts: &ClassifierActs,
+        with_grad: bool,
+        accumulate: bool,
+        mixed: Option<Mixed>,
+    ) -> Vec<Launch> {
         let t = &acts.tensors;
         let dlogits = t.grad(&acts.logits);
-        let n = acts.batch();
+        let n = mixed.map_or(acts.batch(), |m| m.labelled_rows);
         softmax_ce_totals(
             &acts.totals(),
             &t.view("ce rows"),
@@ -286,10 +294,11 @@ impl Classifier {
             with_grad.then_some(&dlogits),
             &acts.logits(),
             &acts.labels(),
-            n,
+            acts.batch(),
             self.classes(),
             1.0 / n as f32,
             accumulate,
+            mixed,
         )
         .to_vec()
     }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::gpu_data::{BatchFeed, GpuDataset, Residency};
 use crate::kernels::optimizer::Optimizer;
+use crate::kernels::softmax_ce::{Mixed, PseudoLabels};
 use crate::nn::Pass;
 use crate::runner::Plan;
 use crate::steps::StepRunner;
@@ -35,6 +36,27 @@ impl LabelledData {
         Ok(LabelledData { images, labels, n: ds.n })
     }
 
+    /// Uploads the examples of `ds` as a pool for training with pseudo-labels: every image, but
+    /// only the labels of the examples at `labelled` (the others are replaced by 0 before the upload,
+    /// so the GPU never holds them; the kernel does not read them either).
+    pub fn upload_pool(
+        gpu: &Gpu,
+        ds: &Dataset,
+        labelled: &[u32],
+        map: Option<U8Map>,
+    ) -> Result<LabelledData> {
+        let mut masked = ds.clone();
+        masked.labels.iter_mut().for_each(|l| *l = 0);
+        for &i in labelled {
+            let i = i as usize;
+            let label = *ds.labels.get(i).ok_or_else(|| {
+                Error::Config(format!("labelled example {i} is not one of the {} examples", ds.n))
+            })?;
+            masked.labels[i] = label;
+        }
+        LabelledData::upload(gpu, &masked, map)
+    }
+
     /// The gathers that fill a batch's images and labels.
     fn feeds(&self, gpu: &Gpu, acts: &ClassifierActs, batch: usize) -> Result<[BatchFeed<'_>; 2]> {
         Ok([self.images.feed(gpu, &acts.input(), batch)?, self.labels.feed(gpu, &acts.labels(), batch)?])
@@ -50,6 +72,18 @@ pub struct FitConfig {
     pub optimizer: Optimizer,
     /// Seeds the order of the examples (a fresh shuffle every pass over them).
     pub seed: u64,
+    /// Unlabelled examples in every batch, trained on their own predictions (Lee 2013).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudo: Option<PseudoConfig>,
+}
+
+/// Semi-supervised training with pseudo-labels: every step's `batch` labelled examples are followed
+/// by `unlabelled_batch` examples drawn from the whole training pool, whose target is the class the
+/// classifier predicts for them in the same forward pass, weighted by α(step) (`labels`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PseudoConfig {
+    pub unlabelled_batch: usize,
+    pub labels: PseudoLabels,
 }
 
 /// Mean loss and error over a run of steps or a dataset.
@@ -70,33 +104,70 @@ pub struct ClassifierTrainer<'a> {
 }
 
 impl<'a> ClassifierTrainer<'a> {
+    /// Trains on every example of `data` (its labels all used).
     pub fn new(
         gpu: &'a Gpu,
         model: &'a Classifier,
         data: &'a LabelledData,
         config: FitConfig,
     ) -> Result<Self> {
-        if config.batch == 0 || config.batch > data.n {
+        Self::build(gpu, model, data, None, config)
+    }
+
+    /// Trains on the examples of `pool` at `labelled` with their labels and, when `config.pseudo`
+    /// is set, on unlabelled examples from all of `pool` with pseudo-labels.
+    pub fn with_pool(
+        gpu: &'a Gpu,
+        model: &'a Classifier,
+        pool: &'a LabelledData,
+        labelled: Vec<u32>,
+        config: FitConfig,
+    ) -> Result<Self> {
+        Self::build(gpu, model, pool, Some(labelled), config)
+    }
+
+    fn build(
+        gpu: &'a Gpu,
+        model: &'a Classifier,
+        data: &'a LabelledData,
+        labelled: Option<Vec<u32>>,
+        config: FitConfig,
+    ) -> Result<Self> {
+        let n = labelled.as_ref().map_or(data.n, Vec::len);
+        if config.batch == 0 || config.batch > n {
             return Err(Error::Config(format!(
-                "batch size {} must be between 1 and the number of labelled examples ({})",
-                config.batch, data.n
+                "batch size {} must be between 1 and the number of labelled examples ({n})",
+                config.batch
             )));
         }
         if config.steps == 0 {
             return Err(Error::Config("a classifier needs at least one training step".into()));
         }
         check_dim(data, model)?;
+        let unlabelled = match (config.pseudo, &labelled) {
+            (Some(p), Some(_)) => p.unlabelled_batch,
+            (Some(_), None) => {
+                return Err(Error::Config("pseudo-labels need a pool of unlabelled examples".into()));
+            }
+            (None, _) => 0,
+        };
+        let rows = config.batch + unlabelled;
+        let mixed = config.pseudo.map(|p| Mixed { labelled_rows: config.batch, pseudo: p.labels });
         let variant = gpu.matmul_variant()?;
-        let acts = model.activations(gpu, config.batch)?;
-        let feeds = data.feeds(gpu, &acts, config.batch)?;
+        let acts = model.activations(gpu, rows)?;
+        let feeds = data.feeds(gpu, &acts, rows)?;
         let mut launches: Vec<_> = feeds.iter().flat_map(|f| f.launches().to_vec()).collect();
         launches.extend(model.forward(&acts, variant, Pass::TRAIN));
-        launches.extend(model.loss(&acts, true, false));
+        launches.extend(model.loss(&acts, true, false, mixed));
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
         let plan = Plan::new(gpu, "classifier step", &launches)?;
-        let shape = (data.n, config.batch, config.steps, config.seed);
+        let shape = (n, config.batch, config.steps, config.seed);
         let runner = StepRunner::new(gpu, plan, feeds.into(), acts.totals(), shape)?;
+        let runner = match labelled {
+            Some(positions) => runner.mixed(positions, data.n, unlabelled)?,
+            None => runner,
+        };
         Ok(ClassifierTrainer { runner, config, _acts: acts })
     }
 
@@ -191,7 +262,7 @@ impl<'a> ClassifierEvaluator<'a> {
             let feeds = data.feeds(gpu, &acts, size)?;
             let mut launches: Vec<_> = feeds.iter().flat_map(|f| f.launches().to_vec()).collect();
             launches.extend(model.forward(&acts, variant, Pass::INFER));
-            launches.extend(model.loss(&acts, false, true));
+            launches.extend(model.loss(&acts, false, true, None));
             let plan = Plan::new(gpu, "classifier evaluation", &launches)?;
             plans.push((size, acts, plan, feeds));
         }

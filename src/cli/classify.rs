@@ -9,12 +9,15 @@ use super::run_dir::{Claim, RunDir};
 use crate::atomic_file::write_atomic;
 use crate::checkpoint;
 use crate::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
-use crate::classify::train::{ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, Scores};
+use crate::classify::train::{
+    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores,
+};
 use crate::classify::{Classifier, ClassifierOptions, Start};
 use crate::data::{DataSource, Dataset, U8Map};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::optimizer::Optimizer;
+use crate::kernels::softmax_ce::PseudoLabels;
 use crate::models::{Autoencoder, Init};
 use crate::nn::Noise;
 use std::io::Write;
@@ -65,6 +68,15 @@ pub struct ClassifyArgs {
     /// (0,1,2) train one classifier per draw and report the mean and standard deviation.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     seed: Vec<u64>,
+    /// Train on the unlabelled training examples too, with pseudo-labels (Lee 2013): each one's
+    /// target is the class the classifier predicts for it, its loss weighted by α, which rises
+    /// linearly from 0 at step START to WEIGHT at step END: WEIGHT:START:END (e.g. 3:200:1000).
+    #[arg(long)]
+    pseudo_labels: Option<String>,
+    /// Unlabelled examples per step with --pseudo-labels, drawn from every training example not held
+    /// out by --validate (default 256).
+    #[arg(long)]
+    unlabelled_batch: Option<usize>,
     /// Hold the last N training examples out of the label draws and report the error on them (a
     /// validation set, for choosing settings without looking at the test set).
     #[arg(long)]
@@ -157,6 +169,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         depth: args.encoder_layers,
     };
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
+    let pseudo = pseudo_config(args.pseudo_labels.as_deref(), args.unlabelled_batch, split.train.n)?;
     if args.steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
@@ -175,12 +188,16 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
     }
     let start = if args.from_scratch { Start::Scratch(Init::Glorot) } else { Start::Pretrained };
     // Everything the runs need is checked before the folder is touched.
-    let draws: Vec<Dataset> = args
+    let draws: Vec<(Vec<usize>, Dataset)> = args
         .seed
         .iter()
         .map(|&s| match args.labels_per_class {
-            0 => Ok(split.train.clone()),
-            k => Ok(split.train.select(&balanced_subset(&split.train.labels, classes, k, s)?)),
+            0 => Ok(((0..split.train.n).collect(), split.train.clone())),
+            k => {
+                let chosen = balanced_subset(&split.train.labels, classes, k, s)?;
+                let subset = split.train.select(&chosen);
+                Ok((chosen, subset))
+            }
         })
         .collect::<Result<_>>()?;
     let test = LabelledData::upload(&gpu, &split.test, map)?;
@@ -203,14 +220,26 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         probe.parameter_count(),
         probe.trainable_count()
     );
+    if let Some(p) = pseudo {
+        let l = p.labels;
+        note!(
+            "pseudo-labels: {} unlabelled examples per step from {}, weight rising from 0 at step {} to {} at step {}",
+            p.unlabelled_batch,
+            split.train.n,
+            l.ramp_start,
+            l.weight,
+            l.ramp_end
+        );
+    }
     drop(probe);
     let class_names = names(&split.test, classes);
     let mut results = Vec::new();
     let mut summed = vec![0u64; classes * classes];
-    for (&seed, labelled) in args.seed.iter().zip(&draws) {
-        let run = Run { gpu: &gpu, ae: &ae, args: &args, options, start, optimizer, map };
+    for (&seed, (chosen, labelled)) in args.seed.iter().zip(&draws) {
+        let run = Run { gpu: &gpu, ae: &ae, args: &args, options, start, optimizer, map, pseudo };
+        let pool = pseudo.is_some().then_some((&split.train, chosen.as_slice()));
         let (scores, counts, val_error) =
-            run.fit(seed, labelled, (&test, val.as_ref()), &split.test, &dir)?;
+            run.fit(seed, (labelled, pool), (&test, val.as_ref()), &split.test, &dir)?;
         for (s, c) in summed.iter_mut().zip(&counts) {
             *s += c;
         }
@@ -248,6 +277,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         "dropout": args.dropout,
         "noise": args.noise,
         "encoder_layers": args.encoder_layers,
+        "pseudo_labels": pseudo,
         "test_examples": split.test.n,
         "val_error_mean": val_mean, "validation_examples": args.validate,
         "test_error_mean": mean, "test_error_sd": sd, "test_error_min": min, "test_error_max": max,
@@ -285,6 +315,40 @@ struct Run<'a> {
     start: Start,
     optimizer: Optimizer,
     map: Option<U8Map>,
+    pseudo: Option<PseudoConfig>,
+}
+
+/// `--pseudo-labels WEIGHT:START:END` and `--unlabelled-batch` as a configuration (checked against
+/// the `pool` of training examples the unlabelled ones come from).
+fn pseudo_config(spec: Option<&str>, batch: Option<usize>, pool: usize) -> Result<Option<PseudoConfig>> {
+    let Some(spec) = spec else {
+        return match batch {
+            Some(_) => Err(Error::Config("--unlabelled-batch applies only with --pseudo-labels".into())),
+            None => Ok(None),
+        };
+    };
+    let bad = |why: &str| {
+        Error::Config(format!("--pseudo-labels {spec}: {why}; expected WEIGHT:START:END, e.g. 3:200:1000"))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [weight, start, end] = parts[..] else { return Err(bad("three values separated by ':'")) };
+    let weight: f32 = weight.trim().parse().map_err(|_| bad("WEIGHT is not a number"))?;
+    let start: u32 = start.trim().parse().map_err(|_| bad("START is not a step number"))?;
+    let end: u32 = end.trim().parse().map_err(|_| bad("END is not a step number"))?;
+    if !(weight.is_finite() && weight >= 0.0) {
+        return Err(bad("WEIGHT must be a finite number >= 0"));
+    }
+    if end < start {
+        return Err(bad("END must not come before START"));
+    }
+    let unlabelled_batch = batch.unwrap_or(256);
+    if unlabelled_batch == 0 || unlabelled_batch > pool {
+        return Err(Error::Config(format!(
+            "--unlabelled-batch {unlabelled_batch} must be between 1 and the {pool} training examples"
+        )));
+    }
+    let labels = PseudoLabels { weight, ramp_start: start, ramp_end: end };
+    Ok(Some(PseudoConfig { unlabelled_batch, labels }))
 }
 
 impl Run<'_> {
@@ -292,17 +356,30 @@ impl Run<'_> {
     fn fit(
         &self,
         seed: u64,
-        labelled: &Dataset,
+        (labelled, pool): (&Dataset, Option<(&Dataset, &[usize])>),
         (test, val): (&LabelledData, Option<&LabelledData>),
         test_set: &Dataset,
         dir: &RunDir,
     ) -> Result<(Scores, Vec<u64>, Option<f64>)> {
         let (gpu, args) = (self.gpu, self.args);
         let model = Classifier::from_encoder(gpu, self.ae, self.options, self.start, seed)?;
-        let data = LabelledData::upload(gpu, labelled, self.map)?;
         let batch = args.batch.unwrap_or(if labelled.n <= 1000 { labelled.n } else { 256 });
-        let config = FitConfig { steps: args.steps, batch, optimizer: self.optimizer, seed };
-        let mut trainer = ClassifierTrainer::new(gpu, &model, &data, config)?;
+        let config =
+            FitConfig { steps: args.steps, batch, optimizer: self.optimizer, seed, pseudo: self.pseudo };
+        let data = match pool {
+            None => LabelledData::upload(gpu, labelled, self.map)?,
+            Some((pool, chosen)) => {
+                let chosen: Vec<u32> = chosen.iter().map(|&i| i as u32).collect();
+                LabelledData::upload_pool(gpu, pool, &chosen, self.map)?
+            }
+        };
+        let mut trainer = match pool {
+            None => ClassifierTrainer::new(gpu, &model, &data, config)?,
+            Some((_, chosen)) => {
+                let chosen = chosen.iter().map(|&i| i as u32).collect();
+                ClassifierTrainer::with_pool(gpu, &model, &data, chosen, config)?
+            }
+        };
         let evaluator = ClassifierEvaluator::new(gpu, &model, test, 1000)?;
         let validator = val.map(|v| ClassifierEvaluator::new(gpu, &model, v, 1000)).transpose()?;
         let every = args.eval_every.unwrap_or(args.steps).max(1);

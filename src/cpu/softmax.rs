@@ -13,24 +13,44 @@ pub fn softmax_ce(
     grad_scale: f32,
 ) {
     let rows = labels.len();
+    softmax_ce_mixed(dz, rows_out, pred, logits, labels, classes, grad_scale, (rows, 0.0));
+}
+
+/// [`softmax_ce`] where the rows from `labelled_rows` on are unlabelled: their target is their own
+/// argmax, their gradient scale `pseudo_scale`, their labels are not read and `rows_out` is (0, 0).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_ce_mixed(
+    dz: Option<&mut [f32]>,
+    rows_out: &mut [f32],
+    pred: &mut [f32],
+    logits: &[f32],
+    labels: &[f32],
+    classes: usize,
+    grad_scale: f32,
+    (labelled_rows, pseudo_scale): (usize, f32),
+) {
+    let rows = labels.len();
     let mut grads = vec![0.0f32; rows * classes];
     for r in 0..rows {
         let z = &logits[r * classes..(r + 1) * classes];
-        let t = labels[r].round() as usize;
         let mut best = 0;
         for j in 1..classes {
             if z[j] > z[best] {
                 best = j;
             }
         }
+        let labelled = r < labelled_rows;
+        let (t, scale) =
+            if labelled { (labels[r].round() as usize, grad_scale) } else { (best, pseudo_scale) };
         let m = z[best] as f64;
         let s: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
-        rows_out[2 * r] = ((m - z[t] as f64) + s.ln()) as f32;
-        rows_out[2 * r + 1] = (best == t) as u32 as f32;
+        let loss = ((m - z[t] as f64) + s.ln()) as f32;
+        rows_out[2 * r] = if labelled { loss } else { 0.0 };
+        rows_out[2 * r + 1] = (labelled && best == t) as u32 as f32;
         pred[r] = best as f32;
         for j in 0..classes {
             let p = (z[j] as f64 - m).exp() / s;
-            grads[r * classes + j] = (grad_scale as f64 * (p - (j == t) as u32 as f64)) as f32;
+            grads[r * classes + j] = (scale as f64 * (p - (j == t) as u32 as f64)) as f32;
         }
     }
     if let Some(dz) = dz {

@@ -4,7 +4,7 @@
 
 use super::{Launch, grid_1d, reduce};
 use crate::gpu::View;
-use crate::gpu::{PipelineKey, Shader};
+use crate::gpu::{PerStep, PipelineKey, Shader, StepState};
 
 /// `shaders/softmax_ce.wgsl`.
 pub const SHADER: Shader =
@@ -17,6 +17,43 @@ struct Params {
     classes: u32,
     write_grad: u32,
     grad_scale: f32,
+    labelled_rows: u32,
+    pseudo_scale: f32,
+    pseudo_weight: f32,
+    ramp_start: u32,
+    ramp_end: u32,
+    _pad: [u32; 3],
+}
+
+/// Pseudo-labels for unlabelled rows (Lee 2013): each such row's target is its own argmax, weighted
+/// by α(step) / (unlabelled rows) in the gradient, where α ramps linearly from 0 at `ramp_start` to
+/// `weight` at `ramp_end` (1-based steps) and stays there.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PseudoLabels {
+    pub weight: f32,
+    pub ramp_start: u32,
+    pub ramp_end: u32,
+}
+
+impl PseudoLabels {
+    /// α at training step `step` (1-based).
+    pub fn alpha(&self, step: u64) -> f32 {
+        let (start, end) = (self.ramp_start as u64, self.ramp_end as u64);
+        if step <= start {
+            0.0
+        } else if step >= end {
+            self.weight
+        } else {
+            self.weight * ((step - start) as f32 / (end - start) as f32)
+        }
+    }
+}
+
+/// A batch whose first `labelled_rows` rows are labelled and whose others get pseudo-labels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mixed {
+    pub labelled_rows: usize,
+    pub pseudo: PseudoLabels,
 }
 
 /// Per row r of `logits` `[rows, classes]` with the class index `labels[r]` (as f32, below
@@ -33,11 +70,37 @@ pub fn softmax_ce(
     classes: usize,
     grad_scale: f32,
 ) -> Launch {
+    softmax_ce_mixed(rows_out, pred, dlogits, logits, labels, rows, classes, grad_scale, None)
+}
+
+/// [`softmax_ce`] on a batch whose rows from `mixed.labelled_rows` on are unlabelled: their target
+/// is their own argmax, their gradient is scaled by α(step) / (their number) (rewritten every step),
+/// their `labels` entries are never read, and their `rows_out` pairs are (0, 0).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_ce_mixed(
+    rows_out: &View,
+    pred: &View,
+    dlogits: Option<&View>,
+    logits: &View,
+    labels: &View,
+    rows: usize,
+    classes: usize,
+    grad_scale: f32,
+    mixed: Option<Mixed>,
+) -> Launch {
+    let labelled_rows = mixed.map_or(rows, |m| m.labelled_rows.min(rows));
+    let pseudo = mixed.map_or(PseudoLabels { weight: 0.0, ramp_start: 0, ramp_end: 0 }, |m| m.pseudo);
     let p = Params {
         rows: rows as u32,
         classes: classes as u32,
         write_grad: dlogits.is_some() as u32,
         grad_scale,
+        labelled_rows: labelled_rows as u32,
+        pseudo_scale: 0.0,
+        pseudo_weight: pseudo.weight,
+        ramp_start: pseudo.ramp_start,
+        ramp_end: pseudo.ramp_end,
+        _pad: [0; 3],
     };
     // Unused when no gradient is asked for: bind the logits in its place (never written).
     let dlogits = dlogits.cloned().unwrap_or_else(|| logits.clone());
@@ -47,8 +110,16 @@ pub fn softmax_ce(
         views: vec![logits.clone(), labels.clone(), dlogits, rows_out.clone(), pred.clone()],
         workgroups: grid_1d(rows, 64),
         label: "softmax_ce",
-        per_step: None,
+        per_step: (labelled_rows < rows).then_some(PerStep { draws_random: false, rewrite: pseudo_at_step }),
     }
+}
+
+/// Every step, the unlabelled rows' gradient scale is α(step) divided by their number.
+fn pseudo_at_step(uniform: &[u8], step: &StepState) -> Vec<u8> {
+    let p: Params = bytemuck::pod_read_unaligned(uniform);
+    let pseudo = PseudoLabels { weight: p.pseudo_weight, ramp_start: p.ramp_start, ramp_end: p.ramp_end };
+    let unlabelled = (p.rows - p.labelled_rows).max(1) as f32;
+    bytemuck::bytes_of(&Params { pseudo_scale: pseudo.alpha(step.step) / unlabelled, ..p }).to_vec()
 }
 
 /// [`softmax_ce`] then its reduction: `totals[0..2]` (+)= (Σ loss, Σ correct) over the rows.
@@ -64,9 +135,10 @@ pub fn softmax_ce_totals(
     classes: usize,
     grad_scale: f32,
     accumulate: bool,
+    mixed: Option<Mixed>,
 ) -> [Launch; 2] {
     [
-        softmax_ce(rows_out, pred, dlogits, logits, labels, rows, classes, grad_scale),
+        softmax_ce_mixed(rows_out, pred, dlogits, logits, labels, rows, classes, grad_scale, mixed),
         reduce::colsum(totals, rows_out, rows, 2, accumulate),
     ]
 }
