@@ -8,7 +8,9 @@
 mod common;
 
 use aegpu::classify::labels::balanced_subset;
-use aegpu::classify::train::{ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig};
+use aegpu::classify::train::{
+    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Teacher,
+};
 use aegpu::classify::{Classifier, ClassifierOptions, Start};
 use aegpu::cpu;
 use aegpu::data::synthetic::synthetic;
@@ -26,10 +28,10 @@ use rand::RngExt;
 
 #[test]
 fn alpha_ramps_linearly_between_its_steps() {
-    let p = PseudoLabels { weight: 3.0, ramp_start: 10, ramp_end: 20 };
+    let p = PseudoLabels { weight: 3.0, ramp_start: 10, ramp_end: 20, threshold: 0.0 };
     let got: Vec<f32> = [0u64, 10, 11, 15, 19, 20, 1000].iter().map(|&t| p.alpha(t)).collect();
     assert_close("alpha", &got, &[0.0, 0.0, 0.3, 1.5, 2.7, 3.0, 3.0], 1e-6, 0.0);
-    let step = PseudoLabels { weight: 2.0, ramp_start: 5, ramp_end: 5 };
+    let step = PseudoLabels { weight: 2.0, ramp_start: 5, ramp_end: 5, threshold: 0.0 };
     assert_eq!((step.alpha(5), step.alpha(6)), (0.0, 2.0), "START = END is a step function");
 }
 
@@ -47,18 +49,21 @@ fn logits(rows: usize, classes: usize, seed: u64) -> Vec<f32> {
     z
 }
 
-/// Runs the kernel on `z` after advancing its plan to `step`; (dz, rows_out, pred).
+/// Runs the kernel on `z` (with `teacher` logits, if any) after advancing its plan to `step`;
+/// (dz, rows_out, pred).
 #[allow(clippy::too_many_arguments)]
 fn run_mixed(
     gpu: &aegpu::gpu::Gpu,
-    z: &[f32],
+    (z, teacher): (&[f32], Option<&[f32]>),
     labels: &[f32],
     classes: usize,
-    mixed: Mixed,
+    (labelled_rows, pseudo): (usize, PseudoLabels),
     scale: f32,
     step: u64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let rows = labels.len();
+    let teacher = teacher.map(|t| View::whole(&StorageBuffer::from_slice(gpu, "teacher", t).unwrap()));
+    let mixed = Mixed { labelled_rows, pseudo, teacher };
     let zb = StorageBuffer::from_slice(gpu, "z", z).unwrap();
     let tb = StorageBuffer::from_slice(gpu, "t", labels).unwrap();
     let dz = StorageBuffer::from_slice(gpu, "dz", &vec![7.0f32; rows * classes]).unwrap();
@@ -85,8 +90,8 @@ fn run_mixed(
 #[test]
 fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
     let gpu = gpu();
-    let pseudo = PseudoLabels { weight: 3.0, ramp_start: 4, ramp_end: 12 };
     let mut cases = 0;
+    let (mut skipped_by_threshold, mut teachers) = (0, 0);
     for &rows in &[1usize, 2, 65, 257] {
         for &classes in &[2usize, 10, 37] {
             for &labelled_rows in &[0, 1, rows / 2, rows] {
@@ -97,9 +102,32 @@ fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
                     .map(|r| if r < labelled_rows { ((r * 7 + 3) % classes) as f32 } else { 1.0e9 })
                     .collect();
                 let scale = 1.0 / labelled_rows.max(1) as f32;
+                // Every other case with a confidence threshold that some rows miss, moved off any
+                // row's top probability (where f32 and f64 could disagree).
+                let threshold = if (rows + classes + labelled_rows) % 2 == 0 { 0.0f32 } else { 0.7 };
+                let pseudo = PseudoLabels { weight: 3.0, ramp_start: 4, ramp_end: 12, threshold };
+                // A clean teacher's logits in every third case (the rows teach themselves otherwise).
+                let teacher = (seed % 3 == 0).then(|| logits(rows, classes, seed + 7));
+                // The top probability of every row's teacher, so the test knows which rows miss the
+                // threshold.
+                let top_of = teacher.as_deref().unwrap_or(&z);
+                let top: Vec<f64> = (0..rows)
+                    .map(|r| {
+                        let row = &top_of[r * classes..(r + 1) * classes];
+                        let m = row.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+                        1.0 / row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>()
+                    })
+                    .collect();
+                let mut threshold = threshold;
+                while threshold > 0.0 && top.iter().any(|p| (p - threshold as f64).abs() < 1e-4) {
+                    threshold += 1e-3;
+                }
+                let pseudo = PseudoLabels { threshold, ..pseudo };
+                teachers += teacher.is_some() as usize;
                 for step in [1u64, 8, 40] {
-                    let mixed = Mixed { labelled_rows, pseudo };
-                    let (dz, out, pred) = run_mixed(&gpu, &z, &t, classes, mixed, scale, step);
+                    let inputs = (z.as_slice(), teacher.as_deref());
+                    let (dz, out, pred) =
+                        run_mixed(&gpu, inputs, &t, classes, (labelled_rows, pseudo), scale, step);
                     let unlabelled = (rows - labelled_rows).max(1) as f32;
                     let pseudo_scale = pseudo.alpha(step) / unlabelled;
                     let (mut want_dz, mut want_out, mut want_pred) =
@@ -108,11 +136,11 @@ fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
                         Some(&mut want_dz),
                         &mut want_out,
                         &mut want_pred,
-                        &z,
+                        inputs,
                         &t,
                         classes,
                         scale,
-                        (labelled_rows, pseudo_scale),
+                        (labelled_rows, pseudo_scale, threshold),
                     );
                     let what = format!("rows {rows} classes {classes} labelled {labelled_rows} step {step}");
                     assert_close(&format!("{what} dz"), &dz, &want_dz, 1e-6, 1e-4);
@@ -125,7 +153,9 @@ fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
                             "{what}: row {r} adds to the totals"
                         );
                         let g = &dz[r * classes..(r + 1) * classes];
-                        assert_eq!(g.iter().all(|&v| v == 0.0), step <= 4, "{what}: row {r} gradient {g:?}");
+                        let silent = step <= 4 || top[r] < threshold as f64;
+                        assert_eq!(g.iter().all(|&v| v == 0.0), silent, "{what}: row {r} gradient {g:?}");
+                        skipped_by_threshold += (step > 4 && top[r] < threshold as f64) as usize;
                     }
                     cases += 1;
                 }
@@ -133,6 +163,8 @@ fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
         }
     }
     assert_eq!(cases, 4 * 3 * 4 * 3);
+    assert!(skipped_by_threshold > 50, "the threshold silenced {skipped_by_threshold} rows");
+    assert!(teachers > 8, "{teachers} cases with a teacher");
 }
 
 #[test]
@@ -141,9 +173,9 @@ fn the_mixed_gradient_matches_finite_differences_with_the_pseudo_targets_held() 
     let (rows, labelled_rows, classes) = (9, 4, 6);
     let z = logits(rows, classes, 77);
     let t: Vec<f32> = (0..rows).map(|r| ((r * 5 + 1) % classes) as f32).collect();
-    let pseudo = PseudoLabels { weight: 2.0, ramp_start: 0, ramp_end: 0 };
+    let pseudo = PseudoLabels { weight: 2.0, ramp_start: 0, ramp_end: 0, threshold: 0.0 };
     let scale = 1.0 / labelled_rows as f32;
-    let (grad, _, pred) = run_mixed(&gpu, &z, &t, classes, Mixed { labelled_rows, pseudo }, scale, 3);
+    let (grad, _, pred) = run_mixed(&gpu, (&z, None), &t, classes, (labelled_rows, pseudo), scale, 3);
     // The objective: mean CE of the labelled rows + α/U · Σ CE of the others at their (fixed) argmax.
     let mut targets = t.clone();
     targets[labelled_rows..].copy_from_slice(&pred[labelled_rows..]);
@@ -218,7 +250,8 @@ fn a_pool_uploads_only_the_drawn_labels_and_labelled_only_pool_training_is_bit_i
     // Pseudo-labels need a pool; an unlabelled batch larger than the pool is an error.
     let pseudo = PseudoConfig {
         unlabelled_batch: 16,
-        labels: PseudoLabels { weight: 1.0, ramp_start: 0, ramp_end: 2 },
+        labels: PseudoLabels { weight: 1.0, ramp_start: 0, ramp_end: 2, threshold: 0.0 },
+        teacher: Teacher::Noisy,
     };
     let model = Classifier::from_encoder(&gpu, &ae, options, Start::Pretrained, 2).unwrap();
     let with = FitConfig { pseudo: Some(pseudo), ..config };
@@ -253,17 +286,23 @@ fn pseudo_labels_use_the_unlabelled_examples() {
     };
     let pseudo = PseudoConfig {
         unlabelled_batch: 64,
-        labels: PseudoLabels { weight: 1.0, ramp_start: 20, ramp_end: 40 },
+        labels: PseudoLabels { weight: 1.0, ramp_start: 20, ramp_end: 40, threshold: 0.5 },
+        teacher: Teacher::Noisy,
     };
     let (plain_train, plain, plain_w) = fit(None);
     let (pl_train, pl, pl_w) = fit(Some(pseudo));
+    // With no training noise a clean teacher computes the same logits as the training pass.
+    let (_, clean, clean_w) = fit(Some(PseudoConfig { teacher: Teacher::Clean, ..pseudo }));
     assert!(plain_w != pl_w, "the unlabelled rows changed the training");
-    // The first 20 steps have α = 0: only from then on do the two runs differ.
+    assert!(clean_w == pl_w, "without noise or dropout, the clean teacher is the training pass");
     for (name, s) in [("plain", plain_train), ("pseudo", pl_train)] {
         assert!(s.loss.is_finite() && (0.0..=1.0).contains(&s.error), "{name}: training scores {s:?}");
     }
     assert!(pl.error < 0.3, "with pseudo-labels the classifier still learns: test error {}", pl.error);
-    eprintln!("test error: labels only {:.3}, with pseudo-labels {:.3}", plain.error, pl.error);
+    eprintln!(
+        "test error: labels only {:.3}, with pseudo-labels {:.3} (clean teacher {:.3})",
+        plain.error, pl.error, clean.error
+    );
 }
 
 #[test]
@@ -291,11 +330,14 @@ fn classify_command_with_pseudo_labels_on_an_mnist_subset() {
         "2:4:8",
         "--unlabelled-batch",
         "48",
+        "--pseudo-threshold",
+        "0.5",
         "--out",
         s(&out),
     ]);
     let log = ok(aegpu(home, &good), "classify with pseudo-labels");
     assert!(log.contains("pseudo-labels: 48 unlabelled examples per step from 1000"), "{log}");
+    assert!(log.contains("confidence threshold 0.5"), "{log}");
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert_eq!(result["pseudo_labels"]["unlabelled_batch"], 48);
@@ -309,6 +351,8 @@ fn classify_command_with_pseudo_labels_on_an_mnist_subset() {
         fails(aegpu(home, &a), &format!("{extra:?}"), needles);
     };
     bad(&["--unlabelled-batch", "10"], &["--unlabelled-batch applies only with --pseudo-labels"]);
+    bad(&["--pseudo-threshold", "0.9"], &["--pseudo-threshold applies only with --pseudo-labels"]);
+    bad(&["--pseudo-labels", "1:1:2", "--pseudo-threshold", "1.5"], &["must lie in [0, 1]"]);
     bad(&["--pseudo-labels", "3:10"], &["expected WEIGHT:START:END"]);
     bad(&["--pseudo-labels", "3:10:5"], &["END must not come before START"]);
     bad(&["--pseudo-labels", "x:1:2"], &["WEIGHT is not a number"]);

@@ -286,7 +286,7 @@ impl Classifier {
     ) -> Vec<Launch> {
         let t = &acts.tensors;
         let dlogits = t.grad(&acts.logits);
-        let n = mixed.map_or(acts.batch(), |m| m.labelled_rows);
+        let n = mixed.as_ref().map_or(acts.batch(), |m| m.labelled_rows);
         softmax_ce_totals(
             &acts.totals(),
             &t.view("ce rows"),

@@ -84,6 +84,21 @@ pub struct FitConfig {
 pub struct PseudoConfig {
     pub unlabelled_batch: usize,
     pub labels: PseudoLabels,
+    /// Where the targets come from.
+    #[serde(default)]
+    pub teacher: Teacher,
+}
+
+/// Whose prediction is an unlabelled example's pseudo-label.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Teacher {
+    /// The training forward pass itself, with its input corruption and dropout (Lee 2013).
+    #[default]
+    Noisy,
+    /// A second forward pass of the same images without corruption or dropout: the training pass
+    /// learns to predict under its noise what the clean network predicts (as in FixMatch).
+    Clean,
 }
 
 /// Mean loss and error over a run of steps or a dataset.
@@ -99,8 +114,8 @@ pub struct Scores {
 pub struct ClassifierTrainer<'a> {
     runner: StepRunner<'a>,
     config: FitConfig,
-    /// The tensors the plan works on (kept with it).
-    _acts: ClassifierActs,
+    /// The tensors the plan works on (kept with it): the training pass's and a clean teacher's.
+    _acts: (ClassifierActs, Option<ClassifierActs>),
 }
 
 impl<'a> ClassifierTrainer<'a> {
@@ -152,23 +167,41 @@ impl<'a> ClassifierTrainer<'a> {
             (None, _) => 0,
         };
         let rows = config.batch + unlabelled;
-        let mixed = config.pseudo.map(|p| Mixed { labelled_rows: config.batch, pseudo: p.labels });
         let variant = gpu.matmul_variant()?;
         let acts = model.activations(gpu, rows)?;
-        let feeds = data.feeds(gpu, &acts, rows)?;
+        let mut feeds: Vec<_> = data.feeds(gpu, &acts, rows)?.into();
+        // A clean teacher reads the same batch (the feeds share the dataset's order) through the
+        // network without its training noise, into tensors of its own.
+        let teacher = match config.pseudo.map(|p| p.teacher) {
+            Some(Teacher::Clean) => {
+                let t = model.activations(gpu, rows)?;
+                let [images, _labels] = data.feeds(gpu, &t, rows)?;
+                feeds.push(images);
+                Some(t)
+            }
+            _ => None,
+        };
+        let mixed = config.pseudo.map(|p| Mixed {
+            labelled_rows: config.batch,
+            pseudo: p.labels,
+            teacher: teacher.as_ref().map(|t| t.logits()),
+        });
         let mut launches: Vec<_> = feeds.iter().flat_map(|f| f.launches().to_vec()).collect();
+        if let Some(t) = &teacher {
+            launches.extend(model.forward(t, variant, Pass::INFER));
+        }
         launches.extend(model.forward(&acts, variant, Pass::TRAIN));
         launches.extend(model.loss(&acts, true, false, mixed));
         launches.extend(model.backward(&acts, variant));
         launches.push(model.update(&config.optimizer, 1));
         let plan = Plan::new(gpu, "classifier step", &launches)?;
         let shape = (n, config.batch, config.steps, config.seed);
-        let runner = StepRunner::new(gpu, plan, feeds.into(), acts.totals(), shape)?;
+        let runner = StepRunner::new(gpu, plan, feeds, acts.totals(), shape)?;
         let runner = match labelled {
             Some(positions) => runner.mixed(positions, data.n, unlabelled)?,
             None => runner,
         };
-        Ok(ClassifierTrainer { runner, config, _acts: acts })
+        Ok(ClassifierTrainer { runner, config, _acts: (acts, teacher) })
     }
 
     pub fn steps_done(&self) -> usize {

@@ -10,7 +10,7 @@ use crate::atomic_file::write_atomic;
 use crate::checkpoint;
 use crate::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
 use crate::classify::train::{
-    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores,
+    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores, Teacher,
 };
 use crate::classify::{Classifier, ClassifierOptions, Start};
 use crate::data::{DataSource, Dataset, U8Map};
@@ -73,6 +73,15 @@ pub struct ClassifyArgs {
     /// linearly from 0 at step START to WEIGHT at step END: WEIGHT:START:END (e.g. 3:200:1000).
     #[arg(long)]
     pseudo_labels: Option<String>,
+    /// With --pseudo-labels, an unlabelled example teaches only when its top softmax probability is
+    /// at least this (e.g. 0.95); default 0: all do.
+    #[arg(long)]
+    pseudo_threshold: Option<f32>,
+    /// With --pseudo-labels, whose prediction is the target: `noisy`, the training pass itself (with
+    /// its --noise and --dropout; Lee 2013), or `clean`, a second pass of the same images without
+    /// them (the training pass learns to agree with it under its noise, as in FixMatch).
+    #[arg(long)]
+    pseudo_teacher: Option<String>,
     /// Unlabelled examples per step with --pseudo-labels, drawn from every training example not held
     /// out by --validate (default 256).
     #[arg(long)]
@@ -169,7 +178,11 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         depth: args.encoder_layers,
     };
     let optimizer = Optimizer::parse(&args.optimizer, args.lr, args.weight_decay)?;
-    let pseudo = pseudo_config(args.pseudo_labels.as_deref(), args.unlabelled_batch, split.train.n)?;
+    let pseudo = pseudo_config(
+        args.pseudo_labels.as_deref(),
+        (args.unlabelled_batch, args.pseudo_threshold, args.pseudo_teacher.as_deref()),
+        split.train.n,
+    )?;
     if args.steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
@@ -223,12 +236,14 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
     if let Some(p) = pseudo {
         let l = p.labels;
         note!(
-            "pseudo-labels: {} unlabelled examples per step from {}, weight rising from 0 at step {} to {} at step {}",
+            "pseudo-labels: {} unlabelled examples per step from {}, weight rising from 0 at step {} to {} at step {}, confidence threshold {}, {:?} teacher",
             p.unlabelled_batch,
             split.train.n,
             l.ramp_start,
             l.weight,
-            l.ramp_end
+            l.ramp_end,
+            l.threshold,
+            p.teacher
         );
     }
     drop(probe);
@@ -320,13 +335,33 @@ struct Run<'a> {
 
 /// `--pseudo-labels WEIGHT:START:END` and `--unlabelled-batch` as a configuration (checked against
 /// the `pool` of training examples the unlabelled ones come from).
-fn pseudo_config(spec: Option<&str>, batch: Option<usize>, pool: usize) -> Result<Option<PseudoConfig>> {
+fn pseudo_config(
+    spec: Option<&str>,
+    (batch, threshold, teacher): (Option<usize>, Option<f32>, Option<&str>),
+    pool: usize,
+) -> Result<Option<PseudoConfig>> {
     let Some(spec) = spec else {
-        return match batch {
-            Some(_) => Err(Error::Config("--unlabelled-batch applies only with --pseudo-labels".into())),
+        let given = [
+            ("--unlabelled-batch", batch.is_some()),
+            ("--pseudo-threshold", threshold.is_some()),
+            ("--pseudo-teacher", teacher.is_some()),
+        ];
+        return match given.iter().find(|g| g.1) {
+            Some((flag, _)) => Err(Error::Config(format!("{flag} applies only with --pseudo-labels"))),
             None => Ok(None),
         };
     };
+    let teacher = match teacher {
+        None | Some("noisy") => Teacher::Noisy,
+        Some("clean") => Teacher::Clean,
+        Some(other) => {
+            return Err(Error::Config(format!("--pseudo-teacher {other}: expected noisy or clean")));
+        }
+    };
+    let threshold = threshold.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::Config(format!("--pseudo-threshold {threshold} must lie in [0, 1]")));
+    }
     let bad = |why: &str| {
         Error::Config(format!("--pseudo-labels {spec}: {why}; expected WEIGHT:START:END, e.g. 3:200:1000"))
     };
@@ -347,8 +382,8 @@ fn pseudo_config(spec: Option<&str>, batch: Option<usize>, pool: usize) -> Resul
             "--unlabelled-batch {unlabelled_batch} must be between 1 and the {pool} training examples"
         )));
     }
-    let labels = PseudoLabels { weight, ramp_start: start, ramp_end: end };
-    Ok(Some(PseudoConfig { unlabelled_batch, labels }))
+    let labels = PseudoLabels { weight, ramp_start: start, ramp_end: end, threshold };
+    Ok(Some(PseudoConfig { unlabelled_batch, labels, teacher }))
 }
 
 impl Run<'_> {

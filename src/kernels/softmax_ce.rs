@@ -22,17 +22,21 @@ struct Params {
     pseudo_weight: f32,
     ramp_start: u32,
     ramp_end: u32,
-    _pad: [u32; 3],
+    pseudo_threshold: f32,
+    _pad: [u32; 2],
 }
 
 /// Pseudo-labels for unlabelled rows (Lee 2013): each such row's target is its own argmax, weighted
 /// by α(step) / (unlabelled rows) in the gradient, where α ramps linearly from 0 at `ramp_start` to
-/// `weight` at `ramp_end` (1-based steps) and stays there.
+/// `weight` at `ramp_end` (1-based steps) and stays there. A row whose top softmax probability is
+/// below `threshold` gets no gradient (0: every row learns).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PseudoLabels {
     pub weight: f32,
     pub ramp_start: u32,
     pub ramp_end: u32,
+    #[serde(default)]
+    pub threshold: f32,
 }
 
 impl PseudoLabels {
@@ -49,11 +53,14 @@ impl PseudoLabels {
     }
 }
 
-/// A batch whose first `labelled_rows` rows are labelled and whose others get pseudo-labels.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A batch whose first `labelled_rows` rows are labelled and whose others get pseudo-labels: the
+/// argmax of their row of `teacher` (logits of the same shape, e.g. from a forward pass without
+/// the training noise), or of their own logits when `teacher` is `None`.
+#[derive(Clone, Debug)]
 pub struct Mixed {
     pub labelled_rows: usize,
     pub pseudo: PseudoLabels,
+    pub teacher: Option<View>,
 }
 
 /// Per row r of `logits` `[rows, classes]` with the class index `labels[r]` (as f32, below
@@ -88,8 +95,10 @@ pub fn softmax_ce_mixed(
     grad_scale: f32,
     mixed: Option<Mixed>,
 ) -> Launch {
-    let labelled_rows = mixed.map_or(rows, |m| m.labelled_rows.min(rows));
-    let pseudo = mixed.map_or(PseudoLabels { weight: 0.0, ramp_start: 0, ramp_end: 0 }, |m| m.pseudo);
+    let labelled_rows = mixed.as_ref().map_or(rows, |m| m.labelled_rows.min(rows));
+    let off = PseudoLabels { weight: 0.0, ramp_start: 0, ramp_end: 0, threshold: 0.0 };
+    let pseudo = mixed.as_ref().map_or(off, |m| m.pseudo);
+    let teacher = mixed.and_then(|m| m.teacher).unwrap_or_else(|| logits.clone());
     let p = Params {
         rows: rows as u32,
         classes: classes as u32,
@@ -100,14 +109,15 @@ pub fn softmax_ce_mixed(
         pseudo_weight: pseudo.weight,
         ramp_start: pseudo.ramp_start,
         ramp_end: pseudo.ramp_end,
-        _pad: [0; 3],
+        pseudo_threshold: pseudo.threshold,
+        _pad: [0; 2],
     };
     // Unused when no gradient is asked for: bind the logits in its place (never written).
     let dlogits = dlogits.cloned().unwrap_or_else(|| logits.clone());
     Launch {
         key: PipelineKey::new(SHADER, "softmax_ce", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),
-        views: vec![logits.clone(), labels.clone(), dlogits, rows_out.clone(), pred.clone()],
+        views: vec![logits.clone(), labels.clone(), dlogits, rows_out.clone(), pred.clone(), teacher],
         workgroups: grid_1d(rows, 64),
         label: "softmax_ce",
         per_step: (labelled_rows < rows).then_some(PerStep { draws_random: false, rewrite: pseudo_at_step }),
@@ -117,7 +127,12 @@ pub fn softmax_ce_mixed(
 /// Every step, the unlabelled rows' gradient scale is α(step) divided by their number.
 fn pseudo_at_step(uniform: &[u8], step: &StepState) -> Vec<u8> {
     let p: Params = bytemuck::pod_read_unaligned(uniform);
-    let pseudo = PseudoLabels { weight: p.pseudo_weight, ramp_start: p.ramp_start, ramp_end: p.ramp_end };
+    let pseudo = PseudoLabels {
+        weight: p.pseudo_weight,
+        ramp_start: p.ramp_start,
+        ramp_end: p.ramp_end,
+        threshold: p.pseudo_threshold,
+    };
     let unlabelled = (p.rows - p.labelled_rows).max(1) as f32;
     bytemuck::bytes_of(&Params { pseudo_scale: pseudo.alpha(step.step) / unlabelled, ..p }).to_vec()
 }
