@@ -72,14 +72,14 @@ pub struct FitConfig {
     pub optimizer: Optimizer,
     /// Seeds the order of the examples (a fresh shuffle every pass over them).
     pub seed: u64,
-    /// Unlabelled examples in every batch, trained on their own predictions (Lee 2013).
+    /// Unlabelled examples in every batch, trained on pseudo-labels (Lee 2013).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudo: Option<PseudoConfig>,
 }
 
 /// Semi-supervised training with pseudo-labels: every step's `batch` labelled examples are followed
 /// by `unlabelled_batch` examples drawn from the whole training pool, whose target is the class the
-/// classifier predicts for them in the same forward pass, weighted by α(step) (`labels`).
+/// `teacher` predicts for them, weighted by α(step) and kept only when confident (`labels`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PseudoConfig {
     pub unlabelled_batch: usize,

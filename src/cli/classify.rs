@@ -1,6 +1,7 @@
 //! `aegpu classify`: a trained encoder + a softmax layer, trained on a class-balanced labelled subset
 //! of the training set (fine-tuned end to end, or frozen: a linear probe), or the same network from
-//! random weights (`--from-scratch`); test error, confusion matrix, metrics.jsonl, for one or several
+//! random weights (`--from-scratch`), optionally with the unlabelled training images through
+//! pseudo-labels (`--pseudo-labels`); test error, confusion matrix, metrics.jsonl, for one or several
 //! label draws (`--seed 0,1,2`: mean and spread in result.json).
 
 use super::DataArgs;

@@ -81,8 +81,9 @@ pub fn softmax_ce(
 }
 
 /// [`softmax_ce`] on a batch whose rows from `mixed.labelled_rows` on are unlabelled: their target
-/// is their own argmax, their gradient is scaled by α(step) / (their number) (rewritten every step),
-/// their `labels` entries are never read, and their `rows_out` pairs are (0, 0).
+/// is the argmax of their teacher row (their own logits by default), their gradient is scaled by
+/// α(step) / (their number) (rewritten every step) or 0 when the teacher's top probability is below
+/// the threshold, their `labels` entries are never read, and their `rows_out` pairs are (0, 0).
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_ce_mixed(
     rows_out: &View,
