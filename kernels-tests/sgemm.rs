@@ -108,9 +108,8 @@ fn check(
     assert_eq!(launch.key, matmul_sgemm::pipeline_key(config, trans, va, vb), "{variant:?} {trans:?}");
     Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
     let all = arena.read_all_f32(&gpu).unwrap();
-    let what = format!(
-        "{variant:?} {trans:?} {m}x{n}x{k} vec4 a={va} b={vb} {act:?} bias={bias} acc={accumulate}"
-    );
+    let what =
+        format!("{variant:?} {trans:?} {m}x{n}x{k} vec4 a={va} b={vb} {act:?} bias={bias} acc={accumulate}");
     let guard = &all[at_c + m * n..at_c + m * n + GUARD];
     assert!(guard.iter().all(|&g| g == GUARD_VALUE), "{what}: wrote past C");
     assert_eq!(&all[at_a..at_a + m * k], &a[..], "{what}: A was written");

@@ -173,7 +173,11 @@ impl Matmul {
     /// Split-K chunk: the SGEMM's is a multiple of 4 so a quad along K never straddles two chunks.
     fn k_chunk(&self) -> u32 {
         let chunk = self.k.div_ceil(self.splits.max(1)).max(1);
-        if matmul_sgemm::config(self.variant).is_some() { chunk.next_multiple_of(4) as u32 } else { chunk as u32 }
+        if matmul_sgemm::config(self.variant).is_some() {
+            chunk.next_multiple_of(4) as u32
+        } else {
+            chunk as u32
+        }
     }
 
     pub fn launch(&self) -> Launch {
