@@ -211,6 +211,8 @@ fn matmul_specialisations_validate() {
             // Exactly the keys (and so the constants) the host hands to wgpu.
             for key in Matmul::pipeline_keys(variant, trans) {
                 let source = key.shader.source;
+                // Registered, so the tuner's cache key (a hash of SHADERS) changes with it.
+                assert_eq!(shader_source(key.shader.name), Some(source), "{} in SHADERS", key.shader.name);
                 let module = parse(key.shader.name, source);
                 let mut names: Vec<&str> =
                     module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
