@@ -21,7 +21,7 @@ use crate::models::{Autoencoder, Init};
 mod matmul;
 use crate::runner::{Plan, View};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
-pub use matmul::{DEFAULT_SHAPE, parse_shape};
+pub use matmul::{DEFAULT_SHAPE, MatmulRows, matmul_rows, parse_shape};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug, Clone)]
