@@ -16,6 +16,14 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("matmul", "matmul_reg", [16, 16, 1]),
     ("matmul", "matmul_tiled", [16, 16, 1]),
     ("matmul_subgroup", "matmul_subgroup", [64, 1, 1]),
+    ("matmul_sgemm_a1_b1", "sgemm_8x8", [256, 1, 1]),
+    ("matmul_sgemm_a1_b1", "sgemm_4x4", [256, 1, 1]),
+    ("matmul_sgemm_a1_b4", "sgemm_8x8", [256, 1, 1]),
+    ("matmul_sgemm_a1_b4", "sgemm_4x4", [256, 1, 1]),
+    ("matmul_sgemm_a4_b1", "sgemm_8x8", [256, 1, 1]),
+    ("matmul_sgemm_a4_b1", "sgemm_4x4", [256, 1, 1]),
+    ("matmul_sgemm_a4_b4", "sgemm_8x8", [256, 1, 1]),
+    ("matmul_sgemm_a4_b4", "sgemm_4x4", [256, 1, 1]),
     ("activation", "act_forward", [256, 1, 1]),
     ("activation", "act_backward", [256, 1, 1]),
     ("reduce", "colsum", [32, 8, 1]),
@@ -168,14 +176,18 @@ fn specialise_and_validate(name: &str, source: &str, entry: &str, constants: &[(
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl: specialising {what} failed: {e}"));
     assert_eq!(special.entry_points.len(), 1, "{name} {what}: only the chosen entry point remains");
     assert_eq!(special.entry_points[0].name, entry);
-    // Only matmul passes constants, and its overrides are bools.
+    // Only matmul passes constants: TRANS_A / TRANS_B are bools, the SGEMM's tile sizes u32.
     for &(constant, value) in constants {
         let (_, c) = special
             .constants
             .iter()
             .find(|(_, c)| c.name.as_deref() == Some(constant))
             .unwrap_or_else(|| panic!("{name} {what}: override {constant} did not become a constant"));
-        let want = naga::Literal::Bool(value != 0.0);
+        let want = if constant.starts_with("TRANS_") {
+            naga::Literal::Bool(value != 0.0)
+        } else {
+            naga::Literal::U32(value as u32)
+        };
         match special.global_expressions[c.init] {
             naga::Expression::Literal(lit) => {
                 assert_eq!(lit, want, "{name} {what}: value of {constant}")
@@ -196,34 +208,44 @@ fn matmul_specialisations_validate() {
     let mut seen = Vec::new();
     for variant in MatmulVariant::ALL {
         for trans in Transpose::ALL {
-            // Exactly the key (and so the constants) the host hands to wgpu.
-            let key = Matmul::pipeline_key(variant, trans);
-            let source = key.shader.source;
-            let module = parse(key.shader.name, source);
-            let mut names: Vec<&str> =
-                module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
-            names.sort();
-            assert_eq!(names, ["TRANS_A", "TRANS_B"], "{}'s override constants", key.shader.name);
-            assert_eq!(key.entry, variant.entry());
-            let constants: Vec<(&str, f64)> =
-                key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
-            let flags: Vec<f64> = constants.iter().map(|c| c.1).collect();
-            let want = match trans {
-                Transpose::Nn => [0.0, 0.0],
-                Transpose::Nt => [0.0, 1.0],
-                Transpose::Tn => [1.0, 0.0],
-            };
-            assert_eq!(
-                constants.iter().map(|c| c.0).collect::<Vec<_>>(),
-                ["TRANS_A", "TRANS_B"],
-                "{trans:?}"
-            );
-            assert_eq!(flags, want, "{variant:?} {trans:?}: TRANS_A/TRANS_B values");
-            specialise_and_validate(key.shader.name, source, key.entry, &constants);
-            seen.push((variant, trans));
+            // Exactly the keys (and so the constants) the host hands to wgpu.
+            for key in Matmul::pipeline_keys(variant, trans) {
+                let source = key.shader.source;
+                // Registered, so the tuner's cache key (a hash of SHADERS) changes with it.
+                assert_eq!(shader_source(key.shader.name), Some(source), "{} in SHADERS", key.shader.name);
+                let module = parse(key.shader.name, source);
+                let mut names: Vec<&str> =
+                    module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
+                names.sort();
+                let sgemm = key.shader.name.starts_with("matmul_sgemm");
+                let want_names: &[&str] = if sgemm {
+                    &["BK", "BM", "BN", "MICRO", "TRANS_A", "TRANS_B", "WG_X"]
+                } else {
+                    &["TRANS_A", "TRANS_B"]
+                };
+                assert_eq!(names, want_names, "{}'s override constants", key.shader.name);
+                assert_eq!(key.entry, variant.entry());
+                let constants: Vec<(&str, f64)> =
+                    key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
+                let flags: Vec<f64> = constants.iter().take(2).map(|c| c.1).collect();
+                let want = match trans {
+                    Transpose::Nn => [0.0, 0.0],
+                    Transpose::Nt => [0.0, 1.0],
+                    Transpose::Tn => [1.0, 0.0],
+                };
+                assert_eq!(
+                    constants.iter().take(2).map(|c| c.0).collect::<Vec<_>>(),
+                    ["TRANS_A", "TRANS_B"],
+                    "{trans:?}"
+                );
+                assert_eq!(flags, want, "{variant:?} {trans:?}: TRANS_A/TRANS_B values");
+                specialise_and_validate(key.shader.name, source, key.entry, &constants);
+                seen.push((variant, trans, key.shader.name));
+            }
         }
     }
-    assert_eq!(seen.len(), 3 * MatmulVariant::ALL.len());
+    // Reg, Tiled, Subgroup: one pipeline per transpose form; each SGEMM: four (operand load widths).
+    assert_eq!(seen.len(), 3 * 3 + 3 * 3 * 4);
 }
 
 /// Every entry point of every shader goes through the same specialisation as wgpu's pipeline

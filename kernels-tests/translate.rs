@@ -1,5 +1,6 @@
 //! Metal and DX12 without the hardware: every entry point of every shader, specialised as the host
-//! specialises it (matmul: every variant x transpose form; the rest: default overrides), is
+//! specialises it (matmul: every variant x transpose form, the SGEMM's
+//! configurations x operand load widths too; the rest: default overrides), is
 //! translated by naga to MSL, HLSL and SPIR-V with the options wgpu's backends pass, so a construct
 //! one backend cannot express fails here, not on a user's Mac or Windows machine. (The output is
 //! not compiled: that needs Apple's and Microsoft's compilers; the SPIR-V runs in the other tests.)
@@ -30,7 +31,7 @@ fn specialisations(name: &str, entry: &str) -> Vec<Vec<(String, f64)>> {
     let mut all = Vec::new();
     for variant in MatmulVariant::ALL {
         for trans in Transpose::ALL {
-            all.push(Matmul::pipeline_key(variant, trans));
+            all.extend(Matmul::pipeline_keys(variant, trans));
         }
     }
     for conv_entry in ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"] {

@@ -1,7 +1,8 @@
 //! The tuner picks only kernels that are right: every engine variant passes verification against
 //! the CPU reference on this adapter, and a planted candidate that is faster but wrong (it skips
 //! half the inner dimension, or ignores the accumulate epilogue) is excluded with its reason and
-//! never chosen; with no correct candidate left, selection is an error, not a guess.
+//! never chosen; with no correct candidate left, selection is an error, not a guess. `aegpu bench
+//! --shape` times only verified variants.
 
 use aegpu::kernels::matmul::{Matmul, MatmulVariant};
 use aegpu::tune::{MatmulCandidate, select_matmul, verify_matmul};
@@ -49,4 +50,32 @@ fn a_planted_wrong_candidate_is_never_chosen() {
     );
     let Err(e) = select_matmul(&gpu, &candidates[..2], [64, 64, 64]) else { panic!("chose a wrong kernel") };
     assert!(e.to_string().contains("no matmul kernel computes correct results"), "{e}");
+}
+
+/// `aegpu bench --shape MxNxK`: every variant this device runs is verified, then timed on that
+/// product in each transpose form (the chosen one marked); a malformed shape is an error.
+#[test]
+fn bench_shapes_time_every_verified_variant() {
+    use aegpu::bench::{BenchArgs, matmul_rows, parse_shape};
+    assert_eq!(parse_shape("4096x4096x4096"), Ok([4096, 4096, 4096]));
+    assert_eq!(parse_shape("37X61x29"), Ok([37, 61, 29]));
+    for bad in ["", "2x3", "1x2x3x4", "0x4x4", "ax4x4", "4x-1x4"] {
+        assert!(parse_shape(bad).is_err(), "{bad:?} accepted");
+    }
+    let gpu = gpu();
+    let args =
+        BenchArgs { json: true, kernels_only: true, seconds: 0.01, shapes: vec![[37, 61, 29], [8, 4, 12]] };
+    let chosen = MatmulVariant::Reg;
+    let r = matmul_rows(&gpu, &args, chosen).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let variants = MatmulVariant::available(&gpu);
+    assert_eq!(r.rows.len(), 2 * 3 * variants.len());
+    for v in &variants {
+        let of_v: Vec<_> =
+            r.rows.iter().filter(|row| row.kernel.split(' ').nth(1) == Some(v.name().as_str())).collect();
+        assert_eq!(of_v.len(), 6, "{v:?}");
+        assert!(of_v.iter().all(|row| row.gpu > 0.0 && row.gpu.is_finite() && row.unit == "GFLOP/s"));
+        assert!(of_v.iter().all(|row| row.kernel.ends_with("(chosen)") == (*v == chosen)), "{v:?}");
+    }
+    assert_eq!(r.rows.iter().filter(|row| row.shape == "8x4x12").count(), 3 * variants.len());
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU report in one run: adapter and kernel choices (`aegpu info`, re-measured), kernel
-# and training-step benchmarks (`aegpu bench --json`), and a per-dispatch profile with a Chrome
+# and training-step benchmarks (`aegpu bench --json`), every matmul variant on 4096^3 and the model
+# presets' products (`aegpu bench --shape`), and a per-dispatch profile with a Chrome
 # trace of a training step of each model preset. Everything lands in OUTDIR (default gpu-report/).
 #
 #   scripts/gpu-report.sh [OUTDIR] [AEGPU_BINARY]
@@ -26,11 +27,17 @@ run() { # name, command...: stdout to OUTDIR/name, stderr to OUTDIR/name.err, a 
 }
 run info.txt "$bin" info
 run bench.json "$bin" bench --json
+# Every matmul variant (the SGEMM configurations included) on the square 4096^3 product and on the
+# products of the model presets at their batch: the deep and vae models' 784 -> 512 / 400 layer and
+# its backward products, the shallow model's 784 -> 32, the deep model's 256 -> 64.
+run bench-matmul.json "$bin" bench --json --kernels-only --shape 4096x4096x4096 \
+    --shape 256x512x784 --shape 256x784x512 --shape 512x784x256 --shape 256x400x784 \
+    --shape 256x32x784 --shape 256x64x256
 for preset in shallow deep vae keras strided; do
     batch=256
     case "$preset" in keras | strided) batch=128 ;; esac
     run "profile-$preset.json" "$bin" profile --preset "$preset" --batch "$batch" --steps 10 --json \
         --trace "$out/trace-$preset.json"
 done
-echo "report in $out (info.txt, bench.json, profile-*.json, trace-*.json)"
+echo "report in $out (info.txt, bench.json, bench-matmul.json, profile-*.json, trace-*.json)"
 exit $status

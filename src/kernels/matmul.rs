@@ -1,6 +1,8 @@
-//! Launcher for `shaders/matmul.wgsl`: the three products a dense layer needs, with a fused
-//! bias + activation epilogue, in two variants chosen per adapter by measurement (see `tune`).
+//! Launcher for the matmul shaders (`shaders/matmul.wgsl`, `matmul_subgroup.wgsl`,
+//! `matmul_sgemm.wgsl`): the three products a dense layer needs, with a fused bias + activation
+//! epilogue, in variants chosen per adapter by verification and measurement (see `tune`).
 
+use super::matmul_sgemm;
 use super::{Activation, Launch};
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
@@ -35,7 +37,7 @@ pub enum Transpose {
 impl Transpose {
     pub const ALL: [Transpose; 3] = [Transpose::Nn, Transpose::Nt, Transpose::Tn];
 
-    fn flags(self) -> (bool, bool) {
+    pub fn flags(self) -> (bool, bool) {
         match self {
             Transpose::Nn => (false, false),
             Transpose::Nt => (false, true),
@@ -44,7 +46,7 @@ impl Transpose {
     }
 }
 
-/// The two kernels with the same contract.
+/// The kernels with the same contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatmulVariant {
@@ -54,24 +56,36 @@ pub enum MatmulVariant {
     Tiled,
     /// 8 rows of A shared through subgroupBroadcast (needs subgroups of >= 8; fast on CPU adapters).
     Subgroup,
+    /// Tiled SGEMM (`matmul_sgemm.wgsl`), 128x128 blocks in k-steps of 8, 8x8 per invocation.
+    Sgemm128x128,
+    /// Tiled SGEMM, 64x64 blocks in k-steps of 16, 4x4 per invocation.
+    Sgemm64x64,
+    /// Tiled SGEMM for few rows (small batches), 32x128 blocks in k-steps of 16, 4x4 per invocation.
+    Sgemm32x128,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 3] = [MatmulVariant::Reg, MatmulVariant::Tiled, MatmulVariant::Subgroup];
+    pub const ALL: [MatmulVariant; 6] = [
+        MatmulVariant::Reg,
+        MatmulVariant::Tiled,
+        MatmulVariant::Subgroup,
+        MatmulVariant::Sgemm128x128,
+        MatmulVariant::Sgemm64x64,
+        MatmulVariant::Sgemm32x128,
+    ];
 
     pub fn entry(self) -> &'static str {
         match self {
             MatmulVariant::Reg => "matmul_reg",
             MatmulVariant::Tiled => "matmul_tiled",
             MatmulVariant::Subgroup => "matmul_subgroup",
+            v => matmul_sgemm::config(v).map_or("", |c| c.entry()),
         }
     }
 
-    fn shader(self) -> Shader {
-        match self {
-            MatmulVariant::Subgroup => SUBGROUP_SHADER,
-            _ => SHADER,
-        }
+    /// The lower-case name `AEGPU_MATMUL`, the cache and `aegpu bench` use.
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
     }
 
     /// The variants this device can run: the subgroup one needs the feature and subgroups of >= 8.
@@ -82,19 +96,15 @@ impl MatmulVariant {
 
     /// (columns, rows) of C one workgroup covers.
     fn block(self) -> (usize, usize) {
-        match self {
-            MatmulVariant::Subgroup => (256, 16),
+        match (self, matmul_sgemm::config(self)) {
+            (_, Some(c)) => c.block(),
+            (MatmulVariant::Subgroup, _) => (256, 16),
             _ => (64, 64),
         }
     }
 
     pub fn parse(s: &str) -> Option<MatmulVariant> {
-        match s {
-            "reg" => Some(MatmulVariant::Reg),
-            "tiled" => Some(MatmulVariant::Tiled),
-            "subgroup" => Some(MatmulVariant::Subgroup),
-            _ => None,
-        }
+        MatmulVariant::ALL.into_iter().find(|v| v.name() == s)
     }
 }
 
@@ -132,13 +142,42 @@ pub struct Matmul {
 }
 
 impl Matmul {
-    pub fn pipeline_key(variant: MatmulVariant, trans: Transpose) -> PipelineKey {
+    /// Every pipeline the host may build for `variant` and `trans` (the SGEMM: one per combination
+    /// of operand load widths).
+    pub fn pipeline_keys(variant: MatmulVariant, trans: Transpose) -> Vec<PipelineKey> {
+        if let Some(config) = matmul_sgemm::config(variant) {
+            return matmul_sgemm::pipeline_keys(config, trans);
+        }
         let (ta, tb) = trans.flags();
-        PipelineKey::new(
-            variant.shader(),
+        let shader = if variant == MatmulVariant::Subgroup { SUBGROUP_SHADER } else { SHADER };
+        vec![PipelineKey::new(
+            shader,
             variant.entry(),
             &[("TRANS_A", ta as u32 as f64), ("TRANS_B", tb as u32 as f64)],
-        )
+        )]
+    }
+
+    /// The pipeline of this product. The SGEMM reads an operand a vec4 at a time when its
+    /// contiguous dimension (K for A, N for B; M for A and K for B when stored transposed) is a
+    /// multiple of 4 and its view starts at a multiple of 4 words; else one word at a time.
+    fn pipeline_key(&self) -> PipelineKey {
+        let Some(config) = matmul_sgemm::config(self.variant) else {
+            return Matmul::pipeline_keys(self.variant, self.trans).remove(0);
+        };
+        let (ta, tb) = self.trans.flags();
+        let vec_a = matmul_sgemm::vec4_ok(&self.a, if ta { self.m } else { self.k });
+        let vec_b = matmul_sgemm::vec4_ok(&self.b, if tb { self.k } else { self.n });
+        matmul_sgemm::pipeline_key(config, self.trans, vec_a, vec_b)
+    }
+
+    /// Split-K chunk: the SGEMM's is a multiple of 4 so a quad along K never straddles two chunks.
+    fn k_chunk(&self) -> u32 {
+        let chunk = self.k.div_ceil(self.splits.max(1)).max(1);
+        if matmul_sgemm::config(self.variant).is_some() {
+            chunk.next_multiple_of(4) as u32
+        } else {
+            chunk as u32
+        }
     }
 
     pub fn launch(&self) -> Launch {
@@ -150,7 +189,7 @@ impl Matmul {
             has_bias: self.bias.is_some() as u32,
             accumulate: self.accumulate as u32,
             slope: self.act.slope(),
-            k_chunk: self.k.div_ceil(self.splits.max(1)).max(1) as u32,
+            k_chunk: self.k_chunk(),
         };
         debug_assert!(
             self.splits <= 1 || (self.bias.is_none() && self.act == Activation::Identity && !self.accumulate),
@@ -159,7 +198,7 @@ impl Matmul {
         // Any buffer satisfies the layout when there is no bias; the shader never reads it.
         let bias = self.bias.clone().unwrap_or_else(|| self.c.clone());
         Launch {
-            key: Matmul::pipeline_key(self.variant, self.trans),
+            key: self.pipeline_key(),
             uniform: bytemuck::bytes_of(&params).to_vec(),
             views: vec![self.a.clone(), self.b.clone(), bias, self.c.clone()],
             workgroups: {

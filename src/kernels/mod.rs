@@ -9,6 +9,7 @@ pub mod conv_shape;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_sgemm;
 pub mod optimizer;
 pub mod penalty;
 pub mod pool;
@@ -26,6 +27,10 @@ pub use crate::gpu::{Launch, grid_1d};
 pub const SHADERS: &[(&str, &str)] = &[
     (matmul::SHADER.name, matmul::SHADER.source),
     (matmul::SUBGROUP_SHADER.name, matmul::SUBGROUP_SHADER.source),
+    (matmul_sgemm::SHADERS[0][0].name, matmul_sgemm::SHADERS[0][0].source),
+    (matmul_sgemm::SHADERS[0][1].name, matmul_sgemm::SHADERS[0][1].source),
+    (matmul_sgemm::SHADERS[1][0].name, matmul_sgemm::SHADERS[1][0].source),
+    (matmul_sgemm::SHADERS[1][1].name, matmul_sgemm::SHADERS[1][1].source),
     (activation::SHADER.name, activation::SHADER.source),
     (reduce::SHADER.name, reduce::SHADER.source),
     (loss::SHADER.name, loss::SHADER.source),

@@ -4,10 +4,11 @@
 //! computed the CPU reference's results on awkward shapes on this adapter (`verify`): a fast but
 //! wrong kernel is excluded and the reason logged and cached. The survivors run the three products
 //! of a dense layer on one shape, many repetitions per submit (so the time is the GPU's, not a
-//! submit-and-wait round trip's), and the fastest is kept. `AEGPU_MATMUL=reg|tiled|subgroup` forces
-//! a variant; the cache lives in `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed
-//! by adapter, backend, driver, engine version and a hash of the shader sources (a changed kernel is
-//! verified and measured again), and `AEGPU_RETUNE=1` ignores it.
+//! submit-and-wait round trip's), and the fastest is kept. `AEGPU_MATMUL=reg|tiled|subgroup|
+//! sgemm128x128|sgemm64x64|sgemm32x128` forces a variant; the cache lives in
+//! `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed by adapter, backend, driver,
+//! engine version and a hash of the shader sources (a changed kernel is verified and measured
+//! again), and `AEGPU_RETUNE=1` ignores it.
 //!
 //! Convolutions are chosen per layer shape: the direct kernels against the GEMM formulation (im2col +
 //! the chosen matmul), each verified against the CPU reference at batch 2, then timed on that
@@ -168,8 +169,10 @@ fn poisoned() -> Error {
 
 fn choose(gpu: &Gpu) -> Result<Tuning> {
     if let Ok(v) = std::env::var("AEGPU_MATMUL") {
-        let matmul = MatmulVariant::parse(&v)
-            .ok_or_else(|| Error::Config(format!("AEGPU_MATMUL={v}: use 'reg', 'tiled' or 'subgroup'")))?;
+        let matmul = MatmulVariant::parse(&v).ok_or_else(|| {
+            let names: Vec<String> = MatmulVariant::ALL.iter().map(|v| v.name()).collect();
+            Error::Config(format!("AEGPU_MATMUL={v}: use one of {}", names.join(", ")))
+        })?;
         if !MatmulVariant::available(gpu).contains(&matmul) {
             return Err(Error::Config(format!(
                 "AEGPU_MATMUL={v}: this device cannot run it (the subgroup kernel needs Features::SUBGROUP \

@@ -11,15 +11,17 @@ use crate::gpu::{Gpu, GpuOptions, StorageBuffer};
 use crate::kernels::activation::{activation_backward, activation_forward};
 use crate::kernels::gather::gather_u8;
 use crate::kernels::loss::{self, LossKind};
-use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::reduce::colsum;
 use crate::kernels::{Activation, Launch};
 use crate::models::conv::ConvConfig;
 use crate::models::dense::DenseConfig;
 use crate::models::{Autoencoder, Init};
+
+mod matmul;
 use crate::runner::{Plan, View};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
+pub use matmul::{DEFAULT_SHAPE, MatmulRows, matmul_rows, parse_shape};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct BenchArgs {
     /// Seconds to spend on each measurement (more = steadier).
     #[arg(long, default_value_t = 0.5)]
     pub seconds: f64,
+    /// A matmul product M x N x K to measure with every variant, in each transpose form (repeatable,
+    /// e.g. `--shape 4096x4096x4096 --shape 256x784x512`; default 256x784x512).
+    #[arg(long = "shape", value_name = "MxNxK", value_parser = parse_shape)]
+    pub shapes: Vec<[usize; 3]>,
 }
 
 /// One row of the table.
@@ -62,6 +68,8 @@ pub struct StepRow {
 pub struct BenchReport {
     pub adapter: String,
     pub matmul_variant: String,
+    /// Matmul variants excluded because they computed a wrong result on this adapter: (name, why).
+    pub matmul_failed: Vec<(String, String)>,
     pub cpu_threads: usize,
     pub kernels: Vec<KernelRow>,
     pub steps: Vec<StepRow>,
@@ -119,44 +127,6 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
         .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0) - 0.5)
         .collect()
-}
-
-fn matmul_rows(gpu: &Gpu, args: &BenchArgs, variant: MatmulVariant) -> Result<Vec<KernelRow>> {
-    let (m, n, k) = (256, 784, 512);
-    let mut rows = Vec::new();
-    for trans in Transpose::ALL {
-        let a = values(m * k, 1);
-        let b = values(k * n, 2);
-        let mut c = vec![0.0f32; m * n];
-        let launch = Matmul {
-            c: buf(gpu, "c", &c)?,
-            a: buf(gpu, "a", &a)?,
-            b: buf(gpu, "b", &b)?,
-            bias: None,
-            m,
-            n,
-            k,
-            trans,
-            act: Activation::Identity,
-            accumulate: false,
-            variant,
-            splits: 1,
-        }
-        .launch();
-        let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
-        let cpu_s = time_cpu(args.seconds, || cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans));
-        let flops = Matmul::flops(m, n, k);
-        rows.push(KernelRow {
-            kernel: format!("matmul {variant:?} {trans:?}").to_lowercase(),
-            shape: format!("{m}x{n}x{k}"),
-            unit: "GFLOP/s",
-            gpu: flops / gpu_s / 1e9,
-            cpu: flops / cpu_s / 1e9,
-            gpu_ms: gpu_s * 1e3,
-            cpu_ms: cpu_s * 1e3,
-        });
-    }
-    Ok(rows)
 }
 
 fn bandwidth_row(kernel: &str, shape: String, bytes: f64, gpu_s: f64, cpu_s: f64) -> KernelRow {
@@ -393,22 +363,15 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
 
 pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let chosen = gpu.matmul_variant()?;
-    let mut kernels = Vec::new();
-    for variant in MatmulVariant::available(gpu) {
-        let mut rows = matmul_rows(gpu, args, variant)?;
-        if variant == chosen {
-            for r in &mut rows {
-                r.kernel += " (chosen)";
-            }
-        }
-        kernels.extend(rows);
-    }
+    let matmul = matmul::matmul_rows(gpu, args, chosen)?;
+    let mut kernels = matmul.rows;
     kernels.extend(elementwise_rows(gpu, args)?);
     kernels.extend(conv_rows(gpu, args)?);
     let steps = if args.kernels_only { Vec::new() } else { step_rows(gpu, args)? };
     Ok(BenchReport {
         adapter: gpu.describe(),
         matmul_variant: format!("{chosen:?}"),
+        matmul_failed: matmul.failed,
         cpu_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         kernels,
         steps,
@@ -433,13 +396,13 @@ pub fn run(args: &BenchArgs) -> Result<String> {
     );
     let _ = writeln!(
         out,
-        "{:<34} {:>12} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "{:<34} {:>14} {:>10} {:>10} {:>8} {:>10} {:>10}",
         "kernel", "shape", "GPU", "CPU", "GPU/CPU", "GPU ms", "CPU ms"
     );
     for k in &r.kernels {
         let _ = writeln!(
             out,
-            "{:<34} {:>12} {:>10} {:>10} {:>8.2} {:>10.3} {:>10.3}",
+            "{:<34} {:>14} {:>10} {:>10} {:>8.2} {:>10.3} {:>10.3}",
             k.kernel,
             k.shape,
             format!("{:.2}", k.gpu),
@@ -454,6 +417,9 @@ pub fn run(args: &BenchArgs) -> Result<String> {
         "(matmul and conv rows in GFLOP/s, the others in GB/s of compulsory traffic; the conv CPU column is the \
          single-threaded reference loop, not a tuned baseline)\n"
     );
+    for (name, why) in &r.matmul_failed {
+        let _ = writeln!(out, "matmul {name}: not timed, wrong on this adapter: {why}");
+    }
     for s in &r.steps {
         let _ = writeln!(
             out,

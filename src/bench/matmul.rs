@@ -1,0 +1,89 @@
+//! The matmul rows of `aegpu bench`: every variant this device can run, verified against the CPU
+//! reference first (a wrong one is reported, not timed), on each product `--shape M x N x K` names
+//! (default the deep model's 256x784x512), in each transpose form, beside the CPU baseline.
+
+use super::{BenchArgs, KernelRow, buf, time_cpu, time_gpu, values};
+use crate::cpu;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::Activation;
+use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::tune::{MatmulCandidate, verify_matmul};
+
+/// The product the matmul rows measure when no `--shape` is given.
+pub const DEFAULT_SHAPE: [usize; 3] = [256, 784, 512];
+
+/// `MxNxK` (e.g. `4096x4096x4096`) as [M, N, K], each at least 1.
+pub fn parse_shape(s: &str) -> std::result::Result<[usize; 3], String> {
+    let dims: Vec<&str> = s.split(['x', 'X']).collect();
+    let parsed: Vec<usize> = dims.iter().filter_map(|d| d.trim().parse().ok()).filter(|&d| d > 0).collect();
+    match parsed[..] {
+        [m, n, k] if dims.len() == 3 => Ok([m, n, k]),
+        _ => Err(format!("'{s}': expected MxNxK with three positive integers, e.g. 256x784x512")),
+    }
+}
+
+/// The matmul rows, and the variants excluded because they computed a wrong result here
+/// (name, first difference).
+pub struct MatmulRows {
+    pub rows: Vec<KernelRow>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Every verified variant on every shape of `args` (in the order given), `chosen` marked.
+pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: MatmulVariant) -> Result<MatmulRows> {
+    let mut verified = Vec::new();
+    let mut failed = Vec::new();
+    for variant in MatmulVariant::available(gpu) {
+        match verify_matmul(gpu, &MatmulCandidate::variant(variant))? {
+            Ok(()) => verified.push(variant),
+            Err(why) => failed.push((variant.name(), why)),
+        }
+    }
+    let shapes = if args.shapes.is_empty() { vec![DEFAULT_SHAPE] } else { args.shapes.clone() };
+    let mut rows = Vec::new();
+    for [m, n, k] in shapes {
+        let a = values(m * k, 1);
+        let b = values(k * n, 2);
+        let mut c = vec![0.0f32; m * n];
+        let (ga, gb, gc) = (buf(gpu, "a", &a)?, buf(gpu, "b", &b)?, buf(gpu, "c", &c)?);
+        let flops = Matmul::flops(m, n, k);
+        for trans in Transpose::ALL {
+            // The baseline once per product, not once per variant: at 4096^3 it takes seconds.
+            let cpu_s = time_cpu(args.seconds, || cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans));
+            for &variant in &verified {
+                let launch = Matmul {
+                    c: gc.clone(),
+                    a: ga.clone(),
+                    b: gb.clone(),
+                    bias: None,
+                    m,
+                    n,
+                    k,
+                    trans,
+                    act: Activation::Identity,
+                    accumulate: false,
+                    variant,
+                    splits: 1,
+                }
+                .launch();
+                let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
+                let mark = if variant == chosen { " (chosen)" } else { "" };
+                rows.push(KernelRow {
+                    kernel: format!(
+                        "matmul {} {}{mark}",
+                        variant.name(),
+                        format!("{trans:?}").to_lowercase()
+                    ),
+                    shape: format!("{m}x{n}x{k}"),
+                    unit: "GFLOP/s",
+                    gpu: flops / gpu_s / 1e9,
+                    cpu: flops / cpu_s / 1e9,
+                    gpu_ms: gpu_s * 1e3,
+                    cpu_ms: cpu_s * 1e3,
+                });
+            }
+        }
+    }
+    Ok(MatmulRows { rows, failed })
+}
