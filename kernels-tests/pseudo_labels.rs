@@ -107,7 +107,7 @@ fn unlabelled_rows_match_the_cpu_reference_before_inside_and_after_the_ramp() {
                 let threshold = if (rows + classes + labelled_rows) % 2 == 0 { 0.0f32 } else { 0.7 };
                 let pseudo = PseudoLabels { weight: 3.0, ramp_start: 4, ramp_end: 12, threshold };
                 // A clean teacher's logits in every third case (the rows teach themselves otherwise).
-                let teacher = (seed % 3 == 0).then(|| logits(rows, classes, seed + 7));
+                let teacher = seed.is_multiple_of(3).then(|| logits(rows, classes, seed + 7));
                 // The top probability of every row's teacher, so the test knows which rows miss the
                 // threshold.
                 let top_of = teacher.as_deref().unwrap_or(&z);
