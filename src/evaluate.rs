@@ -6,7 +6,24 @@ use crate::gpu::{Gpu, StorageBuffer};
 use crate::gpu_data::{BatchFeed, GpuDataset};
 use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
 use crate::runner::Plan;
-use crate::train::{EvalMetrics, NEAR_ZERO};
+
+/// Test-set metrics: per pixel, and for a VAE per image in nats.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalMetrics {
+    pub mse_px: f64,
+    pub bce_px: f64,
+    /// The training objective on this data: per-pixel loss, or a VAE's negative ELBO per image.
+    pub loss: f64,
+    /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
+    pub vae: Option<(f64, f64, f64)>,
+    pub code_mean: f64,
+    pub code_near_zero: f64,
+    /// Mean ‖J_f(x)‖_F, when the encoder is one sigmoid layer.
+    pub jacobian_fro: Option<f64>,
+}
+
+/// Below this magnitude a code value counts as "near zero" in the sparsity metric.
+pub const NEAR_ZERO: f32 = 0.01;
 
 /// Runs a model over a whole dataset in batches: test metrics, codes, reconstructions.
 pub struct Evaluator<'a> {

@@ -12,7 +12,7 @@
 //! non-blocking readback.
 
 use crate::error::{Error, Result};
-pub use crate::evaluate::{EvalOutput, Evaluator};
+pub use crate::evaluate::{EvalMetrics, EvalOutput, Evaluator, NEAR_ZERO};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
 use crate::gpu_data::BatchFeed;
 pub use crate::gpu_data::{GpuDataset, Residency};
@@ -64,24 +64,6 @@ pub struct EpochMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_jacobian_fro: Option<f64>,
 }
-
-/// Test-set metrics: per pixel, and for a VAE per image in nats.
-#[derive(Clone, Copy, Debug)]
-pub struct EvalMetrics {
-    pub mse_px: f64,
-    pub bce_px: f64,
-    /// The training objective on this data: per-pixel loss, or a VAE's negative ELBO per image.
-    pub loss: f64,
-    /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
-    pub vae: Option<(f64, f64, f64)>,
-    pub code_mean: f64,
-    pub code_near_zero: f64,
-    /// Mean ‖J_f(x)‖_F, when the encoder is one sigmoid layer.
-    pub jacobian_fro: Option<f64>,
-}
-
-/// Below this magnitude a code value counts as "near zero" in the sparsity metric.
-pub const NEAR_ZERO: f32 = 0.01;
 
 /// At most this many steps (or one group of steps per submit, if larger) are submitted and not yet
 /// finished, so the CPU never runs far ahead.
