@@ -5,11 +5,14 @@
 //! that is what keeps training bit-identical to the unfused list), and the CPU reference within
 //! the colsum bound, on awkward shapes (1 x N, N x 1, widths around the 32-column strip, rows
 //! around the 8 lanes), every activation, in place and not, with a guard band past every output.
+//! The conv layers' `conv2d_backward_bias` with an activation does the same per channel: it must
+//! equal `act_backward` then the plain channel sum bit for bit.
 
 mod common;
 
 use aegpu::cpu;
 use aegpu::gpu::{Gpu, StorageBuffer};
+use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::{Activation, Launch, activation, reduce};
 use aegpu::runner::{Plan, View};
 use common::*;
@@ -158,5 +161,100 @@ fn act_backward_colsum_is_exact_on_exactly_representable_values() {
         cpu::activation::activation_backward_bias(&mut dz_ref, &mut db_ref, &dout, &y, (rows, cols), act);
         assert_bits_eq(&format!("exact dz {rows}x{cols}"), &dz, &dz_ref);
         assert_bits_eq(&format!("exact dbias {rows}x{cols}"), &db, &db_ref);
+    }
+}
+
+/// (n, channels, h, w) of a conv layer's output: planes under and over the 64 lanes, one channel,
+/// more channels than a row of workgroups would suggest, a single pixel.
+const CONV_SHAPES: &[(usize, usize, usize, usize)] =
+    &[(1, 1, 1, 1), (3, 5, 7, 9), (2, 4, 9, 9), (5, 70, 3, 3), (2, 3, 8, 8), (1, 2, 13, 11)];
+
+#[test]
+fn conv_bias_with_activation_is_bit_identical_to_act_backward_then_bias() {
+    let gpu = gpu();
+    for act in ACTS {
+        for (i, &(n, c, h, w)) in CONV_SHAPES.iter().enumerate() {
+            for transposed in [false, true] {
+                let ctx = format!("{act:?} n={n} c={c} {h}x{w} transposed={transposed}");
+                let len = n * c * h * w;
+                let x: Vec<f32> = random_vec(len, i as u64 * 7 + 1).iter().map(|v| v * 6.0).collect();
+                let mut y = vec![0.0; len];
+                cpu::activation::activation_forward(&mut y, &x, act);
+                let dout = random_vec(len, i as u64 * 7 + 2);
+                // A 1x1 kernel with stride 1 keeps the plane: the output is [n, c, h, w].
+                let s2 = Conv2dShape { n, c_in: 1, h, w, c_out: c, kh: 1, kw: 1, stride: 1, padding: 0 };
+                let st = ConvTranspose2dShape {
+                    n,
+                    c_in: 1,
+                    h,
+                    w,
+                    c_out: c,
+                    kh: 1,
+                    kw: 1,
+                    stride: 1,
+                    padding: 0,
+                    output_padding: 0,
+                };
+                let (gy, fused_dz, fused_db) = (
+                    upload(&gpu, "y", &y),
+                    upload(&gpu, "dz", &dout),
+                    upload(&gpu, "db", &vec![SENTINEL; c]),
+                );
+                let (plain_dz, plain_db) =
+                    (upload(&gpu, "dz", &dout), upload(&gpu, "db", &vec![SENTINEL; c]));
+                let v = View::whole;
+                let (fused, plain) = if transposed {
+                    (
+                        conv::conv_transpose2d_backward_bias_act(
+                            &v(&fused_db),
+                            &v(&fused_dz),
+                            &v(&gy),
+                            &st,
+                            act,
+                        ),
+                        conv::conv_transpose2d_backward_bias(&v(&plain_db), &v(&plain_dz), &st),
+                    )
+                } else {
+                    (
+                        conv::conv2d_backward_bias_act(&v(&fused_db), &v(&fused_dz), &v(&gy), &s2, act),
+                        conv::conv2d_backward_bias(&v(&plain_db), &v(&plain_dz), &s2),
+                    )
+                };
+                run(&gpu, &[fused]);
+                run(
+                    &gpu,
+                    &[
+                        activation::activation_backward(&v(&plain_dz), &v(&plain_dz), &v(&gy), len, act),
+                        plain,
+                    ],
+                );
+                let (dz, db) = (read(&gpu, "fused dz", &fused_dz, len), read(&gpu, "fused db", &fused_db, c));
+                assert_bits_eq(&format!("dz {ctx}"), &dz, &read(&gpu, "dz", &plain_dz, len));
+                assert_bits_eq(&format!("dbias {ctx}"), &db, &read(&gpu, "db", &plain_db, c));
+
+                let mut dz_ref = vec![0.0; len];
+                cpu::activation::activation_backward(&mut dz_ref, &dout, &y, act);
+                let mut db_ref = vec![0.0f32; c];
+                cpu::conv::channel_sum(&mut db_ref, &dz_ref, n, c, h, w);
+                assert_close(&format!("dz {ctx}"), &dz, &dz_ref, f32::EPSILON / 2.0, 2.0 * f32::EPSILON);
+                // A chain of n·ceil(h·w/64) adds and a 6-level tree per channel.
+                let chain = n * (h * w).div_ceil(64) + 8;
+                for ch in 0..c {
+                    let abs: f64 = (0..n)
+                        .flat_map(|b| (0..h * w).map(move |p| (b * c + ch) * h * w + p))
+                        .map(|i| dz_ref[i].abs() as f64)
+                        .sum();
+                    let bound = (chain as f64 * 0.5 + 2.0) * f32::EPSILON as f64 * abs
+                        + (n * h * w) as f64 * f32::EPSILON as f64 * 0.5;
+                    let err = (db[ch] as f64 - db_ref[ch] as f64).abs();
+                    assert!(
+                        err <= bound,
+                        "dbias {ctx}: channel {ch}: gpu {} ref {} (err {err:e} > {bound:e})",
+                        db[ch],
+                        db_ref[ch]
+                    );
+                }
+            }
+        }
     }
 }
