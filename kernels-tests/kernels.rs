@@ -914,7 +914,9 @@ fn gather_u8_folded_2d_dispatch() {
 // ---------------------------------------------------------------------------------------------
 
 /// Each launcher's uniform bytes match the size of its shader's `Params` (binding 0), and its views
-/// fill exactly the storage bindings 1..=k the shader declares.
+/// fill exactly the storage bindings 1..=k the shader declares, reaching every one its entry point
+/// uses (a module may declare more for its other entry points: activation.wgsl's fused backward
+/// has a fifth).
 #[test]
 fn launchers_match_shader_bindings() {
     let gpu = gpu();
@@ -924,6 +926,7 @@ fn launchers_match_shader_bindings() {
     let mut launches: Vec<Launch> = vec![
         activation::activation_forward(&v, &v, 4, Activation::Relu),
         activation::activation_backward(&v, &v, &v, 4, Activation::Tanh),
+        activation::activation_backward_bias(&v, &v, &v, &v, 2, 2, Activation::Relu),
         reduce::colsum(&v, &v, 2, 2, false),
         optimizer_step(&opt, &v, &v, &v, &v, 4, 1),
         optimizer_step(&Optimizer::parse("sgd", 1e-3, 0.0).unwrap(), &v, &v, &v, &v, 4, 1),
@@ -945,11 +948,30 @@ fn launchers_match_shader_bindings() {
         let module =
             naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
         let ctx = format!("{} ({}::{})", l.label, l.key.shader.name, l.key.entry);
-        assert!(module.entry_points.iter().any(|ep| ep.name == l.key.entry), "{ctx}: no such entry point");
+        let entry = module.entry_points.iter().position(|ep| ep.name == l.key.entry);
+        let entry = entry.unwrap_or_else(|| panic!("{ctx}: no such entry point"));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{ctx}: {e:?}"));
+        let used = info.get_entry_point(entry);
+        // The entry's last used storage binding: the views must reach it.
+        let last_used = module
+            .global_variables
+            .iter()
+            .filter(|(h, g)| !used[*h].is_empty() && matches!(g.space, naga::AddressSpace::Storage { .. }))
+            .filter_map(|(_, g)| g.binding.as_ref().map(|b| b.binding))
+            .max()
+            .unwrap_or(0);
         let mut storage = Vec::new();
         let mut uniform_size = None;
         for (_, g) in module.global_variables.iter() {
             let Some(rb) = &g.binding else { continue };
+            if rb.binding > l.views.len() as u32 {
+                continue; // another entry point's binding
+            }
             assert_eq!(rb.group, 0, "{ctx}: everything lives in group 0");
             match g.space {
                 naga::AddressSpace::Uniform => {
@@ -960,6 +982,7 @@ fn launchers_match_shader_bindings() {
                 other => panic!("{ctx}: unexpected address space {other:?}"),
             }
         }
+        assert!(last_used <= l.views.len() as u32, "{ctx}: uses binding {last_used}, past the views");
         storage.sort();
         assert_eq!(
             storage,

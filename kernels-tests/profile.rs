@@ -17,6 +17,8 @@ fn profile_writes_a_trace_and_a_table_that_sums_to_the_step() {
     let report: serde_json::Value = serde_json::from_str(&out[json_start..]).expect("the report is JSON");
     let dispatches = report["dispatches_per_step"].as_u64().unwrap() as usize;
     assert!(dispatches >= 10, "{report}");
+    assert!(report["steps_per_submit"].as_u64().is_some_and(|k| k >= 1), "{report}");
+    assert!(report["submits_per_mnist_epoch"].as_u64().is_some_and(|s| s >= 1), "{report}");
     let kernels = report["kernels"].as_array().unwrap();
     let listed: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
     assert_eq!(listed as usize, 2 * dispatches, "every dispatch of both steps is in the table");

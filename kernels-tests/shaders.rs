@@ -26,6 +26,7 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
     ("matmul_sgemm_a4_b4", "sgemm_4x4", [256, 1, 1]),
     ("activation", "act_forward", [256, 1, 1]),
     ("activation", "act_backward", [256, 1, 1]),
+    ("activation", "act_backward_colsum", [32, 8, 1]),
     ("reduce", "colsum", [32, 8, 1]),
     ("loss", "loss_forward_backward", [256, 1, 1]),
     ("optimizer", "sgd_momentum", [256, 1, 1]),

@@ -25,7 +25,11 @@
 //                           workgroup memory adds the 64 lanes.
 //   conv2d_backward_bias    b[c] = Σ_{n,s} y[n,c,s] (db from dy): the per-channel sum of the [N, C_OUT,
 //                           OH*OW] tensor at binding 4. One workgroup of 64 per channel: lane l sums
-//                           s = l, l+64, ... of sample 0, 1, ...; the same tree.
+//                           s = l, l+64, ... of sample 0, 1, ...; the same tree. With a non-identity
+//                           act it first applies the layer's activation derivative in place,
+//                           y[i] = dy[i] * f'(x[i]) with the forward output at binding 1, and sums
+//                           those: bit-identical to act_backward then this sum (each product is
+//                           stored and added in the same order), one pass over dy fewer.
 // CHANNEL_BLOCK (override, 4 or 1): with 4, one load of x (forward), of y (backward_input) or of x
 // (backward_weight) feeds 4 multiply-adds, one per channel of the block; the host uses 1 when the blocked
 // dimension has fewer than 4 channels (src/kernels/conv.rs, channel_block). A partial last block clamps
@@ -300,7 +304,13 @@ fn conv2d_backward_bias(
         for (var n = 0u; n < p.n; n++) {
             let start = (n * p.c_out + c) * plane;
             for (var r = lid; r < plane; r += LANES) {
-                s += y[start + r];
+                if (p.act == ACT_IDENTITY) {
+                    s += y[start + r];
+                } else {
+                    let d = y[start + r] * activation_derivative_from_output(p.act, p.slope, x[start + r]);
+                    y[start + r] = d;
+                    s += d;
+                }
             }
         }
     }

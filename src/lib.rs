@@ -17,6 +17,7 @@ pub mod cpu;
 pub mod data;
 pub mod embed;
 pub mod error;
+pub mod evaluate;
 pub mod generate;
 pub mod gpu;
 pub mod gpu_data;

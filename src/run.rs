@@ -1,8 +1,8 @@
 //! A training run over several epochs: the epoch loop with its progress bar, the evaluation after
 //! every epoch and a callback that writes what the caller keeps. A run can start in the middle of
-//! an epoch (resume) and stop between two steps when asked (Ctrl-C): the step counter, the epoch's
-//! seeded order and the random streams are all functions of the position, so a stopped and resumed
-//! run computes exactly what an uninterrupted one does.
+//! an epoch (resume) and stop between two submits of steps when asked (Ctrl-C): the step counter,
+//! the epoch's seeded order and the random streams are all functions of the position, so a stopped
+//! and resumed run computes exactly what an uninterrupted one does.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -46,7 +46,7 @@ pub fn train(
 
 /// Runs from `from` to the end of epoch `trainer.config().epochs`, calling `on_epoch` after each
 /// epoch's evaluation (with the trainer, whose state is then that of the epoch's end). Returns `None` when every epoch ran, or the position to resume from when
-/// `stop()` turned true (checked after every step and after every epoch).
+/// `stop()` turned true (checked after every submit of steps and after every epoch).
 /// A non-finite or exploding training loss, or a non-finite test figure, is an error.
 pub fn run_epochs(
     trainer: &mut Trainer,

@@ -1,21 +1,27 @@
-//! The training loop and evaluation.
+//! The training loop (evaluation is in `crate::evaluate`).
 //!
-//! A training step is one plan (gather, forward, loss, backward, update) recorded into one encoder
-//! with one submit. Only the per-step uniforms change (the batch's offset into the shuffled index,
-//! read by one gather per data chunk, and the optimiser's step count); data streamed from the host
-//! is copied into the batch buffer before the submit (see `crate::gpu_data`). The loss totals of
-//! every step are copied into a log buffer that is read once per epoch; the progress bar's running
-//! loss comes from a non-blocking readback.
+//! A training step is one plan (gather, forward, loss, backward, update) recorded into one compute
+//! pass. Only the per-step uniforms change (the batch's offset into the shuffled index, read by one
+//! gather per data chunk, the optimiser's step count and the random streams). Several steps share
+//! one command buffer and one submit ([`Trainer::steps_per_submit`]): each step's uniforms are
+//! written into a slot of their own and copied into place inside the encoder right before the step
+//! (see [`crate::runner::UniformRing`]), so every step computes exactly what it would alone. Data
+//! streamed from the host is copied into the one batch buffer before each submit (see
+//! `crate::gpu_data`), so it runs one step per submit. The loss totals of every step are copied
+//! into a log buffer that is read once per epoch; the progress bar's running loss comes from a
+//! non-blocking readback.
 
 use crate::error::{Error, Result};
+pub use crate::evaluate::{EvalMetrics, EvalOutput, Evaluator, NEAR_ZERO};
 use crate::gpu::{Gpu, Readback, StorageBuffer};
 use crate::gpu_data::BatchFeed;
 pub use crate::gpu_data::{GpuDataset, Residency};
 use crate::kernels::optimizer::Optimizer;
-use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
-use crate::runner::Plan;
+use crate::models::{Activations, Autoencoder, Pass};
+use crate::runner::{Plan, UniformRing};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use std::ops::Range;
 
 /// Settings of one training run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -59,26 +65,13 @@ pub struct EpochMetrics {
     pub test_jacobian_fro: Option<f64>,
 }
 
-/// Test-set metrics: per pixel, and for a VAE per image in nats.
-#[derive(Clone, Copy, Debug)]
-pub struct EvalMetrics {
-    pub mse_px: f64,
-    pub bce_px: f64,
-    /// The training objective on this data: per-pixel loss, or a VAE's negative ELBO per image.
-    pub loss: f64,
-    /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
-    pub vae: Option<(f64, f64, f64)>,
-    pub code_mean: f64,
-    pub code_near_zero: f64,
-    /// Mean ‖J_f(x)‖_F, when the encoder is one sigmoid layer.
-    pub jacobian_fro: Option<f64>,
-}
-
-/// Below this magnitude a code value counts as "near zero" in the sparsity metric.
-pub const NEAR_ZERO: f32 = 0.01;
-
-/// At most this many steps are submitted and not yet finished, so the CPU never runs far ahead.
+/// At most this many steps (or one group of steps per submit, if larger) are submitted and not yet
+/// finished, so the CPU never runs far ahead.
 const MAX_IN_FLIGHT: usize = 4;
+/// Training steps recorded into one command buffer unless set otherwise: a submit's fixed cost
+/// (validation, a queue submission, its fence) is paid once per 8 steps, while a Ctrl-C still stops
+/// within 8 steps and the progress bar moves every 8.
+pub const DEFAULT_STEPS_PER_SUBMIT: usize = 8;
 /// Words per step in the loss log: (Σ squared error, Σ cross-entropy, Σ KL, unused).
 const LOG_STRIDE: usize = 4;
 /// The progress bar's loss is refreshed (asynchronously) every this many steps.
@@ -94,6 +87,8 @@ pub struct Trainer<'a> {
     /// The plan's gathers and, for streamed data, the batch copy before each submit.
     feed: BatchFeed<'a>,
     plan: Plan,
+    /// A slot of per-step uniforms for each step of one submit.
+    ring: UniformRing,
     loss_log: StorageBuffer,
     steps_per_epoch: usize,
     step: u64,
@@ -127,7 +122,35 @@ impl<'a> Trainer<'a> {
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
         let loss_log = StorageBuffer::zeroed(gpu, "loss log", LOG_STRIDE * steps_per_epoch)?;
-        Ok(Trainer { gpu, model, train, config, acts, feed, plan, loss_log, steps_per_epoch, step: 0 })
+        let ring = UniformRing::new(gpu, &plan, 1, "train step uniforms")?;
+        let mut trainer =
+            Trainer { gpu, model, train, config, acts, feed, plan, ring, loss_log, steps_per_epoch, step: 0 };
+        trainer.set_steps_per_submit(DEFAULT_STEPS_PER_SUBMIT)?;
+        Ok(trainer)
+    }
+
+    /// Records up to `k` training steps into each command buffer (results are bit-identical for
+    /// every `k`). Streamed (host-resident) data stays at one step per submit: its batch is a host
+    /// copy into one buffer before each submit. Past the steps of an epoch `k` changes nothing.
+    pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
+        if k == 0 {
+            return Err(Error::Config("steps per submit must be at least 1".into()));
+        }
+        let k = if self.train.is_streamed() { 1 } else { k.min(self.steps_per_epoch.max(1)) };
+        if k != self.ring.capacity() {
+            self.ring = UniformRing::new(self.gpu, &self.plan, k, "train step uniforms")?;
+        }
+        Ok(())
+    }
+
+    /// Training steps recorded into one command buffer and submitted together.
+    pub fn steps_per_submit(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Submits of a whole epoch.
+    pub fn submits_per_epoch(&self) -> usize {
+        self.steps_per_epoch.div_ceil(self.steps_per_submit())
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -138,7 +161,7 @@ impl<'a> Trainer<'a> {
         &self.config
     }
 
-    /// Dispatches per training step (the plan's length); the step is one submit.
+    /// Dispatches per training step (the plan's length).
     pub fn dispatches_per_step(&self) -> usize {
         self.plan.len()
     }
@@ -153,40 +176,51 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Records and submits one training step on batch `b` of the current epoch order.
-    fn submit_step(&mut self, b: usize, show: Option<&Readback>) -> wgpu::SubmissionIndex {
-        self.step += 1;
-        // The gather's batch offset, the optimiser's step and the random streams of this step.
-        self.plan.advance(self.gpu, self.step, b * self.config.batch);
-        self.feed.stage(self.gpu, b * self.config.batch);
+    /// Records the training steps on batches `batches` of the current epoch order (at most
+    /// [`Trainer::steps_per_submit`]) into one command buffer and submits it; `show` gets a copy
+    /// of the last step's loss words.
+    fn submit_steps(
+        &mut self,
+        batches: Range<usize>,
+        show: Option<&Readback>,
+    ) -> Result<wgpu::SubmissionIndex> {
         let mut enc = self
             .gpu
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train step") });
-        self.plan.record_into(&mut enc);
-        // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
-        let totals = self.acts.totals();
-        let log_at = (b * LOG_STRIDE * 4) as u64;
-        enc.copy_buffer_to_buffer(
-            &totals.buffer,
-            (totals.offset * 4) as u64,
-            &self.loss_log.buffer,
-            log_at,
-            8,
-        );
-        if let Some(kl) = self.acts.kl_total() {
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train steps") });
+        for (slot, b) in batches.clone().enumerate() {
+            self.step += 1;
+            // The gather's batch offset, the optimiser's step and the random streams of this step,
+            // into the step's own slot (queued before the submit) and from there into the plan's
+            // uniforms right before the step's pass.
+            self.ring.write(self.gpu, &self.plan, slot, self.step, b * self.config.batch)?;
+            self.ring.record_load(&mut enc, &self.plan, slot);
+            self.feed.stage(self.gpu, b * self.config.batch);
+            self.plan.record_into(&mut enc);
+            // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
+            let totals = self.acts.totals();
+            let log_at = (b * LOG_STRIDE * 4) as u64;
             enc.copy_buffer_to_buffer(
-                &kl.buffer,
-                (kl.offset * 4) as u64,
+                &totals.buffer,
+                (totals.offset * 4) as u64,
                 &self.loss_log.buffer,
-                log_at + 8,
-                4,
+                log_at,
+                8,
             );
+            if let Some(kl) = self.acts.kl_total() {
+                enc.copy_buffer_to_buffer(
+                    &kl.buffer,
+                    (kl.offset * 4) as u64,
+                    &self.loss_log.buffer,
+                    log_at + 8,
+                    4,
+                );
+            }
         }
         if let Some(r) = show {
-            r.record_copy(&mut enc, &self.loss_log.buffer, b * LOG_STRIDE);
+            r.record_copy(&mut enc, &self.loss_log.buffer, (batches.end - 1) * LOG_STRIDE);
         }
-        self.gpu.queue.submit([enc.finish()])
+        Ok(self.gpu.queue.submit([enc.finish()]))
     }
 
     /// Optimiser steps taken so far (the step counter of the update and of the random streams).
@@ -226,9 +260,10 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Epoch `epoch` from batch `from` of its (seeded) order, stopping early after the step during
-    /// which `stop()` turns true. The order depends only on the seed and the epoch, and every
-    /// random stream only on the step, so an epoch resumed at `from` continues exactly.
+    /// Epoch `epoch` from batch `from` of its (seeded) order, stopping early after the submit
+    /// (of at most [`Trainer::steps_per_submit`] steps) during which `stop()` turns true. The order
+    /// depends only on the seed and the epoch, and every random stream only on the step, so an
+    /// epoch resumed at `from` continues exactly, however its steps were grouped into submits.
     pub fn run_epoch(
         &mut self,
         epoch: usize,
@@ -238,36 +273,44 @@ impl<'a> Trainer<'a> {
     ) -> Result<EpochEnd> {
         self.set_epoch_order(epoch);
         let shown = Readback::new(self.gpu, LOG_STRIDE);
+        // The step whose loss `shown` reads, to name it if it is not finite.
+        let mut shown_step = 0;
+        // (submission, steps in it), oldest first.
         let mut in_flight = std::collections::VecDeque::new();
-        for b in from..self.steps_per_epoch {
-            let want_show = b % SHOW_EVERY == SHOW_EVERY - 1 && shown.is_idle();
-            let index =
-                self.gpu.scoped("training step", || self.submit_step(b, want_show.then_some(&shown)))?;
+        let k = self.steps_per_submit();
+        let mut b = from;
+        while b < self.steps_per_epoch {
+            let end = (b + k).min(self.steps_per_epoch);
+            let want_show = (b..end).any(|s| s % SHOW_EVERY == SHOW_EVERY - 1) && shown.is_idle();
+            let index = self
+                .gpu
+                .scoped("training steps", || self.submit_steps(b..end, want_show.then_some(&shown)))??;
             if want_show {
                 shown.request();
+                shown_step = end - 1;
             }
-            in_flight.push_back(index);
-            if in_flight.len() > MAX_IN_FLIGHT {
-                let oldest = in_flight.pop_front().expect("non-empty");
+            in_flight.push_back((index, end - b));
+            let _ = self.gpu.device.poll(wgpu::PollType::Poll);
+            while in_flight.iter().map(|f| f.1).sum::<usize>() > MAX_IN_FLIGHT.max(k) {
+                let (oldest, _) = in_flight.pop_front().expect("non-empty");
                 self.wait(oldest)?;
-            } else {
-                let _ = self.gpu.device.poll(wgpu::PollType::Poll);
             }
             let running = shown.try_take().map(|t| self.step_loss(&t));
             if let Some(loss) = running
                 && !loss.is_finite()
             {
-                return Err(self.diverged(epoch, b, loss));
+                return Err(self.diverged(epoch, shown_step, loss));
             }
-            progress(b + 1, running);
-            if stop() && b + 1 < self.steps_per_epoch {
-                if let Some(last) = in_flight.pop_back() {
+            progress(end, running);
+            b = end;
+            if stop() && b < self.steps_per_epoch {
+                if let Some((last, _)) = in_flight.pop_back() {
                     self.wait(last)?;
                 }
                 // The steps done so far must all be finite for the saved state to be worth resuming.
-                let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * (b + 1))?;
+                let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * b)?;
                 self.check_log(epoch, &log)?;
-                return Ok(EpochEnd::Stopped { next_batch: b + 1 });
+                return Ok(EpochEnd::Stopped { next_batch: b });
             }
         }
         let log = self.loss_log.read_f32(self.gpu, 0..LOG_STRIDE * self.steps_per_epoch)?;
@@ -357,150 +400,4 @@ pub enum EpochEnd {
     Finished { train_loss: f64 },
     /// Asked to stop: the epoch continues at this batch.
     Stopped { next_batch: usize },
-}
-
-/// Runs a model over a whole dataset in batches: test metrics, codes, reconstructions.
-pub struct Evaluator<'a> {
-    gpu: &'a Gpu,
-    model: &'a Autoencoder,
-    data: &'a GpuDataset,
-    /// (batch size, activations, plan, its gathers) for full batches and for the remainder.
-    plans: Vec<(usize, Activations, Plan, BatchFeed<'a>)>,
-    /// The code layer's output for every example, `[n, code width]` (a VAE's is μ and log σ²).
-    codes: StorageBuffer,
-}
-
-/// What an evaluation pass produced.
-pub struct EvalOutput {
-    pub metrics: EvalMetrics,
-    /// `[n, code_dim]` codes of every example (a VAE's posterior means μ).
-    pub codes: Vec<f32>,
-    /// Reconstructions (after the output activation) of the first examples, `[k, dim]`.
-    pub recon: Vec<f32>,
-}
-
-/// Evaluation draws its VAE noise from streams no training step uses (steps stay below 2^40).
-const EVAL_STREAM: u64 = 1 << 46;
-
-impl<'a> Evaluator<'a> {
-    /// Evaluation of the training objective ([`Pass::EVAL`]) in batches of at most `batch`.
-    pub fn new(gpu: &'a Gpu, model: &'a Autoencoder, data: &'a GpuDataset, batch: usize) -> Result<Self> {
-        Self::with_pass(gpu, model, data, batch, Pass::EVAL)
-    }
-
-    /// Evaluation with the forward `pass` (e.g. [`Pass::EVAL_MEAN`]: a VAE at z = μ).
-    pub fn with_pass(
-        gpu: &'a Gpu,
-        model: &'a Autoencoder,
-        data: &'a GpuDataset,
-        batch: usize,
-        pass: Pass,
-    ) -> Result<Self> {
-        if data.dim != model.input_dim() {
-            return Err(Error::Shape(format!(
-                "the data has {} values per example but the model's input is {}",
-                data.dim,
-                model.input_dim()
-            )));
-        }
-        let variant = gpu.matmul_variant()?;
-        // A model whose activations for `batch` examples exceed the adapter's buffer limits (a conv
-        // model's feature maps) is evaluated in smaller batches.
-        let (batch, acts) = activations_fitting(model, gpu, batch.clamp(1, data.n.max(1)))?;
-        let mut full = Some(acts);
-        let code_width = model.code_width();
-        let codes = StorageBuffer::zeroed(gpu, "eval codes", data.n * code_width)?;
-        let mut plans = Vec::new();
-        for size in [batch, data.n % batch] {
-            if size == 0 {
-                continue;
-            }
-            let acts = match full.take() {
-                Some(acts) => acts,
-                None => model.activations(gpu, size)?,
-            };
-            let feed = data.feed(gpu, &acts.input(), size)?;
-            let mut launches = feed.launches().to_vec();
-            // Pass::EVAL is the training objective without dropout: a denoising model gets corrupted
-            // inputs (from fixed evaluation streams), a VAE samples z.
-            launches.extend(model.forward(&acts, variant, pass));
-            launches.extend(model.loss(&acts, &acts.input(), false, true));
-            let plan = Plan::new(gpu, "evaluate", &launches)?;
-            plans.push((size, acts, plan, feed));
-        }
-        Ok(Evaluator { gpu, model, data, plans, codes })
-    }
-
-    /// Evaluates every example in index order; keeps the first `keep_recon` reconstructions.
-    /// Uses the identity order: a resident dataset's index buffer must not be shuffled (test sets
-    /// never are); streamed data is always read in order.
-    /// A VAE is evaluated with one sample of z per example, from fixed streams: repeatable.
-    pub fn run(&self, keep_recon: usize) -> Result<EvalOutput> {
-        let gpu = self.gpu;
-        let model = self.model;
-        let code_width = model.code_width();
-        for (_, acts, _, _) in &self.plans {
-            acts.totals().write(gpu, &[0.0, 0.0])?;
-            if let Some(kl) = acts.kl_total() {
-                kl.write(gpu, &[0.0])?;
-            }
-        }
-        let mut start = 0;
-        let mut recon = Vec::new();
-        while start < self.data.n {
-            let (size, acts, plan, feed) =
-                if self.data.n - start >= self.plans[0].0 { &self.plans[0] } else { &self.plans[1] };
-            let size = *size;
-            plan.advance(gpu, EVAL_STREAM + start as u64, start);
-            feed.stage(gpu, start);
-            gpu.scoped("evaluation", || {
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
-                plan.record_into(&mut enc);
-                let code = acts.code();
-                enc.copy_buffer_to_buffer(
-                    &code.buffer,
-                    (code.offset * 4) as u64,
-                    &self.codes.buffer,
-                    (start * code_width * 4) as u64,
-                    (size * code_width * 4) as u64,
-                );
-                gpu.queue.submit([enc.finish()]);
-            })?;
-            if recon.len() < keep_recon * self.data.dim {
-                let logits = acts.logits().read(gpu)?;
-                let take = (keep_recon * self.data.dim - recon.len()).min(logits.len());
-                let act = model.output_activation();
-                recon.extend(logits[..take].iter().map(|&z| crate::cpu::activation::activate(z, act)));
-            }
-            start += size;
-        }
-        let mut sums = [0.0f64; 3];
-        for (_, acts, _, _) in &self.plans {
-            let t = acts.totals().read(gpu)?;
-            sums[0] += t[0] as f64;
-            sums[1] += t[1] as f64;
-            if let Some(kl) = acts.kl_total() {
-                sums[2] += kl.read(gpu)?[0] as f64;
-            }
-        }
-        let n = self.data.n as f64;
-        let pixels = n * self.data.dim as f64;
-        let (mse_px, bce_px) = (sums[0] / pixels, sums[1] / pixels);
-        let vae = model.variational().map(|_| (sums[1] / n, sums[2] / n, (sums[1] + sums[2]) / n));
-        let loss = match (vae, model.loss_kind()) {
-            (Some((_, _, elbo)), _) => elbo,
-            (None, crate::kernels::loss::LossKind::Mse) => mse_px,
-            (None, crate::kernels::loss::LossKind::Bce) => bce_px,
-        };
-        let all = self.codes.read_all_f32(gpu)?;
-        // A VAE's code row is [μ, log σ²]: keep μ.
-        let d = model.code_dim();
-        let codes: Vec<f32> = all.chunks(code_width).flat_map(|row| row[..d].iter().copied()).collect();
-        let count = codes.len().max(1) as f64;
-        let code_mean = codes.iter().map(|&v| v as f64).sum::<f64>() / count;
-        let code_near_zero = codes.iter().filter(|v| v.abs() < NEAR_ZERO).count() as f64 / count;
-        let jacobian_fro = model.jacobian_fro(gpu, &codes, self.data.n)?;
-        let metrics = EvalMetrics { mse_px, bce_px, loss, vae, code_mean, code_near_zero, jacobian_fro };
-        Ok(EvalOutput { metrics, codes, recon })
-    }
 }

@@ -59,7 +59,8 @@ pub struct StepRow {
     pub model: String,
     pub batch: usize,
     pub dispatches_per_step: usize,
-    pub submits_per_step: usize,
+    pub steps_per_submit: usize,
+    pub submits_per_epoch: usize,
     pub samples_per_s: f64,
     pub ms_per_step: f64,
 }
@@ -324,7 +325,8 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
             model: format!("dense {} ({preset})", config.describe()),
             batch,
             dispatches_per_step: trainer.dispatches_per_step(),
-            submits_per_step: 1,
+            steps_per_submit: trainer.steps_per_submit(),
+            submits_per_epoch: trainer.submits_per_epoch(),
             samples_per_s: (steps * batch) as f64 / s,
             ms_per_step: s / steps as f64 * 1e3,
         });
@@ -353,7 +355,8 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
             model: format!("conv {} ({preset}; conv layers {})", config.describe(), algorithms.join(", ")),
             batch,
             dispatches_per_step: trainer.dispatches_per_step(),
-            submits_per_step: 1,
+            steps_per_submit: trainer.steps_per_submit(),
+            submits_per_epoch: trainer.submits_per_epoch(),
             samples_per_s: (steps * batch) as f64 / s,
             ms_per_step: s / steps as f64 * 1e3,
         });
@@ -423,8 +426,15 @@ pub fn run(args: &BenchArgs) -> Result<String> {
     for s in &r.steps {
         let _ = writeln!(
             out,
-            "train step {}: batch {}, {} dispatches in {} submit, {:.1} ms/step, {:.0} samples/s",
-            s.model, s.batch, s.dispatches_per_step, s.submits_per_step, s.ms_per_step, s.samples_per_s
+            "train step {}: batch {}, {} dispatches per step, {} steps per submit ({} submits per epoch), \
+             {:.1} ms/step, {:.0} samples/s",
+            s.model,
+            s.batch,
+            s.dispatches_per_step,
+            s.steps_per_submit,
+            s.submits_per_epoch,
+            s.ms_per_step,
+            s.samples_per_s
         );
     }
     Ok(out)

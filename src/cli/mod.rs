@@ -32,6 +32,7 @@ mod recirculation;
 mod run_dir;
 mod tools;
 mod train;
+mod train_log;
 
 pub use data::{DataArgs, ExportArgs};
 
@@ -277,6 +278,11 @@ pub struct TrainArgs {
     /// storage binding limit).
     #[arg(long, conflicts_with = "stream_data")]
     chunk_mb: Option<u64>,
+    /// Training steps recorded into one command buffer and submitted together. Every value gives
+    /// bit-identical results; more saves the per-submit cost, and Ctrl-C stops after the current
+    /// group. Streamed data (--stream-data) always runs one step per submit.
+    #[arg(long, value_name = "K", default_value_t = crate::train::DEFAULT_STEPS_PER_SUBMIT)]
+    steps_per_submit: usize,
     /// Output folder. A folder that holds another run is refused (see --overwrite and --resume).
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,

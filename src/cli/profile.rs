@@ -9,8 +9,11 @@ use crate::models::conv::ConvConfig;
 use crate::models::dense::DenseConfig;
 use crate::models::{Autoencoder, Init, ModelConfig};
 use crate::profile::{by_kernel, chrome_trace, span_ns};
-use crate::train::{GpuDataset, TrainConfig, Trainer};
+use crate::train::{DEFAULT_STEPS_PER_SUBMIT, GpuDataset, TrainConfig, Trainer};
 use std::path::PathBuf;
+
+/// Training images in MNIST (for the submits of an epoch).
+const MNIST: usize = 60_000;
 
 #[derive(clap::Args)]
 pub struct ProfileArgs {
@@ -65,12 +68,16 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
     let text = serde_json::to_string(&trace).map_err(|e| Error::Config(e.to_string()))?;
     crate::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
     let per_step = |ns: f64| ns / args.steps as f64 / 1e3;
+    // What a training epoch on MNIST's 60,000 images submits at this batch size.
+    let mnist_submits = (MNIST / args.batch).div_ceil(DEFAULT_STEPS_PER_SUBMIT);
     if args.json {
         let report = serde_json::json!({
             "adapter": gpu.describe(),
             "model": model.describe(),
             "batch": args.batch,
             "dispatches_per_step": trainer.dispatches_per_step(),
+            "steps_per_submit": DEFAULT_STEPS_PER_SUBMIT,
+            "submits_per_mnist_epoch": mnist_submits,
             "step_us": per_step(span),
             "dispatch_sum_us": per_step(busy),
             "kernels": shares,
@@ -88,6 +95,12 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
         trainer.dispatches_per_step(),
         per_step(busy),
         100.0 * busy / span.max(1e-9)
+    );
+    say!(
+        "submits: training records {DEFAULT_STEPS_PER_SUBMIT} steps per submit (--steps-per-submit): {mnist_submits} \
+         submits per MNIST epoch ({} steps of {}); the profile times one step per submit",
+        MNIST / args.batch,
+        args.batch
     );
     say!("{:<32} {:>10} {:>12} {:>8}", "kernel", "dispatches", "µs per step", "% step");
     for s in &shares {

@@ -1,7 +1,7 @@
 //! `aegpu train`: a run from the flags (or resumed from its folder), its metrics, checkpoints and
 //! pictures. Everything is validated (data, model, limits, batch) before the output folder is
 //! touched; after every epoch the resume state, then the checkpoint, then the metrics line are
-//! written, each carrying the epoch; Ctrl-C stops after the current step and saves the state.
+//! written, each carrying the epoch; Ctrl-C stops after the current submit's steps and saves the state.
 
 use super::TrainArgs;
 use super::data::{for_display, load_source, upload};
@@ -57,7 +57,7 @@ const MODEL_FLAGS: [&str; 15] = [
 ];
 
 /// Flags that may be given with `--resume` (everything else comes from the saved run).
-const RESUME_FLAGS: [&str; 5] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb"];
+const RESUME_FLAGS: [&str; 6] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb", "steps_per_submit"];
 
 pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     if super::recirculation::method(&args)? == super::recirculation::Method::Recirculation {
@@ -110,6 +110,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let train_gpu = upload(&gpu, &split.train, map, residency)?;
     let test_gpu = upload(&gpu, &split.test, map, residency)?;
     let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
+    trainer.set_steps_per_submit(args.steps_per_submit)?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
 
@@ -137,7 +138,16 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         .map_err(|e| Error::Config(e.to_string()))?;
     write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
 
-    print_header(&gpu, &model, &spec, (&split, &train_gpu, &test_gpu));
+    let datasets = (&split, &train_gpu, &test_gpu);
+    super::train_log::print_header(
+        &gpu,
+        &model,
+        &spec.train,
+        spec.init,
+        spec.source.name(),
+        datasets,
+        &trainer,
+    );
     if let Some(path) = &spec.init_from {
         note!("init:    weights from {}", path.display());
     }
@@ -246,7 +256,7 @@ fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
     if let Some(flag) = args.given.iter().find(|g| !RESUME_FLAGS.contains(&g.as_str())) {
         return Err(Error::Config(format!(
             "--resume continues the run with the settings it was started with; drop --{} \
-             (only --epochs, --quiet, --stream-data and --chunk-mb may be given)",
+             (only --epochs, --quiet, --stream-data, --chunk-mb and --steps-per-submit may be given)",
             flag.replace('_', "-")
         )));
     }
@@ -341,33 +351,6 @@ fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Resul
     Ok(())
 }
 
-fn print_header(
-    gpu: &Gpu,
-    model: &Autoencoder,
-    spec: &RunSpec,
-    (split, train, test): (&data::Split, &crate::train::GpuDataset, &crate::train::GpuDataset),
-) {
-    note!("adapter: {}", gpu.describe());
-    note!(
-        "model:   {} {} ({} parameters, {:?} init), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
-        model.kind(),
-        model.describe(),
-        model.parameter_count(),
-        spec.init,
-        model.loss_kind(),
-        spec.train.optimizer,
-        spec.train.batch,
-        split.train.n,
-        split.test.n,
-        spec.source.name()
-    );
-    note!("data:    train set {}, test set {}", train.describe(), test.describe());
-    let choices = model.kernel_choices();
-    if !choices.is_empty() {
-        note!("kernels: {choices}");
-    }
-}
-
 /// Ctrl-C asks the run to stop after the current step (and save); a second one quits at once.
 fn install_ctrl_c() -> &'static AtomicBool {
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -375,7 +358,7 @@ fn install_ctrl_c() -> &'static AtomicBool {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        note!("\nstopping after the current step to save the run (Ctrl-C again to quit without saving)");
+        note!("\nstopping after the current steps to save the run (Ctrl-C again to quit without saving)");
     });
     if let Err(e) = installed {
         note!("note: Ctrl-C will not save the run ({e})");

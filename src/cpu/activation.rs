@@ -46,3 +46,17 @@ pub fn activation_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], act: Act
         *d = g * derivative_from_output(y, act);
     }
 }
+
+/// Reference for `act_backward_colsum`: `dinp = dout ⊙ act'(out)` over `[rows, cols]`, then
+/// `dbias[j] = Σ_i dinp[i, j]` (in f64, as [`crate::cpu::reduce::colsum`]).
+pub fn activation_backward_bias(
+    dinp: &mut [f32],
+    dbias: &mut [f32],
+    dout: &[f32],
+    out: &[f32],
+    (rows, cols): (usize, usize),
+    act: Activation,
+) {
+    activation_backward(dinp, dout, out, act);
+    crate::cpu::reduce::colsum(dbias, dinp, rows, cols, false);
+}

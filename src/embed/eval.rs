@@ -1,13 +1,13 @@
 //! Evaluation passes recorded into the host's encoder: [`EvalRecorder`].
 
 use super::readback::PendingReads;
-use super::ring::UniformRing;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer, View};
 use crate::gpu_data::{BatchFeed, GpuDataset};
 use crate::kernels::loss::LossKind;
 use crate::models::{Activations, Autoencoder, Pass, activations_fitting};
 use crate::runner::Plan;
+use crate::runner::UniformRing;
 
 /// The random streams of evaluation (a VAE's z, a denoising model's corruption): the same as
 /// `train::Evaluator`'s, so both give the same numbers (a test holds them together).

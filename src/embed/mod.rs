@@ -40,7 +40,6 @@ mod decode;
 mod eval;
 mod footprint;
 mod readback;
-mod ring;
 mod session;
 mod texture;
 

@@ -1,12 +1,12 @@
 //! Training steps recorded into the host's encoder: [`TrainSession`].
 
 use super::readback::PendingReads;
-use super::ring::UniformRing;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::gpu_data::{BatchFeed, GpuDataset};
 use crate::models::{Activations, Autoencoder};
 use crate::runner::Plan;
+use crate::runner::UniformRing;
 use crate::train::{TrainConfig, epoch_order, step_launches};
 
 /// Words per step in the loss ring: (Σ squared error, Σ cross-entropy, Σ KL, unused), as in the

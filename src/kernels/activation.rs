@@ -1,4 +1,5 @@
-//! Launcher for `shaders/activation.wgsl`: element-wise activation forward and backward.
+//! Launcher for `shaders/activation.wgsl`: element-wise activation forward and backward, and the
+//! backward fused with a layer's bias gradient.
 
 use super::{Activation, Launch, grid_1d};
 use crate::gpu::View;
@@ -19,11 +20,11 @@ struct Params {
     n: u32,
     act: u32,
     slope: f32,
-    _pad: u32,
+    cols: u32,
 }
 
 fn params(n: usize, act: Activation) -> Vec<u8> {
-    bytemuck::bytes_of(&Params { n: n as u32, act: act.id(), slope: act.slope(), _pad: 0 }).to_vec()
+    bytemuck::bytes_of(&Params { n: n as u32, act: act.id(), slope: act.slope(), cols: 0 }).to_vec()
 }
 
 /// `out[i] = act(inp[i])` for i < n. `out` may be `inp`.
@@ -48,6 +49,30 @@ pub fn activation_backward(dinp: &View, dout: &View, out: &View, n: usize, act: 
         views: vec![dout.clone(), out.clone(), dinp.clone()],
         workgroups: grid_1d(n, 256),
         label: "act_backward",
+        per_step: None,
+    }
+}
+
+/// `dinp[i, j] = dout[i, j] * act'(out[i, j])` over `[rows, cols]` and, in the same pass, the bias
+/// gradient `dbias[j] = Σ_i dinp[i, j]`: bit-identical to [`activation_backward`] followed by
+/// [`super::reduce::bias_backward`] (same products, same summation order), one dispatch and one
+/// pass over the matrix fewer. `dinp` may be `dout` (in place).
+pub fn activation_backward_bias(
+    dinp: &View,
+    dbias: &View,
+    dout: &View,
+    out: &View,
+    rows: usize,
+    cols: usize,
+    act: Activation,
+) -> Launch {
+    let p = Params { n: (rows * cols) as u32, act: act.id(), slope: act.slope(), cols: cols as u32 };
+    Launch {
+        key: PipelineKey::new(SHADER, "act_backward_colsum", &[]),
+        uniform: bytemuck::bytes_of(&p).to_vec(),
+        views: vec![dout.clone(), out.clone(), dinp.clone(), dbias.clone()],
+        workgroups: [cols.div_ceil(32) as u32, 1, 1],
+        label: "act_backward_colsum",
         per_step: None,
     }
 }

@@ -199,18 +199,18 @@ fn channel_sum_launch(
     label: &'static str,
     dbias: &View,
     dout: &View,
-    n: usize,
-    channels: usize,
-    h: usize,
-    w: usize,
+    (n, channels, h, w): (usize, usize, usize, usize),
+    act: Activation,
+    out: &View,
 ) -> Launch {
     let c = Conv2dShape { n, c_in: 1, h, w, c_out: channels, kh: 1, kw: 1, stride: 1, padding: 0 };
-    // With a 1x1 kernel, stride 1, no padding, the y side is [n, channels, h, w].
+    // With a 1x1 kernel, stride 1, no padding, the y side is [n, channels, h, w]; x (read only
+    // with a non-identity act) is the forward output the derivative is taken from.
     launch(
         pipeline_key("conv2d_backward_bias", None),
         label,
-        Params::new(&c, Activation::Identity, false),
-        dout,
+        Params::new(&c, act, false),
+        out,
         dout,
         dbias,
         dout,
@@ -269,7 +269,31 @@ pub fn conv2d_backward_bias(dbias: &View, dout: &View, shape: &Conv2dShape) -> L
         s.validate(),
         &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len())],
     );
-    channel_sum_launch("conv2d_backward_bias", dbias, dout, s.n, s.c_out, s.out_h(), s.out_w())
+    let dims = (s.n, s.c_out, s.out_h(), s.out_w());
+    channel_sum_launch("conv2d_backward_bias", dbias, dout, dims, Activation::Identity, dout)
+}
+
+/// [`conv2d_backward_bias`] with the layer's activation derivative in the same pass: `dout` becomes
+/// `dout ⊙ act'(out)` in place and `dbias` its per-channel sum. Bit-identical to
+/// `activation_backward` in place then [`conv2d_backward_bias`] (same products, same order).
+pub fn conv2d_backward_bias_act(
+    dbias: &View,
+    dout: &View,
+    out: &View,
+    shape: &Conv2dShape,
+    act: Activation,
+) -> Launch {
+    if act == Activation::Identity {
+        return conv2d_backward_bias(dbias, dout, shape);
+    }
+    let s = shape;
+    check_views(
+        "conv2d_backward_bias_act",
+        s.validate(),
+        &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len()), ("out", out, s.output_len())],
+    );
+    let dims = (s.n, s.c_out, s.out_h(), s.out_w());
+    channel_sum_launch("conv2d_backward_bias_act", dbias, dout, dims, act, out)
 }
 
 /// Forward of a transposed-conv layer: `out = act(conv_transpose2d(inp, weight) + bias)`, run as the
@@ -343,5 +367,28 @@ pub fn conv_transpose2d_backward_bias(dbias: &View, dout: &View, shape: &ConvTra
         s.validate(),
         &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len())],
     );
-    channel_sum_launch("conv_transpose2d_backward_bias", dbias, dout, s.n, s.c_out, s.out_h(), s.out_w())
+    let dims = (s.n, s.c_out, s.out_h(), s.out_w());
+    channel_sum_launch("conv_transpose2d_backward_bias", dbias, dout, dims, Activation::Identity, dout)
+}
+
+/// [`conv_transpose2d_backward_bias`] with the activation derivative in the same pass (see
+/// [`conv2d_backward_bias_act`]).
+pub fn conv_transpose2d_backward_bias_act(
+    dbias: &View,
+    dout: &View,
+    out: &View,
+    shape: &ConvTranspose2dShape,
+    act: Activation,
+) -> Launch {
+    if act == Activation::Identity {
+        return conv_transpose2d_backward_bias(dbias, dout, shape);
+    }
+    let s = shape;
+    check_views(
+        "conv_transpose2d_backward_bias_act",
+        s.validate(),
+        &[("dbias", dbias, s.bias_len()), ("dout", dout, s.output_len()), ("out", out, s.output_len())],
+    );
+    let dims = (s.n, s.c_out, s.out_h(), s.out_w());
+    channel_sum_launch("conv_transpose2d_backward_bias_act", dbias, dout, dims, act, out)
 }

@@ -4,8 +4,6 @@
 
 use super::{Ctx, Network, Node, Op};
 use crate::gpu::{Launch, View};
-use crate::kernels::Activation;
-use crate::kernels::activation::activation_backward;
 use crate::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::runner::ArenaLayout;
@@ -95,19 +93,26 @@ pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     }
 }
 
-/// dZ = dY ⊙ act'(Y) in place, then the weight, bias and (when wanted) input gradients.
+/// dZ = dY ⊙ act'(Y) in place with the bias gradient in the same pass (one kernel, bit-identical to
+/// the two apart), then the weight and (when wanted) input gradients.
 pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, y: &View) -> Vec<Launch> {
     let (n, act) = (ctx.batch(), node.op.act().expect("a conv layer"));
     let mut launches = Vec::new();
-    if act != Activation::Identity {
-        launches.push(activation_backward(dy, dy, y, n * super::len3(node.output), act));
-    }
     let (w, dw, db) = (ctx.param(node, "weight"), ctx.grad(node, "weight"), ctx.grad(node, "bias"));
+    match node.op {
+        Op::Conv2d { .. } => {
+            let s = conv_shape(&node.op, node.input, n);
+            launches.push(conv::conv2d_backward_bias_act(&db, dy, y, &s, act));
+        }
+        _ => {
+            let s = conv_t_shape(&node.op, node.input, n);
+            launches.push(conv::conv_transpose2d_backward_bias_act(&db, dy, y, &s, act));
+        }
+    }
     match (node.op, uses_gemm(node)) {
         (Op::Conv2d { .. }, true) => {
             let s = conv_shape(&node.op, node.input, n);
             launches.extend(conv_gemm::conv2d_backward(&dw, dx, dy, x, &w, &s, &scratch(ctx), ctx.variant));
-            launches.push(conv::conv2d_backward_bias(&db, dy, &s));
         }
         (Op::ConvTranspose2d { .. }, true) => {
             let s = conv_t_shape(&node.op, node.input, n);
@@ -121,12 +126,10 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
                 &scratch(ctx),
                 ctx.variant,
             ));
-            launches.push(conv::conv_transpose2d_backward_bias(&db, dy, &s));
         }
         (Op::Conv2d { .. }, false) => {
             let s = conv_shape(&node.op, node.input, n);
             launches.push(conv::conv2d_backward_weight(&dw, dy, x, &s));
-            launches.push(conv::conv2d_backward_bias(&db, dy, &s));
             if let Some(dx) = dx {
                 launches.push(conv::conv2d_backward_input(dx, dy, &w, &s));
             }
@@ -134,7 +137,6 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
         _ => {
             let s = conv_t_shape(&node.op, node.input, n);
             launches.push(conv::conv_transpose2d_backward_weight(&dw, dy, x, &s));
-            launches.push(conv::conv_transpose2d_backward_bias(&db, dy, &s));
             if let Some(dx) = dx {
                 launches.push(conv::conv_transpose2d_backward_input(dx, dy, &w, &s));
             }

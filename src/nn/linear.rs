@@ -4,7 +4,7 @@
 use super::{Ctx, Node, Op, len3};
 use crate::gpu::{Launch, View};
 use crate::kernels::Activation;
-use crate::kernels::activation::activation_backward;
+use crate::kernels::activation::activation_backward_bias;
 use crate::kernels::matmul::{linear_backward_input, linear_backward_weight, linear_forward};
 use crate::kernels::reduce::bias_backward;
 
@@ -20,17 +20,17 @@ pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     vec![linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.variant)]
 }
 
-/// dZ = dY ⊙ act'(Y) in place, then dW = dZᵀ · X, db = Σ_batch dZ, and dX = dZ · W when wanted.
+/// dZ = dY ⊙ act'(Y) in place with db = Σ_batch dZ in the same pass (one kernel, bit-identical to
+/// the two apart), then dW = dZᵀ · X and dX = dZ · W when wanted.
 pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, y: &View) -> Vec<Launch> {
     let (k, m, act) = dims(node);
     let n = ctx.batch();
-    let mut launches = Vec::new();
-    if act != Activation::Identity {
-        launches.push(activation_backward(dy, dy, y, n * m, act));
-    }
     let (w, dw, db) = (ctx.param(node, "weight"), ctx.grad(node, "weight"), ctx.grad(node, "bias"));
+    let mut launches = vec![match act {
+        Activation::Identity => bias_backward(&db, dy, n, m),
+        _ => activation_backward_bias(dy, &db, dy, y, n, m, act),
+    }];
     launches.push(linear_backward_weight(&dw, dy, x, n, k, m, ctx.variant));
-    launches.push(bias_backward(&db, dy, n, m));
     if let Some(dx) = dx {
         launches.push(linear_backward_input(dx, dy, &w, n, k, m, ctx.variant));
     }

@@ -1,0 +1,45 @@
+//! The header `aegpu train` prints before the first epoch: adapter, model, data, kernels, and how
+//! the steps reach the GPU (dispatches per step, steps per submit, submits per epoch).
+
+use crate::data;
+use crate::gpu::Gpu;
+use crate::models::{Autoencoder, Init};
+use crate::train::{GpuDataset, TrainConfig, Trainer};
+
+pub(super) fn print_header(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    config: &TrainConfig,
+    init: Init,
+    source: String,
+    (split, train, test): (&data::Split, &GpuDataset, &GpuDataset),
+    trainer: &Trainer,
+) {
+    note!("adapter: {}", gpu.describe());
+    note!(
+        "model:   {} {} ({} parameters, {:?} init), loss {:?}, {:?}, batch {}, {} train / {} test examples of {}",
+        model.kind(),
+        model.describe(),
+        model.parameter_count(),
+        init,
+        model.loss_kind(),
+        config.optimizer,
+        config.batch,
+        split.train.n,
+        split.test.n,
+        source
+    );
+    note!("data:    train set {}, test set {}", train.describe(), test.describe());
+    let choices = model.kernel_choices();
+    if !choices.is_empty() {
+        note!("kernels: {choices}");
+    }
+    let why = if train.is_streamed() { " (streamed data: one host copy per step)" } else { "" };
+    note!(
+        "steps:   {} dispatches per step, {} steps per submit{why}, {} submits per epoch of {} steps",
+        trainer.dispatches_per_step(),
+        trainer.steps_per_submit(),
+        trainer.submits_per_epoch(),
+        trainer.steps_per_epoch()
+    );
+}
