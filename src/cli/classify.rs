@@ -320,6 +320,9 @@ fn names(ds: &Dataset, classes: usize) -> Vec<&str> {
     (0..classes).map(|c| ds.class_names.get(c).map_or(DIGITS[c % 10], String::as_str)).collect()
 }
 
+/// Training steps between moves of the progress bar (each move reads the step log back).
+const PROGRESS_STEPS: usize = 50;
+
 const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// What every label draw shares.
@@ -421,8 +424,28 @@ impl Run<'_> {
         let every = args.eval_every.unwrap_or(args.steps).max(1);
         let started = Instant::now();
         let (mut last, mut val_error) = (None, None);
+        // Drawn on stderr only when it is a terminal; the lines below print above it.
+        let bar = indicatif::ProgressBar::new(args.steps as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "seed {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(seed.to_string());
         while trainer.steps_done() < args.steps {
-            let train = trainer.run(every)?;
+            // The steps up to the next test, in short runs that move the bar: their mean scores
+            // are those of one long run (every step has the same batch).
+            let until = (trainer.steps_done() + every).min(args.steps);
+            let (mut loss, mut error, mut count) = (0.0, 0.0, 0usize);
+            while trainer.steps_done() < until {
+                let k = PROGRESS_STEPS.min(until - trainer.steps_done());
+                let s = trainer.run(k)?;
+                (loss, error, count) = (loss + s.loss * k as f64, error + s.error * k as f64, count + k);
+                bar.set_position(trainer.steps_done() as u64);
+            }
+            let train = Scores { loss: loss / count as f64, error: error / count as f64 };
             let eval = evaluator.run()?;
             val_error = validator.as_ref().map(|v| v.run().map(|e| e.scores.error)).transpose()?;
             let line = Line {
@@ -435,7 +458,8 @@ impl Run<'_> {
                 val_error,
                 elapsed_s: started.elapsed().as_secs_f64(),
             };
-            say!(
+            bar.suspend(|| {
+                say!(
                 "seed {seed}  step {:>5}/{}  train_loss {:.4}  train_error {:.2}%  test_loss {:.4}  test_error {:.2}%{}  {:.1} s",
                 line.step,
                 args.steps,
@@ -445,7 +469,8 @@ impl Run<'_> {
                 100.0 * line.test_error,
                 val_error.map(|v| format!("  val_error {:.2}%", 100.0 * v)).unwrap_or_default(),
                 line.elapsed_s
-            );
+                )
+            });
             let path = dir.join("metrics.jsonl");
             let text = serde_json::to_string(&line).map_err(|e| Error::Config(e.to_string()))?;
             let mut file =
@@ -453,6 +478,7 @@ impl Run<'_> {
             writeln!(file, "{text}").map_err(|e| Error::io(&path, e))?;
             last = Some(eval);
         }
+        bar.finish_and_clear();
         let eval = last.expect("at least one step ran");
         let counts = confusion(&test_set.labels, &eval.predictions, self.options.classes)?;
         let suffix = if args.seed.len() == 1 { String::new() } else { format!("-seed{seed}") };
