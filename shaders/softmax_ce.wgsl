@@ -35,8 +35,8 @@ struct Params {
     grad_scale: f32,
     labelled_rows: u32,
     pseudo_scale: f32,
-    // Read by the host only (the per-step rewrite of pseudo_scale): α's final weight and the steps
-    // between which it ramps up linearly from 0.
+    // pseudo_weight, ramp_start and ramp_end are read by the host only (the per-step rewrite of
+    // pseudo_scale): α's final weight and the steps between which it ramps up linearly from 0.
     pseudo_weight: f32,
     ramp_start: u32,
     ramp_end: u32,

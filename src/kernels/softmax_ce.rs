@@ -26,10 +26,10 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// Pseudo-labels for unlabelled rows (Lee 2013): each such row's target is its own argmax, weighted
-/// by α(step) / (unlabelled rows) in the gradient, where α ramps linearly from 0 at `ramp_start` to
-/// `weight` at `ramp_end` (1-based steps) and stays there. A row whose top softmax probability is
-/// below `threshold` gets no gradient (0: every row learns).
+/// Pseudo-labels for unlabelled rows (Lee 2013): each such row's target is its teacher's argmax
+/// (see [`Mixed`]), weighted by α(step) / (unlabelled rows) in the gradient, where α ramps linearly
+/// from 0 at `ramp_start` to `weight` at `ramp_end` (1-based steps) and stays there. A row whose
+/// teacher's top softmax probability is below `threshold` gets no gradient (0: every row learns).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PseudoLabels {
     pub weight: f32,
