@@ -22,25 +22,9 @@ use aegpu::models::dense::{DenseConfig, Variational};
 use aegpu::models::{Autoencoder, Init, Pass};
 use aegpu::runner::{Plan, View};
 use common::cli::{TempDir, aegpu, fails, ok, s};
+use common::guard::*;
 use common::*;
 use rand::RngExt;
-
-const TAIL: usize = 37;
-const SENTINEL: f32 = -12345.5;
-
-fn padded(gpu: &Gpu, label: &str, v: &[f32]) -> StorageBuffer {
-    let mut p = v.to_vec();
-    p.resize(v.len() + TAIL, SENTINEL);
-    StorageBuffer::from_slice(gpu, label, &p).unwrap()
-}
-
-fn read_checked(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> {
-    let all = b.read_all_f32(gpu).unwrap();
-    if let Some(i) = all[n..].iter().position(|x| x.to_bits() != SENTINEL.to_bits()) {
-        panic!("{what}: word {} past n = {n} was overwritten with {}", n + i, all[n + i]);
-    }
-    all[..n].to_vec()
-}
 
 /// Logits of one of four kinds: moderate, wide, huge with a common offset (a naive exp overflows),
 /// and small integers (ties for the argmax).
@@ -70,10 +54,10 @@ fn softmax_ce_matches_cpu_reference_on_awkward_shapes() {
                 let z = logits(rows, classes, kind, seed);
                 let t = labels(rows, classes, seed + 1);
                 let scale = 1.0 / rows as f32;
-                let (zb, tb) = (padded(&gpu, "z", &z), padded(&gpu, "t", &t));
-                let dz = padded(&gpu, "dz", &vec![0.0; rows * classes]);
-                let out = padded(&gpu, "rows", &vec![0.0; 2 * rows]);
-                let pred = padded(&gpu, "pred", &vec![0.0; rows]);
+                let (zb, tb) = (upload_with_tail(&gpu, "z", &z), upload_with_tail(&gpu, "t", &t));
+                let dz = upload_with_tail(&gpu, "dz", &vec![0.0; rows * classes]);
+                let out = upload_with_tail(&gpu, "rows", &vec![0.0; 2 * rows]);
+                let pred = upload_with_tail(&gpu, "pred", &vec![0.0; rows]);
                 let v = |b: &StorageBuffer, n: usize| View { buffer: b.buffer.clone(), offset: 0, len: n };
                 let launch = softmax_ce(
                     &v(&out, 2 * rows),
@@ -189,15 +173,7 @@ fn softmax_ce_gradient_matches_finite_differences() {
         cpu::softmax::softmax_ce(None, &mut o, &mut p, z, &t, classes, 1.0);
         o.iter().step_by(2).map(|&v| v as f64).sum::<f64>() / rows as f64
     };
-    let eps = 1e-2f32;
-    let fd: Vec<f32> = (0..z.len())
-        .map(|i| {
-            let (mut up, mut down) = (z.clone(), z.clone());
-            up[i] += eps;
-            down[i] -= eps;
-            ((mean_loss(&up) - mean_loss(&down)) / (2.0 * eps as f64)) as f32
-        })
-        .collect();
+    let fd = central_differences(&z, 1e-2, mean_loss);
     assert_close("dz vs finite differences", &grad, &fd, 2e-4, 2e-3);
 }
 

@@ -11,10 +11,11 @@
 mod common;
 
 use aegpu::cpu;
-use aegpu::gpu::{Gpu, StorageBuffer};
+use aegpu::gpu::Gpu;
 use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::{Activation, Launch, activation, reduce};
 use aegpu::runner::{Plan, View};
+use common::guard::*;
 use common::*;
 
 const SHAPES: &[(usize, usize)] =
@@ -26,34 +27,9 @@ const ACTS: [Activation; 5] = [
     Activation::Sigmoid,
     Activation::Tanh,
 ];
-/// Words past the kernel's range in every output buffer; they must keep SENTINEL.
-const TAIL: usize = 37;
-const SENTINEL: f32 = -12345.5;
 
 fn run(gpu: &Gpu, launches: &[Launch]) {
     Plan::new(gpu, "test", launches).unwrap().run(gpu).unwrap();
-}
-
-fn upload(gpu: &Gpu, label: &str, v: &[f32]) -> StorageBuffer {
-    let mut padded = v.to_vec();
-    padded.resize(v.len() + TAIL, SENTINEL);
-    StorageBuffer::from_slice(gpu, label, &padded).unwrap()
-}
-
-/// The first `n` words; the guard band past them must be untouched.
-fn read(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> {
-    let all = b.read_all_f32(gpu).unwrap();
-    if let Some(i) = all[n..].iter().position(|x| x.to_bits() != SENTINEL.to_bits()) {
-        panic!("{what}: word {} past n = {n} was overwritten with {}", n + i, all[n + i]);
-    }
-    all[..n].to_vec()
-}
-
-fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: first difference at [{i}]: {} vs {}", got[i], want[i]);
-    }
 }
 
 /// (dz, dbias) from the fused kernel (in place over dout, or into fresh buffers) and from
@@ -67,18 +43,21 @@ fn fused_and_unfused(
     in_place: bool,
 ) -> [(Vec<f32>, Vec<f32>); 2] {
     let n = rows * cols;
-    let (gdout, gy) = (upload(gpu, "dout", dout), upload(gpu, "y", y));
-    let gdz = if in_place { gdout.clone() } else { upload(gpu, "dz", &vec![SENTINEL; n]) };
-    let gdb = upload(gpu, "dbias", &vec![SENTINEL; cols]);
+    let (gdout, gy) = (upload_with_tail(gpu, "dout", dout), upload_with_tail(gpu, "y", y));
+    let gdz = if in_place { gdout.clone() } else { upload_with_tail(gpu, "dz", &vec![SENTINEL; n]) };
+    let gdb = upload_with_tail(gpu, "dbias", &vec![SENTINEL; cols]);
     let (dz, db, dy, yv) = (View::whole(&gdz), View::whole(&gdb), View::whole(&gdout), View::whole(&gy));
     run(gpu, &[activation::activation_backward_bias(&dz, &db, &dy, &yv, rows, cols, act)]);
-    let fused = (read(gpu, "fused dz", &gdz, n), read(gpu, "fused dbias", &gdb, cols));
+    let fused = (read_checked(gpu, "fused dz", &gdz, n), read_checked(gpu, "fused dbias", &gdb, cols));
     if !in_place {
-        assert_bits_eq("dout is read only", &read(gpu, "dout", &gdout, n), dout);
+        assert_bits_eq("dout is read only", &read_checked(gpu, "dout", &gdout, n), dout);
     }
-    let (udz, udb) = (upload(gpu, "dz", &vec![SENTINEL; n]), upload(gpu, "dbias", &vec![SENTINEL; cols]));
+    let (udz, udb) = (
+        upload_with_tail(gpu, "dz", &vec![SENTINEL; n]),
+        upload_with_tail(gpu, "dbias", &vec![SENTINEL; cols]),
+    );
     let (dz, db) = (View::whole(&udz), View::whole(&udb));
-    let dout_view = View::whole(&upload(gpu, "dout", dout));
+    let dout_view = View::whole(&upload_with_tail(gpu, "dout", dout));
     run(
         gpu,
         &[
@@ -86,7 +65,7 @@ fn fused_and_unfused(
             reduce::bias_backward(&db, &dz, rows, cols),
         ],
     );
-    [fused, (read(gpu, "unfused dz", &udz, n), read(gpu, "unfused dbias", &udb, cols))]
+    [fused, (read_checked(gpu, "unfused dz", &udz, n), read_checked(gpu, "unfused dbias", &udb, cols))]
 }
 
 #[test]
@@ -196,12 +175,12 @@ fn conv_bias_with_activation_is_bit_identical_to_act_backward_then_bias() {
                     output_padding: 0,
                 };
                 let (gy, fused_dz, fused_db) = (
-                    upload(&gpu, "y", &y),
-                    upload(&gpu, "dz", &dout),
-                    upload(&gpu, "db", &vec![SENTINEL; c]),
+                    upload_with_tail(&gpu, "y", &y),
+                    upload_with_tail(&gpu, "dz", &dout),
+                    upload_with_tail(&gpu, "db", &vec![SENTINEL; c]),
                 );
                 let (plain_dz, plain_db) =
-                    (upload(&gpu, "dz", &dout), upload(&gpu, "db", &vec![SENTINEL; c]));
+                    (upload_with_tail(&gpu, "dz", &dout), upload_with_tail(&gpu, "db", &vec![SENTINEL; c]));
                 let v = View::whole;
                 let (fused, plain) = if transposed {
                     (
@@ -228,9 +207,12 @@ fn conv_bias_with_activation_is_bit_identical_to_act_backward_then_bias() {
                         plain,
                     ],
                 );
-                let (dz, db) = (read(&gpu, "fused dz", &fused_dz, len), read(&gpu, "fused db", &fused_db, c));
-                assert_bits_eq(&format!("dz {ctx}"), &dz, &read(&gpu, "dz", &plain_dz, len));
-                assert_bits_eq(&format!("dbias {ctx}"), &db, &read(&gpu, "db", &plain_db, c));
+                let (dz, db) = (
+                    read_checked(&gpu, "fused dz", &fused_dz, len),
+                    read_checked(&gpu, "fused db", &fused_db, c),
+                );
+                assert_bits_eq(&format!("dz {ctx}"), &dz, &read_checked(&gpu, "dz", &plain_dz, len));
+                assert_bits_eq(&format!("dbias {ctx}"), &db, &read_checked(&gpu, "db", &plain_db, c));
 
                 let mut dz_ref = vec![0.0; len];
                 cpu::activation::activation_backward(&mut dz_ref, &dout, &y, act);

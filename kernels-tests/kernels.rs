@@ -15,6 +15,7 @@ use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::{Activation, Launch, activation, grid_1d, reduce};
 use aegpu::runner::{Plan, View};
+use common::guard::*;
 use common::*;
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -29,9 +30,6 @@ const ACTS: [Activation; 5] = [
     Activation::Sigmoid,
     Activation::Tanh,
 ];
-/// Words past the kernel's range in every output buffer; they must keep SENTINEL.
-const TAIL: usize = 61;
-const SENTINEL: f32 = -12345.5;
 /// f32 unit roundoff, 2^-24.
 const U: f32 = f32::EPSILON / 2.0;
 /// Smallest n for which `grid_1d(n, 256)` must fold into y (more than 65535 workgroups of 256).
@@ -39,29 +37,6 @@ const FOLD_N: usize = 65535 * 256 + 257;
 
 fn run(gpu: &Gpu, launches: &[Launch]) {
     Plan::new(gpu, "test", launches).unwrap().run(gpu).unwrap();
-}
-
-/// `v` followed by TAIL sentinels, uploaded.
-fn upload_with_tail(gpu: &Gpu, label: &str, v: &[f32]) -> StorageBuffer {
-    let mut padded = v.to_vec();
-    padded.resize(v.len() + TAIL, SENTINEL);
-    StorageBuffer::from_slice(gpu, label, &padded).unwrap()
-}
-
-/// Reads the first `n` words and checks that the rest of the buffer still holds SENTINEL.
-fn read_checked(gpu: &Gpu, what: &str, b: &StorageBuffer, n: usize) -> Vec<f32> {
-    let all = b.read_all_f32(gpu).unwrap();
-    if let Some(i) = all[n..].iter().position(|x| x.to_bits() != SENTINEL.to_bits()) {
-        panic!("{what}: word {} past n = {n} was overwritten with {}", n + i, all[n + i]);
-    }
-    all[..n].to_vec()
-}
-
-fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: first difference at [{i}]: {} vs {}", got[i], want[i]);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -187,15 +187,7 @@ fn the_mixed_gradient_matches_finite_differences_with_the_pseudo_targets_held() 
             .map(|r| o[2 * r] as f64 * if r < labelled_rows { scale as f64 } else { alpha_u })
             .sum::<f64>()
     };
-    let eps = 1e-2f32;
-    let fd: Vec<f32> = (0..z.len())
-        .map(|i| {
-            let (mut up, mut down) = (z.clone(), z.clone());
-            up[i] += eps;
-            down[i] -= eps;
-            ((objective(&up) - objective(&down)) / (2.0 * eps as f64)) as f32
-        })
-        .collect();
+    let fd = central_differences(&z, 1e-2, objective);
     assert_close("mixed dz vs finite differences", &grad, &fd, 2e-4, 2e-3);
     assert!(grad[labelled_rows * classes..].iter().any(|&g| g.abs() > 1e-3), "the pseudo rows learn");
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod guard;
 
 use aegpu::gpu::{Gpu, GpuOptions};
 use rand::{RngExt, SeedableRng};
@@ -68,4 +69,16 @@ pub fn data_dir() -> Option<PathBuf> {
     assert!(std::env::var_os("CI").is_none(), "no data directory at {} in CI", dir.display());
     eprintln!("note: no data directory at {} (set AEGPU_DATA); test skipped", dir.display());
     None
+}
+
+/// Central differences `(f(x + eps·e_i) − f(x − eps·e_i)) / 2·eps` for every coordinate i of `x`.
+pub fn central_differences(x: &[f32], eps: f32, f: impl Fn(&[f32]) -> f64) -> Vec<f32> {
+    (0..x.len())
+        .map(|i| {
+            let (mut up, mut down) = (x.to_vec(), x.to_vec());
+            up[i] += eps;
+            down[i] -= eps;
+            ((f(&up) - f(&down)) / (2.0 * eps as f64)) as f32
+        })
+        .collect()
 }
