@@ -5,14 +5,15 @@
 //!   tensor) and one whose finite weights overflow to NaN outputs, with a non-zero exit code, and
 //!   accept a healthy one;
 //! - eval prints the epoch and step a checkpoint records (or says it records none) and, for a VAE,
-//!   the reconstruction at z = μ next to the single-sample one;
+//!   the reconstruction at z = μ next to the single-sample one, and for a denoising model its
+//!   figures on clean inputs, equal to the same weights' without corruption;
 //! - a `--data` that is a file, a `.gz` that cannot be opened and an unknown `WGPU_BACKEND` are
 //!   each reported as what they are.
 
 use aegpu::checkpoint;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
-use aegpu::models::dense::{DenseConfig, Variational};
+use aegpu::models::dense::{DenseConfig, Noise, Variational};
 use aegpu::models::{ModelConfig, NamedTensor};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -236,6 +237,40 @@ fn eval_reports_the_epoch_and_a_vae_at_its_mean() {
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert!(json["epoch"].is_null() && json["test_bce_px"].is_number(), "{json}");
     assert!(json.get("test_bce_px_at_mu").is_none(), "a plain autoencoder has no z = μ pass: {json}");
+}
+
+#[test]
+fn eval_gives_a_denoising_model_clean_figures_too() {
+    let tmp = TempDir::new("eval-clean");
+    let t = tmp.path();
+    let data = t.join("data");
+    tiny_mnist(&data);
+    let eval = |ckpt: &Path| {
+        let (stdout, _) = ok(aegpu(t, &["eval", "--checkpoint", s(ckpt), "--data", s(&data)], &[]), "eval");
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).expect("one JSON line")
+    };
+    let plain = t.join("plain.safetensors");
+    write_ckpt(&plain, &ae(), &[], healthy);
+    let mut config = DenseConfig::symmetric(
+        16,
+        &[2],
+        Activation::Relu,
+        Activation::Identity,
+        Activation::Sigmoid,
+        LossKind::Bce,
+    )
+    .unwrap();
+    config.regularize.noise = Some(Noise::parse("masking:0.5").unwrap());
+    let denoising = t.join("denoising.safetensors");
+    write_ckpt(&denoising, &config.into(), &[], healthy);
+    let (plain, noisy) = (eval(&plain), eval(&denoising));
+    assert!(plain.get("test_mse_px_clean").is_none(), "a plain model has one set of figures: {plain}");
+    // The same weights on clean inputs: exactly the plain model's figures; on masked ones, others.
+    for k in ["loss", "mse_px", "bce_px", "psnr_db"] {
+        let clean = noisy[format!("test_{k}_clean")].as_f64().unwrap_or_else(|| panic!("no {k}: {noisy}"));
+        assert_eq!(clean, plain[format!("test_{k}")].as_f64().unwrap(), "{k}: {noisy} vs {plain}");
+        assert_ne!(clean, noisy[format!("test_{k}")].as_f64().unwrap(), "{k}: {noisy}");
+    }
 }
 
 #[test]

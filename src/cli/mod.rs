@@ -60,7 +60,7 @@ pub enum Command {
     /// Train an autoencoder; writes metrics.jsonl, model.safetensors, recon.png (latent.png and
     /// grid.png for a 2-D code, samples.png for a VAE).
     Train(Box<TrainArgs>),
-    /// Recompute the test metrics of a checkpoint (and its pictures with --out).
+    /// Recompute the test metrics of a checkpoint (a denoising model's also on clean inputs) and, with --out, its pictures.
     Eval(EvalArgs),
     /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
     Bench(crate::bench::BenchArgs),

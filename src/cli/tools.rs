@@ -183,6 +183,17 @@ pub(super) fn eval_cmd(args: EvalArgs) -> Result<()> {
             ("test_psnr_db_at_mu", super::train::psnr_db(at_mu.mse_px)),
         ]);
     }
+    if model.corrupts_input() {
+        // A denoising model's test metrics above reconstruct corrupted inputs; these are the same
+        // test images given clean, the figure to compare with a plain autoencoder's.
+        let clean = Evaluator::with_pass(gpu, model, &test_gpu, 1000, Pass::INFER)?.run(0)?.metrics;
+        metrics.extend([
+            ("test_loss_clean", clean.loss),
+            ("test_mse_px_clean", clean.mse_px),
+            ("test_bce_px_clean", clean.bce_px),
+            ("test_psnr_db_clean", super::train::psnr_db(clean.mse_px)),
+        ]);
+    }
     if let Some((name, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
         let what = format!("test metrics ({name} = {value})");
         return Err(Error::NonFiniteOutput { path: args.ckpt.checkpoint.clone(), what });

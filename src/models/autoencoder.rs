@@ -185,6 +185,12 @@ impl Autoencoder {
         if self.variational.is_some() { self.code_width() / 2 } else { self.code_width() }
     }
 
+    /// Whether the network corrupts its input (a denoising model): its test metrics are on
+    /// corrupted inputs, and [`Pass::INFER`] gives them on clean ones.
+    pub fn corrupts_input(&self) -> bool {
+        self.net.nodes.iter().any(|n| matches!(n.op, Op::Corrupt(_)))
+    }
+
     pub fn variational(&self) -> Option<Variational> {
         self.variational
     }
