@@ -36,7 +36,17 @@ pub struct Checkpoint {
 /// Writes the model's parameters and `metadata` (plus the model config) to `path`, atomically
 /// (a temporary file renamed into place, so an interrupted run never leaves half a checkpoint).
 pub fn save(gpu: &Gpu, model: &Autoencoder, metadata: &[(&str, String)], path: &Path) -> Result<()> {
-    let data = encode(&model.config, &model.export(gpu)?, metadata)?;
+    save_tensors(&model.config, &model.export(gpu)?, metadata, path)
+}
+
+/// [`save`] of tensors already on the host (e.g. averaged weights) for a model of `config`.
+pub fn save_tensors(
+    config: &ModelConfig,
+    tensors: &[NamedTensor],
+    metadata: &[(&str, String)],
+    path: &Path,
+) -> Result<()> {
+    let data = encode(config, tensors, metadata)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }

@@ -6,6 +6,7 @@
 //! reads them), [`train`], [`checkpoint`], [`viz`], and [`embed`] (the engine inside a host's frame
 //! loop: steps, evaluation and decoding recorded into the host's encoder, textures in and out).
 pub mod atomic_file;
+pub mod average;
 pub mod bench;
 pub mod checkpoint;
 pub mod classify;

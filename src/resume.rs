@@ -87,6 +87,16 @@ impl TrainState {
         trainer.restore(self.step, log)
     }
 
+    /// Adds a tensor the caller keeps with the run (e.g. the weight average), under `name`.
+    pub fn add_tensor(&mut self, name: &str, values: Vec<f32>) {
+        self.tensors.push((name.to_string(), values));
+    }
+
+    /// A tensor added with [`TrainState::add_tensor`].
+    pub fn tensor(&self, name: &str) -> Option<&[f32]> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..])
+    }
+
     /// The first tensor holding a NaN or an infinity, if any.
     pub fn non_finite(&self) -> Option<&str> {
         self.tensors.iter().find(|(_, v)| v.iter().any(|x| !x.is_finite())).map(|(n, _)| n.as_str())

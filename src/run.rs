@@ -103,6 +103,9 @@ pub fn run_epochs(
             test_code_mean: e.code_mean,
             test_code_near_zero: e.code_near_zero,
             test_jacobian_fro: e.jacobian_fro,
+            avg_test_loss: None,
+            avg_test_mse_px: None,
+            avg_test_bce_px: None,
         };
         on_epoch(&m, trainer, evaluator)?;
         if epoch < epochs && stop() {

@@ -63,6 +63,13 @@ pub struct EpochMetrics {
     /// Mean ‖J_f(x)‖_F over the test set, for a one-layer sigmoid encoder (closed form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_jacobian_fro: Option<f64>,
+    /// With `--average-from`: the test figures of the weight average (what the checkpoint holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_test_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_test_mse_px: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_test_bce_px: Option<f64>,
 }
 
 /// At most this many steps (or one group of steps per submit, if larger) are submitted and not yet

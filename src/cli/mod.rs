@@ -21,6 +21,7 @@ macro_rules! note {
 mod classify;
 mod codec;
 mod data;
+mod epoch_writer;
 mod model_flags;
 mod model_io;
 mod pca;
@@ -283,6 +284,12 @@ pub struct TrainArgs {
     /// group. Streamed data (--stream-data) always runs one step per submit.
     #[arg(long, value_name = "K", default_value_t = crate::train::DEFAULT_STEPS_PER_SUBMIT)]
     steps_per_submit: usize,
+    /// Stochastic weight averaging (Izmailov et al. 2018): from the end of epoch EPOCH on, keep the
+    /// mean of the weights at each epoch's end; model.safetensors holds the mean and the log gives
+    /// its test figures (avg_test_*) next to the last weights'. Use a constant learning rate that
+    /// keeps the weights moving, e.g. `--init-from` a trained model at a third of its rate.
+    #[arg(long, value_name = "EPOCH")]
+    average_from: Option<usize>,
     /// Output folder. A folder that holds another run is refused (see --overwrite and --resume).
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,

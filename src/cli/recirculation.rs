@@ -75,6 +75,9 @@ pub(super) fn method(args: &TrainArgs) -> Result<Method> {
         if args.resume.is_some() {
             return Err(why("resume", "a recirculation run is not resumable; train it again"));
         }
+        if given("average_from") {
+            return Err(why("average_from", "its checkpoint is the last weights"));
+        }
     }
     Ok(method)
 }
@@ -190,6 +193,9 @@ pub(super) fn recirculation_cmd(args: TrainArgs) -> Result<()> {
             test_code_mean: e.code_mean,
             test_code_near_zero: e.code_near_zero,
             test_jacobian_fro: e.jacobian_fro,
+            avg_test_loss: None,
+            avg_test_mse_px: None,
+            avg_test_bce_px: None,
         };
         let mut meta = meta.clone();
         meta.push(("aegpu.epoch", epoch.to_string()));

@@ -1,13 +1,16 @@
 //! `aegpu train`: a run from the flags (or resumed from its folder), its metrics, checkpoints and
 //! pictures. Everything is validated (data, model, limits, batch) before the output folder is
 //! touched; after every epoch the resume state, then the checkpoint, then the metrics line are
-//! written, each carrying the epoch; Ctrl-C stops after the current submit's steps and saves the state.
+//! written, each carrying the epoch (`epoch_writer`); Ctrl-C stops after the current submit's steps
+//! and saves the state.
 
 use super::TrainArgs;
 use super::data::{for_display, load_source, upload};
+use super::epoch_writer::{AVERAGE_ENTRY, AVERAGE_TENSOR, EpochWriter};
 use super::model_flags::model_config;
 use super::run_dir::{Claim, RunDir};
 use crate::atomic_file::write_atomic;
+use crate::average::WeightAverage;
 use crate::checkpoint;
 use crate::data::{self, DataSource};
 use crate::error::{Error, Result};
@@ -18,9 +21,8 @@ use crate::kernels::optimizer::Optimizer;
 use crate::models::{Autoencoder, Init, ModelConfig};
 use crate::resume::{STATE_FILE, TrainState};
 use crate::run::{Position, run_epochs};
-use crate::train::{EpochMetrics, EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
+use crate::train::{EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -113,6 +115,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     trainer.set_steps_per_submit(args.steps_per_submit)?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
+    let average = weight_average(&args, &spec.train, resumed.as_ref())?;
 
     // Only now, with everything valid, the output folder.
     let claim = match (&resumed, args.overwrite) {
@@ -162,6 +165,9 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     }
     let mut config = spec.entries(&split, &gpu, &model)?;
     super::pretrain::record(&mut config, &layerwise, resumed.as_ref().map(|s| &s.config))?;
+    if let Some(a) = &average {
+        config.insert(AVERAGE_ENTRY.into(), a.from_epoch().to_string());
+    }
     if let Some(l) = &layerwise {
         super::pretrain::run(&gpu, &model, &train_gpu, l, &dir)?;
     }
@@ -173,6 +179,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         config: &config,
         history,
         epochs: spec.train.epochs,
+        average,
     };
     let stopped = run_epochs(
         &mut trainer,
@@ -180,11 +187,11 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         from,
         !args.quiet,
         &|| stop.load(Ordering::SeqCst),
-        |m, t, _| writer.epoch(m, t),
+        |m, t, e| writer.epoch(m, t, e),
     )
     .map_err(|e| explain_failure(e, &dir, writer.history.len()))?;
     if let Some(at) = stopped {
-        let state = TrainState::capture(&gpu, &model, &trainer, at, &writer.history, config.clone())?;
+        let state = writer.state(&trainer, at, &writer.history)?;
         state.save(&dir.join(STATE_FILE))?;
         return Err(Error::Interrupted(format!(
             "interrupted in epoch {} after step {} of {}; {} holds the run's state ({} holds epoch {}).\n  \
@@ -198,7 +205,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
             dir.path.display()
         )));
     }
-    let out = evaluator.run(16)?;
+    let out = writer.final_evaluation(&evaluator, 16)?;
     write_pictures(&gpu, &model, &dir.path, &split.test, map, &out)?;
     let name = dir.path.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
     crate::viz::save_curves_png(&dir.join("curves.png"), &[(name, writer.history.clone())])?;
@@ -366,72 +373,21 @@ fn install_ctrl_c() -> &'static AtomicBool {
     &STOP
 }
 
-/// Writes what an epoch leaves: the resume state, then the checkpoint, then the metrics line.
-struct EpochWriter<'a> {
-    gpu: &'a Gpu,
-    model: &'a Autoencoder,
-    dir: &'a RunDir,
-    config: &'a BTreeMap<String, String>,
-    history: Vec<EpochMetrics>,
-    epochs: usize,
-}
-
-impl EpochWriter<'_> {
-    fn epoch(&mut self, m: &EpochMetrics, trainer: &Trainer) -> Result<()> {
-        let mut history = self.history.clone();
-        history.push(m.clone());
-        let next = Position { epoch: m.epoch + 1, batch: 0 };
-        let state = TrainState::capture(self.gpu, self.model, trainer, next, &history, self.config.clone())?;
-        if let Some(tensor) = state.non_finite() {
-            return Err(Error::Diverged {
-                epoch: m.epoch,
-                step: trainer.steps_per_epoch(),
-                what: format!("a value of '{tensor}'"),
-                loss: f32::NAN,
-                lr: trainer.config().optimizer.lr(),
-            });
+/// The weight average the flags ask for, or the one a resumed run recorded (with its mean so far).
+fn weight_average(
+    args: &TrainArgs,
+    train: &TrainConfig,
+    resumed: Option<&TrainState>,
+) -> Result<Option<WeightAverage>> {
+    match resumed {
+        None => args.average_from.map(|from| WeightAverage::new(from, train.epochs)).transpose(),
+        Some(state) => {
+            let Some(from) = state.config.get(AVERAGE_ENTRY) else { return Ok(None) };
+            let from = from.parse().map_err(|e| Error::Config(format!("{AVERAGE_ENTRY} '{from}': {e}")))?;
+            let mean = state.tensor(AVERAGE_TENSOR).unwrap_or_default().to_vec();
+            WeightAverage::restore(from, mean, state.history.len()).map(Some)
         }
-        state.save(&self.dir.join(STATE_FILE))?;
-        let mut meta: Vec<(&str, String)> = self
-            .config
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "aegpu.kind" | "aegpu.model" | "aegpu.limits"))
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        meta.push(("aegpu.epoch", m.epoch.to_string()));
-        meta.push(("aegpu.step", trainer.steps_done().to_string()));
-        checkpoint::save(self.gpu, self.model, &meta, &self.dir.join("model.safetensors"))?;
-        let path = self.dir.join("metrics.jsonl");
-        let line = serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?;
-        let mut file =
-            std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        writeln!(file, "{line}").and_then(|_| file.sync_data()).map_err(|e| Error::io(&path, e))?;
-        self.history = history;
-        print_epoch(m, self.epochs);
-        Ok(())
     }
-}
-
-fn print_epoch(m: &EpochMetrics, epochs: usize) {
-    let vae = match (m.test_recon_nats, m.test_kl, m.test_elbo_nats) {
-        (Some(r), Some(kl), Some(elbo)) => {
-            format!("  test_recon_nats {r:.2}  test_kl {kl:.2}  test_elbo_nats {elbo:.2}")
-        }
-        _ => String::new(),
-    };
-    let jac = m.test_jacobian_fro.map(|j| format!("  test_jacobian_fro {j:.4}")).unwrap_or_default();
-    let code = format!("  code_mean {:.4} near_zero {:.3}{jac}", m.test_code_mean, m.test_code_near_zero);
-    say!(
-        "epoch {:>3}/{}  train_loss {:.5}  test_loss {:.5}  test_mse_px {:.5}  test_bce_px {:.5}{vae}{code}  {:.1} s  {:.0} samples/s",
-        m.epoch,
-        epochs,
-        m.train_loss,
-        m.test_loss,
-        m.test_mse_px,
-        m.test_bce_px,
-        m.epoch_s,
-        m.samples_per_s
-    );
 }
 
 /// Adds where the last good state is to a divergence (the error itself stays typed).

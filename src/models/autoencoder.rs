@@ -354,16 +354,19 @@ impl Autoencoder {
 
     /// Every parameter tensor with its checkpoint name and PyTorch shape.
     pub fn export(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
-        let all = self.params.buffer.read_all_f32(gpu)?;
-        Ok(self
-            .net
+        Ok(self.tensors_of(&self.params.buffer.read_all_f32(gpu)?))
+    }
+
+    /// [`Autoencoder::export`] of a host copy `all` of the parameter arena (e.g. averaged weights).
+    pub fn tensors_of(&self, all: &[f32]) -> Vec<NamedTensor> {
+        self.net
             .parameters()
             .into_iter()
             .map(|(name, shape)| {
                 let (at, len) = self.entry(&name);
                 (name, shape, all[at..at + len].to_vec())
             })
-            .collect())
+            .collect()
     }
 
     /// Loads parameters by name, strictly: the tensors must be exactly the model's parameters with
