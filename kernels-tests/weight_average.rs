@@ -5,8 +5,10 @@
 //!   weights: the plain figures equal a run without averaging);
 //! - avg_test_* appear from the first averaged epoch on, and `eval` of the checkpoint gives the
 //!   last one;
-//! - a run stopped and resumed gives bit-identical metrics and average;
-//! - an epoch outside the run, and the flag on a resume or with recirculation, are refused.
+//! - a run stopped and resumed gives bit-identical metrics and average, and so does a run that
+//!   starts its average when resumed;
+//! - an epoch outside the run, a second average on a resume, and the flag with recirculation are
+//!   refused.
 
 use std::path::Path;
 
@@ -88,11 +90,25 @@ fn a_resumed_average_is_bit_identical() {
     let log = ok(aegpu(t, &["train", "--quiet", "--resume", s(&split), "--epochs", "4"]), "resume");
     assert!(log.contains("stochastic weight averaging"), "{log}");
     assert_eq!(result_of(&split), result_of(&straight), "the resumed average differs");
+    let resume = |dir: &Path, extra: &[&str]| {
+        aegpu(t, &[&["train", "--quiet", "--resume", s(dir)][..], extra].concat())
+    };
     fails(
-        aegpu(t, &["train", "--quiet", "--resume", s(&split), "--epochs", "5", "--average-from", "3"]),
-        "--average-from on a resume",
-        &["drop --average-from"],
+        resume(&split, &["--epochs", "5", "--average-from", "3"]),
+        "a second average on a resume",
+        &["drop --average-from 3"],
     );
+    // A run without an average can start one when it is resumed, at an epoch still to come: the
+    // same as a run that asked for it from the start.
+    let late = t.join("late");
+    train(t, &data, &late, &["--epochs", "1"]);
+    fails(
+        resume(&late, &["--epochs", "4", "--average-from", "1"]),
+        "a past epoch",
+        &["already finished epoch 1"],
+    );
+    ok(resume(&late, &["--epochs", "4", "--average-from", "2"]), "an average started on a resume");
+    assert_eq!(result_of(&late), result_of(&straight), "an average started on a resume differs");
 }
 
 #[test]

@@ -59,7 +59,8 @@ const MODEL_FLAGS: [&str; 15] = [
 ];
 
 /// Flags that may be given with `--resume` (everything else comes from the saved run).
-const RESUME_FLAGS: [&str; 6] = ["resume", "epochs", "quiet", "stream_data", "chunk_mb", "steps_per_submit"];
+const RESUME_FLAGS: [&str; 7] =
+    ["resume", "epochs", "quiet", "stream_data", "chunk_mb", "steps_per_submit", "average_from"];
 
 pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     if super::recirculation::method(&args)? == super::recirculation::Method::Recirculation {
@@ -263,7 +264,8 @@ fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
     if let Some(flag) = args.given.iter().find(|g| !RESUME_FLAGS.contains(&g.as_str())) {
         return Err(Error::Config(format!(
             "--resume continues the run with the settings it was started with; drop --{} \
-             (only --epochs, --quiet, --stream-data, --chunk-mb and --steps-per-submit may be given)",
+             (only --epochs, --average-from, --quiet, --stream-data, --chunk-mb and --steps-per-submit may be \
+             given)",
             flag.replace('_', "-")
         )));
     }
@@ -374,19 +376,30 @@ fn install_ctrl_c() -> &'static AtomicBool {
 }
 
 /// The weight average the flags ask for, or the one a resumed run recorded (with its mean so far).
+/// A resumed run that records none may start one at an epoch still to come (`--resume DIR --epochs
+/// 48 --average-from 33`).
 fn weight_average(
     args: &TrainArgs,
     train: &TrainConfig,
     resumed: Option<&TrainState>,
 ) -> Result<Option<WeightAverage>> {
-    match resumed {
-        None => args.average_from.map(|from| WeightAverage::new(from, train.epochs)).transpose(),
-        Some(state) => {
-            let Some(from) = state.config.get(AVERAGE_ENTRY) else { return Ok(None) };
+    let Some(state) = resumed else {
+        return args.average_from.map(|from| WeightAverage::new(from, train.epochs)).transpose();
+    };
+    match (state.config.get(AVERAGE_ENTRY), args.average_from) {
+        (Some(recorded), Some(from)) => Err(Error::Config(format!(
+            "this run already averages its weights from epoch {recorded}; drop --average-from {from}"
+        ))),
+        (Some(from), None) => {
             let from = from.parse().map_err(|e| Error::Config(format!("{AVERAGE_ENTRY} '{from}': {e}")))?;
             let mean = state.tensor(AVERAGE_TENSOR).unwrap_or_default().to_vec();
             WeightAverage::restore(from, mean, state.history.len()).map(Some)
         }
+        (None, Some(from)) if from <= state.history.len() => Err(Error::Config(format!(
+            "--average-from {from}: the run has already finished epoch {}; give a later epoch",
+            state.history.len()
+        ))),
+        (None, from) => from.map(|from| WeightAverage::new(from, train.epochs)).transpose(),
     }
 }
 
