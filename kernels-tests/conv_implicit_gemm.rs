@@ -14,6 +14,7 @@ use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::conv_implicit_gemm::{self as implicit, TILE_N, parts_len, weight_splits};
 use aegpu::kernels::{Activation, Launch, grid_1d};
 use aegpu::runner::{Plan, View};
+use aegpu::tune::{ConvAlgorithm, verify_conv_algorithm};
 use common::guard::{SENTINEL, read_checked, upload_with_tail};
 use common::*;
 
@@ -311,6 +312,27 @@ fn column_tiles_fold_past_65535_workgroups() {
     // The transpose's forward (the adjoint's input gradient) on the same geometry.
     let t = transpose(n, 1, (2, 2), 1, (3, 3), 1, 1, 0);
     transpose_case(&gpu, &t, Activation::Sigmoid, true, 4343, false);
+}
+
+/// The tuner verifies every algorithm, the implicit GEMM included, against the CPU reference on the
+/// conv presets' layer shapes before timing it; all three pass here. `implicit_gemm` is the serde name.
+#[test]
+fn the_tuner_verifies_the_implicit_gemm() {
+    let gpu = gpu();
+    for s in [
+        conv(2, 1, (28, 28), 32, (3, 3), 2, 1),
+        conv(2, 32, (14, 14), 64, (3, 3), 2, 1),
+        conv(2, 16, (28, 28), 1, (3, 3), 1, 1),
+    ] {
+        for algo in ConvAlgorithm::ALL {
+            if let Err(why) = verify_conv_algorithm(&gpu, algo, &s).unwrap() {
+                panic!("{algo:?} on {s:?}: {why}");
+            }
+        }
+    }
+    assert_eq!(serde_json::to_string(&ConvAlgorithm::ImplicitGemm).unwrap(), "\"implicit_gemm\"");
+    let old: Vec<ConvAlgorithm> = serde_json::from_str(r#"["direct", "gemm"]"#).unwrap();
+    assert_eq!(old, [ConvAlgorithm::Direct, ConvAlgorithm::Gemm]);
 }
 
 /// The guard band is there: a sentinel past a view survives a launch that writes the view.

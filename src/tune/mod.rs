@@ -265,12 +265,10 @@ pub fn select_matmul(gpu: &Gpu, candidates: &[MatmulCandidate], shape: [usize; 3
 fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     let variant = gpu.matmul_variant()?;
     let small = Conv2dShape { n: 2, ..*shape };
-    let bufs = ConvBuffers::new(gpu, &small)?;
     let mut times = Vec::new();
     let mut wrong = Vec::new();
     for algo in ConvAlgorithm::ALL {
-        let launches = conv_launches(gpu, algo, variant, &small, &bufs)?;
-        match verify::verify_conv(gpu, &launches, &bufs, &small)? {
+        match verify_conv_algorithm(gpu, algo, &small)? {
             Ok(()) => times.push((algo, measure_conv(gpu, algo, variant, shape)?)),
             Err(why) => {
                 log_line(&format!(
@@ -283,6 +281,14 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|&(a, _)| a).ok_or_else(|| {
         Error::Config(format!("no convolution algorithm is correct on this adapter: {}", wrong.join("; ")))
     })
+}
+
+/// The tuner's check of `algo` on shape `s`: `Ok(())` when a conv2d layer's forward (bias + ReLU),
+/// input and weight gradients match the CPU reference, else the first difference.
+pub fn verify_conv_algorithm(gpu: &Gpu, algo: ConvAlgorithm, s: &Conv2dShape) -> Result<Result<(), String>> {
+    let bufs = ConvBuffers::new(gpu, s)?;
+    let launches = conv_launches(gpu, algo, gpu.matmul_variant()?, s, &bufs)?;
+    verify::verify_conv(gpu, &launches, &bufs, s)
 }
 
 /// A warning through the `log` facade (the library never prints; the CLI shows warnings).
