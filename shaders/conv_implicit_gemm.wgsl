@@ -84,12 +84,15 @@ struct Acc {
 
 // One column of the product as an invocation sees it: whether it exists, where its NCHW image starts
 // (base, for the B loader), where its outputs go (out + row * plane) and its top-left tap (y0, x0).
+// backward_input keeps (iy + P, ix + P) as quotient (y0, x0) and remainder (ry, rx) by the stride.
 struct Column {
     valid: bool,
     base: u32,
     out: u32,
     y0: i32,
     x0: i32,
+    ry: u32,
+    rx: u32,
 }
 
 // A column of the product's tap axis (backward_weight): tap k = (ic, ky, kx).
@@ -161,7 +164,7 @@ fn store_tile(m0: u32, ty: u32, rows: u32, plane: u32, acc: Acc, c0: Column, c1:
 fn forward_column(j: u32) -> Column {
     let plane = p.oh * p.ow;
     if (j >= p.n * plane) {
-        return Column(false, 0u, 0u, 0, 0);
+        return Column(false, 0u, 0u, 0, 0, 0u, 0u);
     }
     let n = j / plane;
     let px = j - n * plane;
@@ -169,7 +172,7 @@ fn forward_column(j: u32) -> Column {
     let ox = px - oy * p.ow;
     let y0 = i32(oy * p.stride) - i32(p.padding);
     let x0 = i32(ox * p.stride) - i32(p.padding);
-    return Column(true, n * p.c_in * p.h * p.w, n * p.c_out * plane + px, y0, x0);
+    return Column(true, n * p.c_in * p.h * p.w, n * p.c_out * plane + px, y0, x0, 0u, 0u);
 }
 
 // im2col(x)[(ic, ky, kx), column c]: 0 when the tap falls on padding.
@@ -249,36 +252,34 @@ fn forward(
 
 // ---- backward_input ------------------------------------------------------------------------------
 
-// Input pixel j = (n, iy, ix): base is dy's sample, (y0, x0) = (iy + P, ix + P).
+// Input pixel j = (n, iy, ix): base is dy's sample, iy + P = y0 * S + ry and ix + P = x0 * S + rx.
 fn input_column(j: u32) -> Column {
     let plane = p.h * p.w;
     if (j >= p.n * plane) {
-        return Column(false, 0u, 0u, 0, 0);
+        return Column(false, 0u, 0u, 0, 0, 0u, 0u);
     }
     let n = j / plane;
     let px = j - n * plane;
     let iy = px / p.w;
     let ix = px - iy * p.w;
-    let ty = i32(iy + p.padding);
-    let tx = i32(ix + p.padding);
-    return Column(true, n * p.c_out * p.oh * p.ow, n * p.c_in * plane + px, ty, tx);
+    let ty = iy + p.padding;
+    let tx = ix + p.padding;
+    let qy = ty / p.stride;
+    let qx = tx / p.stride;
+    let out = n * p.c_in * plane + px;
+    return Column(true, n * p.c_out * p.oh * p.ow, out, i32(qy), i32(qx), ty - qy * p.stride, tx - qx * p.stride);
 }
 
-// dy[n, oc, oy, ox] with oy*S = iy + P - ky (likewise x), 0 when no output pixel is there.
-fn dy_at_tap(c: Column, oc: u32, ky: u32, kx: u32) -> f32 {
-    let sy = c.y0 - i32(ky);
-    let sx = c.x0 - i32(kx);
-    if (!c.valid || sy < 0 || sx < 0) {
+// dy[n, oc, oy, ox] with oy*S = iy + P - ky (likewise x), 0 when no output pixel is there. With
+// ky = kq_y * S + km_y: iy + P - ky = (y0 - kq_y) * S + (ry - km_y), a multiple of S exactly when
+// km_y = ry, and then oy = y0 - kq_y. No division per element (on lavapipe each is a scalar loop).
+fn dy_at_tap(c: Column, oc: u32, kq: vec2<u32>, km: vec2<u32>) -> f32 {
+    let oy = c.y0 - i32(kq.x);
+    let ox = c.x0 - i32(kq.y);
+    if (!c.valid || km.x != c.ry || km.y != c.rx || oy < 0 || ox < 0 || oy >= i32(p.oh) || ox >= i32(p.ow)) {
         return 0.0;
     }
-    let uy = u32(sy);
-    let ux = u32(sx);
-    let oy = uy / p.stride;
-    let ox = ux / p.stride;
-    if (oy * p.stride != uy || ox * p.stride != ux || oy >= p.oh || ox >= p.ow) {
-        return 0.0;
-    }
-    return bsrc[c.base + (oc * p.oh + oy) * p.ow + ox];
+    return bsrc[c.base + (oc * p.oh + u32(oy)) * p.ow + u32(ox)];
 }
 
 // Stages B row kk (tap k0 + kk = (oc, ky, kx)) at this invocation's four columns.
@@ -291,7 +292,9 @@ fn stage_dy_taps(tx: u32, kk: u32, k0: u32, c0: Column, c1: Column, c2: Column, 
         let rem = k - oc * khw;
         let ky = rem / p.kw;
         let kx = rem - ky * p.kw;
-        v = vec4<f32>(dy_at_tap(c0, oc, ky, kx), dy_at_tap(c1, oc, ky, kx), dy_at_tap(c2, oc, ky, kx), dy_at_tap(c3, oc, ky, kx));
+        let kq = vec2<u32>(ky / p.stride, kx / p.stride);
+        let km = vec2<u32>(ky, kx) - kq * p.stride;
+        v = vec4<f32>(dy_at_tap(c0, oc, kq, km), dy_at_tap(c1, oc, kq, km), dy_at_tap(c2, oc, kq, km), dy_at_tap(c3, oc, kq, km));
     }
     b_tile[kk * 16u + tx] = v;
 }
