@@ -45,8 +45,9 @@ const fn transpose(
     ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
 }
 
-/// Awkward conv2d shapes. The last ones have more than 1024 output pixels, so their weight gradient
-/// runs in 2-5 split-K chunks; channels 17 and 33 leave partial 16-row tiles.
+/// Awkward conv2d shapes. Some have more than 1024 output pixels, so their weight gradient runs in
+/// 2-4 split-K chunks; channels 17 and 33 leave partial 16-row tiles; 1x1 and 1x3 kernels at stride 2
+/// and 2x4 at stride 3 leave input pixels (stride phases) that no tap reaches.
 const CONV_SHAPES: &[Conv2dShape] = &[
     conv(1, 1, (7, 5), 1, (3, 3), 1, 1),
     conv(3, 3, (9, 9), 5, (3, 3), 2, 1),
@@ -62,6 +63,9 @@ const CONV_SHAPES: &[Conv2dShape] = &[
     conv(3, 1, (28, 28), 4, (3, 3), 1, 1),
     conv(5, 7, (30, 29), 3, (3, 3), 1, 1),
     conv(7, 3, (17, 15), 2, (5, 5), 1, 2),
+    conv(3, 2, (7, 6), 3, (1, 1), 2, 0),
+    conv(1, 1, (1, 9), 3, (1, 3), 2, 0),
+    conv(2, 3, (11, 10), 4, (2, 4), 3, 1),
 ];
 
 /// The same variety for the transpose (output_padding 0, 1, 2).
@@ -76,6 +80,8 @@ const TRANSPOSE_SHAPES: &[ConvTranspose2dShape] = &[
     transpose(1, 1, (1, 1), 1, (1, 1), 1, 0, 0),
     transpose(3, 17, (7, 7), 9, (3, 3), 2, 1, 1),
     transpose(3, 4, (14, 13), 1, (3, 3), 2, 1, 1),
+    transpose(2, 3, (4, 3), 2, (1, 1), 3, 0, 2),
+    transpose(1, 2, (3, 5), 3, (2, 2), 2, 0, 1),
 ];
 
 const ACTS: [Activation; 5] = [

@@ -12,11 +12,13 @@
 //   forward          M = C_OUT rows, J = N*OH*OW columns (n, oy, ox), k = (ic, ky, kx) over C_IN*KH*KW.
 //                    A = w (row-major [C_OUT, C_IN*KH*KW]); B[k, j] = x at tap k of output pixel j.
 //                    y[n,oc,oy,ox] = act(b[oc] + C[oc, j]) (has_bias, act).
-//   backward_input   M = C_IN rows, J = N*H*W columns (n, iy, ix), k = (oc, ky, kx) over C_OUT*KH*KW.
-//                    A[ic, k] = w[oc, ic, ky, kx]; B[k, j] = dy[n, oc, oy, ox] where iy + P - ky = oy*S
-//                    with oy in [0, OH) (and likewise for x), else 0 (gather form of the transposed
-//                    convolution). dx[n,ic,iy,ix] = act(b[ic] + C[ic, j]) (bias and act for the
-//                    transposed convolution's forward; none for conv2d's dx).
+//   backward_input   one product per stride phase (ry, rx) in [0, S)² (grid z = phase * row tiles +
+//                    row tile): M = C_IN rows, J = the N*ceil(H/S)*ceil(W/S) (at most) input pixels with
+//                    iy = qy*S + ry - P, ix = qx*S + rx - P, k = (oc, t_y, t_x) over the taps
+//                    ky = ry + S*t_y, kx = rx + S*t_x: A[ic, k] = w[oc, ic, ky, kx], B[k, j] =
+//                    dy[n, oc, qy - t_y, qx - t_x] (0 outside [0, OH) x [0, OW)). The gather form of
+//                    the transposed convolution without its zero taps. dx[n,ic,iy,ix] = act(b[ic] +
+//                    C[ic, j]) (bias and act for the transposed convolution's forward; none for dx).
 //   backward_weight  M = C_OUT rows, J = C_IN*KH*KW tap columns, the sum runs over the output pixels
 //                    q = (n, oy, ox) of split z only: q in [z*CHUNK, min(N*OH*OW, (z+1)*CHUNK)).
 //                    A[oc, q] = dy[n, oc, oy, ox]; B[q, k] = x at tap k of output pixel q.
@@ -38,7 +40,8 @@
 // 2 the A side (w, or dy for backward_weight), 3 bias (dummy when has_bias = 0), 4 the output (y, dx, dw
 // or the split partials). All storage read_write (views of one arena alias).
 // Dispatch: forward and backward_input: (x, y) fold ceil(J/TN) column tiles (tile = wid.x + wid.y *
-// num_workgroups.x; surplus workgroups of the fold return at once), z = ceil(M/TM) row tiles.
+// num_workgroups.x; surplus workgroups of the fold return at once), z = ceil(M/TM) row tiles (times
+// S² phases for backward_input, J its largest phase's).
 // backward_weight: x = ceil(C_IN*KH*KW/TN), y = ceil(C_OUT/TM), z = splits.
 // CPU reference: src/cpu/conv.rs (conv2d_forward, conv2d_backward_input, conv2d_backward_weight).
 
@@ -84,15 +87,13 @@ struct Acc {
 
 // One column of the product as an invocation sees it: whether it exists, where its NCHW image starts
 // (base, for the B loader), where its outputs go (out + row * plane) and its top-left tap (y0, x0).
-// backward_input keeps (iy + P, ix + P) as quotient (y0, x0) and remainder (ry, rx) by the stride.
+// backward_input keeps the phase coordinates (qy, qx) as (y0, x0).
 struct Column {
     valid: bool,
     base: u32,
     out: u32,
     y0: i32,
     x0: i32,
-    ry: u32,
-    rx: u32,
 }
 
 // A column of the product's tap axis (backward_weight): tap k = (ic, ky, kx).
@@ -164,7 +165,7 @@ fn store_tile(m0: u32, ty: u32, rows: u32, plane: u32, acc: Acc, c0: Column, c1:
 fn forward_column(j: u32) -> Column {
     let plane = p.oh * p.ow;
     if (j >= p.n * plane) {
-        return Column(false, 0u, 0u, 0, 0, 0u, 0u);
+        return Column(false, 0u, 0u, 0, 0);
     }
     let n = j / plane;
     let px = j - n * plane;
@@ -172,7 +173,7 @@ fn forward_column(j: u32) -> Column {
     let ox = px - oy * p.ow;
     let y0 = i32(oy * p.stride) - i32(p.padding);
     let x0 = i32(ox * p.stride) - i32(p.padding);
-    return Column(true, n * p.c_in * p.h * p.w, n * p.c_out * plane + px, y0, x0, 0u, 0u);
+    return Column(true, n * p.c_in * p.h * p.w, n * p.c_out * plane + px, y0, x0);
 }
 
 // im2col(x)[(ic, ky, kx), column c]: 0 when the tap falls on padding.
@@ -252,61 +253,105 @@ fn forward(
 
 // ---- backward_input ------------------------------------------------------------------------------
 
-// Input pixel j = (n, iy, ix): base is dy's sample, iy + P = y0 * S + ry and ix + P = x0 * S + rx.
-fn input_column(j: u32) -> Column {
-    let plane = p.h * p.w;
-    if (j >= p.n * plane) {
-        return Column(false, 0u, 0u, 0, 0, 0u, 0u);
-    }
-    let n = j / plane;
-    let px = j - n * plane;
-    let iy = px / p.w;
-    let ix = px - iy * p.w;
-    let ty = iy + p.padding;
-    let tx = ix + p.padding;
-    let qy = ty / p.stride;
-    let qx = tx / p.stride;
-    let out = n * p.c_in * plane + px;
-    return Column(true, n * p.c_out * p.oh * p.ow, out, i32(qy), i32(qx), ty - qy * p.stride, tx - qx * p.stride);
+// One stride phase (ry, rx) of the input gradient: the input pixels with (iy + P) mod S = ry and
+// (ix + P) mod S = rx, iy = qy * S + ry - P for qy in [qy0, qy0 + ny) (likewise x), and the taps
+// ky = ry + S * t, t in [0, ty_n) (likewise x) that reach them: the only taps that do, so the phase
+// is a dense product with no zero taps (a plain gather would multiply (S²-1)/S² of them by 0).
+struct Phase {
+    ry: u32,
+    rx: u32,
+    qy0: u32,
+    qx0: u32,
+    ny: u32,
+    nx: u32,
+    ty_n: u32,
+    tx_n: u32,
 }
 
-// dy[n, oc, oy, ox] with oy*S = iy + P - ky (likewise x), 0 when no output pixel is there. With
-// ky = kq_y * S + km_y: iy + P - ky = (y0 - kq_y) * S + (ry - km_y), a multiple of S exactly when
-// km_y = ry, and then oy = y0 - kq_y. No division per element (on lavapipe each is a scalar loop).
-fn dy_at_tap(c: Column, oc: u32, kq: vec2<u32>, km: vec2<u32>) -> f32 {
-    let oy = c.y0 - i32(kq.x);
-    let ox = c.x0 - i32(kq.y);
-    if (!c.valid || km.x != c.ry || km.y != c.rx || oy < 0 || ox < 0 || oy >= i32(p.oh) || ox >= i32(p.ow)) {
+// First q with q * S + r - P >= 0, and how many q keep it below `size`.
+fn phase_range(r: u32, size: u32) -> vec2<u32> {
+    var q0 = 0u;
+    if (p.padding > r) {
+        q0 = (p.padding - r + p.stride - 1u) / p.stride;
+    }
+    var q_end = 0u;
+    if (size + p.padding > r) {
+        q_end = (size + p.padding - r + p.stride - 1u) / p.stride;
+    }
+    return vec2<u32>(q0, max(q0, q_end) - q0);
+}
+
+fn phase_of(ph: u32) -> Phase {
+    let ry = ph / p.stride;
+    let rx = ph - ry * p.stride;
+    let y = phase_range(ry, p.h);
+    let x = phase_range(rx, p.w);
+    var ty_n = 0u;
+    if (p.kh > ry) {
+        ty_n = (p.kh - ry + p.stride - 1u) / p.stride;
+    }
+    var tx_n = 0u;
+    if (p.kw > rx) {
+        tx_n = (p.kw - rx + p.stride - 1u) / p.stride;
+    }
+    return Phase(ry, rx, y.x, x.x, y.y, x.y, ty_n, tx_n);
+}
+
+// Column j = (n, a, b) of phase f: input pixel (qy0 + a) * S + ry - P, likewise x; base is dy's
+// sample, (y0, x0) = (qy, qx).
+fn input_column(f: Phase, j: u32) -> Column {
+    let cells = f.ny * f.nx;
+    if (j >= p.n * cells) {
+        return Column(false, 0u, 0u, 0, 0);
+    }
+    let n = j / cells;
+    let r = j - n * cells;
+    let a = r / f.nx;
+    let qy = f.qy0 + a;
+    let qx = f.qx0 + (r - a * f.nx);
+    let iy = qy * p.stride + f.ry - p.padding;
+    let ix = qx * p.stride + f.rx - p.padding;
+    let out = n * p.c_in * p.h * p.w + iy * p.w + ix;
+    return Column(true, n * p.c_out * p.oh * p.ow, out, i32(qy), i32(qx));
+}
+
+// dy[n, oc, qy - t_y, qx - t_x]: the output pixel tap (t_y, t_x) of the phase reads; 0 outside.
+fn dy_at_tap(c: Column, oc: u32, t_y: u32, t_x: u32) -> f32 {
+    let oy = c.y0 - i32(t_y);
+    let ox = c.x0 - i32(t_x);
+    if (!c.valid || oy < 0 || ox < 0 || oy >= i32(p.oh) || ox >= i32(p.ow)) {
         return 0.0;
     }
     return bsrc[c.base + (oc * p.oh + u32(oy)) * p.ow + u32(ox)];
 }
 
-// Stages B row kk (tap k0 + kk = (oc, ky, kx)) at this invocation's four columns.
-fn stage_dy_taps(tx: u32, kk: u32, k0: u32, c0: Column, c1: Column, c2: Column, c3: Column) {
+// Stages B row kk (phase tap k0 + kk = (oc, t_y, t_x)) at this invocation's four columns.
+fn stage_dy_taps(f: Phase, tx: u32, kk: u32, k0: u32, c0: Column, c1: Column, c2: Column, c3: Column) {
     let k = k0 + kk;
+    let per_oc = f.ty_n * f.tx_n;
     var v = vec4<f32>(0.0);
-    if (k < p.c_out * p.kh * p.kw) {
-        let khw = p.kh * p.kw;
-        let oc = k / khw;
-        let rem = k - oc * khw;
-        let ky = rem / p.kw;
-        let kx = rem - ky * p.kw;
-        let kq = vec2<u32>(ky / p.stride, kx / p.stride);
-        let km = vec2<u32>(ky, kx) - kq * p.stride;
-        v = vec4<f32>(dy_at_tap(c0, oc, kq, km), dy_at_tap(c1, oc, kq, km), dy_at_tap(c2, oc, kq, km), dy_at_tap(c3, oc, kq, km));
+    if (k < p.c_out * per_oc) {
+        let oc = k / per_oc;
+        let rem = k - oc * per_oc;
+        let t_y = rem / f.tx_n;
+        let t_x = rem - t_y * f.tx_n;
+        v = vec4<f32>(dy_at_tap(c0, oc, t_y, t_x), dy_at_tap(c1, oc, t_y, t_x), dy_at_tap(c2, oc, t_y, t_x), dy_at_tap(c3, oc, t_y, t_x));
     }
     b_tile[kk * 16u + tx] = v;
 }
 
-// A[ic, (oc, ky, kx)] = w[oc, ic, ky, kx], 0 outside.
-fn wt_at(ic: u32, k: u32, taps: u32) -> f32 {
+// A[ic, (oc, t_y, t_x)] = w[oc, ic, ry + S t_y, rx + S t_x], 0 outside.
+fn wt_at(f: Phase, ic: u32, k: u32, taps: u32) -> f32 {
     if (ic >= p.c_in || k >= taps) {
         return 0.0;
     }
-    let khw = p.kh * p.kw;
-    let oc = k / khw;
-    return asrc[(oc * p.c_in + ic) * khw + (k - oc * khw)];
+    let per_oc = f.ty_n * f.tx_n;
+    let oc = k / per_oc;
+    let rem = k - oc * per_oc;
+    let t_y = rem / f.tx_n;
+    let ky = f.ry + p.stride * t_y;
+    let kx = f.rx + p.stride * (rem - t_y * f.tx_n);
+    return asrc[((oc * p.c_in + ic) * p.kh + ky) * p.kw + kx];
 }
 
 @compute @workgroup_size(64)
@@ -315,18 +360,21 @@ fn backward_input(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+    let row_tiles = (p.c_in + TM - 1u) / TM;
+    let ph = wid.z / row_tiles;
+    let f = phase_of(ph);
     let j0 = (wid.x + wid.y * nwg.x) * TN;
-    if (j0 >= p.n * p.h * p.w) {
-        return; // a surplus workgroup of the folded grid
+    if (j0 >= p.n * f.ny * f.nx) {
+        return; // a surplus workgroup of the folded grid, or of a phase with fewer pixels
     }
-    let m0 = wid.z * TM;
-    let taps = p.c_out * p.kh * p.kw;
+    let m0 = (wid.z - ph * row_tiles) * TM;
+    let taps = p.c_out * f.ty_n * f.tx_n;
     let tx = t % 16u;
     let ty = t / 16u;
-    let c0 = input_column(j0 + 4u * tx);
-    let c1 = input_column(j0 + 4u * tx + 1u);
-    let c2 = input_column(j0 + 4u * tx + 2u);
-    let c3 = input_column(j0 + 4u * tx + 3u);
+    let c0 = input_column(f, j0 + 4u * tx);
+    let c1 = input_column(f, j0 + 4u * tx + 1u);
+    let c2 = input_column(f, j0 + 4u * tx + 2u);
+    let c3 = input_column(f, j0 + 4u * tx + 3u);
     let a_kk = t / 4u;
     let a_r4 = t % 4u;
     let am = m0 + 4u * a_r4;
@@ -334,11 +382,11 @@ fn backward_input(
     for (var k0 = 0u; k0 < taps; k0 += TK) {
         let ka = k0 + a_kk;
         a_tile[a_kk * 4u + a_r4] =
-            vec4<f32>(wt_at(am, ka, taps), wt_at(am + 1u, ka, taps), wt_at(am + 2u, ka, taps), wt_at(am + 3u, ka, taps));
-        stage_dy_taps(tx, ty, k0, c0, c1, c2, c3);
-        stage_dy_taps(tx, ty + 4u, k0, c0, c1, c2, c3);
-        stage_dy_taps(tx, ty + 8u, k0, c0, c1, c2, c3);
-        stage_dy_taps(tx, ty + 12u, k0, c0, c1, c2, c3);
+            vec4<f32>(wt_at(f, am, ka, taps), wt_at(f, am + 1u, ka, taps), wt_at(f, am + 2u, ka, taps), wt_at(f, am + 3u, ka, taps));
+        stage_dy_taps(f, tx, ty, k0, c0, c1, c2, c3);
+        stage_dy_taps(f, tx, ty + 4u, k0, c0, c1, c2, c3);
+        stage_dy_taps(f, tx, ty + 8u, k0, c0, c1, c2, c3);
+        stage_dy_taps(f, tx, ty + 12u, k0, c0, c1, c2, c3);
         workgroupBarrier();
         acc = multiply_tile(tx, ty, acc);
         workgroupBarrier();

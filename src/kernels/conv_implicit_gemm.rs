@@ -165,7 +165,16 @@ fn backward_input_launch(
     s: &Conv2dShape,
     act: Activation,
 ) -> Launch {
-    let workgroups = grid(label, s.n * s.h * s.w, s.c_in, s.c_out * s.kh * s.kw);
+    // One product per stride phase: the largest has ceil(H/S)·ceil(W/S) pixels per sample.
+    let phases = s.stride * s.stride;
+    let [x, y, z] =
+        grid(label, s.n * s.h.div_ceil(s.stride) * s.w.div_ceil(s.stride), s.c_in, s.c_out * s.kh * s.kw);
+    assert!(
+        z as usize * phases <= 65535,
+        "{label}: {} channels x {phases} stride phases exceed 65535 workgroups",
+        s.c_in
+    );
+    let workgroups = [x, y, z * phases as u32];
     let params = Params::new(s, act, bias.is_some(), 0);
     launch("backward_input", label, params, dout, weight, bias, dinp, workgroups)
 }
