@@ -18,9 +18,11 @@ use crate::models::conv::ConvConfig;
 use crate::models::dense::DenseConfig;
 use crate::models::{Autoencoder, Init};
 
+mod conv;
 mod matmul;
 use crate::runner::{Plan, View};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
+use conv::conv_rows;
 pub use matmul::{DEFAULT_SHAPE, MatmulRows, matmul_rows, parse_shape};
 use std::time::Instant;
 
@@ -201,103 +203,6 @@ fn elementwise_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
     let g = time_gpu(gpu, &gather_u8(&gout, &gdata, &gindex, batch, dim, 0), t)?;
     let c = time_cpu(t, || cpu::gather::gather_u8(&mut out, &images, &index, batch, dim, 0));
     rows.push(bandwidth_row("gather u8 batch", format!("{batch}x{dim}"), 5.0 * n as f64, g, c));
-    Ok(rows)
-}
-
-/// Layers of the two conv presets at batch 128, with both algorithms (direct kernels; im2col + the chosen
-/// matmul), against the plain-loop CPU reference (single-threaded: a correctness oracle, not a tuned
-/// baseline; the ratio flatters the GPU). The GEMM backward row is input and weight gradients together
-/// (they share the im2col and the permuted gradient), counted as 2x the forward FLOPs.
-fn conv_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
-    use crate::kernels::conv::{self, Conv2dShape};
-    use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
-    let mut rows = Vec::new();
-    let shape = |c_in, hw, c_out, stride, padding| Conv2dShape {
-        n: 128,
-        c_in,
-        h: hw,
-        w: hw,
-        c_out,
-        kh: 3,
-        kw: 3,
-        stride,
-        padding,
-    };
-    let shapes = [
-        ("keras conv 1->16", shape(1, 28, 16, 1, 1)),
-        ("keras conv 16->8", shape(16, 14, 8, 1, 1)),
-        ("keras conv 8->16 p0", shape(8, 16, 16, 1, 0)),
-        ("keras conv 16->1", shape(16, 28, 1, 1, 1)),
-        ("strided conv 1->32 s2", shape(1, 28, 32, 2, 1)),
-        ("strided conv 32->64 s2", shape(32, 14, 64, 2, 1)),
-    ];
-    let variant = gpu.matmul_variant()?;
-    for (name, s) in shapes {
-        s.validate()?;
-        let (x, w, dy) = (values(s.input_len(), 7), values(s.weight_len(), 8), values(s.output_len(), 9));
-        let (gx, gw, gdy) = (buf(gpu, "x", &x)?, buf(gpu, "w", &w)?, buf(gpu, "dy", &dy)?);
-        let (gy, gdx, gdw) = (buf(gpu, "y", &dy)?, buf(gpu, "dx", &x)?, buf(gpu, "dw", &w)?);
-        let l = ScratchLens::of(&s);
-        let scratch = GemmScratch {
-            col: buf(gpu, "col", &vec![0.0; l.col])?,
-            cn: buf(gpu, "cn", &vec![0.0; l.cn])?,
-            parts: buf(gpu, "parts", &vec![0.0; l.parts])?,
-        };
-        let shape = format!("{}x{}x{}x{}", s.n, s.c_in, s.h, s.w);
-        let flops = s.flops();
-        let (mut y, mut dx, mut dw) = (dy.clone(), x.clone(), w.clone());
-        let cpu_forward = time_cpu(args.seconds, &mut || {
-            cpu::conv::conv2d_forward(&mut y, &x, &w, None, &s, Activation::Identity)
-        });
-        let cpu_input =
-            time_cpu(args.seconds, &mut || cpu::conv::conv2d_backward_input(&mut dx, &dy, &w, &s));
-        let cpu_weight =
-            time_cpu(args.seconds, &mut || cpu::conv::conv2d_backward_weight(&mut dw, &dy, &x, &s));
-        let cases: [(&str, Vec<Launch>, f64, f64); 5] = [
-            (
-                "direct forward",
-                vec![conv::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity)],
-                flops,
-                cpu_forward,
-            ),
-            (
-                "direct backward input",
-                vec![conv::conv2d_backward_input(&gdx, &gdy, &gw, &s)],
-                flops,
-                cpu_input,
-            ),
-            (
-                "direct backward weight",
-                vec![conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s)],
-                flops,
-                cpu_weight,
-            ),
-            (
-                "gemm forward",
-                conv_gemm::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity, &scratch, variant),
-                flops,
-                cpu_forward,
-            ),
-            (
-                "gemm backward (input+weight)",
-                conv_gemm::conv2d_backward(&gdw, Some(&gdx), &gdy, &gx, &gw, &s, &scratch, variant),
-                2.0 * flops,
-                cpu_input + cpu_weight,
-            ),
-        ];
-        for (pass, launches, flops, c) in cases {
-            let g = time_gpu_list(gpu, &launches, args.seconds)?;
-            rows.push(KernelRow {
-                kernel: format!("{name} {pass}"),
-                shape: shape.clone(),
-                unit: "GFLOP/s",
-                gpu: flops / g / 1e9,
-                cpu: flops / c / 1e9,
-                gpu_ms: g * 1e3,
-                cpu_ms: c * 1e3,
-            });
-        }
-    }
     Ok(rows)
 }
 

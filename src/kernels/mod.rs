@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod conv;
 pub mod conv_gemm;
+pub mod conv_implicit_gemm;
 pub mod conv_shape;
 pub mod gather;
 pub mod loss;
@@ -38,6 +39,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     (gather::SHADER.name, gather::SHADER.source),
     (conv::SHADER.name, conv::SHADER.source),
     (conv_gemm::SHADER.name, conv_gemm::SHADER.source),
+    (conv_implicit_gemm::SHADER.name, conv_implicit_gemm::SHADER.source),
     (pool::SHADER.name, pool::SHADER.source),
     (random::SHADER.name, random::SHADER.source),
     (vae::SHADER.name, vae::SHADER.source),

@@ -1,11 +1,13 @@
 //! Conv2d and ConvTranspose2d layers over NCHW batches, each run by the algorithm measured fastest
-//! for its shape (direct kernels of conv2d.wgsl, or im2col + matmul of conv_gemm.wgsl; see `tune`).
-//! The GEMM scratch (`gemm col`, `gemm cn`, `gemm parts`) is shared by every layer of a network.
+//! for its shape (direct kernels of conv2d.wgsl, im2col + matmul of conv_gemm.wgsl, or the implicit
+//! GEMM of conv_implicit_gemm.wgsl; see `tune`). The GEMM scratch (`gemm col`, `gemm cn`, `gemm
+//! parts`) and the implicit GEMM's split-K partials (`implicit parts`) are shared by every layer.
 
 use super::{Ctx, Network, Node, Op};
 use crate::gpu::{Launch, View};
 use crate::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
+use crate::kernels::conv_implicit_gemm as implicit;
 use crate::runner::ArenaLayout;
 use crate::tune::ConvAlgorithm;
 
@@ -34,17 +36,27 @@ pub fn conv_t_shape(op: &Op, [c, h, w]: [usize; 3], n: usize) -> ConvTranspose2d
     }
 }
 
-fn uses_gemm(node: &Node) -> bool {
-    matches!(
-        node.op,
-        Op::Conv2d { algorithm: ConvAlgorithm::Gemm, .. }
-            | Op::ConvTranspose2d { algorithm: ConvAlgorithm::Gemm, .. }
-    )
+/// The algorithm of a conv layer.
+fn algorithm(node: &Node) -> ConvAlgorithm {
+    match node.op {
+        Op::Conv2d { algorithm, .. } | Op::ConvTranspose2d { algorithm, .. } => algorithm,
+        _ => unreachable!("a conv layer"),
+    }
 }
 
-/// Reserves the GEMM scratch, sized for the largest GEMM layer, when any layer uses the GEMM.
+fn uses(node: &Node, algo: ConvAlgorithm) -> bool {
+    matches!(node.op, Op::Conv2d { algorithm, .. } | Op::ConvTranspose2d { algorithm, .. } if algorithm == algo)
+}
+
+/// Reserves the GEMM scratch, sized for the largest GEMM layer, when any layer uses the GEMM, and the
+/// implicit GEMM's split-K partials when any layer uses it.
 pub fn add_scratch(layout: &mut ArenaLayout, net: &Network, batch: usize) {
-    let gemm: Vec<&Node> = net.nodes.iter().filter(|n| uses_gemm(n)).collect();
+    let implicit: Vec<&Node> = net.nodes.iter().filter(|n| uses(n, ConvAlgorithm::ImplicitGemm)).collect();
+    if !implicit.is_empty() {
+        let parts = implicit.iter().filter_map(|n| n.op.conv_geometry(n.input, batch));
+        layout.add("implicit parts", parts.map(|g| implicit::parts_len(&g)).max().unwrap_or(0).max(1));
+    }
+    let gemm: Vec<&Node> = net.nodes.iter().filter(|n| uses(n, ConvAlgorithm::Gemm)).collect();
     if gemm.is_empty() {
         return;
     }
@@ -70,16 +82,23 @@ fn scratch(ctx: &Ctx) -> GemmScratch {
 pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     let (n, act) = (ctx.batch(), node.op.act().expect("a conv layer"));
     let (w, b) = (ctx.param(node, "weight"), ctx.param(node, "bias"));
-    match (node.op, uses_gemm(node)) {
-        (Op::Conv2d { .. }, true) => {
+    match (node.op, algorithm(node)) {
+        (Op::Conv2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_shape(&node.op, node.input, n);
             conv_gemm::conv2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.variant)
         }
-        (Op::ConvTranspose2d { .. }, true) => {
+        (Op::ConvTranspose2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_t_shape(&node.op, node.input, n);
             conv_gemm::conv_transpose2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.variant)
         }
-        (Op::Conv2d { .. }, false) => {
+        (Op::Conv2d { .. }, ConvAlgorithm::ImplicitGemm) => {
+            vec![implicit::conv2d_forward(y, x, &w, Some(&b), &conv_shape(&node.op, node.input, n), act)]
+        }
+        (Op::ConvTranspose2d { .. }, ConvAlgorithm::ImplicitGemm) => {
+            let s = conv_t_shape(&node.op, node.input, n);
+            vec![implicit::conv_transpose2d_forward(y, x, &w, Some(&b), &s, act)]
+        }
+        (Op::Conv2d { .. }, ConvAlgorithm::Direct) => {
             vec![conv::conv2d_forward(y, x, &w, Some(&b), &conv_shape(&node.op, node.input, n), act)]
         }
         _ => vec![conv::conv_transpose2d_forward(
@@ -109,12 +128,33 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
             launches.push(conv::conv_transpose2d_backward_bias_act(&db, dy, y, &s, act));
         }
     }
-    match (node.op, uses_gemm(node)) {
-        (Op::Conv2d { .. }, true) => {
+    match (node.op, algorithm(node)) {
+        (Op::Conv2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_shape(&node.op, node.input, n);
             launches.extend(conv_gemm::conv2d_backward(&dw, dx, dy, x, &w, &s, &scratch(ctx), ctx.variant));
         }
-        (Op::ConvTranspose2d { .. }, true) => {
+        (Op::Conv2d { .. }, ConvAlgorithm::ImplicitGemm) => {
+            let s = conv_shape(&node.op, node.input, n);
+            launches.extend(implicit::conv2d_backward_weight(
+                &dw,
+                dy,
+                x,
+                &ctx.acts.view("implicit parts"),
+                &s,
+            ));
+            if let Some(dx) = dx {
+                launches.push(implicit::conv2d_backward_input(dx, dy, &w, &s));
+            }
+        }
+        (Op::ConvTranspose2d { .. }, ConvAlgorithm::ImplicitGemm) => {
+            let s = conv_t_shape(&node.op, node.input, n);
+            let parts = ctx.acts.view("implicit parts");
+            launches.extend(implicit::conv_transpose2d_backward_weight(&dw, dy, x, &parts, &s));
+            if let Some(dx) = dx {
+                launches.push(implicit::conv_transpose2d_backward_input(dx, dy, &w, &s));
+            }
+        }
+        (Op::ConvTranspose2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_t_shape(&node.op, node.input, n);
             launches.extend(conv_gemm::conv_transpose2d_backward(
                 &dw,
@@ -127,7 +167,7 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
                 ctx.variant,
             ));
         }
-        (Op::Conv2d { .. }, false) => {
+        (Op::Conv2d { .. }, ConvAlgorithm::Direct) => {
             let s = conv_shape(&node.op, node.input, n);
             launches.push(conv::conv2d_backward_weight(&dw, dy, x, &s));
             if let Some(dx) = dx {

@@ -10,15 +10,17 @@
 //! engine version and a hash of the shader sources (a changed kernel is verified and measured
 //! again), and `AEGPU_RETUNE=1` ignores it.
 //!
-//! Convolutions are chosen per layer shape: the direct kernels against the GEMM formulation (im2col +
-//! the chosen matmul), each verified against the CPU reference at batch 2, then timed on that
+//! Convolutions are chosen per layer shape among the direct kernels, the GEMM formulation (im2col +
+//! the chosen matmul) and the implicit GEMM (tiled products that read im2col elements on the fly),
+//! each verified against the CPU reference at batch 2, then timed on that
 //! layer's forward and backward at batch 32; the choice is cached with the matmul's and recorded in
 //! a run's checkpoint (`aegpu.conv_algorithms`).
 //! Neither wins everywhere: on lavapipe (idle `aegpu bench`, batch 128) the GEMM is 5x faster for
 //! 32 -> 64 channels and 2-7x slower for a 1-channel output, whose product is too thin.
-//! `AEGPU_CONV=direct|gemm` forces one.
+//! `AEGPU_CONV=direct|gemm|implicit_gemm` forces one.
 
 mod verify;
+use verify::ConvBuffers;
 pub use verify::{MatmulCandidate, verify_matmul};
 
 use crate::error::{Error, Result};
@@ -26,6 +28,7 @@ use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::Activation;
 use crate::kernels::conv::{self, Conv2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
+use crate::kernels::conv_implicit_gemm as implicit;
 use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use crate::runner::{Plan, View};
 use std::collections::{BTreeMap, HashMap};
@@ -58,12 +61,29 @@ pub struct Selection {
     pub failed: Vec<(usize, String)>,
 }
 
-/// How convolutions run: the direct kernels of conv2d.wgsl, or im2col + matmul (conv_gemm.wgsl).
+/// How convolutions run: the direct kernels of conv2d.wgsl, im2col + matmul (conv_gemm.wgsl), or the
+/// implicit GEMM of conv_implicit_gemm.wgsl (serde names `direct`, `gemm`, `implicit_gemm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgorithm {
     Direct,
     Gemm,
+    ImplicitGemm,
+}
+
+impl ConvAlgorithm {
+    /// Every algorithm, in the order the tuner tries them.
+    pub const ALL: [ConvAlgorithm; 3] =
+        [ConvAlgorithm::Direct, ConvAlgorithm::Gemm, ConvAlgorithm::ImplicitGemm];
+
+    /// The serde / `AEGPU_CONV` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgorithm::Direct => "direct",
+            ConvAlgorithm::Gemm => "gemm",
+            ConvAlgorithm::ImplicitGemm => "implicit_gemm",
+        }
+    }
 }
 
 /// Batch size at which a layer's algorithms are timed.
@@ -101,14 +121,12 @@ impl Gpu {
     }
 
     /// The faster convolution algorithm for a conv2d of this shape (a transposed convolution: its
-    /// adjoint's), timed at batch 32 once per process; `AEGPU_CONV=direct|gemm` forces one.
+    /// adjoint's), timed at batch 32 once per process; `AEGPU_CONV=direct|gemm|implicit_gemm` forces one.
     pub fn conv_algorithm(&self, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
         if let Ok(v) = std::env::var("AEGPU_CONV") {
-            return match v.as_str() {
-                "direct" => Ok(ConvAlgorithm::Direct),
-                "gemm" => Ok(ConvAlgorithm::Gemm),
-                _ => Err(Error::Config(format!("AEGPU_CONV={v}: use 'direct' or 'gemm'"))),
-            };
+            return ConvAlgorithm::ALL.into_iter().find(|a| a.name() == v).ok_or_else(|| {
+                Error::Config(format!("AEGPU_CONV={v}: use 'direct', 'gemm' or 'implicit_gemm'"))
+            });
         }
         let key = (self.adapter_key(), Conv2dShape { n: CONV_TUNE_BATCH, ..*shape });
         if let Some(&a) = conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
@@ -247,12 +265,10 @@ pub fn select_matmul(gpu: &Gpu, candidates: &[MatmulCandidate], shape: [usize; 3
 fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     let variant = gpu.matmul_variant()?;
     let small = Conv2dShape { n: 2, ..*shape };
-    let bufs = verify::ConvBuffers::new(gpu, &small)?;
     let mut times = Vec::new();
     let mut wrong = Vec::new();
-    for algo in [ConvAlgorithm::Direct, ConvAlgorithm::Gemm] {
-        let launches = conv_launches(gpu, algo, variant, &small, &bufs)?;
-        match verify::verify_conv(gpu, &launches, &bufs, &small)? {
+    for algo in ConvAlgorithm::ALL {
+        match verify_conv_algorithm(gpu, algo, &small)? {
             Ok(()) => times.push((algo, measure_conv(gpu, algo, variant, shape)?)),
             Err(why) => {
                 log_line(&format!(
@@ -265,6 +281,14 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|&(a, _)| a).ok_or_else(|| {
         Error::Config(format!("no convolution algorithm is correct on this adapter: {}", wrong.join("; ")))
     })
+}
+
+/// The tuner's check of `algo` on shape `s`: `Ok(())` when a conv2d layer's forward (bias + ReLU),
+/// input and weight gradients match the CPU reference, else the first difference.
+pub fn verify_conv_algorithm(gpu: &Gpu, algo: ConvAlgorithm, s: &Conv2dShape) -> Result<Result<(), String>> {
+    let bufs = ConvBuffers::new(gpu, s)?;
+    let launches = conv_launches(gpu, algo, gpu.matmul_variant()?, s, &bufs)?;
+    verify::verify_conv(gpu, &launches, &bufs, s)
 }
 
 /// A warning through the `log` facade (the library never prints; the CLI shows warnings).
@@ -323,7 +347,7 @@ pub fn measure_candidate(gpu: &Gpu, candidate: &MatmulCandidate, [m, n, k]: [usi
 /// Milliseconds of a conv2d layer's forward and backward with `algo` (best of three runs, after a
 /// warm-up).
 pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, variant: MatmulVariant, s: &Conv2dShape) -> Result<f64> {
-    let bufs = verify::ConvBuffers::new(gpu, s)?;
+    let bufs = ConvBuffers::new(gpu, s)?;
     let plan = Plan::new(gpu, "tune conv", &conv_launches(gpu, algo, variant, s, &bufs)?)?;
     plan.run(gpu)?;
     let mut best = f64::INFINITY;
@@ -341,7 +365,7 @@ fn conv_launches(
     algo: ConvAlgorithm,
     variant: MatmulVariant,
     s: &Conv2dShape,
-    v: &verify::ConvBuffers,
+    v: &ConvBuffers,
 ) -> Result<Vec<crate::gpu::Launch>> {
     let mut launches = match algo {
         ConvAlgorithm::Direct => vec![
@@ -376,6 +400,14 @@ fn conv_launches(
                 &scratch,
                 variant,
             ));
+            all
+        }
+        ConvAlgorithm::ImplicitGemm => {
+            let parts =
+                View::whole(&StorageBuffer::zeroed(gpu, "tune parts", implicit::parts_len(s).max(1))?);
+            let mut all = vec![implicit::conv2d_forward(&v.y, &v.x, &v.w, Some(&v.b), s, Activation::Relu)];
+            all.extend(implicit::conv2d_backward_weight(&v.dw, &v.dy, &v.x, &parts, s));
+            all.push(implicit::conv2d_backward_input(&v.dx, &v.dy, &v.w, s));
             all
         }
     };
