@@ -1,7 +1,7 @@
 // conv_implicit_gemm.wgsl: 2-D convolution (NCHW, f32) and its input and weight gradients as tiled
-// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 // matrix products whose loaders compute the im2col element on the fly from the NCHW tensor (0 on a
 // padding tap), so no im2col matrix is ever stored (compare conv_gemm.wgsl, which materialises it).
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
 //
 // Geometry is one conv2d, as in conv2d.wgsl: x [N, C_IN, H, W], w [C_OUT, C_IN, KH, KW],
 // y [N, C_OUT, OH, OW], y[n,oc,oy,ox] = Σ_{ic,ky,kx} x[n, ic, oy*S - P + ky, ox*S - P + kx] · w[oc,ic,ky,kx].
