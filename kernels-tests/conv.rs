@@ -16,33 +16,6 @@ use aegpu::kernels::{Activation, Launch, grid_1d, pool};
 use aegpu::runner::{Plan, View};
 use common::*;
 
-#[allow(clippy::too_many_arguments)]
-const fn conv_shape(
-    n: usize,
-    c_in: usize,
-    (h, w): (usize, usize),
-    c_out: usize,
-    (kh, kw): (usize, usize),
-    stride: usize,
-    padding: usize,
-) -> Conv2dShape {
-    Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding }
-}
-
-#[allow(clippy::too_many_arguments)]
-const fn transpose_shape(
-    n: usize,
-    c_in: usize,
-    (h, w): (usize, usize),
-    c_out: usize,
-    (kh, kw): (usize, usize),
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> ConvTranspose2dShape {
-    ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
-}
-
 /// Odd and non-square inputs, stride 1/2/3, padding 0/1/2, kernels 1/3/5 and non-square, channels
 /// 1/2/3 (one channel per invocation) and 4/5/8/9 (blocks of 4, full and clamped), batch 1/2/3, and
 /// kernels as large as the input.

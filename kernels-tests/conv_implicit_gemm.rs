@@ -18,70 +18,43 @@ use aegpu::tune::{ConvAlgorithm, verify_conv_algorithm};
 use common::guard::{SENTINEL, read_checked, upload_with_tail};
 use common::*;
 
-#[allow(clippy::too_many_arguments)]
-const fn conv(
-    n: usize,
-    c_in: usize,
-    (h, w): (usize, usize),
-    c_out: usize,
-    (kh, kw): (usize, usize),
-    stride: usize,
-    padding: usize,
-) -> Conv2dShape {
-    Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding }
-}
-
-#[allow(clippy::too_many_arguments)]
-const fn transpose(
-    n: usize,
-    c_in: usize,
-    (h, w): (usize, usize),
-    c_out: usize,
-    (kh, kw): (usize, usize),
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> ConvTranspose2dShape {
-    ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
-}
-
 /// Awkward conv2d shapes. Some have more than 1024 output pixels, so their weight gradient runs in
 /// 2-4 split-K chunks; channels 17 and 33 leave partial 16-row tiles; 1x1 and 1x3 kernels at stride 2
 /// and 2x4 at stride 3 leave input pixels (stride phases) that no tap reaches.
 const CONV_SHAPES: &[Conv2dShape] = &[
-    conv(1, 1, (7, 5), 1, (3, 3), 1, 1),
-    conv(3, 3, (9, 9), 5, (3, 3), 2, 1),
-    conv(1, 5, (7, 5), 3, (1, 1), 1, 0),
-    conv(3, 1, (9, 9), 3, (5, 5), 2, 0),
-    conv(1, 3, (5, 7), 5, (5, 5), 1, 2),
-    conv(5, 5, (8, 6), 1, (3, 3), 2, 0),
-    conv(1, 3, (9, 7), 17, (5, 5), 2, 2),
-    conv(3, 2, (6, 7), 3, (3, 5), 1, 1),
-    conv(1, 2, (10, 11), 2, (3, 3), 3, 1),
-    conv(1, 1, (1, 1), 1, (1, 1), 1, 0),
-    conv(3, 4, (13, 11), 33, (3, 3), 1, 1),
-    conv(3, 1, (28, 28), 4, (3, 3), 1, 1),
-    conv(5, 7, (30, 29), 3, (3, 3), 1, 1),
-    conv(7, 3, (17, 15), 2, (5, 5), 1, 2),
-    conv(3, 2, (7, 6), 3, (1, 1), 2, 0),
-    conv(1, 1, (1, 9), 3, (1, 3), 2, 0),
-    conv(2, 3, (11, 10), 4, (2, 4), 3, 1),
+    conv_shape(1, 1, (7, 5), 1, (3, 3), 1, 1),
+    conv_shape(3, 3, (9, 9), 5, (3, 3), 2, 1),
+    conv_shape(1, 5, (7, 5), 3, (1, 1), 1, 0),
+    conv_shape(3, 1, (9, 9), 3, (5, 5), 2, 0),
+    conv_shape(1, 3, (5, 7), 5, (5, 5), 1, 2),
+    conv_shape(5, 5, (8, 6), 1, (3, 3), 2, 0),
+    conv_shape(1, 3, (9, 7), 17, (5, 5), 2, 2),
+    conv_shape(3, 2, (6, 7), 3, (3, 5), 1, 1),
+    conv_shape(1, 2, (10, 11), 2, (3, 3), 3, 1),
+    conv_shape(1, 1, (1, 1), 1, (1, 1), 1, 0),
+    conv_shape(3, 4, (13, 11), 33, (3, 3), 1, 1),
+    conv_shape(3, 1, (28, 28), 4, (3, 3), 1, 1),
+    conv_shape(5, 7, (30, 29), 3, (3, 3), 1, 1),
+    conv_shape(7, 3, (17, 15), 2, (5, 5), 1, 2),
+    conv_shape(3, 2, (7, 6), 3, (1, 1), 2, 0),
+    conv_shape(1, 1, (1, 9), 3, (1, 3), 2, 0),
+    conv_shape(2, 3, (11, 10), 4, (2, 4), 3, 1),
 ];
 
 /// The same variety for the transpose (output_padding 0, 1, 2).
 const TRANSPOSE_SHAPES: &[ConvTranspose2dShape] = &[
-    transpose(1, 1, (4, 3), 1, (3, 3), 2, 1, 1),
-    transpose(3, 3, (5, 5), 5, (3, 3), 2, 1, 0),
-    transpose(1, 5, (7, 5), 3, (1, 1), 1, 0, 0),
-    transpose(3, 1, (3, 4), 3, (5, 5), 2, 0, 1),
-    transpose(1, 3, (4, 5), 5, (5, 5), 1, 2, 0),
-    transpose(3, 4, (3, 3), 3, (3, 3), 3, 1, 2),
-    transpose(5, 3, (5, 3), 1, (3, 3), 2, 0, 1),
-    transpose(1, 1, (1, 1), 1, (1, 1), 1, 0, 0),
-    transpose(3, 17, (7, 7), 9, (3, 3), 2, 1, 1),
-    transpose(3, 4, (14, 13), 1, (3, 3), 2, 1, 1),
-    transpose(2, 3, (4, 3), 2, (1, 1), 3, 0, 2),
-    transpose(1, 2, (3, 5), 3, (2, 2), 2, 0, 1),
+    transpose_shape(1, 1, (4, 3), 1, (3, 3), 2, 1, 1),
+    transpose_shape(3, 3, (5, 5), 5, (3, 3), 2, 1, 0),
+    transpose_shape(1, 5, (7, 5), 3, (1, 1), 1, 0, 0),
+    transpose_shape(3, 1, (3, 4), 3, (5, 5), 2, 0, 1),
+    transpose_shape(1, 3, (4, 5), 5, (5, 5), 1, 2, 0),
+    transpose_shape(3, 4, (3, 3), 3, (3, 3), 3, 1, 2),
+    transpose_shape(5, 3, (5, 3), 1, (3, 3), 2, 0, 1),
+    transpose_shape(1, 1, (1, 1), 1, (1, 1), 1, 0, 0),
+    transpose_shape(3, 17, (7, 7), 9, (3, 3), 2, 1, 1),
+    transpose_shape(3, 4, (14, 13), 1, (3, 3), 2, 1, 1),
+    transpose_shape(2, 3, (4, 3), 2, (1, 1), 3, 0, 2),
+    transpose_shape(1, 2, (3, 5), 3, (2, 2), 2, 0, 1),
 ];
 
 const ACTS: [Activation; 5] = [
@@ -284,7 +257,7 @@ fn conv_transpose2d_forward_and_gradients_match_reference_on_awkward_shapes() {
 #[test]
 fn split_weight_gradient_is_bit_identical_run_to_run() {
     let gpu = gpu();
-    let s = conv(5, 7, (30, 29), 3, (3, 3), 1, 1);
+    let s = conv_shape(5, 7, (30, 29), 3, (3, 3), 1, 1);
     assert!(weight_splits(&s) > 1);
     let c = Case::new([s.input_len(), s.weight_len(), s.bias_len(), s.output_len()], 77);
     let (_bufs, [vx, _, _, vdo]) = inputs(&gpu, &c);
@@ -308,7 +281,7 @@ fn split_weight_gradient_is_bit_identical_run_to_run() {
 fn column_tiles_fold_past_65535_workgroups() {
     let gpu = gpu();
     let n = 65_536 * TILE_N / 4 + 37;
-    let s = conv(n, 1, (2, 2), 1, (3, 3), 1, 1);
+    let s = conv_shape(n, 1, (2, 2), 1, (3, 3), 1, 1);
     let tiles = (s.n * s.out_h() * s.out_w()).div_ceil(TILE_N);
     assert!(tiles > 65535, "{tiles} column tiles");
     assert!(grid_1d(tiles, 1)[1] > 1, "the grid folds");
@@ -316,7 +289,7 @@ fn column_tiles_fold_past_65535_workgroups() {
     assert!(limit >= 65535, "adapter limit {limit}");
     conv2d_case(&gpu, &s, Activation::Tanh, true, 4242, false);
     // The transpose's forward (the adjoint's input gradient) on the same geometry.
-    let t = transpose(n, 1, (2, 2), 1, (3, 3), 1, 1, 0);
+    let t = transpose_shape(n, 1, (2, 2), 1, (3, 3), 1, 1, 0);
     transpose_case(&gpu, &t, Activation::Sigmoid, true, 4343, false);
 }
 
@@ -326,9 +299,9 @@ fn column_tiles_fold_past_65535_workgroups() {
 fn the_tuner_verifies_the_implicit_gemm() {
     let gpu = gpu();
     for s in [
-        conv(2, 1, (28, 28), 32, (3, 3), 2, 1),
-        conv(2, 32, (14, 14), 64, (3, 3), 2, 1),
-        conv(2, 16, (28, 28), 1, (3, 3), 1, 1),
+        conv_shape(2, 1, (28, 28), 32, (3, 3), 2, 1),
+        conv_shape(2, 32, (14, 14), 64, (3, 3), 2, 1),
+        conv_shape(2, 16, (28, 28), 1, (3, 3), 1, 1),
     ] {
         for algo in ConvAlgorithm::ALL {
             if let Err(why) = verify_conv_algorithm(&gpu, algo, &s).unwrap() {
@@ -345,7 +318,7 @@ fn the_tuner_verifies_the_implicit_gemm() {
 #[test]
 fn outputs_keep_their_guard_band() {
     let gpu = gpu();
-    let s = conv(1, 1, (3, 3), 1, (3, 3), 1, 1);
+    let s = conv_shape(1, 1, (3, 3), 1, (3, 3), 1, 1);
     let o = Outputs::new(&gpu, [s.output_len(), 1, 1, 1, 1], 5);
     let c = Case::new([s.input_len(), s.weight_len(), 1, 1], 6);
     let (_bufs, [vx, vw, _, _]) = inputs(&gpu, &c);

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod guard;
 
 use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::kernels::conv::{Conv2dShape, ConvTranspose2dShape};
 use rand::{RngExt, SeedableRng};
 use std::path::{Path, PathBuf};
 
@@ -81,4 +82,33 @@ pub fn central_differences(x: &[f32], eps: f32, f: impl Fn(&[f32]) -> f64) -> Ve
             ((f(&up) - f(&down)) / (2.0 * eps as f64)) as f32
         })
         .collect()
+}
+
+/// A conv2d shape from (batch, in channels, (H, W), out channels, (KH, KW), stride, padding).
+#[allow(clippy::too_many_arguments)]
+pub const fn conv_shape(
+    n: usize,
+    c_in: usize,
+    (h, w): (usize, usize),
+    c_out: usize,
+    (kh, kw): (usize, usize),
+    stride: usize,
+    padding: usize,
+) -> Conv2dShape {
+    Conv2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding }
+}
+
+/// A transposed-convolution shape: [`conv_shape`]'s arguments plus the output padding.
+#[allow(clippy::too_many_arguments)]
+pub const fn transpose_shape(
+    n: usize,
+    c_in: usize,
+    (h, w): (usize, usize),
+    c_out: usize,
+    (kh, kw): (usize, usize),
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> ConvTranspose2dShape {
+    ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
 }
