@@ -229,10 +229,8 @@ fn convolution(c: &mut Criterion, gpu: &Gpu) {
         g.finish();
 
         let group = format!("conv2d {name} 128x{}x{}x{} backward (elements = flops)", s.c_in, s.h, s.w);
-        let bwd = [
-            conv::conv2d_backward_input(&gdx, &gdy, &gw, &s),
-            conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s),
-        ];
+        let mut bwd = vec![conv::conv2d_backward_input(&gdx, &gdy, &gw, &s)];
+        bwd.extend(conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s));
         bench_gpu_list(c, gpu, &group, "direct", &bwd, Throughput::Elements(2 * flops));
         let bwd = conv_gemm::conv2d_backward(&gdw, Some(&gdx), &gdy, &gx, &gw, &s, &scratch, variant);
         bench_gpu_list(c, gpu, &group, "gemm", &bwd, Throughput::Elements(2 * flops));

@@ -129,7 +129,7 @@ fn gpu_conv2d(
         None => vec![
             conv::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act),
             conv::conv2d_backward_input(&vdx, &vdo, &vw, s),
-            conv::conv2d_backward_weight(&vdw, &vdo, &vx, s),
+            one(conv::conv2d_backward_weight(&vdw, &vdo, &vx, s)),
         ],
         Some(v) => {
             let mut l = conv_gemm::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
@@ -137,7 +137,7 @@ fn gpu_conv2d(
             l
         }
     };
-    launches.push(conv::conv2d_backward_bias(&vdb, &vdo, s));
+    launches.extend(conv::conv2d_backward_bias(&vdb, &vdo, s));
     run(gpu, &launches);
     ConvResults {
         out: bout.read_all_f32(gpu).unwrap(),
@@ -172,7 +172,7 @@ fn gpu_conv_transpose2d(
         None => vec![
             conv::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act),
             conv::conv_transpose2d_backward_input(&vdx, &vdo, &vw, s),
-            conv::conv_transpose2d_backward_weight(&vdw, &vdo, &vx, s),
+            one(conv::conv_transpose2d_backward_weight(&vdw, &vdo, &vx, s)),
         ],
         Some(v) => {
             let mut l = conv_gemm::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
@@ -180,7 +180,7 @@ fn gpu_conv_transpose2d(
             l
         }
     };
-    launches.push(conv::conv_transpose2d_backward_bias(&vdb, &vdo, s));
+    launches.extend(conv::conv_transpose2d_backward_bias(&vdb, &vdo, s));
     run(gpu, &launches);
     ConvResults {
         out: bout.read_all_f32(gpu).unwrap(),
@@ -481,10 +481,10 @@ fn reductions_are_bit_identical_run_to_run() {
             .collect();
     let launches = [
         conv::conv2d_forward(&outs[0].1, &vx, &vw, Some(&vbias), &s, Activation::Tanh),
-        conv::conv2d_backward_weight(&outs[1].1, &vdo, &vx, &s),
-        conv::conv2d_backward_bias(&outs[2].1, &vdo, &s),
-        conv::conv_transpose2d_backward_weight(&outs[3].1, &vtdo, &vtx, &t),
-        conv::conv_transpose2d_backward_bias(&outs[4].1, &vtdo, &t),
+        one(conv::conv2d_backward_weight(&outs[1].1, &vdo, &vx, &s)),
+        one(conv::conv2d_backward_bias(&outs[2].1, &vdo, &s)),
+        one(conv::conv_transpose2d_backward_weight(&outs[3].1, &vtdo, &vtx, &t)),
+        one(conv::conv_transpose2d_backward_bias(&outs[4].1, &vtdo, &t)),
         conv::conv_transpose2d_forward(&outs[5].1, &vtx, &vtw, None, &t, Activation::Sigmoid),
     ];
     let read = || -> Vec<Vec<u32>> {
@@ -749,12 +749,12 @@ fn entry_points_and_workgroup_sizes_match_the_launchers() {
     let launches = [
         conv::conv2d_forward(&v, &v, &v, Some(&v), &s, Activation::Relu),
         conv::conv2d_backward_input(&v, &v, &v, &s),
-        conv::conv2d_backward_weight(&v, &v, &v, &s),
-        conv::conv2d_backward_bias(&v, &v, &s),
+        one(conv::conv2d_backward_weight(&v, &v, &v, &s)),
+        one(conv::conv2d_backward_bias(&v, &v, &s)),
         conv::conv_transpose2d_forward(&v, &v, &v, None, &t, Activation::Relu),
         conv::conv_transpose2d_backward_input(&v, &v, &v, &t),
-        conv::conv_transpose2d_backward_weight(&v, &v, &v, &t),
-        conv::conv_transpose2d_backward_bias(&v, &v, &t),
+        one(conv::conv_transpose2d_backward_weight(&v, &v, &v, &t)),
+        one(conv::conv_transpose2d_backward_bias(&v, &v, &t)),
         pool::maxpool2x2_forward(&v, &v, &v, 1, 2, 4, 4, false),
         pool::maxpool2x2_backward(&v, &v, &v, 1, 2, 4, 4, false),
         pool::upsample2x_forward(&v, &v, 1, 2, 4, 4),

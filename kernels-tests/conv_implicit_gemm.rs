@@ -163,7 +163,7 @@ fn conv2d_case(gpu: &Gpu, s: &Conv2dShape, act: Activation, has_bias: bool, seed
     let mut launches = vec![implicit::conv2d_forward(vout, &vx, &vw, has_bias.then_some(&vb), s, act)];
     launches.push(implicit::conv2d_backward_input(vdx, &vdo, &vw, s));
     launches.extend(implicit::conv2d_backward_weight(vdw, &vdo, &vx, vparts, s));
-    launches.push(conv::conv2d_backward_bias(vdb, &vdo, s));
+    launches.extend(conv::conv2d_backward_bias(vdb, &vdo, s));
     run(gpu, &launches);
 
     let (x, w, b, dout) = (f64s(&c.x), f64s(&c.w), f64s(&c.b), f64s(&c.dout));
@@ -222,7 +222,7 @@ fn transpose_case(
         vec![implicit::conv_transpose2d_forward(vout, &vx, &vw, has_bias.then_some(&vb), s, act)];
     launches.push(implicit::conv_transpose2d_backward_input(vdx, &vdo, &vw, s));
     launches.extend(implicit::conv_transpose2d_backward_weight(vdw, &vdo, &vx, vparts, s));
-    launches.push(conv::conv_transpose2d_backward_bias(vdb, &vdo, s));
+    launches.extend(conv::conv_transpose2d_backward_bias(vdb, &vdo, s));
     run(gpu, &launches);
 
     let (x, w, b, dout) = (f64s(&c.x), f64s(&c.w), f64s(&c.b), f64s(&c.dout));

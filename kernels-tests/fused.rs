@@ -199,14 +199,11 @@ fn conv_bias_with_activation_is_bit_identical_to_act_backward_then_bias() {
                         conv::conv2d_backward_bias(&v(&plain_db), &v(&plain_dz), &s2),
                     )
                 };
-                run(&gpu, &[fused]);
-                run(
-                    &gpu,
-                    &[
-                        activation::activation_backward(&v(&plain_dz), &v(&plain_dz), &v(&gy), len, act),
-                        plain,
-                    ],
-                );
+                run(&gpu, &fused);
+                let mut plain_launches =
+                    vec![activation::activation_backward(&v(&plain_dz), &v(&plain_dz), &v(&gy), len, act)];
+                plain_launches.extend(plain);
+                run(&gpu, &plain_launches);
                 let (dz, db) = (
                     read_checked(&gpu, "fused dz", &fused_dz, len),
                     read_checked(&gpu, "fused db", &fused_db, c),

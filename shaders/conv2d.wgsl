@@ -30,6 +30,9 @@
 //                           y[i] = dy[i] * f'(x[i]) with the forward output at binding 1, and sums
 //                           those: bit-identical to act_backward then this sum (each product is
 //                           stored and added in the same order), one pass over dy fewer.
+//   Both reductions sum samples [n_first, n) and, with `accumulate`, add to their output: the host
+//   cuts a long batch into launches of consecutive samples (a lane loops over every sample, and
+//   lavapipe silently ends an invocation's loops after 65,535 iterations).
 // CHANNEL_BLOCK (override, 4 or 1): with 4, one load of x (forward), of y (backward_input) or of x
 // (backward_weight) feeds 4 multiply-adds, one per channel of the block; the host uses 1 when the blocked
 // dimension has fewer than 4 channels (src/kernels/conv.rs, channel_block). A partial last block clamps
@@ -73,8 +76,11 @@ struct Params {
     act: u32,
     has_bias: u32,
     slope: f32, // leaky ReLU negative slope
-    _pad0: u32,
-    _pad1: u32,
+    // The gradient reductions (weight, bias) sum samples [n_first, n) and, with `accumulate`, add to
+    // their output: the host splits a long batch into launches so no invocation loops past lavapipe's
+    // limit of 65,535 iterations (see MAX_LOOP_STEPS in src/kernels/mod.rs).
+    n_first: u32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -261,7 +267,7 @@ fn conv2d_backward_weight(
         // sample, in order: no division in the loop, and 8 neighbouring lanes read neighbouring words.
         let ly = lid / 8u;
         let lx = lid % 8u;
-        for (var n = 0u; n < p.n; n++) {
+        for (var n = p.n_first; n < p.n; n++) {
             let y_sample = n * p.c_out * plane;
             let x_plane = (n * p.c_in + ic) * p.h;
             for (var oy = ry.x + ly; oy < ry.y; oy += 8u) {
@@ -283,7 +289,8 @@ fn conv2d_backward_weight(
         let w_at = ic * taps + ky * p.kw + kx;
         for (var j = 0u; j < CHANNEL_BLOCK; j++) {
             if (oc0 + j < p.c_out) {
-                weight[(oc0 + j) * p.c_in * taps + w_at] = total[j];
+                let at = (oc0 + j) * p.c_in * taps + w_at;
+                weight[at] = select(total[j], weight[at] + total[j], p.accumulate != 0u);
             }
         }
     }
@@ -301,7 +308,7 @@ fn conv2d_backward_bias(
     if (valid) {
         // Lane l sums elements l, l + 64, ... of each sample's plane, samples in order.
         let plane = p.oh * p.ow;
-        for (var n = 0u; n < p.n; n++) {
+        for (var n = p.n_first; n < p.n; n++) {
             let start = (n * p.c_out + c) * plane;
             for (var r = lid; r < plane; r += LANES) {
                 if (p.act == ACT_IDENTITY) {
@@ -316,6 +323,6 @@ fn conv2d_backward_bias(
     }
     let total = workgroup_sum(lid, vec4<f32>(s, 0.0, 0.0, 0.0));
     if (valid && lid == 0u) {
-        bias[c] = total.x;
+        bias[c] = select(total.x, bias[c] + total.x, p.accumulate != 0u);
     }
 }

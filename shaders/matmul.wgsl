@@ -34,11 +34,17 @@ struct Params {
     k: u32,
     act: u32,
     has_bias: u32,
-    accumulate: u32,
+    accumulate: u32, // 0: C = act(acc + bias); 1: C += act(acc + bias); 2: C = act(C + acc + bias)
     slope: f32, // leaky ReLU negative slope
     // Split-K: workgroup z sums k in [z*k_chunk, min(k, (z+1)*k_chunk)) and writes C + z*M*N (the host
     // then sums the partial products; it splits only without bias, activation or accumulate).
     k_chunk: u32,
+    // The first k of this launch: a product whose K is too long for one launch (lavapipe ends an
+    // invocation's loops after 65,535 iterations) runs as launches over consecutive k ranges.
+    k_first: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,7 +56,7 @@ var<private> k_hi: u32;
 
 fn set_split(z: u32) {
     c_base = z * p.m * p.n;
-    k_lo = z * p.k_chunk;
+    k_lo = p.k_first + z * p.k_chunk;
     k_hi = min(p.k, k_lo + p.k_chunk);
 }
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
@@ -79,13 +85,16 @@ fn store(i: u32, j: u32, acc: f32) {
     if (i >= p.m || j >= p.n) {
         return;
     }
+    let idx = c_base + i * p.n + j;
     var v = acc;
+    if (p.accumulate == 2u) {
+        v = c[idx] + v; // the sum of the earlier k ranges, then this one's
+    }
     if (p.has_bias != 0u) {
         v += bias[j];
     }
     v = apply_activation(p.act, p.slope, v);
-    let idx = c_base + i * p.n + j;
-    if (p.accumulate != 0u) {
+    if (p.accumulate == 1u) {
         v += c[idx];
     }
     c[idx] = v;

@@ -94,10 +94,8 @@ pub fn step_launches(
     let (v2, h3) = (t.view("v2"), t.view("h3"));
     let (ev, eh) = (t.grad(&dec.y), t.grad(&enc.y));
     let inv = 1.0 / b as f32;
-    let mut launches = vec![
-        linear_forward(&h1, &x, &we, &be, b, d, h, Activation::Sigmoid, variant),
-        linear_forward(&logits, &h1, &wd, &bd, b, h, d, Activation::Identity, variant),
-    ];
+    let mut launches = linear_forward(&h1, &x, &we, &be, b, d, h, Activation::Sigmoid, variant);
+    launches.extend(linear_forward(&logits, &h1, &wd, &bd, b, h, d, Activation::Identity, variant));
     launches.extend(loss_forward_backward(
         &t.view("loss totals"),
         &t.view("loss partials"),
@@ -109,17 +107,13 @@ pub fn step_launches(
         Activation::Sigmoid,
         1.0,
     ));
-    launches.extend([
-        recirc_mix(&v2, &x, &logits, b * d, lambda),
-        linear_forward(&h3, &v2, &we, &be, b, d, h, Activation::Sigmoid, variant),
-        recirc_diff(&ev, &v2, &x, b * d, inv),
-        linear_backward_weight(&dwd, &ev, &h1, b, h, d, variant),
-        bias_backward(&dbd, &ev, b, d),
-        recirc_diff(&eh, &h3, &h1, b * h, inv),
-        linear_backward_weight(&dwe, &eh, &v2, b, d, h, variant),
-        bias_backward(&dbe, &eh, b, h),
-        model.update(&config.optimizer, 1),
-    ]);
+    launches.push(recirc_mix(&v2, &x, &logits, b * d, lambda));
+    launches.extend(linear_forward(&h3, &v2, &we, &be, b, d, h, Activation::Sigmoid, variant));
+    launches.push(recirc_diff(&ev, &v2, &x, b * d, inv));
+    launches.extend(linear_backward_weight(&dwd, &ev, &h1, b, h, d, variant));
+    launches.extend([bias_backward(&dbd, &ev, b, d), recirc_diff(&eh, &h3, &h1, b * h, inv)]);
+    launches.extend(linear_backward_weight(&dwe, &eh, &v2, b, d, h, variant));
+    launches.extend([bias_backward(&dbe, &eh, b, h), model.update(&config.optimizer, 1)]);
     Ok(launches)
 }
 

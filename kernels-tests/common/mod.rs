@@ -112,3 +112,9 @@ pub const fn transpose_shape(
 ) -> ConvTranspose2dShape {
     ConvTranspose2dShape { n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding }
 }
+
+/// The one launch of a launcher that splits long work into several (small test shapes never do).
+pub fn one(mut launches: Vec<aegpu::kernels::Launch>) -> aegpu::kernels::Launch {
+    assert_eq!(launches.len(), 1, "expected a single launch for a small shape");
+    launches.remove(0)
+}

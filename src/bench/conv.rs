@@ -73,12 +73,7 @@ pub(super) fn conv_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
                 flops,
                 cpu_input,
             ),
-            (
-                "direct backward weight",
-                vec![conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s)],
-                flops,
-                cpu_weight,
-            ),
+            ("direct backward weight", conv::conv2d_backward_weight(&gdw, &gdy, &gx, &s), flops, cpu_weight),
             (
                 "gemm forward",
                 conv_gemm::conv2d_forward(&gy, &gx, &gw, None, &s, Activation::Identity, &scratch, variant),

@@ -2,7 +2,7 @@
 //! reference first (a wrong one is reported, not timed), on each product `--shape M x N x K` names
 //! (default the deep model's 256x784x512), in each transpose form, beside the CPU baseline.
 
-use super::{BenchArgs, KernelRow, buf, time_cpu, time_gpu, values};
+use super::{BenchArgs, KernelRow, buf, time_cpu, time_gpu_list, values};
 use crate::cpu;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -66,8 +66,8 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: MatmulVariant) -> Result
                     variant,
                     splits: 1,
                 }
-                .launch();
-                let gpu_s = time_gpu(gpu, &launch, args.seconds)?;
+                .launches();
+                let gpu_s = time_gpu_list(gpu, &launch, args.seconds)?;
                 let mark = if variant == chosen { " (chosen)" } else { "" };
                 rows.push(KernelRow {
                     kernel: format!(

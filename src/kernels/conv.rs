@@ -7,7 +7,7 @@
 //! forward). Activation backward is not here: the `dout` these functions take is the gradient with
 //! respect to the pre-activation (see `shaders/activation.wgsl`).
 
-use super::{Activation, Launch, grid_1d};
+use super::{Activation, Launch, MAX_LOOP_STEPS, grid_1d};
 use crate::error::Result;
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
@@ -40,8 +40,10 @@ pub(crate) struct Params {
     act: u32,
     has_bias: u32,
     slope: f32,
-    _pad0: u32,
-    _pad1: u32,
+    /// The reductions' first sample (they sum samples `n_first..n`).
+    n_first: u32,
+    /// The reductions add to their output (a later range of samples).
+    accumulate: u32,
 }
 
 impl Params {
@@ -61,8 +63,8 @@ impl Params {
             act: act.id(),
             has_bias: has_bias as u32,
             slope: act.slope(),
-            _pad0: 0,
-            _pad1: 0,
+            n_first: 0,
+            accumulate: 0,
         }
     }
 }
@@ -174,24 +176,50 @@ fn backward_input_launch(
     )
 }
 
+/// A reduction over the batch as launches over consecutive sample ranges, each short enough that
+/// no invocation loops past [`MAX_LOOP_STEPS`] when a sample costs it `steps_per_sample` loop
+/// iterations; the later ranges add to the first one's sums, in order (deterministic). One launch,
+/// with `params` unchanged, for any batch that fits.
+fn over_sample_ranges(
+    params: Params,
+    steps_per_sample: usize,
+    launch: impl Fn(Params) -> Launch,
+) -> Vec<Launch> {
+    let per_launch = (MAX_LOOP_STEPS / steps_per_sample.max(1)).max(1);
+    let n = params.n as usize;
+    (0..n.div_ceil(per_launch).max(1))
+        .map(|r| {
+            let first = r * per_launch;
+            let end = (first + per_launch).min(n);
+            launch(Params { n: end as u32, n_first: first as u32, accumulate: (r > 0) as u32, ..params })
+        })
+        .collect()
+}
+
 fn backward_weight_launch(
     label: &'static str,
     dweight: &View,
     x_role: &View,
     y_role: &View,
     c: &Conv2dShape,
-) -> Launch {
+) -> Vec<Launch> {
     let block = channel_block(c.c_out);
-    launch(
-        pipeline_key("conv2d_backward_weight", Some(block)),
-        label,
-        Params::new(c, Activation::Identity, false),
-        x_role,
-        dweight,
-        y_role,
-        y_role,
-        grid_1d(c.c_out.div_ceil(block) * c.c_in * c.kh * c.kw, 1),
-    )
+    // A lane's loop iterations per sample: the sample, its rows (every 8th) and their columns
+    // (every 8th), counting each loop's exit as one more (lavapipe's limiter stopped the 3x3 case
+    // at about 6 per sample, not the 3 its rows and columns make).
+    let steps = 2 + c.out_h().div_ceil(8) * (2 + c.out_w().div_ceil(8));
+    over_sample_ranges(Params::new(c, Activation::Identity, false), steps, |params| {
+        launch(
+            pipeline_key("conv2d_backward_weight", Some(block)),
+            label,
+            params,
+            x_role,
+            dweight,
+            y_role,
+            y_role,
+            grid_1d(c.c_out.div_ceil(block) * c.c_in * c.kh * c.kw, 1),
+        )
+    })
 }
 
 /// Per-channel sums of `dout` `[n, channels, h, w]` into `dbias` `[channels]`.
@@ -202,20 +230,23 @@ fn channel_sum_launch(
     (n, channels, h, w): (usize, usize, usize, usize),
     act: Activation,
     out: &View,
-) -> Launch {
+) -> Vec<Launch> {
     let c = Conv2dShape { n, c_in: 1, h, w, c_out: channels, kh: 1, kw: 1, stride: 1, padding: 0 };
     // With a 1x1 kernel, stride 1, no padding, the y side is [n, channels, h, w]; x (read only
-    // with a non-identity act) is the forward output the derivative is taken from.
-    launch(
-        pipeline_key("conv2d_backward_bias", None),
-        label,
-        Params::new(&c, act, false),
-        out,
-        dout,
-        dbias,
-        dout,
-        grid_1d(channels, 1),
-    )
+    // with a non-identity act) is the forward output the derivative is taken from. A lane's loop
+    // iterations per sample: the sample, every 64th pixel of its plane and the loop's exit.
+    over_sample_ranges(Params::new(&c, act, false), 2 + (h * w).div_ceil(64), |params| {
+        launch(
+            pipeline_key("conv2d_backward_bias", None),
+            label,
+            params,
+            out,
+            dout,
+            dbias,
+            dout,
+            grid_1d(channels, 1),
+        )
+    })
 }
 
 /// Forward of a conv2d layer: `out = act(conv2d(inp, weight) + bias)`; `bias: None` for `bias=False`.
@@ -251,7 +282,7 @@ pub fn conv2d_backward_input(dinp: &View, dout: &View, weight: &View, shape: &Co
 
 /// Backward of a conv2d layer to its weights: `dweight[oc,ic,ky,kx] = Σ_{n,oy,ox} dout · inp`
 /// (deterministic: fixed-order sums, no atomics).
-pub fn conv2d_backward_weight(dweight: &View, dout: &View, inp: &View, shape: &Conv2dShape) -> Launch {
+pub fn conv2d_backward_weight(dweight: &View, dout: &View, inp: &View, shape: &Conv2dShape) -> Vec<Launch> {
     let s = shape;
     check_views(
         "conv2d_backward_weight",
@@ -262,7 +293,7 @@ pub fn conv2d_backward_weight(dweight: &View, dout: &View, inp: &View, shape: &C
 }
 
 /// Backward of a conv2d layer to its bias: `dbias[oc] = Σ_{n,oy,ox} dout[n,oc,oy,ox]` (deterministic).
-pub fn conv2d_backward_bias(dbias: &View, dout: &View, shape: &Conv2dShape) -> Launch {
+pub fn conv2d_backward_bias(dbias: &View, dout: &View, shape: &Conv2dShape) -> Vec<Launch> {
     let s = shape;
     check_views(
         "conv2d_backward_bias",
@@ -282,7 +313,7 @@ pub fn conv2d_backward_bias_act(
     out: &View,
     shape: &Conv2dShape,
     act: Activation,
-) -> Launch {
+) -> Vec<Launch> {
     if act == Activation::Identity {
         return conv2d_backward_bias(dbias, dout, shape);
     }
@@ -349,7 +380,7 @@ pub fn conv_transpose2d_backward_weight(
     dout: &View,
     inp: &View,
     shape: &ConvTranspose2dShape,
-) -> Launch {
+) -> Vec<Launch> {
     let s = shape;
     check_views(
         "conv_transpose2d_backward_weight",
@@ -360,7 +391,11 @@ pub fn conv_transpose2d_backward_weight(
 }
 
 /// Backward of a transposed-conv layer to its bias: `dbias[oc] = Σ_{n,oy,ox} dout[n,oc,oy,ox]`.
-pub fn conv_transpose2d_backward_bias(dbias: &View, dout: &View, shape: &ConvTranspose2dShape) -> Launch {
+pub fn conv_transpose2d_backward_bias(
+    dbias: &View,
+    dout: &View,
+    shape: &ConvTranspose2dShape,
+) -> Vec<Launch> {
     let s = shape;
     check_views(
         "conv_transpose2d_backward_bias",
@@ -379,7 +414,7 @@ pub fn conv_transpose2d_backward_bias_act(
     out: &View,
     shape: &ConvTranspose2dShape,
     act: Activation,
-) -> Launch {
+) -> Vec<Launch> {
     if act == Activation::Identity {
         return conv_transpose2d_backward_bias(dbias, dout, shape);
     }

@@ -9,7 +9,7 @@
 use super::conv::{Conv2dShape, ConvTranspose2dShape, Params, check_views};
 use super::matmul::{Matmul, MatmulVariant, Transpose};
 use super::reduce::colsum;
-use super::{Activation, Launch};
+use super::{Activation, Launch, MAX_LOOP_STEPS};
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
 
@@ -73,9 +73,10 @@ fn columns(s: &Conv2dShape) -> usize {
 }
 
 /// Chunks of the weight gradient's long inner dimension (N·OH·OW): without them a layer with few
-/// output channels and taps would be one or two workgroups long. About 1024 columns per chunk.
+/// output channels and taps would be one or two workgroups long. About 1024 columns per chunk, at
+/// most 64 chunks, unless a chunk would then loop past [`MAX_LOOP_STEPS`].
 pub fn weight_splits(s: &Conv2dShape) -> usize {
-    (columns(s) / 1024).clamp(1, 64)
+    (columns(s) / 1024).clamp(1, 64).max(columns(s).div_ceil(MAX_LOOP_STEPS))
 }
 
 /// Invocations per workgroup along the pixels.
@@ -153,7 +154,7 @@ fn product(
     trans: Transpose,
     variant: MatmulVariant,
     splits: usize,
-) -> Launch {
+) -> Vec<Launch> {
     Matmul {
         c: c.clone(),
         a: a.clone(),
@@ -168,7 +169,7 @@ fn product(
         variant,
         splits,
     }
-    .launch()
+    .launches()
 }
 
 /// `y = act(conv2d(x, w) + b)`: im2col, `W[C_OUT, K] · col`, back to NCHW with bias and activation.
@@ -184,11 +185,10 @@ pub fn conv2d_forward(
     variant: MatmulVariant,
 ) -> Vec<Launch> {
     let (k, j) = (taps(s), columns(s));
-    vec![
-        im2col(&scratch.col, inp, s),
-        product(&scratch.cn, weight, &scratch.col, s.c_out, j, k, Transpose::Nn, variant, 1),
-        cnhw_to_nchw(out, &scratch.cn, bias, s, act),
-    ]
+    let mut launches = vec![im2col(&scratch.col, inp, s)];
+    launches.extend(product(&scratch.cn, weight, &scratch.col, s.c_out, j, k, Transpose::Nn, variant, 1));
+    launches.push(cnhw_to_nchw(out, &scratch.cn, bias, s, act));
+    launches
 }
 
 /// The weight gradient from `cn` (dY channel-major) and `col` (im2col of X): split-K partial products
@@ -198,17 +198,17 @@ fn weight_gradient(
     s: &Conv2dShape,
     scratch: &GemmScratch,
     variant: MatmulVariant,
-) -> [Launch; 2] {
+) -> Vec<Launch> {
     let (k, j, splits) = (taps(s), columns(s), weight_splits(s));
     check_views(
         "conv weight gradient",
         Ok(()),
         &[("dweight", dweight, s.c_out * k), ("parts", &scratch.parts, splits * s.c_out * k)],
     );
-    [
-        product(&scratch.parts, &scratch.cn, &scratch.col, s.c_out, k, j, Transpose::Nt, variant, splits),
-        colsum(dweight, &scratch.parts, splits, s.c_out * k, false),
-    ]
+    let mut launches =
+        product(&scratch.parts, &scratch.cn, &scratch.col, s.c_out, k, j, Transpose::Nt, variant, splits);
+    launches.push(colsum(dweight, &scratch.parts, splits, s.c_out * k, false));
+    launches
 }
 
 /// Backward of a conv2d layer (`dout` is the gradient of the pre-activation output): the weight
@@ -230,7 +230,7 @@ pub fn conv2d_backward(
     launches.extend(weight_gradient(dweight, s, scratch, variant));
     if let Some(dinp) = dinp {
         // dcol = Wᵀ · dY overwrites col, which the weight gradient has finished with.
-        launches.push(product(&scratch.col, weight, &scratch.cn, k, j, s.c_out, Transpose::Tn, variant, 1));
+        launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, s.c_out, Transpose::Tn, variant, 1));
         launches.push(col2im(dinp, &scratch.col, None, s, Activation::Identity));
     }
     launches
@@ -251,11 +251,10 @@ pub fn conv_transpose2d_forward(
 ) -> Vec<Launch> {
     let a = t.adjoint();
     let (k, j) = (taps(&a), columns(&a));
-    vec![
-        nchw_to_cnhw(&scratch.cn, inp, &a),
-        product(&scratch.col, weight, &scratch.cn, k, j, a.c_out, Transpose::Tn, variant, 1),
-        col2im(out, &scratch.col, bias, &a, act),
-    ]
+    let mut launches = vec![nchw_to_cnhw(&scratch.cn, inp, &a)];
+    launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, a.c_out, Transpose::Tn, variant, 1));
+    launches.push(col2im(out, &scratch.col, bias, &a, act));
+    launches
 }
 
 /// Backward of a transposed-conv layer: the weight gradient (the adjoint's, with `dout` in the input
@@ -278,7 +277,7 @@ pub fn conv_transpose2d_backward(
     launches.extend(weight_gradient(dweight, &a, scratch, variant));
     if let Some(dinp) = dinp {
         // W · im2col(dY) overwrites cn, which the weight gradient has finished with.
-        launches.push(product(&scratch.cn, weight, &scratch.col, a.c_out, j, k, Transpose::Nn, variant, 1));
+        launches.extend(product(&scratch.cn, weight, &scratch.col, a.c_out, j, k, Transpose::Nn, variant, 1));
         launches.push(cnhw_to_nchw(dinp, &scratch.cn, None, &a, Activation::Identity));
     }
     launches

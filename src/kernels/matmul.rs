@@ -3,7 +3,7 @@
 //! epilogue, in variants chosen per adapter by verification and measurement (see `tune`).
 
 use super::matmul_sgemm;
-use super::{Activation, Launch};
+use super::{Activation, Launch, MAX_LOOP_STEPS};
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
 
@@ -119,6 +119,19 @@ struct Params {
     accumulate: u32,
     slope: f32,
     k_chunk: u32,
+    k_first: u32,
+    _pad: [u32; 3],
+}
+
+/// How a launch writes C (the shaders' `accumulate` word).
+#[derive(Clone, Copy)]
+enum Store {
+    /// `C = act(acc + bias)`
+    Write = 0,
+    /// `C += act(acc + bias)`
+    Add = 1,
+    /// `C = act(C + acc + bias)`: the last k range of a product split over several launches.
+    Finish = 2,
 }
 
 /// One product `c = act(op(a) · op(b) + bias)` (or `c += ...`), shapes M x N with inner size K.
@@ -180,23 +193,71 @@ impl Matmul {
         }
     }
 
+    /// The product as one launch. Its invocations loop over a whole split's k range, so each range
+    /// must stay within [`MAX_LOOP_STEPS`] (lavapipe): use [`Matmul::launches`] for any K.
     pub fn launch(&self) -> Launch {
-        let params = Params {
-            m: self.m as u32,
-            n: self.n as u32,
-            k: self.k as u32,
-            act: self.act.id(),
-            has_bias: self.bias.is_some() as u32,
-            accumulate: self.accumulate as u32,
-            slope: self.act.slope(),
-            k_chunk: self.k_chunk(),
-        };
         debug_assert!(
             self.splits <= 1 || (self.bias.is_none() && self.act == Activation::Identity && !self.accumulate),
             "split-K products are partial sums: no bias, activation or accumulate"
         );
+        let store = if self.accumulate { Store::Add } else { Store::Write };
+        self.launch_range(0, self.k_chunk(), store, self.act, self.bias.as_ref())
+    }
+
+    /// The product as launches over consecutive k ranges of at most [`MAX_LOOP_STEPS`] each, so no
+    /// invocation loops past lavapipe's limit: one launch (the same as [`Matmul::launch`]) when K
+    /// fits. With more, the first writes its partial sum, the middle ones add theirs, and the last
+    /// adds its own and applies the bias and activation; with `accumulate` (identity activation
+    /// only) every range adds to C. The sums run range after range, in a fixed order. Split-K
+    /// products (`splits` > 1) must keep their chunks within the bound themselves.
+    pub fn launches(&self) -> Vec<Launch> {
+        let ranges = self.k.div_ceil(MAX_LOOP_STEPS);
+        if ranges <= 1 || self.splits > 1 {
+            debug_assert!(self.k_chunk() as usize <= MAX_LOOP_STEPS, "split-K chunk past the loop bound");
+            return vec![self.launch()];
+        }
+        debug_assert!(
+            !self.accumulate || self.act == Activation::Identity,
+            "an accumulated product over several launches must have the identity activation"
+        );
+        let identity = Activation::Identity;
+        (0..ranges)
+            .map(|r| {
+                let (first, last) = (r == 0, r + 1 == ranges);
+                let store = match (self.accumulate, first) {
+                    (true, _) => Store::Add,
+                    (false, true) => Store::Write,
+                    (false, false) => Store::Finish,
+                };
+                let (act, bias) = if last { (self.act, self.bias.as_ref()) } else { (identity, None) };
+                self.launch_range(r * MAX_LOOP_STEPS, MAX_LOOP_STEPS as u32, store, act, bias)
+            })
+            .collect()
+    }
+
+    /// One launch over k in [k_first, k_first + splits·k_chunk) (clamped to K).
+    fn launch_range(
+        &self,
+        k_first: usize,
+        k_chunk: u32,
+        store: Store,
+        act: Activation,
+        bias: Option<&View>,
+    ) -> Launch {
+        let params = Params {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            act: act.id(),
+            has_bias: bias.is_some() as u32,
+            accumulate: store as u32,
+            slope: act.slope(),
+            k_chunk,
+            k_first: k_first as u32,
+            _pad: [0; 3],
+        };
         // Any buffer satisfies the layout when there is no bias; the shader never reads it.
-        let bias = self.bias.clone().unwrap_or_else(|| self.c.clone());
+        let bias = bias.cloned().unwrap_or_else(|| self.c.clone());
         Launch {
             key: self.pipeline_key(),
             uniform: bytemuck::bytes_of(&params).to_vec(),
@@ -228,7 +289,7 @@ pub fn linear_forward(
     out_dim: usize,
     act: Activation,
     variant: MatmulVariant,
-) -> Launch {
+) -> Vec<Launch> {
     Matmul {
         c: out.clone(),
         a: inp.clone(),
@@ -243,7 +304,7 @@ pub fn linear_forward(
         variant,
         splits: 1,
     }
-    .launch()
+    .launches()
 }
 
 /// Backward of a dense layer to its input: `dinp[B, IN] = dout[B, OUT] · weight[OUT, IN]`.
@@ -255,7 +316,7 @@ pub fn linear_backward_input(
     in_dim: usize,
     out_dim: usize,
     variant: MatmulVariant,
-) -> Launch {
+) -> Vec<Launch> {
     Matmul {
         c: dinp.clone(),
         a: dout.clone(),
@@ -270,7 +331,7 @@ pub fn linear_backward_input(
         variant,
         splits: 1,
     }
-    .launch()
+    .launches()
 }
 
 /// Backward of a dense layer to its weights: `dweight[OUT, IN] = dout[B, OUT]ᵀ · inp[B, IN]`.
@@ -282,7 +343,7 @@ pub fn linear_backward_weight(
     in_dim: usize,
     out_dim: usize,
     variant: MatmulVariant,
-) -> Launch {
+) -> Vec<Launch> {
     Matmul {
         c: dweight.clone(),
         a: dout.clone(),
@@ -297,5 +358,5 @@ pub fn linear_backward_weight(
         variant,
         splits: 1,
     }
-    .launch()
+    .launches()
 }

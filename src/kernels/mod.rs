@@ -23,6 +23,15 @@ pub mod vae;
 
 pub use crate::gpu::{Launch, grid_1d};
 
+/// The most loop iterations one invocation may run. lavapipe (llvmpipe's gallivm) silently ends an
+/// invocation's loops once they have run 65,535 iterations in total: the rest is skipped and the
+/// result is wrong, with no error (`kernels-tests/long_loops.rs` shows it). Every kernel whose loops
+/// grow with the data keeps its invocations under this bound by splitting the work into more launches
+/// or workgroups. Half the limit leaves room for the short loops around the long one (a tiled
+/// product runs up to 1.25 iterations per k). The rule holds on every adapter, so results never
+/// depend on which one ran them.
+pub const MAX_LOOP_STEPS: usize = 32_768;
+
 /// Every shader a launcher dispatches, as (file stem, full WGSL source after any shared prelude):
 /// the list the naga tests validate. Each launcher owns its shader constants.
 pub const SHADERS: &[(&str, &str)] = &[

@@ -121,11 +121,11 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
     match node.op {
         Op::Conv2d { .. } => {
             let s = conv_shape(&node.op, node.input, n);
-            launches.push(conv::conv2d_backward_bias_act(&db, dy, y, &s, act));
+            launches.extend(conv::conv2d_backward_bias_act(&db, dy, y, &s, act));
         }
         _ => {
             let s = conv_t_shape(&node.op, node.input, n);
-            launches.push(conv::conv_transpose2d_backward_bias_act(&db, dy, y, &s, act));
+            launches.extend(conv::conv_transpose2d_backward_bias_act(&db, dy, y, &s, act));
         }
     }
     match (node.op, algorithm(node)) {
@@ -169,14 +169,14 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
         }
         (Op::Conv2d { .. }, ConvAlgorithm::Direct) => {
             let s = conv_shape(&node.op, node.input, n);
-            launches.push(conv::conv2d_backward_weight(&dw, dy, x, &s));
+            launches.extend(conv::conv2d_backward_weight(&dw, dy, x, &s));
             if let Some(dx) = dx {
                 launches.push(conv::conv2d_backward_input(dx, dy, &w, &s));
             }
         }
         _ => {
             let s = conv_t_shape(&node.op, node.input, n);
-            launches.push(conv::conv_transpose2d_backward_weight(&dw, dy, x, &s));
+            launches.extend(conv::conv_transpose2d_backward_weight(&dw, dy, x, &s));
             if let Some(dx) = dx {
                 launches.push(conv::conv_transpose2d_backward_input(dx, dy, &w, &s));
             }

@@ -313,6 +313,14 @@ impl Network {
         if batch == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
+        // The bias gradients' column sums give each of 8 lanes every 8th example of the batch.
+        let most = 8 * crate::kernels::MAX_LOOP_STEPS;
+        if batch > most {
+            return Err(Error::Config(format!(
+                "batch size {batch} is larger than {most}, the most the per-batch sums take in one \
+                 pass (lavapipe ends longer loops early); use a smaller --batch"
+            )));
+        }
         let mut layout = ArenaLayout::new(gpu);
         layout.add("x", batch * len3(self.input));
         for (i, n) in self.nodes.iter().enumerate() {

@@ -40,6 +40,17 @@ impl Penalty {
                     .into(),
             );
         }
+        let inputs = len3(code_layer.input);
+        if let Penalty::Contractive { .. } = self
+            && inputs > crate::kernels::MAX_LOOP_STEPS
+        {
+            return Err(format!(
+                "the contractive penalty sums each code unit's {inputs} input weights in one loop, more \
+                 than the {} one GPU invocation may run (lavapipe ends longer loops early): use smaller \
+                 inputs (--size for image folders) or a convolutional encoder",
+                crate::kernels::MAX_LOOP_STEPS
+            ));
+        }
         Ok(())
     }
 

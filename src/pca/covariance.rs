@@ -59,7 +59,7 @@ pub fn covariance_gpu_chunked(
                 variant,
                 splits: 1,
             };
-            plans.push((r, Plan::new(gpu, "covariance", &[product.launch()])?));
+            plans.push((r, Plan::new(gpu, "covariance", &product.launches())?));
         }
         let (_, plan) = plans.iter().find(|(len, _)| *len == r).expect("built above");
         // Every product adds to the buffer, zeroed at creation; the write above is ordered before it.

@@ -368,11 +368,12 @@ fn conv_launches(
     v: &ConvBuffers,
 ) -> Result<Vec<crate::gpu::Launch>> {
     let mut launches = match algo {
-        ConvAlgorithm::Direct => vec![
-            conv::conv2d_forward(&v.y, &v.x, &v.w, Some(&v.b), s, Activation::Relu),
-            conv::conv2d_backward_weight(&v.dw, &v.dy, &v.x, s),
-            conv::conv2d_backward_input(&v.dx, &v.dy, &v.w, s),
-        ],
+        ConvAlgorithm::Direct => {
+            let mut all = vec![conv::conv2d_forward(&v.y, &v.x, &v.w, Some(&v.b), s, Activation::Relu)];
+            all.extend(conv::conv2d_backward_weight(&v.dw, &v.dy, &v.x, s));
+            all.push(conv::conv2d_backward_input(&v.dx, &v.dy, &v.w, s));
+            all
+        }
         ConvAlgorithm::Gemm => {
             let l = ScratchLens::of(s);
             let scratch = GemmScratch {
@@ -411,7 +412,7 @@ fn conv_launches(
             all
         }
     };
-    launches.push(conv::conv2d_backward_bias(&v.db, &v.dy, s));
+    launches.extend(conv::conv2d_backward_bias(&v.db, &v.dy, s));
     Ok(launches)
 }
 
