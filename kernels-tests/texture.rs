@@ -306,6 +306,15 @@ fn textures_and_layouts_that_do_not_fit_are_errors() {
     for (what, result) in cases {
         assert!(result.is_err(), "{what}: accepted");
     }
+    // 1x1 images from 256x256 tiles average boxes of 257x257 texels, past the loop bound; 64x64
+    // tiles (65x65 boxes) are fine.
+    let big =
+        texture(&gpu, [256, 256], wgpu::TextureUsages::TEXTURE_BINDING, wgpu::TextureFormat::Rgba8Unorm);
+    let encode =
+        |tile| TexturePipeline::encode(&gpu, &v, 1, [1, 1, 1], &big, &AtlasLayout::single(tile, [0, 0]));
+    let Err(e) = encode([256, 256]) else { panic!("boxes of 257x257 texels accepted") };
+    assert!(e.to_string().contains("downscale the texture"), "{e}");
+    assert!(encode([64, 64]).is_ok());
     let config = DenseConfig::symmetric(
         64,
         &[2],

@@ -227,6 +227,21 @@ impl TexturePipeline {
         }
         check_images(out, n, shape)?;
         layout.validate(n, [source.width(), source.height()])?;
+        // One invocation averages a box of up to (tile/size + 1)² texels in two loops (each row's
+        // exit counts too): keep it within what lavapipe runs before it silently stops a loop.
+        let [_, h, w] = shape;
+        let (box_h, box_w) =
+            (layout.tile[1].div_ceil(h) as usize + 1, layout.tile[0].div_ceil(w) as usize + 1);
+        if box_h * (box_w + 1) > super::MAX_LOOP_STEPS {
+            return Err(Error::Config(format!(
+                "tiles of {}x{} texels average boxes of up to {box_w}x{box_h} texels into each of the \
+                 model's {w}x{h} pixels, more than one invocation may loop over ({}): downscale the \
+                 texture first (e.g. a mip level)",
+                layout.tile[0],
+                layout.tile[1],
+                super::MAX_LOOP_STEPS
+            )));
+        }
         let texture = wgpu::BindingType::Texture {
             sample_type: wgpu::TextureSampleType::Float { filterable: false },
             view_dimension: wgpu::TextureViewDimension::D2,
