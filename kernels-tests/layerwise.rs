@@ -132,7 +132,8 @@ fn every_stage_learns_and_the_stack_reconstructs_better_than_at_init() {
     let evaluator = Evaluator::new(&gpu, &model, &sg, 100).unwrap();
     let before = evaluator.run(0).unwrap().metrics.mse_px;
     let optimizer = Optimizer::parse("adam", 3e-3, 0.0).unwrap();
-    let spec = LayerwiseSpec { epochs: 3, masking: Some(0.1), batch: 50, optimizer, seed: 4 };
+    let spec =
+        LayerwiseSpec { epochs: 3, masking: Some(0.1), batch: 50, optimizer, seed: 4, steps_per_submit: 8 };
     let mut seen = Vec::new();
     let history = pretrain(&gpu, &model, &tg, &spec, |e| {
         seen.push((e.layer, e.epoch));

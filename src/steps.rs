@@ -1,22 +1,44 @@
 //! A plan run step after step over shuffled batches of one or more datasets read in the same order
 //! (images and their labels): the loop the training procedures other than plain back-propagation
-//! share (classifiers, recirculation, greedy layer-wise pre-training). One submit per step; a few
-//! words of every step (its loss totals) are copied into a log read back only when asked.
+//! share (classifiers, recirculation, greedy layer-wise pre-training). A few words of every step
+//! (its loss totals) are copied into a log read back only when asked.
+//!
+//! Several steps share one command buffer and one submit ([`StepRunner::set_steps_per_submit`], 8
+//! by default), as in `crate::train`: each step's uniforms (batch offset, optimiser step, random
+//! streams, the pseudo-label weight) go through a slot of a [`UniformRing`] and are copied into
+//! place inside the encoder right before the step. The order of the examples is a queue write,
+//! which lands before the whole submit, so:
+//! - plain batches: a pass's shuffle is written before the submit of its first step, and a group
+//!   of steps never crosses into the next pass;
+//! - mixed batches (pseudo-labels), whose every step has an order of its own: step `j` of a group
+//!   writes its `batch + unlabelled` positions to region `j` of the order buffer and reads from
+//!   there (its gathers' offset is `j * (batch + unlabelled)`), so groups may cross passes; K is
+//!   capped at the regions the dataset's order buffer (one word per example) holds;
+//! - streamed data (batches copied from the host into one buffer) runs one step per submit.
+//!
+//! Every K computes the same bits.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer, View};
 use crate::gpu_data::BatchFeed;
-use crate::runner::Plan;
+use crate::runner::{Plan, UniformRing};
+use crate::train::DEFAULT_STEPS_PER_SUBMIT;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use std::ops::Range;
 
-/// At most this many steps are submitted and not yet finished, so the CPU never runs far ahead.
+/// At most this many steps (or one group of steps per submit, if larger) are submitted and not yet
+/// finished, so the CPU never runs far ahead.
 const MAX_IN_FLIGHT: usize = 4;
 
 /// A plan whose first launches are `feeds`' gathers, run for up to `steps` steps.
 pub struct StepRunner<'a> {
     gpu: &'a Gpu,
     plan: Plan,
+    /// A slot of per-step uniforms for each step of one submit; its capacity is the K in use.
+    ring: UniformRing,
+    /// The K asked for (capped to what the feeds allow, see [`StepRunner::set_steps_per_submit`]).
+    requested: usize,
     feeds: Vec<BatchFeed<'a>>,
     /// The words copied into the log after every step.
     totals: View,
@@ -32,8 +54,8 @@ pub struct StepRunner<'a> {
 
 /// The order of batches that are part labelled, part unlabelled: each step's batch is the next
 /// `batch` labelled examples (a fresh shuffle of them every pass) followed by the next
-/// `unlabelled` examples of a separate shuffle of the whole dataset. The step's positions are
-/// written to the front of the feeds' order, so every step reads from position 0.
+/// `unlabelled` examples of a separate shuffle of the whole dataset. Step `j` of a submit writes its
+/// positions to region `j` of the feeds' order and reads them from there.
 struct MixedOrder {
     /// The labelled examples' positions in the fed dataset, and this pass's shuffle of them.
     labelled: Vec<u32>,
@@ -65,7 +87,8 @@ impl MixedOrder {
 impl<'a> StepRunner<'a> {
     /// `plan` reads batches of `batch` of `n` examples through `feeds`; after every step the
     /// `totals` view is logged. The order is reshuffled (from `seed` and the pass) at the start of
-    /// every pass over the examples; the last incomplete batch of a pass is dropped.
+    /// every pass over the examples; the last incomplete batch of a pass is dropped. Records
+    /// [`DEFAULT_STEPS_PER_SUBMIT`] steps per submit unless set otherwise.
     pub fn new(
         gpu: &'a Gpu,
         plan: Plan,
@@ -79,7 +102,24 @@ impl<'a> StepRunner<'a> {
             )));
         }
         let log = StorageBuffer::zeroed(gpu, "step log", totals.len * steps.max(1))?;
-        Ok(StepRunner { gpu, plan, feeds, totals, log, n, batch, seed, steps, step: 0, mixed: None })
+        let ring = UniformRing::new(gpu, &plan, 1, "step uniforms")?;
+        let mut runner = StepRunner {
+            gpu,
+            plan,
+            ring,
+            requested: DEFAULT_STEPS_PER_SUBMIT,
+            feeds,
+            totals,
+            log,
+            n,
+            batch,
+            seed,
+            steps,
+            step: 0,
+            mixed: None,
+        };
+        runner.fit_ring()?;
+        Ok(runner)
     }
 
     /// Mixed batches for pseudo-labels: the runner's `n` examples are those at `labelled` (positions
@@ -104,7 +144,52 @@ impl<'a> StepRunner<'a> {
         // `next` past the end: the first step shuffles the pool.
         self.mixed =
             Some(MixedOrder { labelled, labelled_order, unlabelled, pool: pool_order, next: pool, pass: 0 });
+        self.fit_ring()?;
         Ok(self)
+    }
+
+    /// Records up to `k` steps into each command buffer (results are bit-identical for every `k`).
+    /// Streamed data stays at one step per submit (its batch is a host copy into one buffer before
+    /// each submit); plain batches at most a pass's steps; mixed batches at most as many steps as
+    /// the dataset's order buffer holds regions of `batch + unlabelled` positions.
+    pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
+        if k == 0 {
+            return Err(Error::Config("steps per submit must be at least 1".into()));
+        }
+        self.requested = k;
+        self.fit_ring()
+    }
+
+    /// Steps recorded into one command buffer and submitted together.
+    pub fn steps_per_submit(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Resizes the ring to the requested K as far as the feeds allow.
+    fn fit_ring(&mut self) -> Result<()> {
+        let k = if self.feeds.iter().any(BatchFeed::is_streamed) {
+            1
+        } else {
+            match &self.mixed {
+                None => self.requested.min(self.steps_per_epoch().max(1)),
+                Some(m) => {
+                    let rows = self.batch + m.unlabelled;
+                    let regions = self.feeds.iter().filter_map(|f| f.order_buffer()).map(|b| b.len / rows);
+                    let regions = regions.min().unwrap_or(usize::MAX);
+                    if regions == 0 {
+                        return Err(Error::Config(format!(
+                            "a batch of {} labelled and {} unlabelled examples is larger than the dataset",
+                            self.batch, m.unlabelled
+                        )));
+                    }
+                    self.requested.min(regions)
+                }
+            }
+        };
+        if k != self.ring.capacity() {
+            self.ring = UniformRing::new(self.gpu, &self.plan, k, "step uniforms")?;
+        }
+        Ok(())
     }
 
     pub fn steps_done(&self) -> usize {
@@ -116,7 +201,7 @@ impl<'a> StepRunner<'a> {
         self.n / self.batch
     }
 
-    /// Dispatches per step (one submit).
+    /// Dispatches per step (the plan's length).
     pub fn dispatches_per_step(&self) -> usize {
         self.plan.len()
     }
@@ -124,71 +209,104 @@ impl<'a> StepRunner<'a> {
     /// Runs up to `count` more steps (never past the total); returns their logged words, step by step.
     pub fn run(&mut self, count: usize) -> Result<Vec<f32>> {
         let (first, last) = (self.step, (self.step + count).min(self.steps));
-        let per_epoch = self.steps_per_epoch();
-        let words = self.totals.len;
+        let (per_epoch, k) = (self.steps_per_epoch(), self.steps_per_submit());
+        // (submission, steps in it), oldest first.
         let mut in_flight = std::collections::VecDeque::new();
-        for s in first..last {
-            let (epoch, b) = (s / per_epoch, s % per_epoch);
-            let epoch_rng = || {
-                rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
-                    self.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                )
-            };
-            let offset = match &mut self.mixed {
-                None => {
-                    if b == 0 {
-                        let mut order: Vec<u32> = (0..self.n as u32).collect();
-                        order.shuffle(&mut epoch_rng());
-                        for feed in &mut self.feeds {
-                            feed.set_order(self.gpu, order.clone());
-                        }
-                    }
-                    b * self.batch
-                }
-                Some(mixed) => {
-                    if b == 0 {
-                        mixed.labelled_order.clone_from(&mixed.labelled);
-                        mixed.labelled_order.shuffle(&mut epoch_rng());
-                    }
-                    let mut order = mixed.labelled_order[b * self.batch..(b + 1) * self.batch].to_vec();
-                    order.extend_from_slice(mixed.take_unlabelled(self.seed));
-                    for feed in &mut self.feeds {
-                        feed.set_order(self.gpu, order.clone());
-                    }
-                    0
-                }
-            };
-            self.step = s + 1;
-            self.plan.advance(self.gpu, self.step as u64, offset);
-            for feed in &self.feeds {
-                feed.stage(self.gpu, offset);
+        let mut s = first;
+        while s < last {
+            let mut end = (s + k).min(last);
+            if self.mixed.is_none() {
+                // The next pass's shuffle is a queue write: it must not land before this pass's steps.
+                end = end.min((s / per_epoch + 1) * per_epoch);
             }
-            let index = self.gpu.scoped("training step", || {
-                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                self.plan.record_into(&mut enc);
-                let t = &self.totals;
-                let at = (s * words * 4) as u64;
-                enc.copy_buffer_to_buffer(
-                    &t.buffer,
-                    (t.offset * 4) as u64,
-                    &self.log.buffer,
-                    at,
-                    (words * 4) as u64,
-                );
-                self.gpu.queue.submit([enc.finish()])
-            })?;
-            in_flight.push_back(index);
-            if in_flight.len() > MAX_IN_FLIGHT {
-                let oldest = in_flight.pop_front().expect("non-empty");
-                self.gpu
-                    .device
+            let gpu = self.gpu;
+            let index = gpu.scoped("training steps", || self.submit(s..end))??;
+            in_flight.push_back((index, end - s));
+            while in_flight.iter().map(|f| f.1).sum::<usize>() > MAX_IN_FLIGHT.max(k) {
+                let (oldest, _) = in_flight.pop_front().expect("non-empty");
+                gpu.device
                     .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None })
                     .map_err(|e| Error::Readback {
                         context: "training step".into(),
                         message: e.to_string(),
                     })?;
             }
+            s = end;
         }
+        let words = self.totals.len;
         self.log.read_f32(self.gpu, words * first..words * last)
+    }
+
+    /// The logged words of every step run so far, step by step.
+    pub fn log(&self) -> Result<Vec<f32>> {
+        self.log.read_f32(self.gpu, 0..self.totals.len * self.step)
+    }
+
+    /// Records steps `steps` (at most [`StepRunner::steps_per_submit`], inside one pass for plain
+    /// batches) into one command buffer and submits it.
+    fn submit(&mut self, steps: Range<usize>) -> Result<wgpu::SubmissionIndex> {
+        let gpu = self.gpu;
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("training steps") });
+        let words = self.totals.len;
+        for (slot, s) in steps.enumerate() {
+            let offset = self.order_step(s, slot)?;
+            self.step = s + 1;
+            // The step's uniforms into its own slot (queued before the submit), and from there into
+            // the plan's uniforms right before its pass.
+            self.ring.write(gpu, &self.plan, slot, self.step as u64, offset)?;
+            self.ring.record_load(&mut enc, &self.plan, slot);
+            for feed in &self.feeds {
+                feed.stage(gpu, offset);
+            }
+            self.plan.record_into(&mut enc);
+            let t = &self.totals;
+            enc.copy_buffer_to_buffer(
+                &t.buffer,
+                (t.offset * 4) as u64,
+                &self.log.buffer,
+                (s * words * 4) as u64,
+                (words * 4) as u64,
+            );
+        }
+        Ok(gpu.queue.submit([enc.finish()]))
+    }
+
+    /// Writes what step `s`, in slot `slot` of its submit, needs of the order; returns the position
+    /// its batch starts at.
+    fn order_step(&mut self, s: usize, slot: usize) -> Result<usize> {
+        let per_epoch = self.steps_per_epoch();
+        let (epoch, b) = (s / per_epoch, s % per_epoch);
+        let epoch_rng = || {
+            rand::rngs::Xoshiro256PlusPlus::seed_from_u64(
+                self.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+        };
+        match &mut self.mixed {
+            None => {
+                if b == 0 {
+                    let mut order: Vec<u32> = (0..self.n as u32).collect();
+                    order.shuffle(&mut epoch_rng());
+                    for feed in &mut self.feeds {
+                        feed.set_order(self.gpu, order.clone());
+                    }
+                }
+                Ok(b * self.batch)
+            }
+            Some(mixed) => {
+                if b == 0 {
+                    mixed.labelled_order.clone_from(&mixed.labelled);
+                    mixed.labelled_order.shuffle(&mut epoch_rng());
+                }
+                let mut order = mixed.labelled_order[b * self.batch..(b + 1) * self.batch].to_vec();
+                order.extend_from_slice(mixed.take_unlabelled(self.seed));
+                let at = slot * order.len();
+                for feed in &mut self.feeds {
+                    feed.set_order_at(self.gpu, at, order.clone())?;
+                }
+                Ok(at)
+            }
+        }
     }
 }
