@@ -1,10 +1,11 @@
 //! Several steps per submit in the step runner (`crate::steps`) compute exactly what one step per
 //! submit does, for every procedure that uses it: a classifier on plain labelled batches (dropout
-//! and input masking: random streams per step), a classifier with pseudo-labels (mixed batches,
-//! each step with its own order, with a clean teacher), recirculation, and greedy layer-wise
-//! pre-training (masking noise). K = 1, 3 and 8 on runs whose step count is no multiple of K and
-//! that span several passes over the data: every step's logged loss words and the final parameters
-//! and Adam moments agree bit for bit. Streamed data keeps one step per submit.
+//! and input masking: random streams per step; batches of part of a pass, and full batches), a
+//! classifier with pseudo-labels (mixed batches: each step has its own order; both teachers),
+//! recirculation, and greedy layer-wise pre-training (masking noise). K = 1, 3 and 8 on runs whose
+//! step count is no multiple of K and that span several passes over the data: every step's logged
+//! loss words (layer-wise: each epoch's mean loss) and the final parameters (and Adam moments) agree
+//! bit for bit. Streamed data keeps one step per submit.
 
 mod common;
 
@@ -92,12 +93,16 @@ fn fit(
 #[test]
 fn a_classifier_on_plain_batches_is_bit_identical_for_every_steps_per_submit() {
     let gpu = common::gpu();
-    // 150 examples in batches of 16: passes of 9 steps (6 examples dropped), 17 steps in all.
+    // 150 examples in batches of 16: passes of 9 steps (6 examples dropped), 17 steps in all; and
+    // full batches (`aegpu classify`'s default for small labelled sets), a pass per step.
     let train = synthetic(150, 8, 8, 5, 3);
     let data = LabelledData::upload(&gpu, &train, None).unwrap();
     let ae = small_ae(&gpu);
-    let config = FitConfig { steps: 17, batch: 16, optimizer: adam(1e-2), seed: 4, pseudo: None };
-    same_for_every_k("plain classifier", |k| fit(&gpu, &ae, &data, None, config, k));
+    for batch in [16, 150] {
+        let config = FitConfig { steps: 17, batch, optimizer: adam(1e-2), seed: 4, pseudo: None };
+        let name = format!("plain classifier, batch {batch}");
+        same_for_every_k(&name, |k| fit(&gpu, &ae, &data, None, config, k));
+    }
 }
 
 #[test]
@@ -118,8 +123,8 @@ fn a_classifier_with_pseudo_labels_is_bit_identical_for_every_steps_per_submit()
         let name = format!("pseudo-labels, {teacher:?} teacher");
         same_for_every_k(&name, |k| fit(&gpu, &ae, &pool, Some(&positions), config, k));
     }
-    // Each step of a submit has a region of 8 + 16 positions in the pool's order (300 words): at
-    // most 12 steps per submit.
+    // More steps per submit than the run has changes nothing; a batch larger than the pool is an
+    // error.
     let options = ClassifierOptions { classes: 5, freeze: false, dropout: None, noise: None, depth: None };
     let model = Classifier::from_encoder(&gpu, &ae, options, Start::Pretrained, 3).unwrap();
     let labels = PseudoLabels { weight: 1.0, ramp_start: 0, ramp_end: 1, threshold: 0.0 };
@@ -127,8 +132,11 @@ fn a_classifier_with_pseudo_labels_is_bit_identical_for_every_steps_per_submit()
     let config = FitConfig { steps: 3, batch: 8, optimizer: adam(1e-2), seed: 4, pseudo: Some(pseudo) };
     let mut trainer = ClassifierTrainer::with_pool(&gpu, &model, &pool, positions.clone(), config).unwrap();
     trainer.set_steps_per_submit(100).unwrap();
-    assert_eq!(trainer.steps_per_submit(), 12);
+    assert_eq!(trainer.steps_per_submit(), 3);
     assert!(trainer.set_steps_per_submit(0).is_err());
+    let huge = PseudoConfig { unlabelled_batch: 293, ..pseudo };
+    let config = FitConfig { pseudo: Some(huge), ..config };
+    assert!(ClassifierTrainer::with_pool(&gpu, &model, &pool, positions.clone(), config).is_err());
 }
 
 #[test]

@@ -174,30 +174,6 @@ impl BatchFeed<'_> {
         }
     }
 
-    /// Writes `order` at positions `at..` of the order (queued before the next submit), so that
-    /// several steps of one submit can each read their own positions. Resident data only: a
-    /// streamed feed keeps one order, so `at` must be 0 there, and the write must fit the
-    /// dataset's index buffer (its `n` positions).
-    pub fn set_order_at(&mut self, gpu: &Gpu, at: usize, order: Vec<u32>) -> Result<()> {
-        let fits = match &self.source {
-            Source::Index(index) => at + order.len() <= index.len,
-            Source::Stream { .. } => at == 0,
-        };
-        if !fits {
-            return Err(Error::Config(format!(
-                "an order of {} positions at {at} does not fit the order of {} examples{}",
-                order.len(),
-                self.n,
-                if self.is_streamed() { " streamed from the host" } else { "" }
-            )));
-        }
-        match &mut self.source {
-            Source::Index(index) => index.write(gpu, at, &order),
-            Source::Stream { order: kept, .. } => *kept = order,
-        }
-        Ok(())
-    }
-
     /// Whether the batches are copied from host memory before each submit (one step per submit).
     pub fn is_streamed(&self) -> bool {
         matches!(self.source, Source::Stream { .. })
