@@ -324,7 +324,10 @@ pub struct TrainArgs {
 
 /// `--steps-per-submit K`, shared by the commands that train (`train`, also with `--method
 /// recirculation` and `--pretrain layerwise`, and `classify`).
+// `group(skip)`: no argument group named after the struct, whose id would show up among the
+// given flags `train --resume` checks.
 #[derive(clap::Args, Clone, Copy, Debug)]
+#[group(skip)]
 pub struct SubmitArgs {
     /// Training steps recorded into one command buffer and submitted together. Every value gives
     /// bit-identical results; more saves the per-submit cost, and Ctrl-C stops after the current
