@@ -493,8 +493,9 @@ fn classify_command_end_to_end_on_an_mnist_subset() {
     for f in ["confusion.png", "confusion-seed0.png", "confusion-seed1.png", "classifier-seed0.safetensors"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
-    let (log, _) = run(&["--labels-per-class", "5", "--freeze"], "probe");
+    let (log, _) = run(&["--labels-per-class", "5", "--freeze", "--steps-per-submit", "3"], "probe");
     assert!(log.contains("frozen (linear probe)") && log.contains("330 trained"), "{log}");
+    assert!(log.contains("dispatches per step, 3 steps per submit"), "{log}");
     let (log, out) = run(
         &["--labels-per-class", "5", "--from-scratch", "--dropout", "0.1", "--noise", "masking:0.2"],
         "scratch",

@@ -132,7 +132,8 @@ fn every_stage_learns_and_the_stack_reconstructs_better_than_at_init() {
     let evaluator = Evaluator::new(&gpu, &model, &sg, 100).unwrap();
     let before = evaluator.run(0).unwrap().metrics.mse_px;
     let optimizer = Optimizer::parse("adam", 3e-3, 0.0).unwrap();
-    let spec = LayerwiseSpec { epochs: 3, masking: Some(0.1), batch: 50, optimizer, seed: 4 };
+    let spec =
+        LayerwiseSpec { epochs: 3, masking: Some(0.1), batch: 50, optimizer, seed: 4, steps_per_submit: 8 };
     let mut seen = Vec::new();
     let history = pretrain(&gpu, &model, &tg, &spec, |e| {
         seen.push((e.layer, e.epoch));
@@ -168,10 +169,16 @@ fn train_with_layerwise_pretraining_end_to_end() {
         "masking:0.2",
         "--epochs",
         "1",
+        "--steps-per-submit",
+        "3",
     ]);
     args.extend(["--out", s(&out)]);
     let log = ok(aegpu(home, &args), "layer-wise pre-training");
     assert!(log.contains("pretrain layer 1 (64-16-64)  epoch 2/2"), "{log}");
+    assert!(
+        log.contains("up to 3 steps per submit") && log.contains("3 steps per submit, 7 submits"),
+        "{log}"
+    );
     let lines = std::fs::read_to_string(out.join("pretrain.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 4, "2 layers x 2 epochs:\n{lines}");
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 1);
@@ -179,6 +186,7 @@ fn train_with_layerwise_pretraining_end_to_end() {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&ckpt).unwrap();
     let pre = meta.metadata().as_ref().unwrap().get("aegpu.pretrain").cloned().unwrap_or_default();
     assert!(pre.contains("\"epochs\":2") && pre.contains("\"masking\":0.2"), "{pre}");
+    assert!(!pre.contains("steps_per_submit"), "results do not depend on it: not recorded: {pre}");
     let bad_out = home.join("bad");
     let bad = |extra: &[&str], needles: &[&str]| {
         let mut a = base.to_vec();

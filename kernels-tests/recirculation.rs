@@ -211,10 +211,13 @@ fn train_method_recirculation_end_to_end() {
         "--test-limit",
         "300",
         "--quiet",
+        "--steps-per-submit",
+        "3",
         "--out",
         s(&out),
     ];
     let log = ok(aegpu(home, &args), "recirculation");
+    assert!(log.contains("dispatches per step, 3 steps per submit"), "{log}");
     assert!(log.contains("784-32s-784s") && log.contains("no back-propagated error"), "{log}");
     let metrics: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()

@@ -11,9 +11,8 @@ use aegpu::codec::files::read_codes;
 use aegpu::gpu_data::GpuDataset;
 use aegpu::train::Evaluator;
 
-mod cli_helpers;
 mod common;
-use cli_helpers::{TempDir, aegpu, fails, ok, s, train_tiny};
+use common::cli::{TempDir, aegpu, fails, ok, s, train_tiny};
 use common::{data_dir, gpu};
 
 /// A `.npy` file parsed by hand (magic, version 1, header dict, little-endian f4 or i8 data).

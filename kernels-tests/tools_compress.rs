@@ -11,9 +11,8 @@ use aegpu::codec::container::{self, Precision};
 use aegpu::codec::images::to_u8;
 use aegpu::generate::mean_psnr;
 
-mod cli_helpers;
 mod common;
-use cli_helpers::{TempDir, aegpu, fails, ok, s, train_tiny};
+use common::cli::{TempDir, aegpu, fails, ok, ok_split, s, train_tiny};
 use common::{data_dir, gpu};
 
 /// A compressed file's images: the stored codes (dequantised) and the PNGs decompress wrote,
@@ -40,7 +39,7 @@ fn compress_then_decompress_is_a_plain_encode_decode_up_to_quantisation() {
         let file = home.join(&format!("x-{precision}.aegz"));
         let args =
             ["compress", "--checkpoint", s(&ckpt), s(&test_dir), "--precision", precision, "--out", s(&file)];
-        let (stdout, _) = ok(aegpu(home.path(), &args), "compress");
+        let (stdout, _) = ok_split(aegpu(home.path(), &args), "compress");
         let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
         let bytes = std::fs::read(&file).unwrap();
         assert_eq!(report["bytes"], bytes.len());
@@ -105,7 +104,7 @@ fn converted_images_are_reported_and_bad_files_are_refused() {
         .save(&colour)
         .unwrap();
     let file = home.join("c.aegz");
-    let (_, stderr) = ok(
+    let (_, stderr) = ok_split(
         aegpu(home.path(), &["compress", "--checkpoint", s(&ckpt), s(&colour), "--out", s(&file)]),
         "compress colour",
     );
@@ -178,7 +177,7 @@ fn compress_bench_sizes_follow_the_format_and_draw_a_picture() {
         "--out",
         s(&png),
     ];
-    let (stdout, _) = ok(aegpu(home.path(), &args), "compress-bench");
+    let (stdout, _) = ok_split(aegpu(home.path(), &args), "compress-bench");
     let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     // Per dataset: float32, u8, f16; two JPEG qualities, each per image and as a mosaic; PNG twice.
     assert_eq!(rows.len(), 2 * (3 + 4 + 2));

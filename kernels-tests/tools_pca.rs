@@ -10,9 +10,8 @@ use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init};
 use aegpu::pca::{Pca, angles, covariance_cpu, covariance_gpu_chunked, mse};
 
-mod cli_helpers;
 mod common;
-use cli_helpers::{TempDir, aegpu, aegpu_tuned, fails, ok, s, train_tiny};
+use common::cli::{TempDir, aegpu, aegpu_tuned, fails, ok_split, s, train_tiny};
 use common::{data_dir, gpu, rng};
 use rand::RngExt;
 
@@ -204,7 +203,7 @@ fn mnist_pca_matches_the_numpy_reference() {
     let Some(dir) = data_dir() else { return };
     let home = TempDir::new("pca-mnist");
     let (stdout, _) =
-        ok(aegpu_tuned(home.path(), &["pca", "--data", s(&dir), "--components", "2,32,64"]), "pca");
+        ok_split(aegpu_tuned(home.path(), &["pca", "--data", s(&dir), "--components", "2,32,64"]), "pca");
     let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     for (row, (k, want)) in rows.iter().zip([(2, 0.05567), (32, 0.01683), (64, 0.00905)]) {
         assert_eq!(row["components"], k);
@@ -226,7 +225,7 @@ fn pca_checkpoint_reports_the_gap_and_angles_of_a_linear_model_only() {
     let limits = ["--data", s(&dir), "--train-limit", "512", "--test-limit", "128"];
     for (ckpt, is_linear) in [(lin, true), (relu, false)] {
         let args = [&["pca", "--checkpoint", s(&ckpt)][..], &limits].concat();
-        let (stdout, stderr) = ok(aegpu(home.path(), &args), "pca --checkpoint");
+        let (stdout, stderr) = ok_split(aegpu(home.path(), &args), "pca --checkpoint");
         let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         let (ae, best) =
             (last["autoencoder_test_mse_px"].as_f64().unwrap(), last["pca_test_mse_px"].as_f64().unwrap());

@@ -4,9 +4,8 @@
 use aegpu::train::EpochMetrics;
 use image::Rgb;
 
-mod cli_helpers;
 mod common;
-use cli_helpers::{TempDir, aegpu, fails, ok, s, train_tiny};
+use common::cli::{TempDir, aegpu, fails, ok, s, train_tiny};
 use common::data_dir;
 
 /// `n` epochs of falling losses, built from JSON like `metrics.jsonl` lines (so that fields added

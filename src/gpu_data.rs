@@ -174,6 +174,11 @@ impl BatchFeed<'_> {
         }
     }
 
+    /// Whether the batches are copied from host memory before each submit (one step per submit).
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.source, Source::Stream { .. })
+    }
+
     /// The index buffer the resident gathers read the order from; `None` for streamed data, whose
     /// order is applied on the host by [`BatchFeed::stage`].
     pub fn order_buffer(&self) -> Option<&StorageBuffer> {

@@ -29,6 +29,14 @@ pub struct LayerwiseSpec {
     pub batch: usize,
     pub optimizer: Optimizer,
     pub seed: u64,
+    /// Steps recorded into one command buffer (see `crate::steps`). Not recorded with the run:
+    /// every value gives the same bits.
+    #[serde(skip, default = "default_steps_per_submit")]
+    pub steps_per_submit: usize,
+}
+
+fn default_steps_per_submit() -> usize {
+    crate::train::DEFAULT_STEPS_PER_SUBMIT
 }
 
 /// One epoch of one layer's pre-training.
@@ -103,6 +111,7 @@ pub fn pretrain(
         let seed = spec.seed ^ (k as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
         let shape = (train.n, spec.batch, spec.epochs * per_epoch, seed);
         let mut runner = StepRunner::new(gpu, plan, vec![feed], acts.view("loss totals"), shape)?;
+        runner.set_steps_per_submit(spec.steps_per_submit)?;
         for epoch in 1..=spec.epochs {
             let start = std::time::Instant::now();
             let words = runner.run(per_epoch)?;

@@ -179,6 +179,21 @@ impl<'a> RecirculationTrainer<'a> {
         self.runner.dispatches_per_step()
     }
 
+    /// Records up to `k` steps into one command buffer (see [`StepRunner::set_steps_per_submit`]).
+    pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
+        self.runner.set_steps_per_submit(k)
+    }
+
+    /// Steps recorded into one command buffer and submitted together.
+    pub fn steps_per_submit(&self) -> usize {
+        self.runner.steps_per_submit()
+    }
+
+    /// The loss totals (Σ squared error, Σ cross-entropy) of every step run so far, step by step.
+    pub fn step_log(&self) -> Result<Vec<f32>> {
+        self.runner.log()
+    }
+
     /// One more epoch; the mean training loss (per pixel, of the plain reconstruction).
     pub fn epoch(&mut self) -> Result<f64> {
         let per_epoch = self.runner.steps_per_epoch();

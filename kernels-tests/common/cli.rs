@@ -1,5 +1,6 @@
 //! Running the built `aegpu` binary from a test: a temporary folder per test, the command with a
-//! private tuning cache, and assertions on its outcome that print its stderr when they fail.
+//! private tuning cache, assertions on its outcome that print its stderr when they fail, and a tiny
+//! model trained on a slice of MNIST for the tools to work on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +18,10 @@ impl TempDir {
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
     }
 }
 
@@ -39,11 +44,23 @@ pub fn aegpu(home: &Path, args: &[&str]) -> Output {
     command(home, args).output().expect("running the aegpu binary")
 }
 
-/// Asserts success; returns stderr then stdout.
+/// Runs `aegpu ARGS` with the matmul kernel measured fastest here (the register-blocked one is
+/// 3x slower on lavapipe: for the one test that runs PCA on all of MNIST).
+pub fn aegpu_tuned(home: &Path, args: &[&str]) -> Output {
+    command(home, args).env_remove("AEGPU_MATMUL").output().expect("running the aegpu binary")
+}
+
+/// Asserts success; returns stderr then stdout, as one text to search.
 pub fn ok(out: Output, what: &str) -> String {
+    let (stdout, stderr) = ok_split(out, what);
+    stderr + &stdout
+}
+
+/// Asserts success; returns stdout and stderr apart (for a command whose stdout is data).
+pub fn ok_split(out: Output, what: &str) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{what} failed:\n{stderr}");
-    stderr + &String::from_utf8_lossy(&out.stdout)
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
 
 /// Asserts failure with an error that mentions every needle.
@@ -83,4 +100,28 @@ pub fn result_of(dir: &Path) -> (Vec<serde_json::Value>, Tensors) {
 /// A path as the `&str` an argument list wants.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
+}
+
+/// Trains `aegpu train EXTRA` for one epoch on the first 512 MNIST training images (128 test)
+/// into `dir`; returns the checkpoint's path.
+pub fn train_tiny(home: &Path, data: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--train-limit",
+        "512",
+        "--test-limit",
+        "128",
+        "--epochs",
+        "1",
+        "--batch",
+        "64",
+        "--quiet",
+        "--out",
+        s(dir),
+    ];
+    args.extend_from_slice(extra);
+    ok(aegpu(home, &args), "training a tiny model");
+    dir.join("model.safetensors")
 }

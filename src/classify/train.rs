@@ -1,7 +1,7 @@
-//! Training and evaluating a [`Classifier`]. A step is one plan in one submit, as for autoencoders:
-//! the gathers of the images and of their labels (a 1x1x1 "image" per example, read with the same
-//! shuffled order), forward, softmax + cross-entropy, backward, update. Every step's (Σ loss,
-//! Σ correct) is copied into a log read back only when asked.
+//! Training and evaluating a [`Classifier`]. A step is one plan, as for autoencoders: the gathers of
+//! the images and of their labels (a 1x1x1 "image" per example, read with the same shuffled order),
+//! forward, softmax + cross-entropy, backward, update; several steps share a submit (see
+//! `crate::steps`). Every step's (Σ loss, Σ correct) is copied into a log read back only when asked.
 
 use super::labels::labels_as_images;
 use super::{Classifier, ClassifierActs};
@@ -208,9 +208,24 @@ impl<'a> ClassifierTrainer<'a> {
         self.runner.steps_done()
     }
 
-    /// Dispatches per step (one submit).
+    /// Dispatches per step.
     pub fn dispatches_per_step(&self) -> usize {
         self.runner.dispatches_per_step()
+    }
+
+    /// Records up to `k` steps into one command buffer (see [`StepRunner::set_steps_per_submit`]).
+    pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
+        self.runner.set_steps_per_submit(k)
+    }
+
+    /// Steps recorded into one command buffer and submitted together.
+    pub fn steps_per_submit(&self) -> usize {
+        self.runner.steps_per_submit()
+    }
+
+    /// (Σ loss, Σ correct) of every step run so far, step by step.
+    pub fn step_log(&self) -> Result<Vec<f32>> {
+        self.runner.log()
     }
 
     /// Runs up to `count` more steps (never past `config.steps`); their mean loss and error.

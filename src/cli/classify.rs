@@ -4,21 +4,21 @@
 //! pseudo-labels (`--pseudo-labels`); test error, confusion matrix, metrics.jsonl, for one or several
 //! label draws (`--seed 0,1,2`: mean and spread in result.json).
 
-use super::DataArgs;
 use super::data::load_source;
+use super::pseudo_flags::pseudo_config;
 use super::run_dir::{Claim, RunDir};
+use super::{DataArgs, SubmitArgs};
 use crate::atomic_file::write_atomic;
 use crate::checkpoint;
 use crate::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
 use crate::classify::train::{
-    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores, Teacher,
+    ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores,
 };
 use crate::classify::{Classifier, ClassifierOptions, Start};
 use crate::data::{DataSource, Dataset, U8Map};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::optimizer::Optimizer;
-use crate::kernels::softmax_ce::PseudoLabels;
 use crate::models::{Autoencoder, Init};
 use crate::nn::Noise;
 use std::io::Write;
@@ -111,6 +111,8 @@ pub struct ClassifyArgs {
     /// Replace what the output folder holds.
     #[arg(long)]
     overwrite: bool,
+    #[command(flatten)]
+    submit: SubmitArgs,
 }
 
 /// One line of metrics.jsonl.
@@ -337,59 +339,6 @@ struct Run<'a> {
     pseudo: Option<PseudoConfig>,
 }
 
-/// `--pseudo-labels WEIGHT:START:END` and `--unlabelled-batch` as a configuration (checked against
-/// the `pool` of training examples the unlabelled ones come from).
-fn pseudo_config(
-    spec: Option<&str>,
-    (batch, threshold, teacher): (Option<usize>, Option<f32>, Option<&str>),
-    pool: usize,
-) -> Result<Option<PseudoConfig>> {
-    let Some(spec) = spec else {
-        let given = [
-            ("--unlabelled-batch", batch.is_some()),
-            ("--pseudo-threshold", threshold.is_some()),
-            ("--pseudo-teacher", teacher.is_some()),
-        ];
-        return match given.iter().find(|g| g.1) {
-            Some((flag, _)) => Err(Error::Config(format!("{flag} applies only with --pseudo-labels"))),
-            None => Ok(None),
-        };
-    };
-    let teacher = match teacher {
-        None | Some("noisy") => Teacher::Noisy,
-        Some("clean") => Teacher::Clean,
-        Some(other) => {
-            return Err(Error::Config(format!("--pseudo-teacher {other}: expected noisy or clean")));
-        }
-    };
-    let threshold = threshold.unwrap_or(0.0);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(Error::Config(format!("--pseudo-threshold {threshold} must lie in [0, 1]")));
-    }
-    let bad = |why: &str| {
-        Error::Config(format!("--pseudo-labels {spec}: {why}; expected WEIGHT:START:END, e.g. 3:200:1000"))
-    };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let [weight, start, end] = parts[..] else { return Err(bad("three values separated by ':'")) };
-    let weight: f32 = weight.trim().parse().map_err(|_| bad("WEIGHT is not a number"))?;
-    let start: u32 = start.trim().parse().map_err(|_| bad("START is not a step number"))?;
-    let end: u32 = end.trim().parse().map_err(|_| bad("END is not a step number"))?;
-    if !(weight.is_finite() && weight >= 0.0) {
-        return Err(bad("WEIGHT must be a finite number >= 0"));
-    }
-    if end < start {
-        return Err(bad("END must not come before START"));
-    }
-    let unlabelled_batch = batch.unwrap_or(256);
-    if unlabelled_batch == 0 || unlabelled_batch > pool {
-        return Err(Error::Config(format!(
-            "--unlabelled-batch {unlabelled_batch} must be between 1 and the {pool} training examples"
-        )));
-    }
-    let labels = PseudoLabels { weight, ramp_start: start, ramp_end: end, threshold };
-    Ok(Some(PseudoConfig { unlabelled_batch, labels, teacher }))
-}
-
 impl Run<'_> {
     /// Trains one classifier on `labelled`, testing it as asked; its final scores and confusion counts.
     fn fit(
@@ -419,6 +368,14 @@ impl Run<'_> {
                 ClassifierTrainer::with_pool(gpu, &model, &data, chosen, config)?
             }
         };
+        trainer.set_steps_per_submit(args.submit.steps_per_submit)?;
+        if Some(&seed) == args.seed.first() {
+            note!(
+                "steps:      {} dispatches per step, {} steps per submit",
+                trainer.dispatches_per_step(),
+                trainer.steps_per_submit()
+            );
+        }
         let evaluator = ClassifierEvaluator::new(gpu, &model, test, 1000)?;
         let validator = val.map(|v| ClassifierEvaluator::new(gpu, &model, v, 1000)).transpose()?;
         let every = args.eval_every.unwrap_or(args.steps).max(1);

@@ -28,6 +28,7 @@ mod pca;
 mod plots;
 mod pretrain;
 mod profile;
+mod pseudo_flags;
 mod rate;
 mod recirculation;
 mod run_dir;
@@ -279,11 +280,8 @@ pub struct TrainArgs {
     /// storage binding limit).
     #[arg(long, conflicts_with = "stream_data")]
     chunk_mb: Option<u64>,
-    /// Training steps recorded into one command buffer and submitted together. Every value gives
-    /// bit-identical results; more saves the per-submit cost, and Ctrl-C stops after the current
-    /// group. Streamed data (--stream-data) always runs one step per submit.
-    #[arg(long, value_name = "K", default_value_t = crate::train::DEFAULT_STEPS_PER_SUBMIT)]
-    steps_per_submit: usize,
+    #[command(flatten)]
+    submit: SubmitArgs,
     /// Stochastic weight averaging (Izmailov et al. 2018): from the end of epoch EPOCH on, keep the
     /// mean of the weights at each epoch's end; model.safetensors holds the mean and the log gives
     /// its test figures (avg_test_*) next to the last weights'. Use a constant learning rate that
@@ -322,6 +320,21 @@ pub struct TrainArgs {
     /// The options given on the command line (clap ids), to refuse those that do not apply.
     #[arg(skip)]
     given: Vec<String>,
+}
+
+/// `--steps-per-submit K`, shared by the commands that train (`train`, also with `--method
+/// recirculation` and `--pretrain layerwise`, and `classify`).
+// `group(skip)`: no argument group named after the struct, whose id would show up among the
+// given flags `train --resume` checks.
+#[derive(clap::Args, Clone, Copy, Debug)]
+#[group(skip)]
+pub struct SubmitArgs {
+    /// Training steps recorded into one command buffer and submitted together. Every value gives
+    /// bit-identical results; more saves the per-submit cost, and Ctrl-C stops after the current
+    /// group. Streamed data (--stream-data, or data too large for the GPU) always runs one step
+    /// per submit.
+    #[arg(long, value_name = "K", default_value_t = crate::train::DEFAULT_STEPS_PER_SUBMIT)]
+    pub steps_per_submit: usize,
 }
 
 #[derive(clap::Args)]

@@ -41,7 +41,8 @@ pub(super) fn spec(
     };
     layer_pairs(model)?;
     let (batch, optimizer, seed) = (train.batch, train.optimizer, train.seed);
-    Ok(Some(LayerwiseSpec { epochs, masking, batch, optimizer, seed }))
+    let steps_per_submit = args.submit.steps_per_submit;
+    Ok(Some(LayerwiseSpec { epochs, masking, batch, optimizer, seed, steps_per_submit }))
 }
 
 /// Records the pre-training in the run's metadata (a resumed run keeps what its state recorded).
@@ -70,9 +71,10 @@ pub(super) fn run(
     let path = dir.join("pretrain.jsonl");
     write_atomic(&path, b"")?;
     note!(
-        "pretrain: greedy layer-wise, {} epoch(s) per layer{}, then end-to-end training",
+        "pretrain: greedy layer-wise, {} epoch(s) per layer{}, up to {} steps per submit, then end-to-end training",
         spec.epochs,
-        spec.masking.map(|p| format!(", masking noise {p} (stacked denoising)")).unwrap_or_default()
+        spec.masking.map(|p| format!(", masking noise {p} (stacked denoising)")).unwrap_or_default(),
+        spec.steps_per_submit
     );
     pretrain(gpu, model, train, spec, |e| {
         say!(

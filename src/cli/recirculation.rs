@@ -135,6 +135,7 @@ pub(super) fn recirculation_cmd(args: TrainArgs) -> Result<()> {
     let train_gpu = upload(&gpu, &split.train, None, residency)?;
     let test_gpu = upload(&gpu, &split.test, None, residency)?;
     let mut trainer = RecirculationTrainer::new(&gpu, &model, &train_gpu, train.clone(), lambda)?;
+    trainer.set_steps_per_submit(args.submit.steps_per_submit)?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let (base_mse, base_bce) = mean_image_baseline(&split.train, &split.test);
     let dir = RunDir::claim(&args.out, if args.overwrite { Claim::Overwrite } else { Claim::Fresh })?;
@@ -161,8 +162,11 @@ pub(super) fn recirculation_cmd(args: TrainArgs) -> Result<()> {
         source.name()
     );
     note!(
-        "step:    {} dispatches in one submit; the mean training image scores test MSE/px {base_mse:.5}, BCE/px {base_bce:.5}",
-        trainer.dispatches_per_step()
+        "steps:   {} dispatches per step, {} steps per submit{}; the mean training image scores test MSE/px \
+         {base_mse:.5}, BCE/px {base_bce:.5}",
+        trainer.dispatches_per_step(),
+        trainer.steps_per_submit(),
+        if train_gpu.is_streamed() { " (streamed data: one host copy per step)" } else { "" }
     );
     let steps = split.train.n / train.batch;
     for epoch in 1..=args.epochs {

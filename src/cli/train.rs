@@ -113,7 +113,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let train_gpu = upload(&gpu, &split.train, map, residency)?;
     let test_gpu = upload(&gpu, &split.test, map, residency)?;
     let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
-    trainer.set_steps_per_submit(args.steps_per_submit)?;
+    trainer.set_steps_per_submit(args.submit.steps_per_submit)?;
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
     let average = weight_average(&args, &spec.train, resumed.as_ref())?;
