@@ -368,16 +368,7 @@ fn a_classifier_learns_synthetic_classes_and_freezing_keeps_the_encoder() {
     let all = synthetic(700, 8, 8, 5, 3);
     let (train, test) = (all.subset(0..500), all.subset(500..700));
     assert_eq!(class_count(&train, &test), 5);
-    let c = DenseConfig::symmetric(
-        64,
-        &[16],
-        Activation::Relu,
-        Activation::Relu,
-        Activation::Sigmoid,
-        LossKind::Bce,
-    )
-    .unwrap();
-    let ae = Autoencoder::new(&gpu, c, 1, Init::Glorot).unwrap();
+    let ae = small_ae(&gpu);
     let labelled = train.select(&balanced_subset(&train.labels, 5, 8, 0).unwrap());
     let data = LabelledData::upload(&gpu, &labelled, None).unwrap();
     let test_data = LabelledData::upload(&gpu, &test, None).unwrap();

@@ -15,12 +15,9 @@ use aegpu::classify::{Classifier, ClassifierOptions, Start};
 use aegpu::cpu;
 use aegpu::data::synthetic::synthetic;
 use aegpu::gpu::StorageBuffer;
-use aegpu::kernels::Activation;
-use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::softmax_ce::{Mixed, PseudoLabels, softmax_ce_mixed};
-use aegpu::models::dense::DenseConfig;
-use aegpu::models::{Autoencoder, Init};
+use aegpu::models::Init;
 use aegpu::runner::{Plan, View};
 use common::cli::{TempDir, aegpu, fails, ok, s};
 use common::*;
@@ -190,19 +187,6 @@ fn the_mixed_gradient_matches_finite_differences_with_the_pseudo_targets_held() 
     let fd = central_differences(&z, 1e-2, objective);
     assert_close("mixed dz vs finite differences", &grad, &fd, 2e-4, 2e-3);
     assert!(grad[labelled_rows * classes..].iter().any(|&g| g.abs() > 1e-3), "the pseudo rows learn");
-}
-
-fn small_ae(gpu: &aegpu::gpu::Gpu) -> Autoencoder {
-    let c = DenseConfig::symmetric(
-        64,
-        &[16],
-        Activation::Relu,
-        Activation::Relu,
-        Activation::Sigmoid,
-        LossKind::Bce,
-    )
-    .unwrap();
-    Autoencoder::new(gpu, c, 1, Init::Glorot).unwrap()
 }
 
 #[test]

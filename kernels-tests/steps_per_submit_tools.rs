@@ -24,6 +24,7 @@ use aegpu::models::{Autoencoder, Init};
 use aegpu::nn::Noise;
 use aegpu::recirculation::RecirculationTrainer;
 use aegpu::train::{GpuDataset, Residency, TrainConfig};
+use common::small_ae;
 
 const KS: [usize; 3] = [1, 3, 8];
 
@@ -37,20 +38,6 @@ fn words(gpu: &Gpu, b: &StorageBuffer) -> Vec<u32> {
 
 fn adam(lr: f32) -> Optimizer {
     Optimizer::parse("adam", lr, 0.0).unwrap()
-}
-
-/// A 64-16-64 encoder to put a classifier on.
-fn small_ae(gpu: &Gpu) -> Autoencoder {
-    let c = DenseConfig::symmetric(
-        64,
-        &[16],
-        Activation::Relu,
-        Activation::Relu,
-        Activation::Sigmoid,
-        LossKind::Bce,
-    )
-    .unwrap();
-    Autoencoder::new(gpu, c, 1, Init::Glorot).unwrap()
 }
 
 /// Asserts that every K gives the outcome of K = 1.

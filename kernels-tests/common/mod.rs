@@ -118,3 +118,21 @@ pub fn one(mut launches: Vec<aegpu::kernels::Launch>) -> aegpu::kernels::Launch 
     assert_eq!(launches.len(), 1, "expected a single launch for a small shape");
     launches.remove(0)
 }
+
+/// A 64-16-64 dense autoencoder (ReLU code, BCE) to put a classifier on.
+pub fn small_ae(gpu: &Gpu) -> aegpu::models::Autoencoder {
+    use aegpu::kernels::Activation;
+    use aegpu::kernels::loss::LossKind;
+    use aegpu::models::dense::DenseConfig;
+    use aegpu::models::{Autoencoder, Init};
+    let c = DenseConfig::symmetric(
+        64,
+        &[16],
+        Activation::Relu,
+        Activation::Relu,
+        Activation::Sigmoid,
+        LossKind::Bce,
+    )
+    .unwrap();
+    Autoencoder::new(gpu, c, 1, Init::Glorot).unwrap()
+}
