@@ -192,7 +192,7 @@ fn elementwise(c: &mut Criterion, gpu: &Gpu) {
 /// A conv layer of each preset (batch 128): the direct kernels and the GEMM formulation against the
 /// single-threaded reference loops (elements = flops; the GEMM backward counts input + weight).
 fn convolution(c: &mut Criterion, gpu: &Gpu) {
-    let variant = gpu.matmul_variant().expect("tuning");
+    let variant = gpu.matmul_policy().expect("tuning");
     let shape = |c_in, hw, c_out, stride| Conv2dShape {
         n: 128,
         c_in,

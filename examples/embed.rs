@@ -52,8 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- decode a batch into a buffer the host owns and uses in its own commands ---
     let acts = model.activations(&gpu, 16)?;
     acts.input().write(&gpu, &data.images_f32(0..16))?;
-    let variant = gpu.matmul_variant()?;
-    Plan::new(&gpu, "decode", &model.forward(&acts, variant, Pass::INFER))?.run(&gpu)?;
+    let matmul = gpu.matmul_policy()?;
+    Plan::new(&gpu, "decode", &model.forward(&acts, matmul, Pass::INFER))?.run(&gpu)?;
     let logits = acts.logits();
     let host_buffer = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("host-owned reconstructions"),

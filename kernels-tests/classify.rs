@@ -218,7 +218,7 @@ fn conv_ae(gpu: &Gpu, seed: u64) -> Autoencoder {
 /// The classifier's forward + loss + backward on a fixed batch, against central differences of the
 /// mean cross-entropy for every parameter. The plan is never advanced, so dropout masks stay fixed.
 fn finite_difference_check(name: &str, gpu: &Gpu, model: &Classifier, batch: usize, seed: u64) {
-    let variant = gpu.matmul_variant().unwrap();
+    let variant = gpu.matmul_policy().unwrap();
     let acts = model.activations(gpu, batch).unwrap();
     let x: Vec<f32> = random_vec(batch * model.input_dim(), seed).iter().map(|v| 0.5 + 0.45 * v).collect();
     acts.input().write(gpu, &x).unwrap();

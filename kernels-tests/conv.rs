@@ -132,8 +132,8 @@ fn gpu_conv2d(
             one(conv::conv2d_backward_weight(&vdw, &vdo, &vx, s)),
         ],
         Some(v) => {
-            let mut l = conv_gemm::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
-            l.extend(conv_gemm::conv2d_backward(&vdw, Some(&vdx), &vdo, &vx, &vw, s, &gs, v));
+            let mut l = conv_gemm::conv2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v.into());
+            l.extend(conv_gemm::conv2d_backward(&vdw, Some(&vdx), &vdo, &vx, &vw, s, &gs, v.into()));
             l
         }
     };
@@ -175,8 +175,18 @@ fn gpu_conv_transpose2d(
             one(conv::conv_transpose2d_backward_weight(&vdw, &vdo, &vx, s)),
         ],
         Some(v) => {
-            let mut l = conv_gemm::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v);
-            l.extend(conv_gemm::conv_transpose2d_backward(&vdw, Some(&vdx), &vdo, &vx, &vw, s, &gs, v));
+            let mut l =
+                conv_gemm::conv_transpose2d_forward(&vout, &vx, &vw, b.map(|_| &vb), s, act, &gs, v.into());
+            l.extend(conv_gemm::conv_transpose2d_backward(
+                &vdw,
+                Some(&vdx),
+                &vdo,
+                &vx,
+                &vw,
+                s,
+                &gs,
+                v.into(),
+            ));
             l
         }
     };

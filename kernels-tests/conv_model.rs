@@ -82,7 +82,7 @@ type Pattern = Vec<u32>;
 
 impl<'a> Harness<'a> {
     fn new(gpu: &'a Gpu, model: &'a Autoencoder, x: &[f32], batch: usize) -> Harness<'a> {
-        let variant = gpu.matmul_variant().unwrap();
+        let variant = gpu.matmul_policy().unwrap();
         let acts = model.activations(gpu, batch).unwrap();
         acts.input().write(gpu, x).unwrap();
         let mut launches = model.forward(&acts, variant, Pass::TRAIN);

@@ -28,7 +28,7 @@ fn dense_config(model: &Autoencoder) -> &DenseConfig {
 }
 
 fn loss_and_grad(gpu: &Gpu, model: &Autoencoder, x: &[f32], batch: usize) -> (f64, Vec<f32>) {
-    let variant = gpu.matmul_variant().unwrap();
+    let variant = gpu.matmul_policy().unwrap();
     let acts = model.activations(gpu, batch).unwrap();
     acts.input().write(gpu, x).unwrap();
     let mut launches = model.forward(&acts, variant, Pass::TRAIN);

@@ -232,8 +232,10 @@ fn a_host_device_with_default_limits_and_no_features_works() {
     let gpu = Gpu::from_device(device, queue, adapter.get_info());
     assert!(!gpu.features.contains(wgpu::Features::SUBGROUP));
     assert_eq!(gpu.limits.max_storage_buffer_binding_size, 128 << 20);
-    let variant = gpu.matmul_variant().unwrap();
-    assert_ne!(variant, aegpu::kernels::matmul::MatmulVariant::Subgroup);
+    let policy = gpu.matmul_policy().unwrap();
+    for class in aegpu::kernels::matmul_policy::ShapeClass::ALL {
+        assert_ne!(policy.class(class), aegpu::kernels::matmul::MatmulVariant::Subgroup, "{class:?}");
+    }
 
     let data = synthetic(128, 12, 12, 4, 3);
     let train = GpuDataset::upload(&gpu, &data).unwrap();

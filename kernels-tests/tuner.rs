@@ -79,3 +79,78 @@ fn bench_shapes_time_every_verified_variant() {
     }
     assert_eq!(r.rows.iter().filter(|row| row.shape == "8x4x12").count(), 3 * variants.len());
 }
+
+/// Each product runs the variant its shape class chose: the launches of a dense layer's three
+/// products use the narrow, wide or large class's pipeline by the product's output shape.
+#[test]
+fn every_product_runs_its_shape_class_variant() {
+    use aegpu::gpu::StorageBuffer;
+    use aegpu::kernels::Activation;
+    use aegpu::kernels::matmul::{Transpose, linear_backward_input, linear_backward_weight, linear_forward};
+    use aegpu::kernels::matmul_policy::MatmulPolicy;
+    use aegpu::runner::View;
+    let gpu = gpu();
+    let buf = StorageBuffer::zeroed(&gpu, "any", 4).unwrap();
+    let v = View::whole(&buf);
+    let policy = MatmulPolicy {
+        narrow: MatmulVariant::Reg,
+        wide: MatmulVariant::Tiled,
+        large: MatmulVariant::Sgemm64x64,
+    };
+    let key = |variant, trans| Matmul::pipeline_keys(variant, trans);
+    let id = Activation::Identity;
+    // (batch, in, out): the forward's output is batch x out, the input gradient's batch x in, the
+    // weight gradient's out x in.
+    for ((batch, inp, out), [fwd, input, weight]) in [
+        ((256, 784, 10), [MatmulVariant::Reg, MatmulVariant::Tiled, MatmulVariant::Reg]),
+        ((256, 784, 512), [MatmulVariant::Tiled; 3]),
+        ((2048, 1024, 512), [MatmulVariant::Sgemm64x64, MatmulVariant::Sgemm64x64, MatmulVariant::Tiled]),
+    ] {
+        let f = linear_forward(&v, &v, &v, &v, batch, inp, out, id, policy);
+        let i = linear_backward_input(&v, &v, &v, batch, inp, out, policy);
+        let w = linear_backward_weight(&v, &v, &v, batch, inp, out, policy);
+        assert!(key(fwd, Transpose::Nt).contains(&f[0].key), "forward {batch}x{inp}->{out}");
+        assert!(key(input, Transpose::Nn).contains(&i[0].key), "input gradient {batch}x{inp}->{out}");
+        assert!(key(weight, Transpose::Tn).contains(&w[0].key), "weight gradient {batch}x{inp}->{out}");
+    }
+}
+
+/// A fresh tuning (private cache) times every verified variant on each class's shape and keeps
+/// the fastest for each; `aegpu info` shows the three; a second run reads the cache.
+#[test]
+fn tuning_chooses_the_fastest_verified_variant_per_shape_class() {
+    use common::cli::{TempDir, aegpu_tuned, ok};
+    let home = TempDir::new("tuner-classes");
+    let first = ok(aegpu_tuned(home.path(), &["info"]), "aegpu info");
+    let policy_line = first.lines().find(|l| l.starts_with("matmul:")).expect("a matmul line");
+    assert!(policy_line.ends_with("(measured)"), "{policy_line}");
+    let name = policy_line.trim_start_matches("matmul:").trim().split(' ').next().unwrap().to_string();
+    let chosen = |class: &str| -> String {
+        if !name.contains('=') {
+            return name.clone();
+        }
+        let entry = name.split(',').find(|e| e.starts_with(&format!("{class}="))).expect("every class named");
+        entry.split('=').nth(1).unwrap().to_string()
+    };
+    for class in ["narrow", "wide", "large"] {
+        let line = first.lines().find(|l| l.trim_start().starts_with(&format!("{class} "))).expect(class);
+        let timed: Vec<(String, f64)> = line
+            .split("GFLOP/s:")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|t| {
+                let (v, g) = t.trim().rsplit_once(' ').unwrap();
+                (v.to_lowercase(), g.parse().unwrap())
+            })
+            .collect();
+        assert!(!timed.is_empty(), "{line}");
+        // The chosen variant was timed, and no variant was faster (as printed: ties may round alike).
+        let best = timed.iter().map(|t| t.1).fold(f64::MIN, f64::max);
+        let of_chosen =
+            timed.iter().find(|t| t.0 == chosen(class)).unwrap_or_else(|| panic!("{class}: {line}"));
+        assert_eq!(of_chosen.1, best, "{class}: {line}");
+    }
+    let again = ok(aegpu_tuned(home.path(), &["info"]), "aegpu info (cached)");
+    assert!(again.contains(&format!("matmul:    {name} (cache)")), "{again}");
+}

@@ -215,8 +215,8 @@ impl LayerStage {
     /// Forward from `x`, the loss against layer k's input (into `loss totals`), and the backward
     /// through the two trained layers only (the frozen layers below get no gradient).
     pub fn launches(&self, gpu: &Gpu, acts: &Tensors, seed: u64) -> Result<Vec<Launch>> {
-        let variant = gpu.matmul_variant()?;
-        let ctx = Ctx { acts, params: &self.params, grads: &self.grads, variant, seed };
+        let matmul = gpu.matmul_policy()?;
+        let ctx = Ctx { acts, params: &self.params, grads: &self.grads, matmul, seed };
         let n = self.net.nodes.len();
         let mut launches = self.net.forward(&ctx, 0..n, acts.view("x"), Pass::TRAIN);
         let (enc, dec) = (&self.net.nodes[n - 2], &self.net.nodes[n - 1]);

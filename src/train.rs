@@ -121,7 +121,7 @@ impl<'a> Trainer<'a> {
                 model.input_dim()
             )));
         }
-        let variant = gpu.matmul_variant()?;
+        let variant = gpu.matmul_policy()?;
         let acts = model.activations(gpu, config.batch)?;
         let feed = train.feed(gpu, &acts.input(), config.batch)?;
         let launches = step_launches(model, &acts, &feed, &config.optimizer, variant);
@@ -379,12 +379,12 @@ pub fn step_launches(
     acts: &Activations,
     feed: &BatchFeed<'_>,
     optimizer: &Optimizer,
-    variant: crate::kernels::matmul::MatmulVariant,
+    matmul: crate::kernels::matmul_policy::MatmulPolicy,
 ) -> Vec<crate::gpu::Launch> {
     let mut launches = feed.launches().to_vec();
-    launches.extend(model.forward(acts, variant, Pass::TRAIN));
+    launches.extend(model.forward(acts, matmul, Pass::TRAIN));
     launches.extend(model.loss(acts, &acts.input(), true, false));
-    launches.extend(model.backward(acts, variant));
+    launches.extend(model.backward(acts, matmul));
     launches.push(model.update(optimizer, 1));
     launches
 }

@@ -37,7 +37,7 @@ pub(super) fn conv_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<KernelRow>> {
         ("strided conv 1->32 s2", shape(1, 28, 32, 2, 1)),
         ("strided conv 32->64 s2", shape(32, 14, 64, 2, 1)),
     ];
-    let variant = gpu.matmul_variant()?;
+    let variant = gpu.matmul_policy()?;
     for (name, s) in shapes {
         s.validate()?;
         let (x, w, dy) = (values(s.input_len(), 7), values(s.weight_len(), 8), values(s.output_len(), 9));

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::Activation;
 use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::tune::{MatmulCandidate, verify_matmul};
 
 /// The product the matmul rows measure when no `--shape` is given.
@@ -30,8 +31,10 @@ pub struct MatmulRows {
     pub failed: Vec<(String, String)>,
 }
 
-/// Every verified variant on every shape of `args` (in the order given), `chosen` marked.
-pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: MatmulVariant) -> Result<MatmulRows> {
+/// Every verified variant on every shape of `args` (in the order given), the variant `chosen` runs
+/// for that shape marked.
+pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>) -> Result<MatmulRows> {
+    let chosen = chosen.into();
     let mut verified = Vec::new();
     let mut failed = Vec::new();
     for variant in MatmulVariant::available(gpu) {
@@ -68,7 +71,7 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: MatmulVariant) -> Result
                 }
                 .launches();
                 let gpu_s = time_gpu_list(gpu, &launch, args.seconds)?;
-                let mark = if variant == chosen { " (chosen)" } else { "" };
+                let mark = if variant == chosen.pick(m, n) { " (chosen)" } else { "" };
                 rows.push(KernelRow {
                     kernel: format!(
                         "matmul {} {}{mark}",

@@ -270,7 +270,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
 }
 
 pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
-    let chosen = gpu.matmul_variant()?;
+    let chosen = gpu.matmul_policy()?;
     let matmul = matmul::matmul_rows(gpu, args, chosen)?;
     let mut kernels = matmul.rows;
     kernels.extend(elementwise_rows(gpu, args)?);
@@ -278,7 +278,7 @@ pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let steps = if args.kernels_only { Vec::new() } else { step_rows(gpu, args)? };
     Ok(BenchReport {
         adapter: gpu.describe(),
-        matmul_variant: format!("{chosen:?}"),
+        matmul_variant: chosen.name(),
         matmul_failed: matmul.failed,
         cpu_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         kernels,

@@ -13,7 +13,7 @@ pub mod train;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Launch, StorageBuffer, View};
 use crate::kernels::Activation;
-use crate::kernels::matmul::MatmulVariant;
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::softmax_ce::{Mixed, softmax_ce_totals};
 use crate::models::{Autoencoder, Init, NamedTensor};
@@ -256,8 +256,8 @@ impl Classifier {
         parts.join(" -> ")
     }
 
-    fn ctx<'a>(&'a self, acts: &'a ClassifierActs, variant: MatmulVariant) -> Ctx<'a> {
-        Ctx { acts: &acts.tensors, params: &self.params, grads: &self.grads, variant, seed: self.seed }
+    fn ctx<'a>(&'a self, acts: &'a ClassifierActs, matmul: MatmulPolicy) -> Ctx<'a> {
+        Ctx { acts: &acts.tensors, params: &self.params, grads: &self.grads, matmul, seed: self.seed }
     }
 
     /// Tensors for batches of `batch` examples.
@@ -269,8 +269,8 @@ impl Classifier {
     }
 
     /// Input images to logits; `Pass::TRAIN` applies the classifier's corruption and dropout.
-    pub fn forward(&self, acts: &ClassifierActs, variant: MatmulVariant, pass: Pass) -> Vec<Launch> {
-        self.net.forward(&self.ctx(acts, variant), 0..self.net.nodes.len(), acts.input(), pass)
+    pub fn forward(&self, acts: &ClassifierActs, matmul: impl Into<MatmulPolicy>, pass: Pass) -> Vec<Launch> {
+        self.net.forward(&self.ctx(acts, matmul.into()), 0..self.net.nodes.len(), acts.input(), pass)
     }
 
     /// Mean cross-entropy over the batch (the gradient into dlogits when `with_grad`), the number
@@ -304,8 +304,8 @@ impl Classifier {
     }
 
     /// dlogits to the gradients of what is trained: every layer, or only the softmax layer when frozen.
-    pub fn backward(&self, acts: &ClassifierActs, variant: MatmulVariant) -> Vec<Launch> {
-        let ctx = self.ctx(acts, variant);
+    pub fn backward(&self, acts: &ClassifierActs, matmul: impl Into<MatmulPolicy>) -> Vec<Launch> {
+        let ctx = self.ctx(acts, matmul.into());
         if !self.options.freeze {
             return self.net.backward(&ctx);
         }

@@ -414,16 +414,12 @@ fn info() -> Result<()> {
         if gpu.features.contains(wgpu::Features::TIMESTAMP_QUERY) { "" } else { " (no timestamp queries)" }
     );
     let t = gpu.tuning()?;
-    let measured: Vec<String> = t.measured.iter().map(|(v, g)| format!("{v:?} {g:.2} GFLOP/s")).collect();
-    say!(
-        "matmul:    {:?} ({}; {}x{}x{}: {})",
-        t.matmul,
-        t.source,
-        t.shape[0],
-        t.shape[1],
-        t.shape[2],
-        if measured.is_empty() { "forced".to_string() } else { measured.join(", ") }
-    );
+    say!("matmul:    {} ({})", t.policy.name(), t.source);
+    for c in &t.classes {
+        let measured: Vec<String> = c.measured.iter().map(|(v, g)| format!("{v:?} {g:.2}")).collect();
+        let [m, n, k] = c.shape;
+        say!("           {:<6} {m}x{n}x{k}, GFLOP/s: {}", c.class, measured.join(", "));
+    }
     for (name, why) in &t.failed {
         say!("           {name}: wrong on this adapter, not used ({why})");
     }

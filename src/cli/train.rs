@@ -336,7 +336,7 @@ impl RunSpec {
         e.insert("aegpu.input".into(), to(serde_json::to_string(&split.train.shape()))?);
         e.insert("aegpu.limits".into(), to(serde_json::to_string(&(self.train_limit, self.test_limit)))?);
         e.insert("aegpu.adapter".into(), gpu.describe());
-        e.insert("aegpu.matmul".into(), format!("{:?}", gpu.matmul_variant()?).to_lowercase());
+        e.insert("aegpu.matmul".into(), gpu.matmul_policy()?.name());
         e.insert("aegpu.conv_algorithms".into(), to(serde_json::to_string(&model.conv_algorithms()))?);
         Ok(e)
     }
@@ -351,7 +351,7 @@ fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Resul
             serde_json::from_str(json).map_err(|e| Error::Config(format!("aegpu.conv_algorithms: {e}")))?;
         model.set_conv_algorithms(&chosen)?;
     }
-    let now = format!("{:?}", gpu.matmul_variant()?).to_lowercase();
+    let now = gpu.matmul_policy()?.name();
     if let Some(then) = state.config.get("aegpu.matmul").filter(|then| **then != now) {
         note!(
             "note: the run used the {then} matmul, this adapter runs {now}: the results will differ in the last bits"

@@ -146,7 +146,7 @@ impl<'a> TextureEncoder<'a> {
             acts: &acts.tensors,
             params: &model.params,
             grads: &model.grads,
-            variant: gpu.matmul_variant()?,
+            matmul: gpu.matmul_policy()?,
             seed: model.seed,
         };
         let launches = model.net.forward(&ctx, 0..model.code_node + 1, acts.input(), Pass::INFER);

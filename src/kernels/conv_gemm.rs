@@ -7,7 +7,8 @@
 //! since their lists run one after the other.
 
 use super::conv::{Conv2dShape, ConvTranspose2dShape, Params, check_views};
-use super::matmul::{Matmul, MatmulVariant, Transpose};
+use super::matmul::{Matmul, Transpose};
+use super::matmul_policy::MatmulPolicy;
 use super::reduce::colsum;
 use super::{Activation, Launch, MAX_LOOP_STEPS};
 use crate::gpu::View;
@@ -152,7 +153,7 @@ fn product(
     n: usize,
     k: usize,
     trans: Transpose,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
     splits: usize,
 ) -> Vec<Launch> {
     Matmul {
@@ -166,7 +167,7 @@ fn product(
         trans,
         act: Activation::Identity,
         accumulate: false,
-        variant,
+        variant: policy.pick(m, n),
         splits,
     }
     .launches()
@@ -182,11 +183,11 @@ pub fn conv2d_forward(
     s: &Conv2dShape,
     act: Activation,
     scratch: &GemmScratch,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     let (k, j) = (taps(s), columns(s));
     let mut launches = vec![im2col(&scratch.col, inp, s)];
-    launches.extend(product(&scratch.cn, weight, &scratch.col, s.c_out, j, k, Transpose::Nn, variant, 1));
+    launches.extend(product(&scratch.cn, weight, &scratch.col, s.c_out, j, k, Transpose::Nn, policy, 1));
     launches.push(cnhw_to_nchw(out, &scratch.cn, bias, s, act));
     launches
 }
@@ -197,7 +198,7 @@ fn weight_gradient(
     dweight: &View,
     s: &Conv2dShape,
     scratch: &GemmScratch,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     let (k, j, splits) = (taps(s), columns(s), weight_splits(s));
     check_views(
@@ -206,7 +207,7 @@ fn weight_gradient(
         &[("dweight", dweight, s.c_out * k), ("parts", &scratch.parts, splits * s.c_out * k)],
     );
     let mut launches =
-        product(&scratch.parts, &scratch.cn, &scratch.col, s.c_out, k, j, Transpose::Nt, variant, splits);
+        product(&scratch.parts, &scratch.cn, &scratch.col, s.c_out, k, j, Transpose::Nt, policy, splits);
     launches.push(colsum(dweight, &scratch.parts, splits, s.c_out * k, false));
     launches
 }
@@ -223,14 +224,14 @@ pub fn conv2d_backward(
     weight: &View,
     s: &Conv2dShape,
     scratch: &GemmScratch,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     let (k, j) = (taps(s), columns(s));
     let mut launches = vec![nchw_to_cnhw(&scratch.cn, dout, s), im2col(&scratch.col, inp, s)];
-    launches.extend(weight_gradient(dweight, s, scratch, variant));
+    launches.extend(weight_gradient(dweight, s, scratch, policy));
     if let Some(dinp) = dinp {
         // dcol = Wᵀ · dY overwrites col, which the weight gradient has finished with.
-        launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, s.c_out, Transpose::Tn, variant, 1));
+        launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, s.c_out, Transpose::Tn, policy, 1));
         launches.push(col2im(dinp, &scratch.col, None, s, Activation::Identity));
     }
     launches
@@ -247,12 +248,12 @@ pub fn conv_transpose2d_forward(
     t: &ConvTranspose2dShape,
     act: Activation,
     scratch: &GemmScratch,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     let a = t.adjoint();
     let (k, j) = (taps(&a), columns(&a));
     let mut launches = vec![nchw_to_cnhw(&scratch.cn, inp, &a)];
-    launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, a.c_out, Transpose::Tn, variant, 1));
+    launches.extend(product(&scratch.col, weight, &scratch.cn, k, j, a.c_out, Transpose::Tn, policy, 1));
     launches.push(col2im(out, &scratch.col, bias, &a, act));
     launches
 }
@@ -269,15 +270,15 @@ pub fn conv_transpose2d_backward(
     weight: &View,
     t: &ConvTranspose2dShape,
     scratch: &GemmScratch,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     let a = t.adjoint();
     let (k, j) = (taps(&a), columns(&a));
     let mut launches = vec![nchw_to_cnhw(&scratch.cn, inp, &a), im2col(&scratch.col, dout, &a)];
-    launches.extend(weight_gradient(dweight, &a, scratch, variant));
+    launches.extend(weight_gradient(dweight, &a, scratch, policy));
     if let Some(dinp) = dinp {
         // W · im2col(dY) overwrites cn, which the weight gradient has finished with.
-        launches.extend(product(&scratch.cn, weight, &scratch.col, a.c_out, j, k, Transpose::Nn, variant, 1));
+        launches.extend(product(&scratch.cn, weight, &scratch.col, a.c_out, j, k, Transpose::Nn, policy, 1));
         launches.push(cnhw_to_nchw(dinp, &scratch.cn, None, &a, Activation::Identity));
     }
     launches

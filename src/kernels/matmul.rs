@@ -2,6 +2,7 @@
 //! `matmul_sgemm.wgsl`): the three products a dense layer needs, with a fused bias + activation
 //! epilogue, in variants chosen per adapter by verification and measurement (see `tune`).
 
+use super::matmul_policy::MatmulPolicy;
 use super::matmul_sgemm;
 use super::{Activation, Launch, MAX_LOOP_STEPS};
 use crate::gpu::View;
@@ -288,7 +289,7 @@ pub fn linear_forward(
     in_dim: usize,
     out_dim: usize,
     act: Activation,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     Matmul {
         c: out.clone(),
@@ -301,7 +302,7 @@ pub fn linear_forward(
         trans: Transpose::Nt,
         act,
         accumulate: false,
-        variant,
+        variant: policy.pick(batch, out_dim),
         splits: 1,
     }
     .launches()
@@ -315,7 +316,7 @@ pub fn linear_backward_input(
     batch: usize,
     in_dim: usize,
     out_dim: usize,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     Matmul {
         c: dinp.clone(),
@@ -328,7 +329,7 @@ pub fn linear_backward_input(
         trans: Transpose::Nn,
         act: Activation::Identity,
         accumulate: false,
-        variant,
+        variant: policy.pick(batch, in_dim),
         splits: 1,
     }
     .launches()
@@ -342,7 +343,7 @@ pub fn linear_backward_weight(
     batch: usize,
     in_dim: usize,
     out_dim: usize,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
 ) -> Vec<Launch> {
     Matmul {
         c: dweight.clone(),
@@ -355,7 +356,7 @@ pub fn linear_backward_weight(
         trans: Transpose::Tn,
         act: Activation::Identity,
         accumulate: false,
-        variant,
+        variant: policy.pick(out_dim, in_dim),
         splits: 1,
     }
     .launches()

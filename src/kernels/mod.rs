@@ -10,6 +10,7 @@ pub mod conv_shape;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_policy;
 pub mod matmul_sgemm;
 pub mod optimizer;
 pub mod penalty;

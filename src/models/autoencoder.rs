@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Launch, StorageBuffer, View};
 use crate::kernels::Activation;
 use crate::kernels::loss::{self, LossKind};
-use crate::kernels::matmul::MatmulVariant;
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::nn::{Ctx, Network, Op, Pass, Tensors, len3};
 use crate::runner::{Arena, ArenaLayout};
@@ -216,8 +216,8 @@ impl Autoencoder {
         4 * 4 * self.params.layout.total
     }
 
-    fn ctx<'a>(&'a self, acts: &'a Activations, variant: MatmulVariant) -> Ctx<'a> {
-        Ctx { acts: &acts.tensors, params: &self.params, grads: &self.grads, variant, seed: self.seed }
+    fn ctx<'a>(&'a self, acts: &'a Activations, matmul: MatmulPolicy) -> Ctx<'a> {
+        Ctx { acts: &acts.tensors, params: &self.params, grads: &self.grads, matmul, seed: self.seed }
     }
 
     /// Activation storage for batches of `batch` examples.
@@ -239,8 +239,8 @@ impl Autoencoder {
     }
 
     /// Input batch to logits, with the corruption and dropout `pass` asks for.
-    pub fn forward(&self, acts: &Activations, variant: MatmulVariant, pass: Pass) -> Vec<Launch> {
-        self.net.forward(&self.ctx(acts, variant), 0..self.net.nodes.len(), acts.input(), pass)
+    pub fn forward(&self, acts: &Activations, matmul: impl Into<MatmulPolicy>, pass: Pass) -> Vec<Launch> {
+        self.net.forward(&self.ctx(acts, matmul.into()), 0..self.net.nodes.len(), acts.input(), pass)
     }
 
     /// Loss totals against `target` (and dlogits when `with_grad`); `accumulate_totals` adds to them.
@@ -275,8 +275,8 @@ impl Autoencoder {
     }
 
     /// dlogits to every parameter gradient.
-    pub fn backward(&self, acts: &Activations, variant: MatmulVariant) -> Vec<Launch> {
-        self.net.backward(&self.ctx(acts, variant))
+    pub fn backward(&self, acts: &Activations, matmul: impl Into<MatmulPolicy>) -> Vec<Launch> {
+        self.net.backward(&self.ctx(acts, matmul.into()))
     }
 
     /// The convolution algorithm of configuration layer `i` (`None` for a layer that is not a convolution).
@@ -331,8 +331,8 @@ impl Autoencoder {
 
     /// The input batch to the code layer's output (a VAE's `[μ, log σ²]`), with no corruption and
     /// no dropout: what the encode and compress commands run.
-    pub fn encoder(&self, acts: &Activations, variant: MatmulVariant) -> Vec<Launch> {
-        self.net.forward(&self.ctx(acts, variant), 0..self.code_node + 1, acts.input(), Pass::INFER)
+    pub fn encoder(&self, acts: &Activations, matmul: impl Into<MatmulPolicy>) -> Vec<Launch> {
+        self.net.forward(&self.ctx(acts, matmul.into()), 0..self.code_node + 1, acts.input(), Pass::INFER)
     }
 
     /// What the decoder reads (the code, or z for a VAE); the caller fills it before [`Self::decoder`].
@@ -341,9 +341,9 @@ impl Autoencoder {
     }
 
     /// The code input to logits.
-    pub fn decoder(&self, acts: &Activations, variant: MatmulVariant) -> Vec<Launch> {
+    pub fn decoder(&self, acts: &Activations, matmul: impl Into<MatmulPolicy>) -> Vec<Launch> {
         let range = self.decoder_start..self.net.nodes.len();
-        self.net.forward(&self.ctx(acts, variant), range, self.code_input(acts), Pass::INFER)
+        self.net.forward(&self.ctx(acts, matmul.into()), range, self.code_input(acts), Pass::INFER)
     }
 
     /// The fused optimiser update over the whole parameter arena, for step `t`.

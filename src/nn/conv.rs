@@ -85,11 +85,11 @@ pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     match (node.op, algorithm(node)) {
         (Op::Conv2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_shape(&node.op, node.input, n);
-            conv_gemm::conv2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.variant)
+            conv_gemm::conv2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.matmul)
         }
         (Op::ConvTranspose2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_t_shape(&node.op, node.input, n);
-            conv_gemm::conv_transpose2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.variant)
+            conv_gemm::conv_transpose2d_forward(y, x, &w, Some(&b), &s, act, &scratch(ctx), ctx.matmul)
         }
         (Op::Conv2d { .. }, ConvAlgorithm::ImplicitGemm) => {
             vec![implicit::conv2d_forward(y, x, &w, Some(&b), &conv_shape(&node.op, node.input, n), act)]
@@ -131,7 +131,7 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
     match (node.op, algorithm(node)) {
         (Op::Conv2d { .. }, ConvAlgorithm::Gemm) => {
             let s = conv_shape(&node.op, node.input, n);
-            launches.extend(conv_gemm::conv2d_backward(&dw, dx, dy, x, &w, &s, &scratch(ctx), ctx.variant));
+            launches.extend(conv_gemm::conv2d_backward(&dw, dx, dy, x, &w, &s, &scratch(ctx), ctx.matmul));
         }
         (Op::Conv2d { .. }, ConvAlgorithm::ImplicitGemm) => {
             let s = conv_shape(&node.op, node.input, n);
@@ -164,7 +164,7 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
                 &w,
                 &s,
                 &scratch(ctx),
-                ctx.variant,
+                ctx.matmul,
             ));
         }
         (Op::Conv2d { .. }, ConvAlgorithm::Direct) => {

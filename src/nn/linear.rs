@@ -17,7 +17,7 @@ fn dims(node: &Node) -> (usize, usize, Activation) {
 pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     let (k, m, act) = dims(node);
     let (w, b) = (ctx.param(node, "weight"), ctx.param(node, "bias"));
-    linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.variant)
+    linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.matmul)
 }
 
 /// dZ = dY ⊙ act'(Y) in place with db = Σ_batch dZ in the same pass (one kernel, bit-identical to
@@ -30,9 +30,9 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
         Activation::Identity => bias_backward(&db, dy, n, m),
         _ => activation_backward_bias(dy, &db, dy, y, n, m, act),
     }];
-    launches.extend(linear_backward_weight(&dw, dy, x, n, k, m, ctx.variant));
+    launches.extend(linear_backward_weight(&dw, dy, x, n, k, m, ctx.matmul));
     if let Some(dx) = dx {
-        launches.extend(linear_backward_input(dx, dy, &w, n, k, m, ctx.variant));
+        launches.extend(linear_backward_input(dx, dy, &w, n, k, m, ctx.matmul));
     }
     launches
 }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Launch, View};
 use crate::kernels::Activation;
 use crate::kernels::conv::Conv2dShape;
-use crate::kernels::matmul::MatmulVariant;
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::pool;
 use crate::runner::{Arena, ArenaLayout};
 use crate::tune::ConvAlgorithm;
@@ -226,12 +226,12 @@ pub fn len3(s: [usize; 3]) -> usize {
 }
 
 /// The values layer functions read: activations, parameters and their gradients, the batch, the
-/// matmul variant, and the seed of the GPU random numbers.
+/// matmul variant of each product's shape class, and the seed of the GPU random numbers.
 pub struct Ctx<'a> {
     pub acts: &'a Tensors,
     pub params: &'a Arena,
     pub grads: &'a Arena,
-    pub variant: MatmulVariant,
+    pub matmul: MatmulPolicy,
     pub seed: u64,
 }
 

@@ -35,7 +35,7 @@ pub fn covariance_gpu_chunked(
     let max_rows = chunk_rows.min(n);
     let cov = StorageBuffer::zeroed(gpu, "covariance", dim * dim)?;
     let chunk = StorageBuffer::zeroed(gpu, "centred rows", max_rows * dim)?;
-    let variant = gpu.matmul_variant()?;
+    let policy = gpu.matmul_policy()?;
     // One plan per distinct chunk length (the last one is usually shorter).
     let mut plans: Vec<(usize, Plan)> = Vec::new();
     for block in data.chunks(max_rows * dim) {
@@ -56,7 +56,7 @@ pub fn covariance_gpu_chunked(
                 trans: Transpose::Tn,
                 act: Activation::Identity,
                 accumulate: true,
-                variant,
+                variant: policy.pick(dim, dim),
                 splits: 1,
             };
             plans.push((r, Plan::new(gpu, "covariance", &product.launches())?));

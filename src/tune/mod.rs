@@ -4,8 +4,11 @@
 //! computed the CPU reference's results on awkward shapes on this adapter (`verify`): a fast but
 //! wrong kernel is excluded and the reason logged and cached. The survivors run the three products
 //! of a dense layer on one shape, many repetitions per submit (so the time is the GPU's, not a
-//! submit-and-wait round trip's), and the fastest is kept. `AEGPU_MATMUL=reg|tiled|subgroup|
-//! sgemm128x128|sgemm64x64|sgemm32x128` forces a variant; the cache lives in
+//! submit-and-wait round trip's), and the fastest is kept for each shape class of product
+//! ([`ShapeClass`]: outputs with a side under 64, the dense layers' sizes, 1024x1024 and more),
+//! timed on a shape of that class, so every product a model runs uses the variant that won on
+//! products like it ([`MatmulPolicy`]). `AEGPU_MATMUL=reg|tiled|subgroup|
+//! sgemm128x128|sgemm64x64|sgemm32x128` forces one variant for every class; the cache lives in
 //! `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed by adapter, backend, driver,
 //! engine version and a hash of the shader sources (a changed kernel is verified and measured
 //! again), and `AEGPU_RETUNE=1` ignores it.
@@ -30,25 +33,36 @@ use crate::kernels::conv::{self, Conv2dShape};
 use crate::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use crate::kernels::conv_implicit_gemm as implicit;
 use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul_policy::{MatmulPolicy, ShapeClass};
 use crate::runner::{Plan, View};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-/// The chosen matmul variant and how it was chosen.
+/// The chosen matmul variants and how they were chosen.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Tuning {
-    pub matmul: MatmulVariant,
-    /// GFLOP/s measured for each variant (empty when forced by the environment).
-    pub measured: Vec<(MatmulVariant, f64)>,
+    /// The variant of each shape class.
+    pub policy: MatmulPolicy,
+    /// Each class's timing (empty when forced by the environment).
+    pub classes: Vec<ClassTiming>,
     /// "measured", "cache" or "env".
     pub source: String,
-    /// The shape measured, M x N x K.
-    pub shape: [usize; 3],
     /// Candidates excluded because they computed a wrong result here: (name, first difference).
     #[serde(default)]
     pub failed: Vec<(String, String)>,
+}
+
+/// The variants timed on one shape class's products.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ClassTiming {
+    /// The class's name (`narrow`, `wide`, `large`).
+    pub class: String,
+    /// The shape timed, M x N x K.
+    pub shape: [usize; 3],
+    /// GFLOP/s of each variant timed.
+    pub measured: Vec<(MatmulVariant, f64)>,
 }
 
 /// What [`select_matmul`] found.
@@ -89,8 +103,6 @@ impl ConvAlgorithm {
 /// Batch size at which a layer's algorithms are timed.
 const CONV_TUNE_BATCH: usize = 32;
 
-const SHAPE: [usize; 3] = [256, 256, 256];
-
 /// The choices made in this process, by adapter key: the tuning state lives here, not in [`Gpu`]
 /// (a host's borrowed device and the engine's own one on the same adapter share it).
 fn matmul_choices() -> &'static Mutex<HashMap<String, Tuning>> {
@@ -116,8 +128,9 @@ impl Gpu {
         Ok(t)
     }
 
-    pub fn matmul_variant(&self) -> Result<MatmulVariant> {
-        Ok(self.tuning()?.matmul)
+    /// The matmul variant of each shape class of product.
+    pub fn matmul_policy(&self) -> Result<MatmulPolicy> {
+        Ok(self.tuning()?.policy)
     }
 
     /// The faster convolution algorithm for a conv2d of this shape (a transposed convolution: its
@@ -198,10 +211,9 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
             )));
         }
         return Ok(Tuning {
-            matmul,
-            measured: Vec::new(),
+            policy: MatmulPolicy::uniform(matmul),
+            classes: Vec::new(),
             source: "env".into(),
-            shape: SHAPE,
             failed: Vec::new(),
         });
     }
@@ -211,7 +223,7 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
     // The cache is per adapter, but a borrowed device may lack a feature the cached choice needs.
     if !retune
         && let Some(t) = cache.matmul.get(&key)
-        && MatmulVariant::available(gpu).contains(&t.matmul)
+        && ShapeClass::ALL.iter().all(|&c| MatmulVariant::available(gpu).contains(&t.policy.class(c)))
     {
         let mut t = t.clone();
         t.source = "cache".into();
@@ -219,14 +231,37 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
     }
     let candidates: Vec<MatmulCandidate> =
         MatmulVariant::available(gpu).into_iter().map(MatmulCandidate::variant).collect();
-    let sel = select_matmul(gpu, &candidates, SHAPE)?;
+    let (correct, failed) = verified(gpu, &candidates)?;
     let variant = |i: usize| candidates[i].variant.expect("the engine's variants");
+    let mut policy = MatmulPolicy::uniform(variant(correct[0]));
+    let mut classes = Vec::new();
+    // Wide first: a variant under a quarter of its best there is not timed on the large shape
+    // (its products take seconds on a CPU adapter, for a variant that cannot win).
+    let mut wide_best = 0.0f64;
+    for class in [ShapeClass::Wide, ShapeClass::Narrow, ShapeClass::Large] {
+        let shape = class.tuning_shape();
+        let mut measured = Vec::new();
+        for &i in &correct {
+            let wide =
+                classes.first().and_then(|w: &ClassTiming| w.measured.iter().find(|m| m.0 == variant(i)));
+            if class == ShapeClass::Large && wide.is_some_and(|w| w.1 < wide_best / 4.0) {
+                continue;
+            }
+            measured.push((variant(i), measure_candidate(gpu, &candidates[i], shape)?));
+        }
+        let best = *measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("at least one timed");
+        match class {
+            ShapeClass::Narrow => policy.narrow = best.0,
+            ShapeClass::Wide => (policy.wide, wide_best) = best,
+            ShapeClass::Large => policy.large = best.0,
+        }
+        classes.push(ClassTiming { class: class.name().into(), shape, measured });
+    }
     let t = Tuning {
-        matmul: variant(sel.chosen),
-        measured: sel.measured.iter().map(|&(i, g)| (variant(i), g)).collect(),
+        policy,
+        classes,
         source: "measured".into(),
-        shape: SHAPE,
-        failed: sel.failed.iter().map(|(i, why)| (candidates[*i].name.clone(), why.clone())).collect(),
+        failed: failed.iter().map(|(i, why)| (candidates[*i].name.clone(), why.clone())).collect(),
     };
     for (name, why) in &t.failed {
         log_line(&format!(
@@ -241,35 +276,49 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
 /// Verifies every candidate against the CPU reference, then times the correct ones on the three
 /// products of shape `shape` and picks the fastest. An error when none is correct.
 pub fn select_matmul(gpu: &Gpu, candidates: &[MatmulCandidate], shape: [usize; 3]) -> Result<Selection> {
+    let (correct, failed) = verified(gpu, candidates)?;
     let mut measured = Vec::new();
-    let mut failed = Vec::new();
+    for i in correct {
+        measured.push((i, measure_candidate(gpu, &candidates[i], shape)?));
+    }
+    let chosen = measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(i, _)| i).expect("one correct");
+    Ok(Selection { chosen, measured, failed })
+}
+
+/// Candidates by index, each wrong one with its first difference.
+type Verdicts = (Vec<usize>, Vec<(usize, String)>);
+
+/// The indices of the candidates that compute the CPU reference's results here, and every other
+/// one's first difference; an error when none is correct.
+fn verified(gpu: &Gpu, candidates: &[MatmulCandidate]) -> Result<Verdicts> {
+    let (mut correct, mut failed) = (Vec::new(), Vec::new());
     for (i, c) in candidates.iter().enumerate() {
         match verify_matmul(gpu, c)? {
-            Ok(()) => measured.push((i, measure_candidate(gpu, c, shape)?)),
+            Ok(()) => correct.push(i),
             Err(why) => failed.push((i, why)),
         }
     }
-    let chosen = measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|&(i, _)| i).ok_or_else(|| {
+    if correct.is_empty() {
         let reasons: Vec<String> =
             failed.iter().map(|(i, w)| format!("{}: {w}", candidates[*i].name)).collect();
-        Error::Config(format!(
+        return Err(Error::Config(format!(
             "no matmul kernel computes correct results on this adapter (a driver bug?): {}",
             reasons.join("; ")
-        ))
-    })?;
-    Ok(Selection { chosen, measured, failed })
+        )));
+    }
+    Ok((correct, failed))
 }
 
 /// The faster of the convolution algorithms that compute the CPU reference's result for this
 /// layer shape (at batch 2); an error when neither does.
 fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
-    let variant = gpu.matmul_variant()?;
+    let policy = gpu.matmul_policy()?;
     let small = Conv2dShape { n: 2, ..*shape };
     let mut times = Vec::new();
     let mut wrong = Vec::new();
     for algo in ConvAlgorithm::ALL {
         match verify_conv_algorithm(gpu, algo, &small)? {
-            Ok(()) => times.push((algo, measure_conv(gpu, algo, variant, shape)?)),
+            Ok(()) => times.push((algo, measure_conv(gpu, algo, policy, shape)?)),
             Err(why) => {
                 log_line(&format!(
                     "aegpu: the {algo:?} convolution is wrong on this adapter for {shape:?}: {why}"
@@ -287,7 +336,7 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
 /// input and weight gradients match the CPU reference, else the first difference.
 pub fn verify_conv_algorithm(gpu: &Gpu, algo: ConvAlgorithm, s: &Conv2dShape) -> Result<Result<(), String>> {
     let bufs = ConvBuffers::new(gpu, s)?;
-    let launches = conv_launches(gpu, algo, gpu.matmul_variant()?, s, &bufs)?;
+    let launches = conv_launches(gpu, algo, gpu.matmul_policy()?, s, &bufs)?;
     verify::verify_conv(gpu, &launches, &bufs, s)
 }
 
@@ -346,9 +395,9 @@ pub fn measure_candidate(gpu: &Gpu, candidate: &MatmulCandidate, [m, n, k]: [usi
 
 /// Milliseconds of a conv2d layer's forward and backward with `algo` (best of three runs, after a
 /// warm-up).
-pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, variant: MatmulVariant, s: &Conv2dShape) -> Result<f64> {
+pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, policy: MatmulPolicy, s: &Conv2dShape) -> Result<f64> {
     let bufs = ConvBuffers::new(gpu, s)?;
-    let plan = Plan::new(gpu, "tune conv", &conv_launches(gpu, algo, variant, s, &bufs)?)?;
+    let plan = Plan::new(gpu, "tune conv", &conv_launches(gpu, algo, policy, s, &bufs)?)?;
     plan.run(gpu)?;
     let mut best = f64::INFINITY;
     for _ in 0..3 {
@@ -363,7 +412,7 @@ pub fn measure_conv(gpu: &Gpu, algo: ConvAlgorithm, variant: MatmulVariant, s: &
 fn conv_launches(
     gpu: &Gpu,
     algo: ConvAlgorithm,
-    variant: MatmulVariant,
+    policy: MatmulPolicy,
     s: &Conv2dShape,
     v: &ConvBuffers,
 ) -> Result<Vec<crate::gpu::Launch>> {
@@ -389,7 +438,7 @@ fn conv_launches(
                 s,
                 Activation::Relu,
                 &scratch,
-                variant,
+                policy,
             );
             all.extend(conv_gemm::conv2d_backward(
                 &v.dw,
@@ -399,7 +448,7 @@ fn conv_launches(
                 &v.w,
                 s,
                 &scratch,
-                variant,
+                policy,
             ));
             all
         }
