@@ -190,6 +190,12 @@ fn invalid_metadata_is_an_error_naming_the_key() {
     let train = aegpu::train::TrainConfig { epochs: 2, batch: 64, optimizer, seed: 7 };
     let ckpt = with(keys::TRAIN, &serde_json::to_string(&train).unwrap()).unwrap();
     assert_eq!(ckpt.train_config().unwrap().map(|t| t.seed), Some(7));
+    // The matmul variants training ran are pinned when the checkpoint is restored.
+    let policy = "narrow=tiled,wide=reg,large=tiled";
+    let ckpt = with(keys::MATMUL, policy).unwrap();
+    let gpu = gpu();
+    let model = checkpoint::restore(&gpu, &ckpt, Path::new("meta.safetensors")).unwrap();
+    assert_eq!(model.matmul_policy(&gpu).unwrap().name(), policy);
     let ckpt = with(keys::EPOCH, "3").unwrap();
     assert_eq!(ckpt.epoch().unwrap(), Some(3));
     assert_eq!(ckpt.step().unwrap(), None);
@@ -203,6 +209,8 @@ fn invalid_metadata_is_an_error_naming_the_key() {
         (keys::INIT, "he"),
         (keys::MODEL, r#"{"sizes":[16,4]}"#),
         (keys::KIND, "rnn"),
+        (keys::MATMUL, "fastest"),
+        (keys::MATMUL, "narrow=reg,wide=subgroup"),
     ] {
         match with(key, value) {
             Err(e @ Error::BadCheckpoint { .. }) => {

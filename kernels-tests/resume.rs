@@ -53,13 +53,21 @@ fn two_plus_two(tag: &str, model: &[&str], train: usize, batch: usize) {
         ["train", "--quiet", "--resume", s(&split), "--epochs", "4", "--steps-per-submit", "3"]
             .map(String::from)
             .to_vec();
-    let log = ok(run_conv(t, &resume, "gemm"), "resume");
+    let resumed = command(t, &resume.iter().map(String::as_str).collect::<Vec<_>>())
+        .env("AEGPU_CONV", "gemm")
+        .env("AEGPU_MATMUL", "tiled")
+        .output()
+        .expect("running aegpu");
+    let log = ok(resumed, "resume");
     assert!(log.contains("resume:  from epoch 3 step 0"), "{log}");
     assert_eq!(result_of(&split), result_of(&straight), "resumed run differs from the straight one");
-    // The checkpoint says which epoch it holds, and eval reads it back.
+    // The checkpoint says which epoch it holds, and the resumed epochs ran the recorded matmul (the
+    // variants add each k in the same order on lavapipe, so only the record tells them apart).
     let bytes = std::fs::read(split.join("model.safetensors")).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    assert_eq!(meta.metadata().as_ref().unwrap().get("aegpu.epoch").map(String::as_str), Some("4"));
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta.get("aegpu.epoch").map(String::as_str), Some("4"));
+    assert_eq!(meta.get("aegpu.matmul").map(String::as_str), Some("reg"), "the recorded matmul ran");
 }
 
 #[test]

@@ -100,6 +100,11 @@ pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<Autoencoder>
     if let Some(chosen) = ckpt.conv_algorithms()? {
         model.set_conv_algorithms(&chosen).map_err(|e| bad(path, e))?;
     }
+    // The same for the matmul variants, where this device runs them all (else the tuned ones run,
+    // and the figures may differ in the last bits).
+    if let Some(policy) = ckpt.matmul_policy() {
+        let _ = model.pin_matmul_policy(gpu, policy);
+    }
     model.import(gpu, &ckpt.tensors, path)?;
     Ok(model)
 }

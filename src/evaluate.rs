@@ -69,7 +69,7 @@ impl<'a> Evaluator<'a> {
                 model.input_dim()
             )));
         }
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul_policy(gpu)?;
         // A model whose activations for `batch` examples exceed the adapter's buffer limits (a conv
         // model's feature maps) is evaluated in smaller batches.
         let (batch, acts) = activations_fitting(model, gpu, batch.clamp(1, data.n.max(1)))?;

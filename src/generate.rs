@@ -19,7 +19,7 @@ pub fn decode(gpu: &Gpu, model: &Autoencoder, codes: &[f32]) -> Result<Vec<f32>>
     let n = codes.len() / d;
     let acts = model.activations(gpu, n)?;
     model.code_input(&acts).write(gpu, codes)?;
-    Plan::new(gpu, "decode", &model.decoder(&acts, gpu.matmul_policy()?))?.run(gpu)?;
+    Plan::new(gpu, "decode", &model.decoder(&acts, model.matmul_policy(gpu)?))?.run(gpu)?;
     let act = model.output_activation();
     Ok(acts.logits().read(gpu)?.iter().map(|&z| crate::cpu::activation::activate(z, act)).collect())
 }
@@ -157,7 +157,7 @@ pub fn denoise(gpu: &Gpu, model: &Autoencoder, clean: &[f32], noise: Noise, seed
     }
     noise.validate()?;
     let n = clean.len() / dim;
-    let variant = gpu.matmul_policy()?;
+    let variant = model.matmul_policy(gpu)?;
     let act = model.output_activation();
     let mut out =
         Denoised { noisy: Vec::with_capacity(clean.len()), denoised: Vec::with_capacity(clean.len()) };

@@ -70,7 +70,7 @@ pub fn step_launches(
     config: &TrainConfig,
 ) -> Result<Vec<Launch>> {
     let (d, h) = check_model(model)?;
-    let variant = gpu.matmul_policy()?;
+    let variant = model.matmul_policy(gpu)?;
     let b = t.batch;
     let [enc, dec] = [&model.net.nodes[0], &model.net.nodes[1]];
     let param = |node: &crate::nn::Node, what: &str, grads: bool| {

@@ -121,7 +121,7 @@ impl<'a> Trainer<'a> {
                 model.input_dim()
             )));
         }
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul_policy(gpu)?;
         let acts = model.activations(gpu, config.batch)?;
         let feed = train.feed(gpu, &acts.input(), config.batch)?;
         let launches = step_launches(model, &acts, &feed, &config.optimizer, variant);

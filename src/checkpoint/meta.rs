@@ -5,6 +5,7 @@
 use super::{Checkpoint, bad};
 use crate::data::DataSource;
 use crate::error::Result;
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::models::Init;
 use crate::train::TrainConfig;
 use serde::de::DeserializeOwned;
@@ -53,6 +54,14 @@ pub(super) fn validate(metadata: &BTreeMap<String, String>, path: &Path) -> Resu
     {
         return Err(bad(path, format!("its '{}' entry {init:?} is not glorot or torch", keys::INIT)));
     }
+    if let Some(m) = metadata.get(keys::MATMUL)
+        && MatmulPolicy::parse(m).is_none()
+    {
+        return Err(bad(
+            path,
+            format!("its '{}' entry {m:?} is not a matmul variant or policy", keys::MATMUL),
+        ));
+    }
     Ok(())
 }
 
@@ -77,6 +86,11 @@ impl Checkpoint {
     /// The data source it records (`aegpu.data`; absent in checkpoints of MNIST-only builds).
     pub fn data_source(&self) -> Result<Option<DataSource>> {
         parsed(&self.metadata, keys::DATA, &self.path)
+    }
+
+    /// The matmul variants training ran (`aegpu.matmul`), if recorded (checked when read).
+    pub fn matmul_policy(&self) -> Option<MatmulPolicy> {
+        self.metadata.get(keys::MATMUL).and_then(|m| MatmulPolicy::parse(m))
     }
 
     /// The convolution algorithms training ran (`aegpu.conv_algorithms`), if recorded.

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::generate;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::kernels::loss::LossKind;
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::optimizer::Optimizer;
 use crate::models::{Autoencoder, Init, ModelConfig};
 use crate::resume::{STATE_FILE, TrainState};
@@ -336,26 +337,29 @@ impl RunSpec {
         e.insert("aegpu.input".into(), to(serde_json::to_string(&split.train.shape()))?);
         e.insert("aegpu.limits".into(), to(serde_json::to_string(&(self.train_limit, self.test_limit)))?);
         e.insert("aegpu.adapter".into(), gpu.describe());
-        e.insert("aegpu.matmul".into(), gpu.matmul_policy()?.name());
+        e.insert("aegpu.matmul".into(), model.matmul_policy(gpu)?.name());
         e.insert("aegpu.conv_algorithms".into(), to(serde_json::to_string(&model.conv_algorithms()))?);
         Ok(e)
     }
 }
 
 /// A resumed run runs the kernels the run started with, so that it computes the same bits: the
-/// recorded convolution algorithms are used instead of measuring again (and instead of
-/// `AEGPU_CONV`); a different matmul variant (another adapter, a retune) is worth a note.
+/// recorded convolution algorithms and matmul variants are used instead of measuring again (and
+/// instead of `AEGPU_CONV` / `AEGPU_MATMUL`); where this device cannot run a recorded matmul
+/// variant, the tuned ones run, with a note.
 fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Result<()> {
     if let Some(json) = state.config.get("aegpu.conv_algorithms") {
         let chosen: Vec<Option<crate::tune::ConvAlgorithm>> =
             serde_json::from_str(json).map_err(|e| Error::Config(format!("aegpu.conv_algorithms: {e}")))?;
         model.set_conv_algorithms(&chosen)?;
     }
-    let now = gpu.matmul_policy()?.name();
-    if let Some(then) = state.config.get("aegpu.matmul").filter(|then| **then != now) {
-        note!(
-            "note: the run used the {then} matmul, this adapter runs {now}: the results will differ in the last bits"
-        );
+    let Some(then) = state.config.get("aegpu.matmul") else { return Ok(()) };
+    let recorded = MatmulPolicy::parse(then).ok_or_else(|| {
+        Error::Config(format!("aegpu.matmul '{then}' in the run's state is not a matmul policy"))
+    })?;
+    if let Err(e) = model.pin_matmul_policy(gpu, recorded) {
+        let now = gpu.matmul_policy()?.name();
+        note!("note: {e}; running {now}: the results will differ in the last bits");
     }
     Ok(())
 }

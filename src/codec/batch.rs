@@ -19,7 +19,7 @@ const BATCH: usize = 1000;
 pub fn encode(gpu: &Gpu, model: &Autoencoder, images: &[f32]) -> Result<Vec<f32>> {
     let dim = model.input_dim();
     let n = rows(images, dim, "image")?;
-    let variant = gpu.matmul_policy()?;
+    let variant = model.matmul_policy(gpu)?;
     let width = model.code_width();
     let (full, acts) = activations_fitting(model, gpu, n.min(BATCH))?;
     let mut plans = vec![(full, Plan::new(gpu, "encode", &model.encoder(&acts, variant))?, acts)];

@@ -50,7 +50,7 @@ impl<'a> Decoder<'a> {
         let acts = model.activations(gpu, capacity)?;
         let dim = model.input_dim();
         let images = StorageBuffer::zeroed(gpu, "decoded images", capacity * dim)?;
-        let mut launches = model.decoder(&acts, gpu.matmul_policy()?);
+        let mut launches = model.decoder(&acts, model.matmul_policy(gpu)?);
         launches.push(activation_forward(
             &View::whole(&images),
             &acts.logits(),

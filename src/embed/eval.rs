@@ -80,7 +80,7 @@ impl<'a> EvalRecorder<'a> {
         if data.n == 0 {
             return Err(Error::Config("cannot evaluate an empty dataset".into()));
         }
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul_policy(gpu)?;
         let (batch, acts) = activations_fitting(model, gpu, batch.clamp(1, data.n))?;
         let mut full = Some(acts);
         let mut plans = Vec::new();

@@ -132,7 +132,7 @@ impl<'a> TrainSession<'a> {
                 model.input_dim()
             )));
         }
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul_policy(gpu)?;
         let acts = model.activations(gpu, config.batch)?;
         let feed = data.feed(gpu, &acts.input(), config.batch)?;
         let index = feed

@@ -146,7 +146,7 @@ impl<'a> TextureEncoder<'a> {
             acts: &acts.tensors,
             params: &model.params,
             grads: &model.grads,
-            matmul: gpu.matmul_policy()?,
+            matmul: model.matmul_policy(gpu)?,
             seed: model.seed,
         };
         let launches = model.net.forward(&ctx, 0..model.code_node + 1, acts.input(), Pass::INFER);

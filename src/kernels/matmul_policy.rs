@@ -87,6 +87,22 @@ impl MatmulPolicy {
     }
 }
 
+impl MatmulPolicy {
+    /// The inverse of [`MatmulPolicy::name`].
+    pub fn parse(name: &str) -> Option<MatmulPolicy> {
+        if !name.contains('=') {
+            return MatmulVariant::parse(name).map(MatmulPolicy::uniform);
+        }
+        let mut classes = [None; 3];
+        for entry in name.split(',') {
+            let (class, variant) = entry.split_once('=')?;
+            let at = ShapeClass::ALL.iter().position(|c| c.name() == class)?;
+            classes[at] = Some(MatmulVariant::parse(variant)?);
+        }
+        Some(MatmulPolicy { narrow: classes[0]?, wide: classes[1]?, large: classes[2]? })
+    }
+}
+
 impl From<MatmulVariant> for MatmulPolicy {
     fn from(v: MatmulVariant) -> MatmulPolicy {
         MatmulPolicy::uniform(v)
@@ -118,5 +134,10 @@ mod tests {
         assert_eq!(p.name(), "narrow=reg,wide=subgroup,large=subgroup");
         assert_eq!(p.pick(256, 10), MatmulVariant::Reg);
         assert_eq!(p.pick(256, 512), MatmulVariant::Subgroup);
+        assert_eq!(MatmulPolicy::parse(&p.name()), Some(p));
+        assert_eq!(MatmulPolicy::parse("sgemm64x64"), Some(MatmulPolicy::uniform(MatmulVariant::Sgemm64x64)));
+        for bad in ["", "fast", "narrow=reg,wide=subgroup", "narrow=reg,wide=x,large=reg", "tall=reg"] {
+            assert_eq!(MatmulPolicy::parse(bad), None, "{bad:?}");
+        }
     }
 }

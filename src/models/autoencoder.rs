@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Launch, StorageBuffer, View};
 use crate::kernels::Activation;
 use crate::kernels::loss::{self, LossKind};
-use crate::kernels::matmul_policy::MatmulPolicy;
+use crate::kernels::matmul_policy::{MatmulPolicy, ShapeClass};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::nn::{Ctx, Network, Op, Pass, Tensors, len3};
 use crate::runner::{Arena, ArenaLayout};
@@ -35,6 +35,9 @@ pub struct Autoencoder {
     loss: LossKind,
     output: Activation,
     variational: Option<Variational>,
+    /// The matmul variants the model runs, when pinned (a resumed or restored run's recorded ones);
+    /// else the adapter's tuned ones.
+    matmul: Option<MatmulPolicy>,
 }
 
 /// A batch's tensors, with the views the training loop and the evaluator read.
@@ -146,7 +149,33 @@ impl Autoencoder {
             loss,
             output,
             variational,
+            matmul: None,
         })
+    }
+
+    /// The matmul variant of each shape class this model's products run: the pinned one
+    /// ([`Self::pin_matmul_policy`]), else the adapter's tuning.
+    pub fn matmul_policy(&self, gpu: &Gpu) -> Result<MatmulPolicy> {
+        match self.matmul {
+            Some(p) => Ok(p),
+            None => gpu.matmul_policy(),
+        }
+    }
+
+    /// Runs the products with `policy` (a run's recorded kernels, so that a resumed run or an
+    /// evaluation computes the same bits as training did). An error when this device cannot run
+    /// one of its variants.
+    pub fn pin_matmul_policy(&mut self, gpu: &Gpu, policy: MatmulPolicy) -> Result<()> {
+        let available = crate::kernels::matmul::MatmulVariant::available(gpu);
+        if let Some(c) = ShapeClass::ALL.into_iter().find(|&c| !available.contains(&policy.class(c))) {
+            return Err(Error::Config(format!(
+                "the recorded matmul {} needs the {} variant, which this device cannot run",
+                policy.name(),
+                policy.class(c).name()
+            )));
+        }
+        self.matmul = Some(policy);
+        Ok(())
     }
 
     fn entry(&self, name: &str) -> (usize, usize) {
