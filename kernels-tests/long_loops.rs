@@ -183,3 +183,20 @@ fn conv_reductions_within_the_bound_are_one_launch() {
     assert_eq!(conv::conv2d_backward_weight(&v, &v, &v, &s).len(), 1);
     assert_eq!(conv::conv2d_backward_bias(&v, &v, &s).len(), 1);
 }
+
+/// The direct conv kernels loop over every input channel's taps (forward) or every output channel's
+/// (input gradient) per invocation: past the bound the tuner does not consider them for a layer.
+#[test]
+fn the_direct_convolution_is_no_candidate_past_the_bound() {
+    let small = Conv2dShape { n: 1, c_in: 16, h: 28, w: 28, c_out: 32, kh: 3, kw: 3, stride: 1, padding: 1 };
+    assert_eq!(
+        conv::direct_loop_steps(&small),
+        32 * (2 + 3 * (2 + 3)),
+        "the input gradient, over 32 channels"
+    );
+    let wide = Conv2dShape { c_in: 4096, c_out: 8, h: 3, w: 3, ..small };
+    assert!(conv::direct_loop_steps(&wide) > MAX_LOOP_STEPS);
+    let gpu = gpu();
+    let chosen = gpu.conv_algorithm(&wide).unwrap();
+    assert_ne!(chosen, aegpu::tune::ConvAlgorithm::Direct);
+}

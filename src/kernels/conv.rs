@@ -96,6 +96,18 @@ pub fn pipeline_key(entry: &'static str, channel_block: Option<usize>) -> Pipeli
     }
 }
 
+/// The most loop iterations one invocation of the direct forward or input-gradient kernel runs for
+/// a conv2d of shape `s` (a transposed convolution: its adjoint's): every input channel's taps for
+/// an output pixel, or every output channel's taps that reach an input pixel, counting each loop's
+/// exit. Past [`MAX_LOOP_STEPS`] lavapipe ends the loops early, so the direct algorithm is not
+/// used there (the GEMM forms split their products instead).
+pub fn direct_loop_steps(s: &Conv2dShape) -> usize {
+    let forward = s.c_in * (2 + s.kh * (2 + s.kw));
+    let (ty, tx) = (s.kh.div_ceil(s.stride), s.kw.div_ceil(s.stride));
+    let input = s.c_out * (2 + ty * (2 + tx));
+    forward.max(input)
+}
+
 /// Bindings are by role (1 x side, 2 weight side, 3 bias side, 4 y side); every launch binds all four.
 #[allow(clippy::too_many_arguments)]
 fn launch(

@@ -137,9 +137,22 @@ impl Gpu {
     /// adjoint's), timed at batch 32 once per process; `AEGPU_CONV=direct|gemm|implicit_gemm` forces one.
     pub fn conv_algorithm(&self, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
         if let Ok(v) = std::env::var("AEGPU_CONV") {
-            return ConvAlgorithm::ALL.into_iter().find(|a| a.name() == v).ok_or_else(|| {
+            let forced = ConvAlgorithm::ALL.into_iter().find(|a| a.name() == v).ok_or_else(|| {
                 Error::Config(format!("AEGPU_CONV={v}: use 'direct', 'gemm' or 'implicit_gemm'"))
-            });
+            })?;
+            if forced == ConvAlgorithm::Direct && !direct_fits(shape) {
+                return Err(Error::Config(format!(
+                    "AEGPU_CONV=direct: a layer of {} input and {} output channels with a {}x{} kernel \
+                     loops {} times per invocation, past what lavapipe runs ({}); use gemm or implicit_gemm",
+                    shape.c_in,
+                    shape.c_out,
+                    shape.kh,
+                    shape.kw,
+                    conv::direct_loop_steps(shape),
+                    crate::kernels::MAX_LOOP_STEPS
+                )));
+            }
+            return Ok(forced);
         }
         let key = (self.adapter_key(), Conv2dShape { n: CONV_TUNE_BATCH, ..*shape });
         if let Some(&a) = conv_choices().lock().map_err(|_| poisoned())?.get(&key) {
@@ -317,6 +330,9 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     let mut times = Vec::new();
     let mut wrong = Vec::new();
     for algo in ConvAlgorithm::ALL {
+        if algo == ConvAlgorithm::Direct && !direct_fits(shape) {
+            continue; // its loops pass the bound for these channels, whatever the batch
+        }
         match verify_conv_algorithm(gpu, algo, &small)? {
             Ok(()) => times.push((algo, measure_conv(gpu, algo, policy, shape)?)),
             Err(why) => {
@@ -330,6 +346,11 @@ fn choose_conv(gpu: &Gpu, shape: &Conv2dShape) -> Result<ConvAlgorithm> {
     times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|&(a, _)| a).ok_or_else(|| {
         Error::Config(format!("no convolution algorithm is correct on this adapter: {}", wrong.join("; ")))
     })
+}
+
+/// Whether the direct kernels' loops stay within [`crate::kernels::MAX_LOOP_STEPS`] for this layer.
+fn direct_fits(s: &Conv2dShape) -> bool {
+    conv::direct_loop_steps(s) <= crate::kernels::MAX_LOOP_STEPS
 }
 
 /// The tuner's check of `algo` on shape `s`: `Ok(())` when a conv2d layer's forward (bias + ReLU),
