@@ -128,19 +128,23 @@ fn conv_is_bit_identical_for_every_steps_per_submit() {
     check("conv", conv());
 }
 
-/// Streamed data copies each batch from the host before its submit, so it runs one step per
-/// submit whatever is asked, and trains exactly as resident data does. K = 0 is an error.
+/// Streamed data writes each step's batch into a slot of its own and copies it into the batch
+/// buffer right before the step, so it takes several steps per submit too and trains exactly as
+/// resident data does, at K = 1, 4 and 5 (12 steps per epoch). K = 0 is an error.
 #[test]
-fn streamed_data_keeps_one_step_per_submit() {
+fn streamed_data_takes_several_steps_per_submit() {
     let gpu = common::gpu();
     let images = synthetic(EXAMPLES, 12, 12, 4, 3);
     let resident = GpuDataset::upload(&gpu, &images).unwrap();
     let streamed = GpuDataset::upload_with(&gpu, &images, Residency::Host).unwrap();
-    let model = Autoencoder::new(&gpu, dense(), 5, Init::Glorot).unwrap();
-    let mut trainer = Trainer::new(&gpu, &model, &streamed, config()).unwrap();
-    assert!(trainer.set_steps_per_submit(0).is_err());
-    trainer.set_steps_per_submit(4).unwrap();
-    assert_eq!((trainer.steps_per_submit(), trainer.submits_per_epoch()), (1, 12));
-    let losses = [trainer.epoch(1, |_, _| {}).unwrap(), trainer.epoch(2, |_, _| {}).unwrap()];
-    assert!(outcome(&gpu, &model, &losses) == train(&gpu, &dense(), &resident, 4));
+    let want = train(&gpu, &dense(), &resident, 4);
+    for (k, submits) in [(1, 12), (4, 3), (5, 3)] {
+        let model = Autoencoder::new(&gpu, dense(), 5, Init::Glorot).unwrap();
+        let mut trainer = Trainer::new(&gpu, &model, &streamed, config()).unwrap();
+        assert!(trainer.set_steps_per_submit(0).is_err());
+        trainer.set_steps_per_submit(k).unwrap();
+        assert_eq!((trainer.steps_per_submit(), trainer.submits_per_epoch()), (k, submits));
+        let losses = [trainer.epoch(1, |_, _| {}).unwrap(), trainer.epoch(2, |_, _| {}).unwrap()];
+        assert!(outcome(&gpu, &model, &losses) == want, "streamed data at K = {k}");
+    }
 }

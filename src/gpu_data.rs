@@ -135,7 +135,7 @@ impl GpuDataset {
                     self.bytes,
                 );
                 launch.per_step = None;
-                (vec![launch], Source::Stream { images, buffer, order: Vec::new() })
+                (vec![launch], Source::Stream { images, buffer, order: Vec::new(), slots: None })
             }
         };
         Ok(BatchFeed { n: self.n, dim: self.dim, batch, launches, source })
@@ -155,8 +155,9 @@ pub struct BatchFeed<'d> {
 enum Source<'d> {
     /// The dataset's index buffer, which the resident gathers read the order from.
     Index(StorageBuffer),
-    /// The host's images, the GPU's batch buffer, and the epoch's order (empty: the identity).
-    Stream { images: &'d [u8], buffer: StorageBuffer, order: Vec<u32> },
+    /// The host's images, the GPU's batch buffer, the epoch's order (empty: the identity), and
+    /// the staging slots of several steps per submit ([`BatchFeed::set_slots`]).
+    Stream { images: &'d [u8], buffer: StorageBuffer, order: Vec<u32>, slots: Option<StorageBuffer> },
 }
 
 impl BatchFeed<'_> {
@@ -174,7 +175,7 @@ impl BatchFeed<'_> {
         }
     }
 
-    /// Whether the batches are copied from host memory before each submit (one step per submit).
+    /// Whether the batches are copied from host memory before each step.
     pub fn is_streamed(&self) -> bool {
         matches!(self.source, Source::Stream { .. })
     }
@@ -192,19 +193,59 @@ impl BatchFeed<'_> {
     /// data writes the batch's examples into the GPU buffer (queued, so ordered after the previous
     /// submits and before the next). Resident data needs nothing.
     pub fn stage(&self, gpu: &Gpu, offset: usize) {
-        let Source::Stream { images, buffer, order } = &self.source else { return };
+        let Source::Stream { buffer, .. } = &self.source else { return };
+        buffer.write(gpu, 0, &self.batch_bytes(offset));
+    }
+
+    /// Room for `k` streamed batches, one per step of a submit (resident data needs none).
+    pub fn set_slots(&mut self, gpu: &Gpu, k: usize) -> Result<()> {
+        let words = self.batch_words();
+        if let Source::Stream { slots, .. } = &mut self.source {
+            *slots = match k {
+                0 | 1 => None,
+                _ => Some(StorageBuffer::zeroed(gpu, "streamed batches", k * words)?),
+            };
+        }
+        Ok(())
+    }
+
+    /// [`BatchFeed::stage`] for step `slot` of a submit: the batch is written (queued) into its own
+    /// slot and copied into the batch buffer inside `enc`, right before the step's pass, so several
+    /// steps of one submit each read their own batch. Without slots, the same as `stage`.
+    pub fn stage_slot(&self, gpu: &Gpu, offset: usize, slot: usize, enc: &mut wgpu::CommandEncoder) {
+        let Source::Stream { buffer, slots: Some(slots), .. } = &self.source else {
+            return self.stage(gpu, offset);
+        };
+        let words = self.batch_words();
+        slots.write(gpu, slot * words, &self.batch_bytes(offset));
+        enc.copy_buffer_to_buffer(
+            &slots.buffer,
+            (slot * words * 4) as u64,
+            &buffer.buffer,
+            0,
+            (words * 4) as u64,
+        );
+    }
+
+    /// 32-bit words of one streamed batch of bytes.
+    fn batch_words(&self) -> usize {
+        (self.batch * self.dim).div_ceil(4)
+    }
+
+    /// The bytes of the streamed batch starting at position `offset` of the order.
+    fn batch_bytes(&self, offset: usize) -> Vec<u8> {
+        let Source::Stream { images, order, .. } = &self.source else { return Vec::new() };
         let dim = self.dim;
         let end = (offset + self.batch).min(self.n);
         if order.is_empty() {
-            buffer.write(gpu, 0, &images[offset.min(end) * dim..end * dim]);
-        } else {
-            let mut bytes = Vec::with_capacity(self.batch * dim);
-            for &e in &order[offset.min(end)..end] {
-                let e = e as usize;
-                bytes.extend_from_slice(&images[e * dim..(e + 1) * dim]);
-            }
-            buffer.write(gpu, 0, &bytes);
+            return images[offset.min(end) * dim..end * dim].to_vec();
         }
+        let mut bytes = Vec::with_capacity(self.batch * dim);
+        for &e in &order[offset.min(end)..end] {
+            let e = e as usize;
+            bytes.extend_from_slice(&images[e * dim..(e + 1) * dim]);
+        }
+        bytes
     }
 }
 

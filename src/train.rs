@@ -6,8 +6,8 @@
 //! one command buffer and one submit ([`Trainer::steps_per_submit`]): each step's uniforms are
 //! written into a slot of their own and copied into place inside the encoder right before the step
 //! (see [`crate::runner::UniformRing`]), so every step computes exactly what it would alone. Data
-//! streamed from the host is copied into the one batch buffer before each submit (see
-//! `crate::gpu_data`), so it runs one step per submit. The loss totals of every step are copied
+//! streamed from the host goes the same way: each step's batch is written into a slot of its own
+//! and copied into the one batch buffer right before the step (`BatchFeed::stage_slot`). The loss totals of every step are copied
 //! into a log buffer that is read once per epoch; the progress bar's running loss comes from a
 //! non-blocking readback.
 
@@ -137,15 +137,16 @@ impl<'a> Trainer<'a> {
     }
 
     /// Records up to `k` training steps into each command buffer (results are bit-identical for
-    /// every `k`). Streamed (host-resident) data stays at one step per submit: its batch is a host
-    /// copy into one buffer before each submit. Past the steps of an epoch `k` changes nothing.
+    /// every `k`; streamed data keeps `k` batches in flight). Past the steps of an epoch `k`
+    /// changes nothing.
     pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
         if k == 0 {
             return Err(Error::Config("steps per submit must be at least 1".into()));
         }
-        let k = if self.train.is_streamed() { 1 } else { k.min(self.steps_per_epoch.max(1)) };
+        let k = k.min(self.steps_per_epoch.max(1));
         if k != self.ring.capacity() {
             self.ring = UniformRing::new(self.gpu, &self.plan, k, "train step uniforms")?;
+            self.feed.set_slots(self.gpu, k)?;
         }
         Ok(())
     }
@@ -202,7 +203,7 @@ impl<'a> Trainer<'a> {
             // uniforms right before the step's pass.
             self.ring.write(self.gpu, &self.plan, slot, self.step, b * self.config.batch)?;
             self.ring.record_load(&mut enc, &self.plan, slot);
-            self.feed.stage(self.gpu, b * self.config.batch);
+            self.feed.stage_slot(self.gpu, b * self.config.batch, slot, &mut enc);
             self.plan.record_into(&mut enc);
             // The step's totals go to words [4b, 4b+4) of the log: (Σ se, Σ bce, Σ KL, unused).
             let totals = self.acts.totals();

@@ -34,9 +34,8 @@ pub(super) fn print_header(
     if !choices.is_empty() {
         note!("kernels: {choices}");
     }
-    let why = if train.is_streamed() { " (streamed data: one host copy per step)" } else { "" };
     note!(
-        "steps:   {} dispatches per step, {} steps per submit{why}, {} submits per epoch of {} steps",
+        "steps:   {} dispatches per step, {} steps per submit, {} submits per epoch of {} steps",
         trainer.dispatches_per_step(),
         trainer.steps_per_submit(),
         trainer.submits_per_epoch(),
