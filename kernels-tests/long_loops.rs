@@ -200,3 +200,27 @@ fn the_direct_convolution_is_no_candidate_past_the_bound() {
     let chosen = gpu.conv_algorithm(&wide).unwrap();
     assert_ne!(chosen, aegpu::tune::ConvAlgorithm::Direct);
 }
+
+/// The contractive penalty's weight gradient loops over the batch and then the encoder's inputs in
+/// one invocation: a batch that would pass the bound is refused when the activations are laid
+/// out, one within it is not.
+#[test]
+fn a_contractive_batch_past_the_bound_is_refused() {
+    use aegpu::kernels::loss::LossKind;
+    use aegpu::models::dense::{DenseConfig, Regularizers};
+    use aegpu::models::{Autoencoder, Init};
+    let gpu = gpu();
+    let config = DenseConfig {
+        sizes: vec![784, 16, 784],
+        activations: vec![Activation::Sigmoid, Activation::Sigmoid],
+        code_layer: 0,
+        loss: LossKind::Bce,
+        variational: None,
+        regularize: Regularizers { contractive: Some(0.1), ..Default::default() },
+    };
+    let model = Autoencoder::new(&gpu, config, 1, Init::Glorot).unwrap();
+    let fits = MAX_LOOP_STEPS - 784;
+    assert!(model.activation_bytes(&gpu, fits).is_ok());
+    let Err(e) = model.activation_bytes(&gpu, fits + 1) else { panic!("a batch past the bound accepted") };
+    assert!(e.to_string().contains("use a smaller --batch"), "{e}");
+}

@@ -339,7 +339,12 @@ impl Network {
                     layout.add(format!("h{i} mask"), len);
                 }
                 Op::Reparameterize { .. } => reparam::add_tensors(&mut layout, batch, n),
-                Op::Penalty(p) => p.add_tensors(&mut layout, batch, len3(n.input)),
+                Op::Penalty(p) => {
+                    // The code layer before it (a contractive penalty reads its weight).
+                    let inputs = i.checked_sub(1).map_or(0, |c| len3(self.nodes[c].input));
+                    p.check_batch(batch, inputs).map_err(Error::Config)?;
+                    p.add_tensors(&mut layout, batch, len3(n.input));
+                }
                 _ => {}
             }
         }

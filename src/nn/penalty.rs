@@ -54,6 +54,20 @@ impl Penalty {
         Ok(())
     }
 
+    /// Checks that a batch fits the contractive penalty's weight-gradient loop, which runs over the
+    /// batch and then over the code layer's `inputs` in one invocation (lavapipe's loop bound).
+    pub fn check_batch(&self, batch: usize, inputs: usize) -> Result<(), String> {
+        let most = crate::kernels::MAX_LOOP_STEPS;
+        match self {
+            Penalty::Contractive { .. } if batch + inputs > most => Err(format!(
+                "a contractive penalty over a batch of {batch} with {inputs} inputs loops {} times in \
+                 one GPU invocation, more than {most} (lavapipe ends longer loops early): use a smaller --batch",
+                batch + inputs
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Scratch for `width` code values per example: partial sums (sparse) or per-example ‖J‖²_F
     /// and the row norms of W (contractive), and the unscaled total.
     pub fn add_tensors(&self, layout: &mut ArenaLayout, batch: usize, width: usize) {
