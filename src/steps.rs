@@ -13,7 +13,8 @@
 //!   next `unlabelled` of the pool's) go the same way: into slot `j` of an order ring, copied to
 //!   the front of each feed's order buffer before step `j`, whose gathers read from position 0.
 //!   So a group of steps may cross passes, and plain and mixed batches share one path;
-//! - streamed data (batches copied from the host into one buffer) runs one step per submit.
+//! - streamed data (batches copied from the host into one buffer): each step's batch is written
+//!   into a slot of its own and copied into the batch buffer right before the step.
 //!
 //! Every K computes the same bits.
 
@@ -160,8 +161,7 @@ impl<'a> StepRunner<'a> {
     }
 
     /// Records up to `k` steps into each command buffer (results are bit-identical for every `k`).
-    /// Streamed data stays at one step per submit: its batch is a host copy into one buffer before
-    /// each submit. More than the run's steps changes nothing.
+    /// More than the run's steps changes nothing.
     pub fn set_steps_per_submit(&mut self, k: usize) -> Result<()> {
         if k == 0 {
             return Err(Error::Config("steps per submit must be at least 1".into()));
@@ -175,12 +175,9 @@ impl<'a> StepRunner<'a> {
         self.ring.capacity()
     }
 
-    /// Sizes the uniform and order rings for the requested K as far as the feeds allow.
+    /// Sizes the uniform and order rings (and streamed feeds' batch slots) for the requested K.
     fn fit_rings(&mut self) -> Result<()> {
-        let k = match self.feeds.iter().any(BatchFeed::is_streamed) {
-            true => 1,
-            false => self.requested.min(self.steps.max(1)),
-        };
+        let k = self.requested.min(self.steps.max(1));
         let rows = self.rows();
         if let Some(short) = self.feeds.iter().filter_map(BatchFeed::order_buffer).find(|o| o.len < rows) {
             return Err(Error::Config(format!(
@@ -191,6 +188,9 @@ impl<'a> StepRunner<'a> {
         if k != self.ring.capacity() || k * rows != self.orders.len {
             self.ring = UniformRing::new(self.gpu, &self.plan, k, "step uniforms")?;
             self.orders = StorageBuffer::zeroed(self.gpu, "step orders", k * rows)?;
+            for feed in &mut self.feeds {
+                feed.set_slots(self.gpu, k)?;
+            }
         }
         Ok(())
     }
@@ -268,10 +268,10 @@ impl<'a> StepRunner<'a> {
                     Some(o) => {
                         enc.copy_buffer_to_buffer(&self.orders.buffer, at, &o.buffer, 0, (rows * 4) as u64)
                     }
-                    // Streamed (one step per submit): the host copies the batch in this order.
+                    // Streamed: the host writes the batch in this order into the step's slot.
                     None => feed.set_order(gpu, order.clone()),
                 }
-                feed.stage(gpu, 0);
+                feed.stage_slot(gpu, 0, slot, &mut enc);
             }
             self.plan.record_into(&mut enc);
             let t = &self.totals;

@@ -162,11 +162,10 @@ pub(super) fn recirculation_cmd(args: TrainArgs) -> Result<()> {
         source.name()
     );
     note!(
-        "steps:   {} dispatches per step, {} steps per submit{}; the mean training image scores test MSE/px \
+        "steps:   {} dispatches per step, {} steps per submit; the mean training image scores test MSE/px \
          {base_mse:.5}, BCE/px {base_bce:.5}",
         trainer.dispatches_per_step(),
         trainer.steps_per_submit(),
-        if train_gpu.is_streamed() { " (streamed data: one host copy per step)" } else { "" }
     );
     let steps = split.train.n / train.batch;
     for epoch in 1..=args.epochs {
