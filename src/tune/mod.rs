@@ -3,8 +3,8 @@
 //! Which matmul variant wins is measured, never guessed, and only among the variants that first
 //! computed the CPU reference's results on awkward shapes on this adapter (`verify`): a fast but
 //! wrong kernel is excluded and the reason logged and cached. The survivors run the three products
-//! of a dense layer on one shape, many repetitions per submit (so the time is the GPU's, not a
-//! submit-and-wait round trip's), and the fastest is kept for each shape class of product
+//! of a dense layer on one shape per class, many repetitions per submit (so the time is the GPU's,
+//! not a submit-and-wait round trip's), and the fastest is kept for each shape class of product
 //! ([`ShapeClass`]: outputs with a side under 64, the dense layers' sizes, 1024x1024 and more),
 //! timed on a shape of that class, so every product a model runs uses the variant that won on
 //! products like it ([`MatmulPolicy`]). `AEGPU_MATMUL=reg|tiled|subgroup|
