@@ -393,6 +393,12 @@ fn info() -> Result<()> {
     let gpu = Gpu::new(&GpuOptions::default())?;
     say!("adapter:   {}", gpu.describe());
     say!("features:  {:?}", gpu.features);
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    say!(
+        "precision: f16 storage (shader-f16) {}; cooperative matrices {}",
+        yes_no(gpu.has_f16()),
+        yes_no(gpu.offers_cooperative_matrix())
+    );
     let l = &gpu.limits;
     say!(
         "limits:    max_buffer_size {} B, max_storage_buffer_binding_size {} B, storage offset alignment {} B",

@@ -59,6 +59,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// The device's features: kernels that need one (subgroups) are only chosen when it is here.
     pub features: wgpu::Features,
+    /// What the adapter offers (for `aegpu info`); a borrowed device reports its own features here.
+    pub adapter_features: wgpu::Features,
     /// True when we created the device; false when a host lent it to us.
     pub owned: bool,
     /// Compute pipelines built so far, by (shader, entry, constants).
@@ -109,7 +111,10 @@ impl Gpu {
         };
 
         let info = adapter.get_info();
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let adapter_features = adapter.features();
+        // SHADER_F16: the opt-in f16 activation storage (`--activations f16`) needs it.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
+        let features = adapter_features & wanted;
         let limits = wanted_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("aegpu"),
@@ -134,6 +139,7 @@ impl Gpu {
             info,
             limits,
             features,
+            adapter_features,
             owned: true,
             pipelines: PipelineCache::default(),
             uncaptured,
@@ -165,6 +171,7 @@ impl Gpu {
             info,
             limits,
             features,
+            adapter_features: features,
             owned: false,
             pipelines: PipelineCache::default(),
             uncaptured: Arc::new(Mutex::new(Vec::new())),
@@ -227,6 +234,17 @@ impl Gpu {
     /// Whether timestamp queries are enabled (the benchmark's per-kernel timings).
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Whether the device can store f16 in buffers (`Features::SHADER_F16`): the f16 activation path.
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether the adapter offers cooperative-matrix products (wgpu's experimental feature: 8x8 f32
+    /// tiles on Metal, and on Vulkan where `VK_KHR_cooperative_matrix` has that shape).
+    pub fn offers_cooperative_matrix(&self) -> bool {
+        self.adapter_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
     }
 
     /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.
