@@ -9,7 +9,7 @@ use aegpu::kernels::activation::activation_forward;
 use aegpu::kernels::conv::{self, Conv2dShape};
 use aegpu::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use aegpu::kernels::loss::{self, LossKind};
-use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::reduce::colsum;
 use aegpu::kernels::{Activation, Launch};
@@ -86,6 +86,7 @@ fn matmul(c: &mut Criterion, gpu: &Gpu) {
                 accumulate: false,
                 variant,
                 splits: 1,
+                half: Half::NONE,
             }
             .launch();
             bench_gpu(c, gpu, &group, &format!("{variant:?}"), launch, flops.clone());

@@ -47,7 +47,7 @@ fn fused_and_unfused(
     let gdz = if in_place { gdout.clone() } else { upload_with_tail(gpu, "dz", &vec![SENTINEL; n]) };
     let gdb = upload_with_tail(gpu, "dbias", &vec![SENTINEL; cols]);
     let (dz, db, dy, yv) = (View::whole(&gdz), View::whole(&gdb), View::whole(&gdout), View::whole(&gy));
-    run(gpu, &[activation::activation_backward_bias(&dz, &db, &dy, &yv, rows, cols, act)]);
+    run(gpu, &[activation::activation_backward_bias(&dz, &db, &dy, &yv, rows, cols, act, false)]);
     let fused = (read_checked(gpu, "fused dz", &gdz, n), read_checked(gpu, "fused dbias", &gdb, cols));
     if !in_place {
         assert_bits_eq("dout is read only", &read_checked(gpu, "dout", &gdout, n), dout);

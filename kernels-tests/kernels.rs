@@ -901,7 +901,7 @@ fn launchers_match_shader_bindings() {
     let mut launches: Vec<Launch> = vec![
         activation::activation_forward(&v, &v, 4, Activation::Relu),
         activation::activation_backward(&v, &v, &v, 4, Activation::Tanh),
-        activation::activation_backward_bias(&v, &v, &v, &v, 2, 2, Activation::Relu),
+        activation::activation_backward_bias(&v, &v, &v, &v, 2, 2, Activation::Relu, false),
         reduce::colsum(&v, &v, 2, 2, false),
         optimizer_step(&opt, &v, &v, &v, &v, 4, 1),
         optimizer_step(&Optimizer::parse("sgd", 1e-3, 0.0).unwrap(), &v, &v, &v, &v, 4, 1),

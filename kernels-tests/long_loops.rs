@@ -11,7 +11,7 @@ mod common;
 use aegpu::cpu;
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::conv::{self, Conv2dShape};
-use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::{Activation, Launch, MAX_LOOP_STEPS};
 use aegpu::runner::{Plan, View};
 use common::*;
@@ -73,6 +73,7 @@ fn matmul_with_a_long_inner_dimension_matches_reference() {
                     accumulate,
                     variant,
                     splits: 1,
+                    half: Half::NONE,
                 };
                 let launches = product.launches();
                 assert_eq!(launches.len(), 3, "K = {k} runs as three launches");
@@ -105,6 +106,7 @@ fn matmul_within_the_bound_is_one_launch() {
         accumulate: false,
         variant: MatmulVariant::Reg,
         splits: 1,
+        half: Half::NONE,
     };
     let launches = product.launches();
     assert_eq!(launches.len(), 1);

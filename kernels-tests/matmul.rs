@@ -5,7 +5,7 @@ mod common;
 use aegpu::cpu;
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::Activation;
-use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::runner::{Plan, View};
 use common::*;
 
@@ -56,6 +56,7 @@ fn check(
         accumulate,
         variant,
         splits: 1,
+        half: Half::NONE,
     }
     .launch();
     Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
@@ -139,6 +140,7 @@ fn split_k_partial_products_sum_to_the_product() {
                     accumulate: false,
                     variant,
                     splits,
+                    half: Half::NONE,
                 }
                 .launch();
                 Plan::new(&gpu, "split-k", &[launch]).unwrap().run(&gpu).unwrap();

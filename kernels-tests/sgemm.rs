@@ -10,8 +10,8 @@ mod common;
 use aegpu::cpu;
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::Activation;
-use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
-use aegpu::kernels::matmul_sgemm::{self, SgemmConfig};
+use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
+use aegpu::kernels::matmul_sgemm::{self, Load, SgemmConfig};
 use aegpu::runner::{Plan, View};
 use common::*;
 
@@ -100,12 +100,15 @@ fn check(
         accumulate,
         variant,
         splits: 1,
+        half: Half::NONE,
     };
     let launch = product.launch();
     // The loads the host chose are the ones this shape allows.
     let (va, vb) = vec4_loads(trans, (m, n, k));
     let config = matmul_sgemm::config(variant).unwrap();
-    assert_eq!(launch.key, matmul_sgemm::pipeline_key(config, trans, va, vb), "{variant:?} {trans:?}");
+    let load = |vec4: bool| if vec4 { Load::Vec4 } else { Load::Scalar };
+    let key = matmul_sgemm::pipeline_key(config, trans, load(va), load(vb), false);
+    assert_eq!(launch.key, key, "{variant:?} {trans:?}");
     Plan::new(&gpu, "test", &[launch]).unwrap().run(&gpu).unwrap();
     let all = arena.read_all_f32(&gpu).unwrap();
     let what =

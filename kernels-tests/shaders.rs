@@ -4,7 +4,7 @@
 //! the workgroup size its dispatch assumes.
 
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
-use aegpu::kernels::{SHADERS, shader_source};
+use aegpu::kernels::{SHADERS, matmul_sgemm, shader_source};
 use naga::back::PipelineConstants;
 use naga::back::pipeline_constants::process_overrides;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
@@ -75,10 +75,14 @@ fn parse(name: &str, source: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
 }
 
-/// What a shader may use: the subgroup matmul is only built on devices with Features::SUBGROUP.
+/// What a shader may use: the subgroup matmul is only built on devices with Features::SUBGROUP, the
+/// f16 SGEMMs on devices with Features::SHADER_F16.
 fn capabilities(name: &str) -> Capabilities {
+    let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
     match name {
         "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
+        // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
+        _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
         _ => Capabilities::default(),
     }
 }
@@ -248,8 +252,9 @@ fn matmul_specialisations_validate() {
             }
         }
     }
-    // Reg, Tiled, Subgroup: one pipeline per transpose form; each SGEMM: four (operand load widths).
-    assert_eq!(seen.len(), 3 * 3 + 3 * 3 * 4);
+    // Reg, Tiled, Subgroup: one pipeline per transpose form; each SGEMM: 18 (operand loads scalar,
+    // vec4 or f16, times C stored as f32 or f16).
+    assert_eq!(seen.len(), 3 * 3 + 3 * 3 * 18);
 }
 
 /// Every entry point of every shader goes through the same specialisation as wgpu's pipeline

@@ -6,7 +6,7 @@
 //! not compiled: that needs Apple's and Microsoft's compilers; the SPIR-V runs in the other tests.)
 
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
-use aegpu::kernels::{SHADERS, conv};
+use aegpu::kernels::{SHADERS, conv, matmul_sgemm};
 use naga::back::PipelineConstants;
 use naga::back::pipeline_constants::process_overrides;
 use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
@@ -19,8 +19,11 @@ fn bounds() -> BoundsCheckPolicies {
 }
 
 fn capabilities(name: &str) -> Capabilities {
+    let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
     match name {
         "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
+        // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
+        _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
         _ => Capabilities::default(),
     }
 }
@@ -84,9 +87,14 @@ fn translate(name: &str, entry: &str, constants: &[(String, f64)]) -> Vec<String
     }
 
     // DX12: shader model 6.0 (DXC; wave intrinsics for the subgroup kernel need it), as wgpu's
-    // dx12 backend with its default options.
+    // dx12 backend with its default options; 6.2 for f16 (wgpu offers SHADER_F16 on DX12 only there).
+    let f16 = caps.contains(Capabilities::SHADER_FLOAT16);
     let hlsl = naga::back::hlsl::Options {
-        shader_model: naga::back::hlsl::ShaderModel::V6_0,
+        shader_model: if f16 {
+            naga::back::hlsl::ShaderModel::V6_2
+        } else {
+            naga::back::hlsl::ShaderModel::V6_0
+        },
         fake_missing_bindings: true,
         zero_initialize_workgroup_memory: true,
         restrict_indexing: true,

@@ -1,5 +1,7 @@
 // activation.wgsl: element-wise activations, forward and backward.
-// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids.)
+// (Prepended on the host with shaders/activation_fns.wgsl: apply_activation and the ACT_* ids; followed
+// by shaders/activation_y_f32.wgsl or activation_y_half.wgsl: binding 2 and y_at, how the backward
+// reads the forward's output, f32 or f16 (the opt-in f16 activation storage, after `enable f16;`).)
 //
 //   act_forward   y[i]  = f(x[i])
 //   act_backward  dx[i] = dy[i] * f'(x[i]), with f' written in terms of the output y = f(x), so the
@@ -29,7 +31,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
 
@@ -53,7 +54,7 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (i >= p.n) {
         return;
     }
-    output[i] = input[i] * activation_derivative_from_output(p.act, p.slope, y[i]);
+    output[i] = input[i] * activation_derivative_from_output(p.act, p.slope, y_at(i));
 }
 
 @compute @workgroup_size(32, 8)
@@ -64,7 +65,7 @@ fn act_backward_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     if (col < p.cols) {
         for (var r = lid.y; r < rows; r += LANES) {
             let i = r * p.cols + col;
-            let d = input[i] * activation_derivative_from_output(p.act, p.slope, y[i]);
+            let d = input[i] * activation_derivative_from_output(p.act, p.slope, y_at(i));
             output[i] = d;
             s += d;
         }

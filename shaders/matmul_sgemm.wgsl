@@ -1,7 +1,9 @@
 // matmul_sgemm.wgsl: the contract of matmul.wgsl (C[M,N] = act(op(A)·op(B) + bias), or C += that;
 // TRANS_A / TRANS_B; split-K through k_chunk) as a GPU-grade tiled SGEMM, the variant for real GPUs.
-// (The host prepends shaders/activation_fns.wgsl and appends one of matmul_sgemm_a_{vec4,scalar}.wgsl and
-// one of matmul_sgemm_b_{vec4,scalar}.wgsl: they declare bindings 1 and 2 and the quad loaders.)
+// (The host prepends shaders/activation_fns.wgsl and appends one of matmul_sgemm_a_{vec4,scalar,half}.wgsl,
+// one of matmul_sgemm_b_{vec4,scalar,half}.wgsl and one of matmul_sgemm_c_{f32,half}.wgsl: they declare
+// bindings 1, 2 and 4, the quad loaders and C's element access. With a half operand or C, the host
+// puts `enable f16;` first: f16 storage, f32 arithmetic.)
 //
 // A workgroup of 256 invocations computes a BM x BN block of C, BK values of k at a time:
 //  - op(A) and op(B) tiles are read in quads, 4 consecutive words along each operand's contiguous
@@ -54,7 +56,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // Tiles, k-major in vec4s: word kk*BM + i of a_sh is op(A)[row0 + i, k0 + kk], word kk*BN + j of b_sh
 // is op(B)[k0 + kk, col0 + j].
@@ -156,16 +157,16 @@ fn store(i: u32, j: u32, acc: f32) {
     let idx = c_base + i * p.n + j;
     var v = acc;
     if (p.accumulate == 2u) {
-        v = c[idx] + v; // the sum of the earlier k ranges, then this one's
+        v = c_get(idx) + v; // the sum of the earlier k ranges, then this one's
     }
     if (p.has_bias != 0u) {
         v += bias[j];
     }
     v = apply_activation(p.act, p.slope, v);
     if (p.accumulate == 1u) {
-        v += c[idx];
+        v += c_get(idx);
     }
-    c[idx] = v;
+    c_set(idx, v);
 }
 
 fn store4(i: u32, j: u32, v: vec4<f32>) {

@@ -7,7 +7,7 @@ use crate::cpu;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::Activation;
-use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::tune::{MatmulCandidate, verify_matmul};
 
@@ -68,6 +68,7 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
                     accumulate: false,
                     variant,
                     splits: 1,
+                    half: Half::NONE,
                 }
                 .launches();
                 let gpu_s = time_gpu_list(gpu, &launch, args.seconds)?;

@@ -5,12 +5,25 @@ use super::{Activation, Launch, grid_1d};
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
 
-/// `shaders/activation.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`.
+/// `shaders/activation.wgsl`, after the shared activation functions of `shaders/activation_fns.wgsl`,
+/// reading the forward's output as f32.
 pub const SHADER: Shader = Shader {
     name: "activation",
     source: concat!(
         include_str!("../../shaders/activation_fns.wgsl"),
-        include_str!("../../shaders/activation.wgsl")
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/activation_y_f32.wgsl")
+    ),
+};
+
+/// The same, reading the forward's output as f16 (the opt-in f16 activation storage).
+pub const HALF_Y_SHADER: Shader = Shader {
+    name: "activation_half_y",
+    source: concat!(
+        "enable f16;\n",
+        include_str!("../../shaders/activation_fns.wgsl"),
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/activation_y_half.wgsl")
     ),
 };
 
@@ -56,7 +69,8 @@ pub fn activation_backward(dinp: &View, dout: &View, out: &View, n: usize, act: 
 /// `dinp[i, j] = dout[i, j] * act'(out[i, j])` over `[rows, cols]` and, in the same pass, the bias
 /// gradient `dbias[j] = Σ_i dinp[i, j]`: bit-identical to [`activation_backward`] followed by
 /// [`super::reduce::bias_backward`] (same products, same summation order), one dispatch and one
-/// pass over the matrix fewer. `dinp` may be `dout` (in place).
+/// pass over the matrix fewer. `dinp` may be `dout` (in place). `out_half`: `out` is stored as f16.
+#[allow(clippy::too_many_arguments)]
 pub fn activation_backward_bias(
     dinp: &View,
     dbias: &View,
@@ -65,10 +79,12 @@ pub fn activation_backward_bias(
     rows: usize,
     cols: usize,
     act: Activation,
+    out_half: bool,
 ) -> Launch {
     let p = Params { n: (rows * cols) as u32, act: act.id(), slope: act.slope(), cols: cols as u32 };
+    let shader = if out_half { HALF_Y_SHADER } else { SHADER };
     Launch {
-        key: PipelineKey::new(SHADER, "act_backward_colsum", &[]),
+        key: PipelineKey::new(shader, "act_backward_colsum", &[]),
         uniform: bytemuck::bytes_of(&p).to_vec(),
         views: vec![dout.clone(), out.clone(), dinp.clone(), dbias.clone()],
         workgroups: [cols.div_ceil(32) as u32, 1, 1],

@@ -7,7 +7,7 @@
 //! since their lists run one after the other.
 
 use super::conv::{Conv2dShape, ConvTranspose2dShape, Params, check_views};
-use super::matmul::{Matmul, Transpose};
+use super::matmul::{Half, Matmul, Transpose};
 use super::matmul_policy::MatmulPolicy;
 use super::reduce::colsum;
 use super::{Activation, Launch, MAX_LOOP_STEPS};
@@ -169,6 +169,7 @@ fn product(
         accumulate: false,
         variant: policy.pick(m, n),
         splits,
+        half: Half::NONE,
     }
     .launches()
 }

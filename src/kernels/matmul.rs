@@ -3,7 +3,7 @@
 //! epilogue, in variants chosen per adapter by verification and measurement (see `tune`).
 
 use super::matmul_policy::MatmulPolicy;
-use super::matmul_sgemm;
+use super::matmul_sgemm::{self, Load};
 use super::{Activation, Launch, MAX_LOOP_STEPS};
 use crate::gpu::View;
 use crate::gpu::{PipelineKey, Shader};
@@ -135,6 +135,24 @@ enum Store {
     Finish = 2,
 }
 
+/// Which of a product's matrices are stored as f16 (the opt-in f16 activation storage: the
+/// arithmetic stays f32, the bias is f32). Views of f16 matrices hold two values per word.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Half {
+    pub a: bool,
+    pub b: bool,
+    pub c: bool,
+}
+
+impl Half {
+    /// Every matrix f32.
+    pub const NONE: Half = Half { a: false, b: false, c: false };
+
+    pub fn any(self) -> bool {
+        self.a || self.b || self.c
+    }
+}
+
 /// One product `c = act(op(a) · op(b) + bias)` (or `c += ...`), shapes M x N with inner size K.
 #[derive(Clone, Debug)]
 pub struct Matmul {
@@ -153,6 +171,9 @@ pub struct Matmul {
     /// slice of `c` (`c` then holds `splits·m·n` values for the caller to sum). 1 = no split; more
     /// needs no bias, identity activation and no accumulate.
     pub splits: usize,
+    /// Matrices stored as f16. Only the SGEMM reads and writes f16: a product with any runs
+    /// `variant` when it is an SGEMM, else [`MatmulVariant::Sgemm64x64`].
+    pub half: Half,
 }
 
 impl Matmul {
@@ -171,23 +192,39 @@ impl Matmul {
         )]
     }
 
-    /// The pipeline of this product. The SGEMM reads an operand a vec4 at a time when its
+    /// The variant that runs: `variant`, unless the product stores a matrix as f16 and `variant`
+    /// is not an SGEMM (only the SGEMM has f16 loads and stores).
+    pub fn runs(&self) -> MatmulVariant {
+        match matmul_sgemm::config(self.variant) {
+            None if self.half.any() => MatmulVariant::Sgemm64x64,
+            _ => self.variant,
+        }
+    }
+
+    /// The pipeline of this product. The SGEMM reads an f32 operand a vec4 at a time when its
     /// contiguous dimension (K for A, N for B; M for A and K for B when stored transposed) is a
-    /// multiple of 4 and its view starts at a multiple of 4 words; else one word at a time.
+    /// multiple of 4 and its view starts at a multiple of 4 words; else one word at a time. f16
+    /// operands are read one value at a time.
     fn pipeline_key(&self) -> PipelineKey {
-        let Some(config) = matmul_sgemm::config(self.variant) else {
-            return Matmul::pipeline_keys(self.variant, self.trans).remove(0);
+        let variant = self.runs();
+        let Some(config) = matmul_sgemm::config(variant) else {
+            return Matmul::pipeline_keys(variant, self.trans).remove(0);
         };
         let (ta, tb) = self.trans.flags();
-        let vec_a = matmul_sgemm::vec4_ok(&self.a, if ta { self.m } else { self.k });
-        let vec_b = matmul_sgemm::vec4_ok(&self.b, if tb { self.k } else { self.n });
-        matmul_sgemm::pipeline_key(config, self.trans, vec_a, vec_b)
+        let load = |half: bool, view: &View, row_len: usize| match half {
+            true => Load::Half,
+            false if matmul_sgemm::vec4_ok(view, row_len) => Load::Vec4,
+            false => Load::Scalar,
+        };
+        let a = load(self.half.a, &self.a, if ta { self.m } else { self.k });
+        let b = load(self.half.b, &self.b, if tb { self.k } else { self.n });
+        matmul_sgemm::pipeline_key(config, self.trans, a, b, self.half.c)
     }
 
     /// Split-K chunk: the SGEMM's is a multiple of 4 so a quad along K never straddles two chunks.
     fn k_chunk(&self) -> u32 {
         let chunk = self.k.div_ceil(self.splits.max(1)).max(1);
-        if matmul_sgemm::config(self.variant).is_some() {
+        if matmul_sgemm::config(self.runs()).is_some() {
             chunk.next_multiple_of(4) as u32
         } else {
             chunk as u32
@@ -264,7 +301,7 @@ impl Matmul {
             uniform: bytemuck::bytes_of(&params).to_vec(),
             views: vec![self.a.clone(), self.b.clone(), bias, self.c.clone()],
             workgroups: {
-                let (cols, rows) = self.variant.block();
+                let (cols, rows) = self.runs().block();
                 [self.n.div_ceil(cols) as u32, self.m.div_ceil(rows) as u32, self.splits.max(1) as u32]
             },
             label: "matmul",
@@ -304,6 +341,7 @@ pub fn linear_forward(
         accumulate: false,
         variant: policy.pick(batch, out_dim),
         splits: 1,
+        half: Half::NONE,
     }
     .launches()
 }
@@ -331,6 +369,7 @@ pub fn linear_backward_input(
         accumulate: false,
         variant: policy.pick(batch, in_dim),
         splits: 1,
+        half: Half::NONE,
     }
     .launches()
 }
@@ -358,6 +397,7 @@ pub fn linear_backward_weight(
         accumulate: false,
         variant: policy.pick(out_dim, in_dim),
         splits: 1,
+        half: Half::NONE,
     }
     .launches()
 }

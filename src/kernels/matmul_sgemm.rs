@@ -1,36 +1,97 @@
 //! The GPU-grade tiled SGEMM of `shaders/matmul_sgemm.wgsl`: its tile configurations (each one
 //! [`MatmulVariant`] the tuner verifies and times) and how an operand is read, a vec4 at a time or
-//! one word at a time, decided per product from its shape and its views.
+//! one word at a time, decided per product from its shape and its views, or one f16 at a time
+//! (the opt-in f16 activation storage, which may store C as f16 too).
 
 use super::matmul::{MatmulVariant, Transpose};
 use crate::gpu::{PipelineKey, Shader, View};
 
-/// The kernel with operand A read as `VEC_A` words and B as `VEC_B` words per load (4 = vec4).
+/// The kernel with operand A read as `$a`, B as `$b` (scalar: one word per load, vec4: a vec4,
+/// half: one f16) and C stored as `$c` (f32 or half); `$pre` is `enable f16;` when any is half.
 macro_rules! sgemm_shader {
-    ($name:literal, $a:literal, $b:literal) => {
+    ($name:literal, $pre:literal, $a:literal, $b:literal, $c:literal) => {
         Shader {
             name: $name,
             source: concat!(
+                $pre,
                 include_str!("../../shaders/activation_fns.wgsl"),
                 include_str!("../../shaders/matmul_sgemm.wgsl"),
                 include_str!(concat!("../../shaders/matmul_sgemm_a_", $a, ".wgsl")),
-                include_str!(concat!("../../shaders/matmul_sgemm_b_", $b, ".wgsl"))
+                include_str!(concat!("../../shaders/matmul_sgemm_b_", $b, ".wgsl")),
+                include_str!(concat!("../../shaders/matmul_sgemm_c_", $c, ".wgsl"))
             ),
         }
     };
 }
 
-/// `shaders/matmul_sgemm.wgsl` with each combination of operand loads: `[[a1_b1, a1_b4], [a4_b1, a4_b4]]`.
-pub const SHADERS: [[Shader; 2]; 2] = [
+/// How the kernel reads an operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Load {
+    /// One f32 word at a time (any shape and offset).
+    Scalar = 0,
+    /// A vec4 of f32 at a time (see [`vec4_ok`]).
+    Vec4 = 1,
+    /// One f16 value at a time, widened to f32 (the opt-in f16 activation storage).
+    Half = 2,
+}
+
+impl Load {
+    pub const ALL: [Load; 3] = [Load::Scalar, Load::Vec4, Load::Half];
+}
+
+const F16: &str = "enable f16;\n";
+
+/// `shaders/matmul_sgemm.wgsl` with each combination of operand loads and C storage, indexed
+/// `[a as Load][b as Load][c is half]`.
+pub const SHADERS: [[[Shader; 2]; 3]; 3] = [
     [
-        sgemm_shader!("matmul_sgemm_a1_b1", "scalar", "scalar"),
-        sgemm_shader!("matmul_sgemm_a1_b4", "scalar", "vec4"),
+        [
+            sgemm_shader!("matmul_sgemm_a1_b1", "", "scalar", "scalar", "f32"),
+            sgemm_shader!("matmul_sgemm_a1_b1_ch", "enable f16;\n", "scalar", "scalar", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_a1_b4", "", "scalar", "vec4", "f32"),
+            sgemm_shader!("matmul_sgemm_a1_b4_ch", "enable f16;\n", "scalar", "vec4", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_a1_bh", "enable f16;\n", "scalar", "half", "f32"),
+            sgemm_shader!("matmul_sgemm_a1_bh_ch", "enable f16;\n", "scalar", "half", "half"),
+        ],
     ],
     [
-        sgemm_shader!("matmul_sgemm_a4_b1", "vec4", "scalar"),
-        sgemm_shader!("matmul_sgemm_a4_b4", "vec4", "vec4"),
+        [
+            sgemm_shader!("matmul_sgemm_a4_b1", "", "vec4", "scalar", "f32"),
+            sgemm_shader!("matmul_sgemm_a4_b1_ch", "enable f16;\n", "vec4", "scalar", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_a4_b4", "", "vec4", "vec4", "f32"),
+            sgemm_shader!("matmul_sgemm_a4_b4_ch", "enable f16;\n", "vec4", "vec4", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_a4_bh", "enable f16;\n", "vec4", "half", "f32"),
+            sgemm_shader!("matmul_sgemm_a4_bh_ch", "enable f16;\n", "vec4", "half", "half"),
+        ],
+    ],
+    [
+        [
+            sgemm_shader!("matmul_sgemm_ah_b1", "enable f16;\n", "half", "scalar", "f32"),
+            sgemm_shader!("matmul_sgemm_ah_b1_ch", "enable f16;\n", "half", "scalar", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_ah_b4", "enable f16;\n", "half", "vec4", "f32"),
+            sgemm_shader!("matmul_sgemm_ah_b4_ch", "enable f16;\n", "half", "vec4", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_ah_bh", "enable f16;\n", "half", "half", "f32"),
+            sgemm_shader!("matmul_sgemm_ah_bh_ch", "enable f16;\n", "half", "half", "half"),
+        ],
     ],
 ];
+
+/// Whether `shader` stores or reads f16 (it needs `Features::SHADER_F16`).
+pub fn uses_f16(source: &str) -> bool {
+    source.starts_with(F16)
+}
 
 /// One tile configuration: a workgroup of 256 invocations, `wg_x` across the columns, each owning a
 /// `micro` x `micro` block of C, over k-tiles of depth `bk`.
@@ -74,21 +135,27 @@ pub fn vec4_ok(view: &View, row_len: usize) -> bool {
     row_len > 0 && row_len.is_multiple_of(4) && view.offset.is_multiple_of(4)
 }
 
-/// The pipeline of `config` for one transpose form and operand load widths.
-pub fn pipeline_key(config: SgemmConfig, trans: Transpose, vec_a: bool, vec_b: bool) -> PipelineKey {
+/// The pipeline of `config` for one transpose form, operand loads and C storage.
+pub fn pipeline_key(config: SgemmConfig, trans: Transpose, a: Load, b: Load, c_half: bool) -> PipelineKey {
     let (ta, tb) = trans.flags();
     let [wg_x, micro, bk] = config.constants();
     PipelineKey::new(
-        SHADERS[vec_a as usize][vec_b as usize],
+        SHADERS[a as usize][b as usize][c_half as usize],
         config.entry(),
         &[("TRANS_A", ta as u32 as f64), ("TRANS_B", tb as u32 as f64), wg_x, micro, bk],
     )
 }
 
-/// Every pipeline the host may build for `config` and `trans` (the four load-width combinations).
+/// Every pipeline the host may build for `config` and `trans` (each combination of operand loads
+/// and C storage).
 pub fn pipeline_keys(config: SgemmConfig, trans: Transpose) -> Vec<PipelineKey> {
-    [(false, false), (false, true), (true, false), (true, true)]
-        .into_iter()
-        .map(|(va, vb)| pipeline_key(config, trans, va, vb))
-        .collect()
+    let mut keys = Vec::new();
+    for a in Load::ALL {
+        for b in Load::ALL {
+            for c_half in [false, true] {
+                keys.push(pipeline_key(config, trans, a, b, c_half));
+            }
+        }
+    }
+    keys
 }

@@ -28,7 +28,7 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
     let (w, dw, db) = (ctx.param(node, "weight"), ctx.grad(node, "weight"), ctx.grad(node, "bias"));
     let mut launches = vec![match act {
         Activation::Identity => bias_backward(&db, dy, n, m),
-        _ => activation_backward_bias(dy, &db, dy, y, n, m, act),
+        _ => activation_backward_bias(dy, &db, dy, y, n, m, act, false),
     }];
     launches.extend(linear_backward_weight(&dw, dy, x, n, k, m, ctx.matmul));
     if let Some(dx) = dx {

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer, View};
 use crate::kernels::Activation;
-use crate::kernels::matmul::{Matmul, Transpose};
+use crate::kernels::matmul::{Half, Matmul, Transpose};
 use crate::runner::Plan;
 
 /// Rows per product: 8,192 rows of 784 floats are 26 MB, well inside every adapter's binding.
@@ -58,6 +58,7 @@ pub fn covariance_gpu_chunked(
                 accumulate: true,
                 variant: policy.pick(dim, dim),
                 splits: 1,
+                half: Half::NONE,
             };
             plans.push((r, Plan::new(gpu, "covariance", &product.launches())?));
         }

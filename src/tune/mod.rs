@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::Activation;
 use crate::kernels::conv::{self, Conv2dShape};
-use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use crate::kernels::matmul_policy::{MatmulPolicy, ShapeClass};
 use crate::runner::{Plan, View};
 use std::collections::{BTreeMap, HashMap};
@@ -332,6 +332,7 @@ pub fn measure_candidate(gpu: &Gpu, candidate: &MatmulCandidate, [m, n, k]: [usi
                 accumulate: false,
                 variant: MatmulVariant::Reg,
                 splits: 1,
+                half: Half::NONE,
             })
         })
         .collect();

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Launch, StorageBuffer};
 use crate::kernels::Activation;
 use crate::kernels::conv::Conv2dShape;
-use crate::kernels::matmul::{Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use crate::runner::{Plan, View};
 
 /// One way to run a matmul: a name (the cache and the logs use it) and how it launches a product.
@@ -109,6 +109,7 @@ fn check_product(
         accumulate,
         variant: MatmulVariant::Reg,
         splits: 1,
+        half: Half::NONE,
     };
     Plan::new(gpu, "verify matmul", &[candidate.launch(&product)])?.run(gpu)?;
     let got = gpu_c.read_all_f32(gpu)?;
