@@ -68,6 +68,15 @@ fn two_plus_two(tag: &str, model: &[&str], train: usize, batch: usize) {
     let meta = meta.metadata().clone().unwrap();
     assert_eq!(meta.get("aegpu.epoch").map(String::as_str), Some("4"));
     assert_eq!(meta.get("aegpu.matmul").map(String::as_str), Some("reg"), "the recorded matmul ran");
+    let storage = if model.contains(&"f16") { "f16" } else { "f32" };
+    assert_eq!(meta.get("aegpu.activations").map(String::as_str), Some(storage));
+}
+
+/// A run with f16 activation storage resumes with it (the resume state records it): resumed in f32,
+/// the last two epochs would differ from the straight run's.
+#[test]
+fn f16_activation_storage_resumes_bit_identically() {
+    two_plus_two("resume-f16", &["--layers", "64,32,16", "--activations", "f16", "--loss", "mse"], 1000, 50);
 }
 
 #[test]

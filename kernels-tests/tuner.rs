@@ -86,7 +86,9 @@ fn bench_shapes_time_every_verified_variant() {
 fn every_product_runs_its_shape_class_variant() {
     use aegpu::gpu::StorageBuffer;
     use aegpu::kernels::Activation;
-    use aegpu::kernels::matmul::{Transpose, linear_backward_input, linear_backward_weight, linear_forward};
+    use aegpu::kernels::matmul::{
+        Half, Transpose, linear_backward_input, linear_backward_weight, linear_forward,
+    };
     use aegpu::kernels::matmul_policy::MatmulPolicy;
     use aegpu::runner::View;
     let gpu = gpu();
@@ -106,9 +108,9 @@ fn every_product_runs_its_shape_class_variant() {
         ((256, 784, 512), [MatmulVariant::Tiled; 3]),
         ((2048, 1024, 512), [MatmulVariant::Sgemm64x64, MatmulVariant::Sgemm64x64, MatmulVariant::Tiled]),
     ] {
-        let f = linear_forward(&v, &v, &v, &v, batch, inp, out, id, policy);
+        let f = linear_forward(&v, &v, &v, &v, batch, inp, out, id, policy, Half::NONE);
         let i = linear_backward_input(&v, &v, &v, batch, inp, out, policy);
-        let w = linear_backward_weight(&v, &v, &v, batch, inp, out, policy);
+        let w = linear_backward_weight(&v, &v, &v, batch, inp, out, policy, false);
         assert!(key(fwd, Transpose::Nt).contains(&f[0].key), "forward {batch}x{inp}->{out}");
         assert!(key(input, Transpose::Nn).contains(&i[0].key), "input gradient {batch}x{inp}->{out}");
         assert!(key(weight, Transpose::Tn).contains(&w[0].key), "weight gradient {batch}x{inp}->{out}");

@@ -21,7 +21,7 @@ use crate::gpu::{Gpu, Launch};
 use crate::gpu_data::GpuDataset;
 use crate::kernels::Activation;
 use crate::kernels::loss::{loss_forward_backward, partial_rows};
-use crate::kernels::matmul::{linear_backward_weight, linear_forward};
+use crate::kernels::matmul::{Half, linear_backward_weight, linear_forward};
 use crate::kernels::recirculation::{recirc_diff, recirc_mix};
 use crate::kernels::reduce::bias_backward;
 use crate::models::Autoencoder;
@@ -94,8 +94,19 @@ pub fn step_launches(
     let (v2, h3) = (t.view("v2"), t.view("h3"));
     let (ev, eh) = (t.grad(&dec.y), t.grad(&enc.y));
     let inv = 1.0 / b as f32;
-    let mut launches = linear_forward(&h1, &x, &we, &be, b, d, h, Activation::Sigmoid, variant);
-    launches.extend(linear_forward(&logits, &h1, &wd, &bd, b, h, d, Activation::Identity, variant));
+    let mut launches = linear_forward(&h1, &x, &we, &be, b, d, h, Activation::Sigmoid, variant, Half::NONE);
+    launches.extend(linear_forward(
+        &logits,
+        &h1,
+        &wd,
+        &bd,
+        b,
+        h,
+        d,
+        Activation::Identity,
+        variant,
+        Half::NONE,
+    ));
     launches.extend(loss_forward_backward(
         &t.view("loss totals"),
         &t.view("loss partials"),
@@ -108,11 +119,11 @@ pub fn step_launches(
         1.0,
     ));
     launches.push(recirc_mix(&v2, &x, &logits, b * d, lambda));
-    launches.extend(linear_forward(&h3, &v2, &we, &be, b, d, h, Activation::Sigmoid, variant));
+    launches.extend(linear_forward(&h3, &v2, &we, &be, b, d, h, Activation::Sigmoid, variant, Half::NONE));
     launches.push(recirc_diff(&ev, &v2, &x, b * d, inv));
-    launches.extend(linear_backward_weight(&dwd, &ev, &h1, b, h, d, variant));
+    launches.extend(linear_backward_weight(&dwd, &ev, &h1, b, h, d, variant, false));
     launches.extend([bias_backward(&dbd, &ev, b, d), recirc_diff(&eh, &h3, &h1, b * h, inv)]);
-    launches.extend(linear_backward_weight(&dwe, &eh, &v2, b, d, h, variant));
+    launches.extend(linear_backward_weight(&dwe, &eh, &v2, b, d, h, variant, false));
     launches.extend([bias_backward(&dbe, &eh, b, h), model.update(&config.optimizer, 1)]);
     Ok(launches)
 }

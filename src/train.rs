@@ -18,6 +18,7 @@ use crate::gpu_data::BatchFeed;
 pub use crate::gpu_data::{GpuDataset, Residency};
 use crate::kernels::optimizer::Optimizer;
 use crate::models::{Activations, Autoencoder, Pass};
+use crate::nn::ActivationStorage;
 use crate::runner::{Plan, UniformRing};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -121,19 +122,24 @@ impl<'a> Trainer<'a> {
                 model.input_dim()
             )));
         }
-        let variant = model.matmul_policy(gpu)?;
-        let acts = model.activations(gpu, config.batch)?;
-        let feed = train.feed(gpu, &acts.input(), config.batch)?;
-        let launches = step_launches(model, &acts, &feed, &config.optimizer, variant);
-        let plan = Plan::new(gpu, "train step", &launches)?;
+        let (acts, feed, plan, ring) = build(gpu, model, train, &config, ActivationStorage::F32, 1)?;
         // Drop the last incomplete batch of each epoch (different examples each epoch: the order is shuffled).
         let steps_per_epoch = train.n / config.batch;
         let loss_log = StorageBuffer::zeroed(gpu, "loss log", LOG_STRIDE * steps_per_epoch)?;
-        let ring = UniformRing::new(gpu, &plan, 1, "train step uniforms")?;
         let mut trainer =
             Trainer { gpu, model, train, config, acts, feed, plan, ring, loss_log, steps_per_epoch, step: 0 };
         trainer.set_steps_per_submit(DEFAULT_STEPS_PER_SUBMIT)?;
         Ok(trainer)
+    }
+
+    /// Stores the training step's hidden activations as `storage` asks (f16: the opt-in path, see
+    /// [`ActivationStorage::F16`]; an error on an adapter without shader-f16 or a model with no
+    /// dense layer feeding another). Call before the first step.
+    pub fn set_activation_storage(&mut self, storage: ActivationStorage) -> Result<()> {
+        let k = self.steps_per_submit();
+        (self.acts, self.feed, self.plan, self.ring) =
+            build(self.gpu, self.model, self.train, &self.config, storage, k)?;
+        Ok(())
     }
 
     /// Records up to `k` training steps into each command buffer (results are bit-identical for
@@ -372,6 +378,26 @@ impl<'a> Trainer<'a> {
             .map(|_| ())
             .map_err(|e| Error::Readback { context: "training step".into(), message: e.to_string() })
     }
+}
+
+/// A training step's activations (stored as `storage` asks), batch feed with `k` slots, plan and
+/// uniform ring of `k` slots.
+fn build<'a>(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    train: &'a GpuDataset,
+    config: &TrainConfig,
+    storage: ActivationStorage,
+    k: usize,
+) -> Result<(Activations, BatchFeed<'a>, Plan, UniformRing)> {
+    let matmul = model.matmul_policy(gpu)?;
+    let acts = model.activations_stored(gpu, config.batch, storage)?;
+    let mut feed = train.feed(gpu, &acts.input(), config.batch)?;
+    feed.set_slots(gpu, k)?;
+    let launches = step_launches(model, &acts, &feed, &config.optimizer, matmul);
+    let plan = Plan::new(gpu, "train step", &launches)?;
+    let ring = UniformRing::new(gpu, &plan, k, "train step uniforms")?;
+    Ok((acts, feed, plan, ring))
 }
 
 /// The launches of one training step: the feed's gathers, forward, loss, backward, update.

@@ -39,6 +39,8 @@ pub mod keys {
     pub const CONV_ALGORITHMS: &str = "aegpu.conv_algorithms";
     /// The matmul variant training ran (`reg`, `tiled`, `subgroup`), free text.
     pub const MATMUL: &str = "aegpu.matmul";
+    /// How training stored hidden activations: `f32` or `f16` (absent: f32).
+    pub const ACTIVATIONS: &str = "aegpu.activations";
 }
 
 /// Checks every key aegpu reads (`aegpu.model` is parsed with the model).
@@ -53,6 +55,11 @@ pub(super) fn validate(metadata: &BTreeMap<String, String>, path: &Path) -> Resu
         && Init::parse(init).is_none()
     {
         return Err(bad(path, format!("its '{}' entry {init:?} is not glorot or torch", keys::INIT)));
+    }
+    if let Some(a) = metadata.get(keys::ACTIVATIONS)
+        && crate::nn::ActivationStorage::parse(a).is_err()
+    {
+        return Err(bad(path, format!("its '{}' entry {a:?} is not f32 or f16", keys::ACTIVATIONS)));
     }
     if let Some(m) = metadata.get(keys::MATMUL)
         && MatmulPolicy::parse(m).is_none()

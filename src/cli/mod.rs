@@ -282,6 +282,11 @@ pub struct TrainArgs {
     chunk_mb: Option<u64>,
     #[command(flatten)]
     submit: SubmitArgs,
+    /// How the training step stores hidden activations: f32, or f16 (opt-in; needs shader-f16, see
+    /// `aegpu info`): the outputs of dense layers that feed dense layers are stored as f16 and read
+    /// by the SGEMM with f32 arithmetic; gradients, weights, the code and the output stay f32.
+    #[arg(long, default_value = "f32", value_name = "f32|f16")]
+    activations: String,
     /// Stochastic weight averaging (Izmailov et al. 2018): from the end of epoch EPOCH on, keep the
     /// mean of the weights at each epoch's end; model.safetensors holds the mean and the log gives
     /// its test figures (avg_test_*) next to the last weights'. Use a constant learning rate that

@@ -49,9 +49,17 @@ pub(super) fn method(args: &TrainArgs) -> Result<Method> {
         };
         let one_layer =
             "it trains one sigmoid hidden layer (--layers H) and a sigmoid output, by its own rule";
-        for flag in
-            ["preset", "arch", "arch_file", "code_dim", "beta", "activation", "pretrain", "pretrain_noise"]
-        {
+        for flag in [
+            "preset",
+            "arch",
+            "arch_file",
+            "code_dim",
+            "beta",
+            "activation",
+            "pretrain",
+            "pretrain_noise",
+            "activations",
+        ] {
             if given(flag) {
                 return Err(why(flag, one_layer));
             }

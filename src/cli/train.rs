@@ -11,7 +11,7 @@ use super::model_flags::model_config;
 use super::run_dir::{Claim, RunDir};
 use crate::atomic_file::write_atomic;
 use crate::average::WeightAverage;
-use crate::checkpoint;
+use crate::checkpoint::{self, keys};
 use crate::data::{self, DataSource};
 use crate::error::{Error, Result};
 use crate::generate;
@@ -20,6 +20,7 @@ use crate::kernels::loss::LossKind;
 use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::optimizer::Optimizer;
 use crate::models::{Autoencoder, Init, ModelConfig};
+use crate::nn::ActivationStorage;
 use crate::resume::{STATE_FILE, TrainState};
 use crate::run::{Position, run_epochs};
 use crate::train::{EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
@@ -37,6 +38,8 @@ struct RunSpec {
     test_limit: Option<usize>,
     /// Weights to start from instead of the initialisation.
     init_from: Option<std::path::PathBuf>,
+    /// How the training step stores hidden activations.
+    activations: ActivationStorage,
 }
 
 /// The options that describe a model (with `--init-from`, any of them means "this model, not the
@@ -115,6 +118,9 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let test_gpu = upload(&gpu, &split.test, map, residency)?;
     let mut trainer = Trainer::new(&gpu, &model, &train_gpu, spec.train.clone())?;
     trainer.set_steps_per_submit(args.submit.steps_per_submit)?;
+    if spec.activations != ActivationStorage::F32 {
+        trainer.set_activation_storage(spec.activations)?;
+    }
     let evaluator = Evaluator::new(&gpu, &model, &test_gpu, 1000)?;
     let layerwise = super::pretrain::spec(&args, &spec.train, &model)?;
     let average = weight_average(&args, &spec.train, resumed.as_ref())?;
@@ -251,7 +257,8 @@ fn fresh_spec(args: &TrainArgs, source: DataSource, input: [usize; 3]) -> Result
     };
     let train = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed };
     let (train_limit, test_limit, init_from) = (args.train_limit, args.test_limit, args.init_from.clone());
-    Ok(RunSpec { model, train, init, source, train_limit, test_limit, init_from })
+    let activations = ActivationStorage::parse(&args.activations)?;
+    Ok(RunSpec { model, train, init, source, train_limit, test_limit, init_from, activations })
 }
 
 /// A run read back from its folder's resume state.
@@ -313,7 +320,12 @@ fn resume_run(dir: &Path, args: &TrainArgs) -> Result<Resumed> {
             train.epochs
         )));
     }
-    let spec = RunSpec { model, train, init, source, train_limit, test_limit, init_from: None };
+    // Absent in runs from before f16 storage: f32.
+    let activations = match state.config.get(keys::ACTIVATIONS) {
+        Some(a) => ActivationStorage::parse(a).map_err(|e| bad(keys::ACTIVATIONS, &e))?,
+        None => ActivationStorage::F32,
+    };
+    let spec = RunSpec { model, train, init, source, train_limit, test_limit, init_from: None, activations };
     Ok(Resumed { spec, state })
 }
 
@@ -338,6 +350,7 @@ impl RunSpec {
         e.insert("aegpu.limits".into(), to(serde_json::to_string(&(self.train_limit, self.test_limit)))?);
         e.insert("aegpu.adapter".into(), gpu.describe());
         e.insert("aegpu.matmul".into(), model.matmul_policy(gpu)?.name());
+        e.insert(keys::ACTIVATIONS.into(), self.activations.name().into());
         e.insert("aegpu.conv_algorithms".into(), to(serde_json::to_string(&model.conv_algorithms()))?);
         Ok(e)
     }

@@ -315,7 +315,8 @@ impl Matmul {
     }
 }
 
-/// Forward of a dense layer: `out[B, OUT] = act(inp[B, IN] · weight[OUT, IN]ᵀ + bias)`.
+/// Forward of a dense layer: `out[B, OUT] = act(inp[B, IN] · weight[OUT, IN]ᵀ + bias)`. `half`:
+/// which of `inp` (a) and `out` (c) are stored as f16.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
     out: &View,
@@ -327,6 +328,7 @@ pub fn linear_forward(
     out_dim: usize,
     act: Activation,
     policy: MatmulPolicy,
+    half: Half,
 ) -> Vec<Launch> {
     Matmul {
         c: out.clone(),
@@ -341,7 +343,7 @@ pub fn linear_forward(
         accumulate: false,
         variant: policy.pick(batch, out_dim),
         splits: 1,
-        half: Half::NONE,
+        half,
     }
     .launches()
 }
@@ -374,7 +376,9 @@ pub fn linear_backward_input(
     .launches()
 }
 
-/// Backward of a dense layer to its weights: `dweight[OUT, IN] = dout[B, OUT]ᵀ · inp[B, IN]`.
+/// Backward of a dense layer to its weights: `dweight[OUT, IN] = dout[B, OUT]ᵀ · inp[B, IN]`;
+/// `inp_half`: `inp` is stored as f16.
+#[allow(clippy::too_many_arguments)]
 pub fn linear_backward_weight(
     dweight: &View,
     dout: &View,
@@ -383,6 +387,7 @@ pub fn linear_backward_weight(
     in_dim: usize,
     out_dim: usize,
     policy: MatmulPolicy,
+    inp_half: bool,
 ) -> Vec<Launch> {
     Matmul {
         c: dweight.clone(),
@@ -397,7 +402,7 @@ pub fn linear_backward_weight(
         accumulate: false,
         variant: policy.pick(out_dim, in_dim),
         splits: 1,
-        half: Half::NONE,
+        half: Half { a: false, b: inp_half, c: false },
     }
     .launches()
 }

@@ -10,7 +10,7 @@ use crate::kernels::Activation;
 use crate::kernels::loss::{self, LossKind};
 use crate::kernels::matmul_policy::{MatmulPolicy, ShapeClass};
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
-use crate::nn::{Ctx, Network, Op, Pass, Tensors, len3};
+use crate::nn::{ActivationStorage, Ctx, Network, Op, Pass, Tensors, len3};
 use crate::runner::{Arena, ArenaLayout};
 use crate::tune::ConvAlgorithm;
 use rand::SeedableRng;
@@ -251,9 +251,45 @@ impl Autoencoder {
 
     /// Activation storage for batches of `batch` examples.
     pub fn activations(&self, gpu: &Gpu, batch: usize) -> Result<Activations> {
-        let tensors = self.net.tensors(gpu, batch, &self.loss_scratch(batch))?;
+        self.activations_stored(gpu, batch, ActivationStorage::F32)
+    }
+
+    /// Activation storage for batches of `batch` examples, the hidden ones stored as `storage` asks.
+    /// f16 storage is for training steps: its f16 tensors are not for the host to read back (the
+    /// input, the code, the output and every gradient stay f32).
+    pub fn activations_stored(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        storage: ActivationStorage,
+    ) -> Result<Activations> {
+        let half = match storage {
+            ActivationStorage::F32 => Vec::new(),
+            ActivationStorage::F16 => self.half_tensors(gpu)?,
+        };
+        let tensors = self.net.tensors_half(gpu, batch, &self.loss_scratch(batch), half)?;
         let last = self.net.nodes.last().expect("a network has layers");
         Ok(Activations { tensors, logits: last.y.clone(), code: self.net.nodes[self.code_node].y.clone() })
+    }
+
+    /// The tensors f16 storage keeps as f16: see [`crate::nn::Network::half_tensors`]; the code stays f32.
+    fn half_tensors(&self, gpu: &Gpu) -> Result<Vec<String>> {
+        if !gpu.has_f16() {
+            return Err(Error::Config(format!(
+                "f16 activations need an adapter with shader-f16, and {} does not offer it (`aegpu info` \
+                 says); use --activations f32",
+                gpu.info.name
+            )));
+        }
+        let half = self.net.half_tensors(&[&self.net.nodes[self.code_node].y]);
+        if half.is_empty() {
+            return Err(Error::Config(format!(
+                "f16 activations store the outputs of dense layers that feed dense layers, and {} has \
+                 none besides its code; use --activations f32",
+                self.describe()
+            )));
+        }
+        Ok(half)
     }
 
     /// Bytes of the buffer [`Autoencoder::activations`] allocates for `batch`, without allocating it.

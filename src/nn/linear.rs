@@ -5,7 +5,7 @@ use super::{Ctx, Node, Op, len3};
 use crate::gpu::{Launch, View};
 use crate::kernels::Activation;
 use crate::kernels::activation::activation_backward_bias;
-use crate::kernels::matmul::{linear_backward_input, linear_backward_weight, linear_forward};
+use crate::kernels::matmul::{Half, linear_backward_input, linear_backward_weight, linear_forward};
 use crate::kernels::reduce::bias_backward;
 
 fn dims(node: &Node) -> (usize, usize, Activation) {
@@ -13,11 +13,13 @@ fn dims(node: &Node) -> (usize, usize, Activation) {
     (len3(node.input), out, act)
 }
 
-/// `y = act(x · Wᵀ + b)` with bias and activation fused into the matmul.
+/// `y = act(x · Wᵀ + b)` with bias and activation fused into the matmul; x and y each f32 or f16
+/// as the activation storage laid them out.
 pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     let (k, m, act) = dims(node);
     let (w, b) = (ctx.param(node, "weight"), ctx.param(node, "bias"));
-    linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.matmul)
+    let half = Half { a: ctx.acts.is_half(&node.x), b: false, c: ctx.acts.is_half(&node.y) };
+    linear_forward(y, x, &w, &b, ctx.batch(), k, m, act, ctx.matmul, half)
 }
 
 /// dZ = dY ⊙ act'(Y) in place with db = Σ_batch dZ in the same pass (one kernel, bit-identical to
@@ -28,9 +30,9 @@ pub fn backward(ctx: &Ctx, node: &Node, dx: Option<&View>, dy: &View, x: &View, 
     let (w, dw, db) = (ctx.param(node, "weight"), ctx.grad(node, "weight"), ctx.grad(node, "bias"));
     let mut launches = vec![match act {
         Activation::Identity => bias_backward(&db, dy, n, m),
-        _ => activation_backward_bias(dy, &db, dy, y, n, m, act, false),
+        _ => activation_backward_bias(dy, &db, dy, y, n, m, act, ctx.acts.is_half(&node.y)),
     }];
-    launches.extend(linear_backward_weight(&dw, dy, x, n, k, m, ctx.matmul));
+    launches.extend(linear_backward_weight(&dw, dy, x, n, k, m, ctx.matmul, ctx.acts.is_half(&node.x)));
     if let Some(dx) = dx {
         launches.extend(linear_backward_input(dx, dy, &w, n, k, m, ctx.matmul));
     }

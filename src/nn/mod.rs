@@ -34,7 +34,7 @@ use crate::runner::{Arena, ArenaLayout};
 use crate::tune::ConvAlgorithm;
 pub use noise::Noise;
 pub use penalty::Penalty;
-pub use tensors::Tensors;
+pub use tensors::{ActivationStorage, Tensors};
 
 /// What a forward pass applies besides the layers: input corruption (denoising models; fresh noise
 /// per step from the GPU generator), dropout, and a VAE's sampling of z. Networks without them
@@ -304,12 +304,45 @@ impl Network {
     /// Lays out every tensor a batch of `batch` needs (values, gradients and each layer's scratch)
     /// plus `extra` named tensors, in one arena.
     pub fn tensors(&self, gpu: &Gpu, batch: usize, extra: &[(&str, usize)]) -> Result<Tensors> {
-        let layout = self.tensor_layout(gpu, batch, extra)?;
-        Ok(Tensors::new(Arena::new(gpu, "activations", &layout)?, batch))
+        self.tensors_half(gpu, batch, extra, Vec::new())
+    }
+
+    /// [`Network::tensors`] with the tensors named in `half` stored as f16 (see [`Network::half_tensors`]).
+    pub fn tensors_half(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        extra: &[(&str, usize)],
+        half: Vec<String>,
+    ) -> Result<Tensors> {
+        let layout = self.tensor_layout_half(gpu, batch, extra, &half)?;
+        Ok(Tensors::with_half(Arena::new(gpu, "activations", &layout)?, batch, half))
+    }
+
+    /// The tensors the f16 activation storage may keep as f16: the output of a dense layer whose only
+    /// reader is the next layer, itself dense (its forward, as the SGEMM's input; its weight
+    /// gradient; and the layer's own activation derivative all read f16), less those in `keep`.
+    pub fn half_tensors(&self, keep: &[&str]) -> Vec<String> {
+        self.nodes
+            .windows(2)
+            .filter(|w| matches!(w[0].op, Op::Linear { .. }) && matches!(w[1].op, Op::Linear { .. }))
+            .map(|w| w[0].y.clone())
+            .filter(|y| !keep.contains(&y.as_str()))
+            .collect()
     }
 
     /// The layout [`Network::tensors`] allocates, without allocating it (to tell its size).
     pub fn tensor_layout(&self, gpu: &Gpu, batch: usize, extra: &[(&str, usize)]) -> Result<ArenaLayout> {
+        self.tensor_layout_half(gpu, batch, extra, &[])
+    }
+
+    fn tensor_layout_half(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        extra: &[(&str, usize)],
+        half: &[String],
+    ) -> Result<ArenaLayout> {
         if batch == 0 {
             return Err(Error::Config("batch size must be at least 1".into()));
         }
@@ -326,7 +359,8 @@ impl Network {
         for (i, n) in self.nodes.iter().enumerate() {
             let len = batch * len3(n.output);
             if !n.op.aliases_input() {
-                layout.add(n.y.clone(), len);
+                let words = if half.contains(&n.y) { len.div_ceil(2) } else { len };
+                layout.add(n.y.clone(), words);
                 if Self::needs_grad(&n.y) {
                     layout.add(format!("d{}", n.y), len);
                 }
