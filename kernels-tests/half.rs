@@ -265,3 +265,14 @@ fn activation_derivative_reads_its_output_as_f16() {
         }
     }
 }
+
+/// What a run checks before it trains with f16 activations: every SGEMM configuration computes the
+/// f16 products of a training step right on this adapter (and a Reg product runs the 64x64 SGEMM).
+#[test]
+fn the_f16_products_of_every_configuration_verify() {
+    let gpu = gpu();
+    for variant in SGEMM {
+        assert_eq!(aegpu::tune::verify_f16_products(&gpu, variant).unwrap(), Ok(()), "{variant:?}");
+    }
+    assert_eq!(aegpu::tune::verify_f16_products(&gpu, MatmulVariant::Reg).unwrap(), Ok(()));
+}

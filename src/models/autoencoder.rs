@@ -289,6 +289,7 @@ impl Autoencoder {
                 self.describe()
             )));
         }
+        crate::tune::check_f16_policy(gpu, self.matmul_policy(gpu)?)?;
         Ok(half)
     }
 

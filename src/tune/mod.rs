@@ -24,9 +24,11 @@
 
 mod conv_choice;
 mod verify;
+mod verify_half;
 pub use conv_choice::{ConvAlgorithm, measure_conv, verify_conv_algorithm};
 use conv_choice::{choose_conv, direct_fits};
 pub use verify::{MatmulCandidate, verify_matmul};
+pub use verify_half::{check_f16_policy, verify_f16_products};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};

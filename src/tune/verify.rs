@@ -134,7 +134,7 @@ fn check_product(
     Ok(first_difference(&got[..m * n], &want, 1e-3, 1e-4))
 }
 
-fn first_difference(got: &[f32], want: &[f32], atol: f32, rtol: f32) -> Result<(), String> {
+pub(super) fn first_difference(got: &[f32], want: &[f32], atol: f32, rtol: f32) -> Result<(), String> {
     // Written as a negation so that a NaN counts as a difference.
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     let differs = |g: f32, w: f32| !((g - w).abs() <= atol + rtol * w.abs());
