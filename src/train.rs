@@ -175,6 +175,24 @@ impl<'a> Trainer<'a> {
         &self.config
     }
 
+    /// Bytes of the step's activation arena (values, gradients, scratch) as stored now.
+    pub fn activation_bytes(&self) -> u64 {
+        self.acts.tensors.arena.layout.total as u64 * 4
+    }
+
+    /// The tensors stored as f16 (none with f32 storage).
+    pub fn half_tensors(&self) -> Vec<String> {
+        self.acts
+            .tensors
+            .arena
+            .layout
+            .entries
+            .iter()
+            .map(|e| e.0.clone())
+            .filter(|n| self.acts.tensors.is_half(n))
+            .collect()
+    }
+
     /// Dispatches per training step (the plan's length).
     pub fn dispatches_per_step(&self) -> usize {
         self.plan.len()

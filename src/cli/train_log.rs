@@ -34,6 +34,17 @@ pub(super) fn print_header(
     if !choices.is_empty() {
         note!("kernels: {choices}");
     }
+    let half = trainer.half_tensors();
+    if !half.is_empty() {
+        let mb = |b: u64| b as f64 / 1e6;
+        let f32_bytes = model.activation_bytes(gpu, config.batch).unwrap_or(0);
+        note!(
+            "memory:  activations {:.2} MB per step with {} stored as f16 ({:.2} MB all f32)",
+            mb(trainer.activation_bytes()),
+            half.join(", "),
+            mb(f32_bytes)
+        );
+    }
     note!(
         "steps:   {} dispatches per step, {} steps per submit, {} submits per epoch of {} steps",
         trainer.dispatches_per_step(),
