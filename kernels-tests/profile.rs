@@ -34,3 +34,37 @@ fn profile_writes_a_trace_and_a_table_that_sums_to_the_step() {
         assert!(e["name"].as_str().is_some_and(|n| !n.is_empty()));
     }
 }
+
+/// `--activations f16` profiles the step with its hidden activations stored as f16: same dispatches,
+/// a smaller activation arena; the shallow preset (its one hidden layer is the code) is refused.
+#[test]
+fn profile_compares_f16_activation_storage() {
+    let tmp = TempDir::new("profile-f16");
+    let t = tmp.path();
+    let trace = t.join("trace.json");
+    let report = |storage: &str| -> serde_json::Value {
+        let args = [
+            "profile",
+            "--preset",
+            "deep",
+            "--batch",
+            "16",
+            "--steps",
+            "1",
+            "--json",
+            "--trace",
+            s(&trace),
+            "--activations",
+            storage,
+        ];
+        let out = ok(aegpu(t, &args), storage);
+        serde_json::from_str(&out[out.find('{').expect("a JSON report")..]).expect("JSON")
+    };
+    let (f32_report, f16_report) = (report("f32"), report("f16"));
+    assert_eq!(f16_report["activations"], "f16");
+    assert_eq!(f16_report["dispatches_per_step"], f32_report["dispatches_per_step"]);
+    let bytes = |r: &serde_json::Value| r["activation_bytes"].as_u64().unwrap();
+    assert!(bytes(&f16_report) < bytes(&f32_report), "{f16_report} against {f32_report}");
+    let args = ["profile", "--preset", "shallow", "--batch", "16", "--steps", "1", "--activations", "f16"];
+    common::cli::fails(aegpu(t, &args), "shallow in f16", &["besides its code", "--activations f32"]);
+}

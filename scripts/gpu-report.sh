@@ -39,5 +39,9 @@ for preset in shallow deep vae keras strided; do
     run "profile-$preset.json" "$bin" profile --preset "$preset" --batch "$batch" --steps 10 --json \
         --trace "$out/trace-$preset.json"
 done
+# The opt-in f16 activation storage on the deep preset: the same step with its hidden activations
+# stored as f16 (compare step_us with profile-deep.json).
+run profile-deep-f16.json "$bin" profile --preset deep --batch 256 --steps 10 --json --activations f16 \
+    --trace "$out/trace-deep-f16.json"
 echo "report in $out (info.txt, bench.json, bench-matmul.json, profile-*.json, trace-*.json)"
 exit $status

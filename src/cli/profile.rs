@@ -8,6 +8,7 @@ use crate::kernels::optimizer::Optimizer;
 use crate::models::conv::ConvConfig;
 use crate::models::dense::DenseConfig;
 use crate::models::{Autoencoder, Init, ModelConfig};
+use crate::nn::ActivationStorage;
 use crate::profile::{by_kernel, chrome_trace, span_ns};
 use crate::train::{DEFAULT_STEPS_PER_SUBMIT, GpuDataset, TrainConfig, Trainer};
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub struct ProfileArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Hidden activations stored as f32 or f16 (as `train --activations`).
+    #[arg(long, default_value = "f32", value_name = "f32|f16")]
+    activations: String,
 }
 
 pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
@@ -57,7 +61,9 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
         optimizer: Optimizer::parse("adam", 1e-3, 0.0)?,
         seed: 0,
     };
+    let storage = ActivationStorage::parse(&args.activations)?;
     let mut trainer = Trainer::new(&gpu, &model, &data, tc)?;
+    trainer.set_activation_storage(storage)?;
     trainer.profile_step(1, 0)?; // warm-up: pipelines and first touch
     let steps = (0..args.steps).map(|i| trainer.profile_step(1, i + 1)).collect::<Result<Vec<_>>>()?;
     let all: Vec<_> = steps.iter().flatten().cloned().collect();
@@ -75,6 +81,8 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
             "adapter": gpu.describe(),
             "model": model.describe(),
             "batch": args.batch,
+            "activations": storage.name(),
+            "activation_bytes": trainer.activation_bytes(),
             "dispatches_per_step": trainer.dispatches_per_step(),
             "steps_per_submit": DEFAULT_STEPS_PER_SUBMIT,
             "submits_per_mnist_epoch": mnist_submits,
@@ -86,7 +94,14 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
         return Ok(());
     }
     say!("adapter: {}", gpu.describe());
-    say!("model:   {} {}, batch {}", model.kind(), model.describe(), args.batch);
+    say!(
+        "model:   {} {}, batch {}, activations {} ({:.2} MB)",
+        model.kind(),
+        model.describe(),
+        args.batch,
+        storage.name(),
+        trainer.activation_bytes() as f64 / 1e6
+    );
     say!(
         "step:    {:.1} µs on the GPU (first dispatch's start to last one's end, mean of {} steps), {} dispatches; \
          the dispatches themselves {:.1} µs ({:.0}%)",
