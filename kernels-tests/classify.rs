@@ -484,6 +484,22 @@ fn classify_command_end_to_end_on_an_mnist_subset() {
     for f in ["confusion.png", "confusion-seed0.png", "confusion-seed1.png", "classifier-seed0.safetensors"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
+    // The classifier runs and records the encoder's matmul policy (its checkpoint's), whatever this
+    // process would choose.
+    let meta = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        m.metadata().clone().unwrap()
+    };
+    assert_eq!(meta(&ckpt).get("aegpu.matmul").map(String::as_str), Some("reg"));
+    let pinned = home.join("pinned");
+    let mut args = vec!["classify", "--checkpoint", s(&ckpt), "--train-limit", "500", "--steps", "4"];
+    args.extend(base);
+    args.extend(["--labels-per-class", "5", "--out", s(&pinned)]);
+    let out = common::cli::command(home, &args).env("AEGPU_MATMUL", "tiled").output().unwrap();
+    ok(out, "classify under AEGPU_MATMUL=tiled");
+    let recorded = meta(&pinned.join("classifier.safetensors"));
+    assert_eq!(recorded.get("aegpu.matmul").map(String::as_str), Some("reg"), "{recorded:?}");
     let (log, _) = run(&["--labels-per-class", "5", "--freeze", "--steps-per-submit", "3"], "probe");
     assert!(log.contains("frozen (linear probe)") && log.contains("330 trained"), "{log}");
     assert!(log.contains("dispatches per step, 3 steps per submit"), "{log}");

@@ -32,7 +32,7 @@ fn a_stage_backward_matches_finite_differences() {
         let acts = stage.tensors(&gpu, batch).unwrap();
         let x: Vec<f32> = random_vec(batch * 10, k as u64 + 3).iter().map(|v| 0.5 + 0.45 * v).collect();
         acts.view("x").write(&gpu, &x).unwrap();
-        let plan = Plan::new(&gpu, "stage", &stage.launches(&gpu, &acts, 7).unwrap()).unwrap();
+        let plan = Plan::new(&gpu, "stage", &stage.launches(&acts, 7)).unwrap();
         let dim = (batch * stage.net.output()[0]) as f64;
         let slot = stage.loss.slot();
         let loss = || {
@@ -204,4 +204,22 @@ fn train_with_layerwise_pretraining_end_to_end() {
         "resume",
         &["drop --pretrain"],
     );
+}
+
+/// A stage runs the model's matmul policy (the one its run records), not the adapter's tuning.
+#[test]
+fn a_stage_runs_the_models_matmul_policy() {
+    use aegpu::kernels::matmul::MatmulVariant;
+    use aegpu::kernels::matmul_policy::MatmulPolicy;
+    let gpu = gpu();
+    for variant in [MatmulVariant::Tiled, MatmulVariant::Sgemm32x128] {
+        let mut model = deep(&gpu, Activation::Tanh, LossKind::Bce, 1);
+        model.pin_matmul_policy(&gpu, MatmulPolicy::uniform(variant)).unwrap();
+        let stage = LayerStage::new(&gpu, &model, 1, None).unwrap();
+        let acts = stage.tensors(&gpu, 4).unwrap();
+        let launches = stage.launches(&acts, 7);
+        let products: Vec<_> = launches.iter().filter(|l| l.label == "matmul").collect();
+        assert!(!products.is_empty());
+        assert!(products.iter().all(|l| l.key.entry == variant.entry()), "{variant:?}");
+    }
 }

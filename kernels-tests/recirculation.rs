@@ -230,6 +230,10 @@ fn train_method_recirculation_end_to_end() {
     for f in ["model.safetensors", "recon.png", "filters.png"] {
         assert!(out.join(f).exists(), "{f}");
     }
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let matmul = meta.metadata().as_ref().and_then(|m| m.get("aegpu.matmul").cloned());
+    assert_eq!(matmul.as_deref(), Some("reg"), "the checkpoint records the matmul policy that ran");
     // The checkpoint is an ordinary autoencoder: eval reproduces the last test loss.
     let eval =
         ok(aegpu(home, &["eval", "--checkpoint", s(&out.join("model.safetensors")), "--data", data]), "eval");

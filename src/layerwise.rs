@@ -13,6 +13,7 @@ use crate::gpu::{Gpu, Launch, StorageBuffer, View};
 use crate::gpu_data::GpuDataset;
 use crate::kernels::Activation;
 use crate::kernels::loss::{LossKind, partial_rows};
+use crate::kernels::matmul_policy::MatmulPolicy;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::models::{Autoencoder, loss_launches};
 use crate::nn::{Ctx, Network, Node, Noise, Op, Pass, Tensors, len3, linear};
@@ -103,7 +104,7 @@ pub fn pretrain(
         let acts = stage.tensors(gpu, spec.batch)?;
         let feed = train.feed(gpu, &acts.view("x"), spec.batch)?;
         let mut launches = feed.launches().to_vec();
-        launches.extend(stage.launches(gpu, &acts, spec.seed)?);
+        launches.extend(stage.launches(&acts, spec.seed));
         launches.push(stage.update(&spec.optimizer));
         let plan = Plan::new(gpu, "layer-wise pre-training step", &launches)?;
         let (enc, dim) = (&stage.net.nodes[stage.net.nodes.len() - 2], len3(stage.net.output()));
@@ -155,6 +156,8 @@ pub struct LayerStage {
     target: Option<String>,
     pub loss: LossKind,
     pub output: Activation,
+    /// The model's matmul policy (the one its run records).
+    matmul: MatmulPolicy,
 }
 
 impl LayerStage {
@@ -203,6 +206,7 @@ impl LayerStage {
             target,
             loss,
             output,
+            matmul: model.matmul_policy(gpu)?,
         })
     }
 
@@ -214,9 +218,8 @@ impl LayerStage {
 
     /// Forward from `x`, the loss against layer k's input (into `loss totals`), and the backward
     /// through the two trained layers only (the frozen layers below get no gradient).
-    pub fn launches(&self, gpu: &Gpu, acts: &Tensors, seed: u64) -> Result<Vec<Launch>> {
-        let matmul = gpu.matmul_policy()?;
-        let ctx = Ctx { acts, params: &self.params, grads: &self.grads, matmul, seed };
+    pub fn launches(&self, acts: &Tensors, seed: u64) -> Vec<Launch> {
+        let ctx = Ctx { acts, params: &self.params, grads: &self.grads, matmul: self.matmul, seed };
         let n = self.net.nodes.len();
         let mut launches = self.net.forward(&ctx, 0..n, acts.view("x"), Pass::TRAIN);
         let (enc, dec) = (&self.net.nodes[n - 2], &self.net.nodes[n - 1]);
@@ -237,7 +240,7 @@ impl LayerStage {
         let (dz, dh) = (acts.grad(&dec.y), acts.grad(&enc.y));
         launches.extend(linear::backward(&ctx, dec, Some(&dh), &dz, &acts.view(&dec.x), &acts.view(&dec.y)));
         launches.extend(linear::backward(&ctx, enc, None, &dh, &acts.view(&enc.x), &acts.view(&enc.y)));
-        Ok(launches)
+        launches
     }
 
     /// The update of the two trained layers, whose parameters are the arena's last four tensors.

@@ -60,6 +60,9 @@ pub struct Classifier {
     pub opt_v: StorageBuffer,
     /// Seeds the GPU noise (corruption, dropout) and the softmax layer's initial weights.
     pub seed: u64,
+    /// The matmul variant of each shape class: the encoder's (the one its checkpoint recorded, when
+    /// it was restored from one), recorded in the classifier's checkpoint.
+    pub matmul: MatmulPolicy,
 }
 
 /// A batch's tensors, with the views training and evaluation read.
@@ -169,6 +172,7 @@ impl Classifier {
             net,
             options,
             seed,
+            matmul: ae.matmul_policy(gpu)?,
         };
         let mut host = vec![0.0f32; layout.total];
         let trained = match start {
@@ -364,6 +368,7 @@ impl Classifier {
         let mut info: std::collections::HashMap<String, String> =
             metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         info.insert("aegpu.kind".into(), "classifier".into());
+        info.insert(crate::checkpoint::keys::MATMUL.into(), self.matmul.name());
         info.insert("format".into(), "pt".into());
         let bytes = safetensors::serialize(views, Some(info)).map_err(|e| bad(&e))?;
         crate::atomic_file::write_atomic(path, &bytes)

@@ -167,7 +167,7 @@ impl<'a> ClassifierTrainer<'a> {
             (None, _) => 0,
         };
         let rows = config.batch + unlabelled;
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul;
         let acts = model.activations(gpu, rows)?;
         let mut feeds: Vec<_> = data.feeds(gpu, &acts, rows)?.into();
         // A clean teacher reads the same batch (the feeds share the dataset's order) through the
@@ -288,7 +288,7 @@ impl<'a> ClassifierEvaluator<'a> {
     /// The data's order must stay the identity (never train on the same upload).
     pub fn new(gpu: &'a Gpu, model: &'a Classifier, data: &'a LabelledData, batch: usize) -> Result<Self> {
         check_dim(data, model)?;
-        let variant = gpu.matmul_policy()?;
+        let variant = model.matmul;
         let mut batch = batch.clamp(1, data.n.max(1));
         let full = loop {
             match model.activations(gpu, batch) {

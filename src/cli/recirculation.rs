@@ -156,6 +156,7 @@ pub(super) fn recirculation_cmd(args: TrainArgs) -> Result<()> {
         ("aegpu.data", json(&source)?),
         ("aegpu.input", json(&split.train.shape())?),
         ("aegpu.adapter", gpu.describe()),
+        ("aegpu.matmul", model.matmul_policy(&gpu)?.name()),
     ];
     write_atomic(&dir.join("metrics.jsonl"), b"")?;
     note!("adapter: {}", gpu.describe());
