@@ -1,5 +1,6 @@
 //! The opt-in f16 activation storage, kernel by kernel: the SGEMM with any of A, B and C stored as
-//! f16 (f32 arithmetic), every tile configuration and transpose form, on awkward shapes, with the
+//! f16 (f32 arithmetic; f16 operands read a vec4<f16> at a time where their rows allow, else one
+//! value at a time), every tile configuration and transpose form, on awkward shapes, with the
 //! bias + activation and accumulate epilogues, against the CPU reference run on the same
 //! f16-rounded values; a guard band of f16 after C that must stay untouched (C's last value may be
 //! the low half of a word). And the activation derivative reading its layer's output as f16.
@@ -115,7 +116,25 @@ fn check(
         splits: 1,
         half,
     };
-    Plan::new(gpu, "test", &product.launches()).unwrap().run(gpu).unwrap();
+    // An f16 operand whose rows hold a multiple of 4 values is read a vec4<f16> at a time (the
+    // views here start at aligned offsets), else one value at a time.
+    let launches = product.launches();
+    let (ta, tb) = trans.flags();
+    let quads = |row_len: usize| if row_len.is_multiple_of(4) { "4" } else { "" };
+    let name = launches[0].key.shader.name;
+    if half.a {
+        assert!(
+            name.contains(&format!("_ah{}_", quads(if ta { m } else { k }))),
+            "{name} for {m}x{n}x{k} {trans:?}"
+        );
+    }
+    if half.b {
+        assert!(
+            name.contains(&format!("_bh{}", quads(if tb { k } else { n }))),
+            "{name} for {m}x{n}x{k} {trans:?}"
+        );
+    }
+    Plan::new(gpu, "test", &launches).unwrap().run(gpu).unwrap();
     let all = buffer.read_u32(gpu, 0..arena.words.len()).unwrap();
     let what = format!("{variant:?} {trans:?} {m}x{n}x{k} {half:?} {act:?} bias={bias} acc={accumulate}");
     let got = values(&all, at_c, m * n + GUARD, half.c);

@@ -211,13 +211,8 @@ impl Matmul {
             return Matmul::pipeline_keys(variant, self.trans).remove(0);
         };
         let (ta, tb) = self.trans.flags();
-        let load = |half: bool, view: &View, row_len: usize| match half {
-            true => Load::Half,
-            false if matmul_sgemm::vec4_ok(view, row_len) => Load::Vec4,
-            false => Load::Scalar,
-        };
-        let a = load(self.half.a, &self.a, if ta { self.m } else { self.k });
-        let b = load(self.half.b, &self.b, if tb { self.k } else { self.n });
+        let a = Load::of(self.half.a, &self.a, if ta { self.m } else { self.k });
+        let b = Load::of(self.half.b, &self.b, if tb { self.k } else { self.n });
         matmul_sgemm::pipeline_key(config, self.trans, a, b, self.half.c)
     }
 

@@ -33,17 +33,30 @@ pub enum Load {
     Vec4 = 1,
     /// One f16 value at a time, widened to f32 (the opt-in f16 activation storage).
     Half = 2,
+    /// A vec4 of f16 (8 bytes) at a time, widened to f32 (see [`half4_ok`]).
+    Half4 = 3,
 }
 
 impl Load {
-    pub const ALL: [Load; 3] = [Load::Scalar, Load::Vec4, Load::Half];
+    pub const ALL: [Load; 4] = [Load::Scalar, Load::Vec4, Load::Half, Load::Half4];
+
+    /// How an operand stored as rows of `row_len` values at `view` is read: a quad at a time when
+    /// its rows and view allow it, else one value at a time; f16 when `half`.
+    pub fn of(half: bool, view: &View, row_len: usize) -> Load {
+        match (half, half && half4_ok(view, row_len), vec4_ok(view, row_len)) {
+            (true, true, _) => Load::Half4,
+            (true, false, _) => Load::Half,
+            (false, _, true) => Load::Vec4,
+            (false, _, false) => Load::Scalar,
+        }
+    }
 }
 
 const F16: &str = "enable f16;\n";
 
 /// `shaders/matmul_sgemm.wgsl` with each combination of operand loads and C storage, indexed
 /// `[a as Load][b as Load][c is half]`.
-pub const SHADERS: [[[Shader; 2]; 3]; 3] = [
+pub const SHADERS: [[[Shader; 2]; 4]; 4] = [
     [
         [
             sgemm_shader!("matmul_sgemm_a1_b1", "", "scalar", "scalar", "f32"),
@@ -56,6 +69,10 @@ pub const SHADERS: [[[Shader; 2]; 3]; 3] = [
         [
             sgemm_shader!("matmul_sgemm_a1_bh", "enable f16;\n", "scalar", "half", "f32"),
             sgemm_shader!("matmul_sgemm_a1_bh_ch", "enable f16;\n", "scalar", "half", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_a1_bh4", "enable f16;\n", "scalar", "half4", "f32"),
+            sgemm_shader!("matmul_sgemm_a1_bh4_ch", "enable f16;\n", "scalar", "half4", "half"),
         ],
     ],
     [
@@ -71,6 +88,10 @@ pub const SHADERS: [[[Shader; 2]; 3]; 3] = [
             sgemm_shader!("matmul_sgemm_a4_bh", "enable f16;\n", "vec4", "half", "f32"),
             sgemm_shader!("matmul_sgemm_a4_bh_ch", "enable f16;\n", "vec4", "half", "half"),
         ],
+        [
+            sgemm_shader!("matmul_sgemm_a4_bh4", "enable f16;\n", "vec4", "half4", "f32"),
+            sgemm_shader!("matmul_sgemm_a4_bh4_ch", "enable f16;\n", "vec4", "half4", "half"),
+        ],
     ],
     [
         [
@@ -85,8 +106,42 @@ pub const SHADERS: [[[Shader; 2]; 3]; 3] = [
             sgemm_shader!("matmul_sgemm_ah_bh", "enable f16;\n", "half", "half", "f32"),
             sgemm_shader!("matmul_sgemm_ah_bh_ch", "enable f16;\n", "half", "half", "half"),
         ],
+        [
+            sgemm_shader!("matmul_sgemm_ah_bh4", "enable f16;\n", "half", "half4", "f32"),
+            sgemm_shader!("matmul_sgemm_ah_bh4_ch", "enable f16;\n", "half", "half4", "half"),
+        ],
+    ],
+    [
+        [
+            sgemm_shader!("matmul_sgemm_ah4_b1", "enable f16;\n", "half4", "scalar", "f32"),
+            sgemm_shader!("matmul_sgemm_ah4_b1_ch", "enable f16;\n", "half4", "scalar", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_ah4_b4", "enable f16;\n", "half4", "vec4", "f32"),
+            sgemm_shader!("matmul_sgemm_ah4_b4_ch", "enable f16;\n", "half4", "vec4", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_ah4_bh", "enable f16;\n", "half4", "half", "f32"),
+            sgemm_shader!("matmul_sgemm_ah4_bh_ch", "enable f16;\n", "half4", "half", "half"),
+        ],
+        [
+            sgemm_shader!("matmul_sgemm_ah4_bh4", "enable f16;\n", "half4", "half4", "f32"),
+            sgemm_shader!("matmul_sgemm_ah4_bh4_ch", "enable f16;\n", "half4", "half4", "half"),
+        ],
     ],
 ];
+
+/// [`SHADERS`] in one list, for [`super::SHADERS`].
+pub const ALL: [(&str, &str); 32] = {
+    let mut all = [("", ""); 32];
+    let mut i = 0;
+    while i < 32 {
+        let shader = SHADERS[i / 8][(i / 2) % 4][i % 2];
+        all[i] = (shader.name, shader.source);
+        i += 1;
+    }
+    all
+};
 
 /// Whether `shader` stores or reads f16 (it needs `Features::SHADER_F16`).
 pub fn uses_f16(source: &str) -> bool {
@@ -133,6 +188,12 @@ pub fn config(variant: MatmulVariant) -> Option<SgemmConfig> {
 /// array<vec4<f32>> indexes from its start.
 pub fn vec4_ok(view: &View, row_len: usize) -> bool {
     row_len > 0 && row_len.is_multiple_of(4) && view.offset.is_multiple_of(4)
+}
+
+/// The same for an f16 operand (two values per word): rows of a multiple of 4 values, and a view
+/// starting at a multiple of 4 values (an even word), which array<vec4<f16>> indexes from its start.
+pub fn half4_ok(view: &View, row_len: usize) -> bool {
+    row_len > 0 && row_len.is_multiple_of(4) && view.offset.is_multiple_of(2)
 }
 
 /// The pipeline of `config` for one transpose form, operand loads and C storage.

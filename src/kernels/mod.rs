@@ -34,28 +34,26 @@ pub use crate::gpu::{Launch, grid_1d};
 pub const MAX_LOOP_STEPS: usize = 32_768;
 
 /// Every shader a launcher dispatches, as (file stem, full WGSL source after any shared prelude):
-/// the list the naga tests validate. Each launcher owns its shader constants.
-pub const SHADERS: &[(&str, &str)] = &[
+/// the list the naga tests validate and the tuner's cache key hashes. Each launcher owns its shader
+/// constants; the SGEMM's 32 load/store combinations come from [`matmul_sgemm::ALL`].
+pub const SHADERS: &[(&str, &str)] = &ALL_SHADERS;
+
+const ALL_SHADERS: [(&str, &str); OTHER_SHADERS.len() + matmul_sgemm::ALL.len()] = {
+    let mut all = [("", ""); OTHER_SHADERS.len() + matmul_sgemm::ALL.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = match i < OTHER_SHADERS.len() {
+            true => OTHER_SHADERS[i],
+            false => matmul_sgemm::ALL[i - OTHER_SHADERS.len()],
+        };
+        i += 1;
+    }
+    all
+};
+
+const OTHER_SHADERS: [(&str, &str); 19] = [
     (matmul::SHADER.name, matmul::SHADER.source),
     (matmul::SUBGROUP_SHADER.name, matmul::SUBGROUP_SHADER.source),
-    (matmul_sgemm::SHADERS[0][0][0].name, matmul_sgemm::SHADERS[0][0][0].source),
-    (matmul_sgemm::SHADERS[0][0][1].name, matmul_sgemm::SHADERS[0][0][1].source),
-    (matmul_sgemm::SHADERS[0][1][0].name, matmul_sgemm::SHADERS[0][1][0].source),
-    (matmul_sgemm::SHADERS[0][1][1].name, matmul_sgemm::SHADERS[0][1][1].source),
-    (matmul_sgemm::SHADERS[0][2][0].name, matmul_sgemm::SHADERS[0][2][0].source),
-    (matmul_sgemm::SHADERS[0][2][1].name, matmul_sgemm::SHADERS[0][2][1].source),
-    (matmul_sgemm::SHADERS[1][0][0].name, matmul_sgemm::SHADERS[1][0][0].source),
-    (matmul_sgemm::SHADERS[1][0][1].name, matmul_sgemm::SHADERS[1][0][1].source),
-    (matmul_sgemm::SHADERS[1][1][0].name, matmul_sgemm::SHADERS[1][1][0].source),
-    (matmul_sgemm::SHADERS[1][1][1].name, matmul_sgemm::SHADERS[1][1][1].source),
-    (matmul_sgemm::SHADERS[1][2][0].name, matmul_sgemm::SHADERS[1][2][0].source),
-    (matmul_sgemm::SHADERS[1][2][1].name, matmul_sgemm::SHADERS[1][2][1].source),
-    (matmul_sgemm::SHADERS[2][0][0].name, matmul_sgemm::SHADERS[2][0][0].source),
-    (matmul_sgemm::SHADERS[2][0][1].name, matmul_sgemm::SHADERS[2][0][1].source),
-    (matmul_sgemm::SHADERS[2][1][0].name, matmul_sgemm::SHADERS[2][1][0].source),
-    (matmul_sgemm::SHADERS[2][1][1].name, matmul_sgemm::SHADERS[2][1][1].source),
-    (matmul_sgemm::SHADERS[2][2][0].name, matmul_sgemm::SHADERS[2][2][0].source),
-    (matmul_sgemm::SHADERS[2][2][1].name, matmul_sgemm::SHADERS[2][2][1].source),
     (activation::SHADER.name, activation::SHADER.source),
     (activation::HALF_Y_SHADER.name, activation::HALF_Y_SHADER.source),
     (reduce::SHADER.name, reduce::SHADER.source),

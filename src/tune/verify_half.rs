@@ -14,7 +14,8 @@ use crate::kernels::matmul_sgemm;
 use crate::runner::{Plan, View};
 use half::f16;
 
-const SHAPES: [[usize; 3]; 3] = [[1, 1, 1], [17, 3, 33], [67, 45, 129]];
+/// Odd sizes (f16 operands read one value at a time) and multiples of 4 (a vec4<f16> at a time).
+const SHAPES: [[usize; 3]; 4] = [[1, 1, 1], [17, 3, 33], [67, 45, 129], [36, 68, 20]];
 const GUARD: usize = 33;
 /// Exact in f16 and f32.
 const GUARD_VALUE: f32 = 4320.0;
