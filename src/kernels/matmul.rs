@@ -203,8 +203,8 @@ impl Matmul {
 
     /// The pipeline of this product. The SGEMM reads an f32 operand a vec4 at a time when its
     /// contiguous dimension (K for A, N for B; M for A and K for B when stored transposed) is a
-    /// multiple of 4 and its view starts at a multiple of 4 words; else one word at a time. f16
-    /// operands are read one value at a time.
+    /// multiple of 4 and its view starts at a multiple of 4 words; else one word at a time. An f16
+    /// operand likewise, a vec4<f16> or one value at a time ([`Load::of`]).
     fn pipeline_key(&self) -> PipelineKey {
         let variant = self.runs();
         let Some(config) = matmul_sgemm::config(variant) else {

@@ -1,13 +1,14 @@
 //! The GPU-grade tiled SGEMM of `shaders/matmul_sgemm.wgsl`: its tile configurations (each one
 //! [`MatmulVariant`] the tuner verifies and times) and how an operand is read, a vec4 at a time or
-//! one word at a time, decided per product from its shape and its views, or one f16 at a time
-//! (the opt-in f16 activation storage, which may store C as f16 too).
+//! one word at a time, decided per product from its shape and its views, and the same for an
+//! operand stored as f16 (the opt-in f16 activation storage, which may store C as f16 too).
 
 use super::matmul::{MatmulVariant, Transpose};
 use crate::gpu::{PipelineKey, Shader, View};
 
 /// The kernel with operand A read as `$a`, B as `$b` (scalar: one word per load, vec4: a vec4,
-/// half: one f16) and C stored as `$c` (f32 or half); `$pre` is `enable f16;` when any is half.
+/// half: one f16, half4: a vec4<f16>) and C stored as `$c` (f32 or half); `$pre` is `enable f16;`
+/// when any of them is f16.
 macro_rules! sgemm_shader {
     ($name:literal, $pre:literal, $a:literal, $b:literal, $c:literal) => {
         Shader {
