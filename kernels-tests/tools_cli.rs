@@ -16,65 +16,16 @@ use aegpu::kernels::loss::LossKind;
 use aegpu::models::dense::{DenseConfig, Noise, Variational};
 use aegpu::models::{ModelConfig, NamedTensor};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 mod common;
+use common::cli::{TempDir, command, fails, ok_split, s};
 use common::random_vec;
 
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("aegpu-tools-cli-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `aegpu ARGS` with a private tuning cache under `home` and extra environment `env`.
+/// Runs `aegpu ARGS` (see [`command`]) with extra environment `env`.
 fn aegpu(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegpu"));
-    cmd.args(args).env("AEGPU_MATMUL", "reg").env("XDG_CACHE_HOME", home.join("cache")).env("HOME", home);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running the aegpu binary")
-}
-
-/// (stdout, stderr) of a run that must succeed.
-fn ok(out: Output, what: &str) -> (String, String) {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{what} failed:\n{stderr}");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-}
-
-/// The stderr of a run that must fail, checked for each of `needles`.
-fn fails(out: Output, what: &str, needles: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{what} should fail; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(out.status.code(), Some(1), "{what}: exit code");
-    assert!(out.stdout.is_empty(), "{what}: printed a result:\n{}", String::from_utf8_lossy(&out.stdout));
-    for n in needles {
-        assert!(stderr.contains(n), "{what}: error should mention '{n}':\n{stderr}");
-    }
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 temp path")
+    command(home, args).envs(env.iter().copied()).output().expect("running the aegpu binary")
 }
 
 /// An IDX file: magic 00 00 08 DD, big-endian sizes, bytes.
@@ -197,7 +148,7 @@ fn checkpoint_commands_refuse_non_finite_weights_and_outputs() {
     }
     for (cmd, args) in commands(s(&fine), data, t) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(aegpu(t, &args, &[]), &format!("{cmd} of a healthy checkpoint"));
+        ok_split(aegpu(t, &args, &[]), &format!("{cmd} of a healthy checkpoint"));
     }
 }
 
@@ -217,7 +168,7 @@ fn eval_reports_the_epoch_and_a_vae_at_its_mean() {
     let meta = [("aegpu.epoch", "3".to_string()), ("aegpu.step", "42".to_string())];
     write_ckpt(&recorded, &vae, &meta, healthy);
     let (stdout, stderr) =
-        ok(aegpu(t, &["eval", "--checkpoint", s(&recorded), "--data", s(&data)], &[]), "eval of a VAE");
+        ok_split(aegpu(t, &["eval", "--checkpoint", s(&recorded), "--data", s(&data)], &[]), "eval of a VAE");
     assert!(stderr.contains("checkpoint: epoch 3 (step 42)"), "{stderr}");
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!((json["epoch"].as_u64(), json["step"].as_u64()), (Some(3), Some(42)), "{json}");
@@ -232,7 +183,8 @@ fn eval_reports_the_epoch_and_a_vae_at_its_mean() {
 
     let old = t.join("old.safetensors");
     write_ckpt(&old, &ae(), &[], healthy);
-    let (stdout, stderr) = ok(aegpu(t, &["eval", "--checkpoint", s(&old), "--data", s(&data)], &[]), "eval");
+    let (stdout, stderr) =
+        ok_split(aegpu(t, &["eval", "--checkpoint", s(&old), "--data", s(&data)], &[]), "eval");
     assert!(stderr.contains("epoch unknown (checkpoint from before epochs were recorded)"), "{stderr}");
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert!(json["epoch"].is_null() && json["test_bce_px"].is_number(), "{json}");
@@ -246,7 +198,8 @@ fn eval_gives_a_denoising_model_clean_figures_too() {
     let data = t.join("data");
     tiny_mnist(&data);
     let eval = |ckpt: &Path| {
-        let (stdout, _) = ok(aegpu(t, &["eval", "--checkpoint", s(ckpt), "--data", s(&data)], &[]), "eval");
+        let (stdout, _) =
+            ok_split(aegpu(t, &["eval", "--checkpoint", s(ckpt), "--data", s(&data)], &[]), "eval");
         serde_json::from_str::<serde_json::Value>(stdout.trim()).expect("one JSON line")
     };
     let plain = t.join("plain.safetensors");
@@ -299,7 +252,7 @@ fn data_and_backend_mistakes_are_named() {
         std::fs::write(gz.join(format!("{name}.gz")), enc.finish().unwrap()).unwrap();
         std::fs::remove_file(gz.join(name)).unwrap();
     }
-    ok(pca(&gz), "pca on gzipped files");
+    ok_split(pca(&gz), "pca on gzipped files");
     std::fs::remove_file(gz.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     std::os::unix::fs::symlink(t.join("gone.gz"), gz.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     std::fs::remove_file(gz.join("train-images-idx3-ubyte.gz")).unwrap();

@@ -63,13 +63,18 @@ pub fn ok_split(out: Output, what: &str) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
 
-/// Asserts failure with an error that mentions every needle.
-pub fn fails(out: Output, what: &str, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what} should fail");
+/// Asserts a clean failure: exit code 1 (aegpu's errors) or 2 (a usage error clap caught), nothing
+/// on stdout (no half a result), and an error that mentions every needle. Returns stderr.
+pub fn fails(out: Output, what: &str, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{what} should fail; stdout:\n{stdout}");
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{what}: exit code {:?}\n{stderr}", out.status.code());
+    assert!(stdout.is_empty(), "{what}: printed a result:\n{stdout}");
     for n in needles {
         assert!(stderr.contains(n), "{what}: error should mention '{n}':\n{stderr}");
     }
+    stderr
 }
 
 /// Every checkpoint tensor's name, shape and bytes.
