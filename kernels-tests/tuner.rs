@@ -53,7 +53,8 @@ fn a_planted_wrong_candidate_is_never_chosen() {
 }
 
 /// `aegpu bench --shape MxNxK`: every variant this device runs is verified, then timed on that
-/// product in each transpose form (the chosen one marked); a malformed shape is an error.
+/// product in each transpose form (the chosen one marked), and with `--f16` each SGEMM with f16
+/// A and C too; a malformed shape is an error.
 #[test]
 fn bench_shapes_time_every_verified_variant() {
     use aegpu::bench::{BenchArgs, matmul_rows, parse_shape};
@@ -63,8 +64,8 @@ fn bench_shapes_time_every_verified_variant() {
         assert!(parse_shape(bad).is_err(), "{bad:?} accepted");
     }
     let gpu = gpu();
-    let args =
-        BenchArgs { json: true, kernels_only: true, seconds: 0.01, shapes: vec![[37, 61, 29], [8, 4, 12]] };
+    let shapes = vec![[37, 61, 29], [8, 4, 12]];
+    let args = BenchArgs { json: true, kernels_only: true, seconds: 0.01, shapes, f16: false };
     let chosen = MatmulVariant::Reg;
     let r = matmul_rows(&gpu, &args, chosen).unwrap();
     assert!(r.failed.is_empty(), "{:?}", r.failed);
@@ -78,6 +79,13 @@ fn bench_shapes_time_every_verified_variant() {
         assert!(of_v.iter().all(|row| row.kernel.ends_with("(chosen)") == (*v == chosen)), "{v:?}");
     }
     assert_eq!(r.rows.iter().filter(|row| row.shape == "8x4x12").count(), 3 * variants.len());
+    // --f16: each SGEMM configuration again with A and C stored as f16, after the same rows.
+    let with_f16 = matmul_rows(&gpu, &BenchArgs { f16: true, ..args }, chosen).unwrap();
+    let (f16_rows, rest): (Vec<_>, Vec<_>) =
+        with_f16.rows.iter().partition(|row| row.kernel.ends_with(" f16 a,c"));
+    assert_eq!(rest.len(), r.rows.len());
+    assert_eq!(f16_rows.len(), 2 * 3 * 3, "3 SGEMM configurations x 3 transpose forms x 2 shapes");
+    assert!(f16_rows.iter().all(|row| row.kernel.contains("sgemm") && row.gpu > 0.0 && row.gpu.is_finite()));
 }
 
 /// Each product runs the variant its shape class chose: the launches of a dense layer's three

@@ -30,7 +30,9 @@ run bench.json "$bin" bench --json
 # Every matmul variant (the SGEMM configurations included) on the square 4096^3 product and on the
 # products of the model presets at their batch: the deep and vae models' 784 -> 512 / 400 layer and
 # its backward products, the shallow model's 784 -> 32, the deep model's 256 -> 64.
-run bench-matmul.json "$bin" bench --json --kernels-only --shape 4096x4096x4096 \
+# With --f16, each SGEMM configuration also runs with A and C stored as f16 (the products of
+# `train --activations f16`).
+run bench-matmul.json "$bin" bench --json --kernels-only --f16 --shape 4096x4096x4096 \
     --shape 256x512x784 --shape 256x784x512 --shape 512x784x256 --shape 256x400x784 \
     --shape 256x32x784 --shape 256x64x256
 for preset in shallow deep vae keras strided; do

@@ -1,15 +1,17 @@
 //! The matmul rows of `aegpu bench`: every variant this device can run, verified against the CPU
 //! reference first (a wrong one is reported, not timed), on each product `--shape M x N x K` names
-//! (default the deep model's 256x784x512), in each transpose form, beside the CPU baseline.
+//! (default the deep model's 256x784x512), in each transpose form, beside the CPU baseline; with
+//! `--f16`, each SGEMM also with A and C stored as f16.
 
 use super::{BenchArgs, KernelRow, buf, time_cpu, time_gpu_list, values};
 use crate::cpu;
-use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, StorageBuffer, View};
 use crate::kernels::Activation;
 use crate::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use crate::kernels::matmul_policy::MatmulPolicy;
-use crate::tune::{MatmulCandidate, verify_matmul};
+use crate::kernels::matmul_sgemm;
+use crate::tune::{MatmulCandidate, verify_f16_products, verify_matmul};
 
 /// The product the matmul rows measure when no `--shape` is given.
 pub const DEFAULT_SHAPE: [usize; 3] = [256, 784, 512];
@@ -43,6 +45,22 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
             Err(why) => failed.push((variant.name(), why)),
         }
     }
+    if args.f16 {
+        if !gpu.has_f16() {
+            return Err(Error::Config(format!(
+                "--f16 needs an adapter with shader-f16, and {} does not offer it",
+                gpu.info.name
+            )));
+        }
+        for &variant in verified.iter().filter(|v| matmul_sgemm::config(**v).is_some()) {
+            if let Err(why) = verify_f16_products(gpu, variant)? {
+                return Err(Error::Config(format!(
+                    "the f16 products of {} are wrong here: {why}",
+                    variant.name()
+                )));
+            }
+        }
+    }
     let shapes = if args.shapes.is_empty() { vec![DEFAULT_SHAPE] } else { args.shapes.clone() };
     let mut rows = Vec::new();
     for [m, n, k] in shapes {
@@ -50,6 +68,14 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
         let b = values(k * n, 2);
         let mut c = vec![0.0f32; m * n];
         let (ga, gb, gc) = (buf(gpu, "a", &a)?, buf(gpu, "b", &b)?, buf(gpu, "c", &c)?);
+        // With --f16: A and C as f16 (A's values rounded, so no NaN or denormal slows a kernel).
+        let (half_a, half_c) = match args.f16 {
+            true => (
+                Some(View::whole(&StorageBuffer::from_f32_as_f16(gpu, "a f16", &a)?)),
+                Some(View::whole(&StorageBuffer::from_f32_as_f16(gpu, "c f16", &c)?)),
+            ),
+            false => (None, None),
+        };
         let flops = Matmul::flops(m, n, k);
         for trans in Transpose::ALL {
             // The baseline once per product, not once per variant: at 4096^3 it takes seconds.
@@ -73,6 +99,38 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
                 .launches();
                 let gpu_s = time_gpu_list(gpu, &launch, args.seconds)?;
                 let mark = if variant == chosen.pick(m, n) { " (chosen)" } else { "" };
+                if let Some(half_a) = half_a.as_ref().filter(|_| matmul_sgemm::config(variant).is_some()) {
+                    let launch = Matmul {
+                        c: half_c.clone().expect("with half_a"),
+                        a: half_a.clone(),
+                        b: gb.clone(),
+                        bias: None,
+                        m,
+                        n,
+                        k,
+                        trans,
+                        act: Activation::Identity,
+                        accumulate: false,
+                        variant,
+                        splits: 1,
+                        half: Half { a: true, b: false, c: true },
+                    }
+                    .launches();
+                    let f16_s = time_gpu_list(gpu, &launch, args.seconds)?;
+                    rows.push(KernelRow {
+                        kernel: format!(
+                            "matmul {} {} f16 a,c",
+                            variant.name(),
+                            format!("{trans:?}").to_lowercase()
+                        ),
+                        shape: format!("{m}x{n}x{k}"),
+                        unit: "GFLOP/s",
+                        gpu: flops / f16_s / 1e9,
+                        cpu: flops / cpu_s / 1e9,
+                        gpu_ms: f16_s * 1e3,
+                        cpu_ms: cpu_s * 1e3,
+                    });
+                }
                 rows.push(KernelRow {
                     kernel: format!(
                         "matmul {} {}{mark}",

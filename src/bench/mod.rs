@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// e.g. `--shape 4096x4096x4096 --shape 256x784x512`; default 256x784x512).
     #[arg(long = "shape", value_name = "MxNxK", value_parser = parse_shape)]
     pub shapes: Vec<[usize; 3]>,
+    /// Also time each SGEMM configuration with A and C stored as f16 (the products of
+    /// `train --activations f16`), verified first; needs shader-f16.
+    #[arg(long)]
+    pub f16: bool,
 }
 
 /// One row of the table.

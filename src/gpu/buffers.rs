@@ -46,6 +46,19 @@ impl StorageBuffer {
         Ok(b)
     }
 
+    /// A buffer holding `data` rounded to f16, two values per word (value 2i in the low half of
+    /// word i, as WGSL's `array<f16>` reads it): the f16 activation storage's layout.
+    pub fn from_f32_as_f16(gpu: &Gpu, label: &str, data: &[f32]) -> Result<StorageBuffer> {
+        let halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+        StorageBuffer::from_slice(gpu, label, &halves)
+    }
+
+    /// Blocking read of the first `len` values of a buffer of f16 pairs, as f32.
+    pub fn read_f16(&self, gpu: &Gpu, len: usize) -> Result<Vec<f32>> {
+        let words: Vec<u32> = read_words(gpu, &self.buffer, 0..len.div_ceil(2))?;
+        Ok((0..len).map(|i| half::f16::from_bits((words[i / 2] >> (16 * (i % 2))) as u16).to_f32()).collect())
+    }
+
     /// Queues a write of `data` at word offset `at` (ordered before the next submit).
     pub fn write<T: bytemuck::Pod>(&self, gpu: &Gpu, at: usize, data: &[T]) {
         let bytes: &[u8] = bytemuck::cast_slice(data);

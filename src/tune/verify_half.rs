@@ -74,20 +74,17 @@ fn values(len: usize, salt: usize, half: bool) -> Vec<f32> {
 
 /// A buffer of `data`, as f16 (two per word) when `half`.
 fn upload(gpu: &Gpu, label: &str, data: &[f32], half: bool) -> Result<StorageBuffer> {
-    if !half {
-        return StorageBuffer::from_slice(gpu, label, data);
+    match half {
+        true => StorageBuffer::from_f32_as_f16(gpu, label, data),
+        false => StorageBuffer::from_slice(gpu, label, data),
     }
-    let halves: Vec<u16> = data.iter().map(|&v| f16::from_f32(v).to_bits()).chain([0]).collect();
-    let words: Vec<u32> = halves.chunks_exact(2).map(|p| p[0] as u32 | (p[1] as u32) << 16).collect();
-    StorageBuffer::from_slice(gpu, label, &words)
 }
 
 fn read(gpu: &Gpu, buffer: &StorageBuffer, len: usize, half: bool) -> Result<Vec<f32>> {
-    if !half {
-        return buffer.read_f32(gpu, 0..len);
+    match half {
+        true => buffer.read_f16(gpu, len),
+        false => buffer.read_f32(gpu, 0..len),
     }
-    let words = buffer.read_u32(gpu, 0..len.div_ceil(2))?;
-    Ok((0..len).map(|i| f16::from_bits((words[i / 2] >> (16 * (i % 2))) as u16).to_f32()).collect())
 }
 
 fn check(
