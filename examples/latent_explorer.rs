@@ -173,7 +173,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Box<dyn std::error::Error>> {
     let model = Autoencoder::new(&gpu, config, 0, Init::Glorot)?;
     let tc = TrainConfig { epochs: 1, batch: 128, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
     let footprint = Footprint::of(&gpu, &model, tc.batch)?;
-    let options = StepOptions { max_steps_per_submit: opts.steps_per_frame.max(1) };
+    let options = StepOptions { max_steps_per_submit: opts.steps_per_frame.max(1), ..Default::default() };
     let mut session = TrainSession::new(&gpu, &model, &train, tc, options)?;
 
     let g = opts.grid.max(2);

@@ -50,7 +50,7 @@ fn recorded_steps_match_trainer_epochs_bit_for_bit() {
     let epoch_losses = [trainer.epoch(1, |_, _| {}).unwrap(), trainer.epoch(2, |_, _| {}).unwrap()];
 
     let model = Autoencoder::new(&gpu, vae(144), 5, Init::Glorot).unwrap();
-    let options = StepOptions { max_steps_per_submit: 5 };
+    let options = StepOptions { max_steps_per_submit: 5, ..Default::default() };
     let mut session = TrainSession::new(&gpu, &model, &train, config(64), options).unwrap();
     let spe = session.steps_per_epoch();
     assert_eq!(spe, 9);
@@ -106,7 +106,7 @@ fn step_slots_are_enforced_and_streamed_data_refused() {
     let data = synthetic(256, 12, 12, 4, 3);
     let train = GpuDataset::upload(&gpu, &data).unwrap();
     let model = Autoencoder::new(&gpu, vae(144), 5, Init::Glorot).unwrap();
-    let options = StepOptions { max_steps_per_submit: 3 };
+    let options = StepOptions { max_steps_per_submit: 3, ..Default::default() };
     let mut session = TrainSession::new(&gpu, &model, &train, config(32), options).unwrap();
     let mut enc = gpu.device.create_command_encoder(&Default::default());
     session.record_steps(&mut enc, 2).unwrap();
@@ -121,7 +121,13 @@ fn step_slots_are_enforced_and_streamed_data_refused() {
     session.submitted();
     gpu.wait().unwrap();
 
-    let zero = TrainSession::new(&gpu, &model, &train, config(32), StepOptions { max_steps_per_submit: 0 });
+    let zero = TrainSession::new(
+        &gpu,
+        &model,
+        &train,
+        config(32),
+        StepOptions { max_steps_per_submit: 0, ..Default::default() },
+    );
     assert!(zero.is_err());
     let streamed = GpuDataset::upload_with(&gpu, &data, Residency::Host).unwrap();
     let err = TrainSession::new(&gpu, &model, &streamed, config(32), StepOptions::default()).err().unwrap();
@@ -261,4 +267,51 @@ fn a_host_device_with_default_limits_and_no_features_works() {
     assert_eq!(pipelines[0], pipelines[2], "pipelines built after the first frame");
     assert_eq!(losses.len(), 9);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+}
+
+/// f16 activation storage inside a host's frame: a session on a device the host created with
+/// SHADER_F16 trains bit-identically to a `Trainer` with the same storage; on a device created
+/// without it the session is refused with what to request.
+#[test]
+fn f16_activations_in_a_session_match_the_trainer() {
+    use aegpu::nn::ActivationStorage;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+        .expect("an adapter (lavapipe in CI)");
+    assert!(adapter.features().contains(wgpu::Features::SHADER_F16), "lavapipe offers shader-f16");
+    let desc = wgpu::DeviceDescriptor { required_features: wgpu::Features::SHADER_F16, ..Default::default() };
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc)).unwrap();
+    let gpu = Gpu::from_device(device, queue, adapter.get_info());
+    let data = synthetic(600, 12, 12, 4, 3);
+    let train = GpuDataset::upload(&gpu, &data).unwrap();
+    let reference = Autoencoder::new(&gpu, vae(144), 5, Init::Glorot).unwrap();
+    let mut trainer = Trainer::new(&gpu, &reference, &train, config(64)).unwrap();
+    trainer.set_activation_storage(ActivationStorage::F16).unwrap();
+    assert_eq!(trainer.half_tensors(), ["h0", "h3"]);
+    trainer.epoch(1, |_, _| {}).unwrap();
+
+    let model = Autoencoder::new(&gpu, vae(144), 5, Init::Glorot).unwrap();
+    let options = StepOptions { max_steps_per_submit: 9, activations: ActivationStorage::F16 };
+    let mut session = TrainSession::new(&gpu, &model, &train, config(64), options).unwrap();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    session.record_steps(&mut enc, session.steps_per_epoch()).unwrap();
+    gpu.queue.submit([enc.finish()]);
+    session.submitted();
+    gpu.wait().unwrap();
+    let (a, b) = (
+        model.params.buffer.read_all_f32(&gpu).unwrap(),
+        reference.params.buffer.read_all_f32(&gpu).unwrap(),
+    );
+    assert_eq!(bits(&a), bits(&b), "the session's f16 epoch differs from the trainer's");
+
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let plain = Gpu::from_device(device, queue, adapter.get_info());
+    let train = GpuDataset::upload(&plain, &data).unwrap();
+    let model = Autoencoder::new(&plain, vae(144), 5, Init::Glorot).unwrap();
+    let options = StepOptions { activations: ActivationStorage::F16, ..Default::default() };
+    match TrainSession::new(&plain, &model, &train, config(64), options) {
+        Err(aegpu::error::Error::Config(m)) => assert!(m.contains("Features::SHADER_F16"), "{m}"),
+        other => panic!("expected a configuration error, got {:?}", other.err()),
+    }
 }

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, StorageBuffer};
 use crate::gpu_data::{BatchFeed, GpuDataset};
 use crate::models::{Activations, Autoencoder};
+use crate::nn::ActivationStorage;
 use crate::runner::Plan;
 use crate::runner::UniformRing;
 use crate::train::{TrainConfig, epoch_order, step_launches};
@@ -21,11 +22,14 @@ pub struct StepOptions {
     /// The most training steps recorded between two calls of [`TrainSession::submitted`] (the
     /// per-step uniform slots and the loss ring are this long). Default 16.
     pub max_steps_per_submit: usize,
+    /// How the steps store hidden activations (f16 needs a device created with
+    /// `Features::SHADER_F16`; see [`ActivationStorage::F16`]). Default f32.
+    pub activations: ActivationStorage,
 }
 
 impl Default for StepOptions {
     fn default() -> StepOptions {
-        StepOptions { max_steps_per_submit: 16 }
+        StepOptions { max_steps_per_submit: 16, activations: ActivationStorage::F32 }
     }
 }
 
@@ -133,7 +137,7 @@ impl<'a> TrainSession<'a> {
             )));
         }
         let variant = model.matmul_policy(gpu)?;
-        let acts = model.activations(gpu, config.batch)?;
+        let acts = model.activations_stored(gpu, config.batch, options.activations)?;
         let feed = data.feed(gpu, &acts.input(), config.batch)?;
         let index = feed
             .order_buffer()

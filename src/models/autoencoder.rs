@@ -275,11 +275,16 @@ impl Autoencoder {
     /// The tensors f16 storage keeps as f16: see [`crate::nn::Network::half_tensors`]; the code stays f32.
     fn half_tensors(&self, gpu: &Gpu) -> Result<Vec<String>> {
         if !gpu.has_f16() {
-            return Err(Error::Config(format!(
-                "f16 activations need an adapter with shader-f16, and {} does not offer it (`aegpu info` \
-                 says); use --activations f32",
-                gpu.info.name
-            )));
+            return Err(Error::Config(match gpu.owned {
+                true => format!(
+                    "f16 activations need an adapter with shader-f16, and {} does not offer it (`aegpu \
+                     info` says); use --activations f32",
+                    gpu.info.name
+                ),
+                false => "f16 activations need the device created with Features::SHADER_F16 (when the \
+                          adapter offers it); this one was not: request it, or store activations as f32"
+                    .into(),
+            }));
         }
         let half = self.net.half_tensors(&[&self.net.nodes[self.code_node].y]);
         if half.is_empty() {
