@@ -69,19 +69,28 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
         let mut c = vec![0.0f32; m * n];
         let (ga, gb, gc) = (buf(gpu, "a", &a)?, buf(gpu, "b", &b)?, buf(gpu, "c", &c)?);
         // With --f16: A and C as f16 (A's values rounded, so no NaN or denormal slows a kernel).
-        let (half_a, half_c) = match args.f16 {
-            true => (
-                Some(View::whole(&StorageBuffer::from_f32_as_f16(gpu, "a f16", &a)?)),
-                Some(View::whole(&StorageBuffer::from_f32_as_f16(gpu, "c f16", &c)?)),
-            ),
-            false => (None, None),
+        let f16_views = match args.f16 {
+            true => Some((
+                View::whole(&StorageBuffer::from_f32_as_f16(gpu, "a f16", &a)?),
+                View::whole(&StorageBuffer::from_f32_as_f16(gpu, "c f16", &c)?),
+            )),
+            false => None,
         };
         let flops = Matmul::flops(m, n, k);
         for trans in Transpose::ALL {
             // The baseline once per product, not once per variant: at 4096^3 it takes seconds.
             let cpu_s = time_cpu(args.seconds, || cpu::baseline::sgemm(&mut c, &a, &b, m, n, k, trans));
+            let row = |variant: MatmulVariant, what: &str, gpu_s: f64| KernelRow {
+                kernel: format!("matmul {} {}{what}", variant.name(), format!("{trans:?}").to_lowercase()),
+                shape: format!("{m}x{n}x{k}"),
+                unit: "GFLOP/s",
+                gpu: flops / gpu_s / 1e9,
+                cpu: flops / cpu_s / 1e9,
+                gpu_ms: gpu_s * 1e3,
+                cpu_ms: cpu_s * 1e3,
+            };
             for &variant in &verified {
-                let launch = Matmul {
+                let product = Matmul {
                     c: gc.clone(),
                     a: ga.clone(),
                     b: gb.clone(),
@@ -95,55 +104,17 @@ pub fn matmul_rows(gpu: &Gpu, args: &BenchArgs, chosen: impl Into<MatmulPolicy>)
                     variant,
                     splits: 1,
                     half: Half::NONE,
-                }
-                .launches();
-                let gpu_s = time_gpu_list(gpu, &launch, args.seconds)?;
+                };
+                let gpu_s = time_gpu_list(gpu, &product.launches(), args.seconds)?;
                 let mark = if variant == chosen.pick(m, n) { " (chosen)" } else { "" };
-                if let Some(half_a) = half_a.as_ref().filter(|_| matmul_sgemm::config(variant).is_some()) {
-                    let launch = Matmul {
-                        c: half_c.clone().expect("with half_a"),
-                        a: half_a.clone(),
-                        b: gb.clone(),
-                        bias: None,
-                        m,
-                        n,
-                        k,
-                        trans,
-                        act: Activation::Identity,
-                        accumulate: false,
-                        variant,
-                        splits: 1,
-                        half: Half { a: true, b: false, c: true },
-                    }
-                    .launches();
-                    let f16_s = time_gpu_list(gpu, &launch, args.seconds)?;
-                    rows.push(KernelRow {
-                        kernel: format!(
-                            "matmul {} {} f16 a,c",
-                            variant.name(),
-                            format!("{trans:?}").to_lowercase()
-                        ),
-                        shape: format!("{m}x{n}x{k}"),
-                        unit: "GFLOP/s",
-                        gpu: flops / f16_s / 1e9,
-                        cpu: flops / cpu_s / 1e9,
-                        gpu_ms: f16_s * 1e3,
-                        cpu_ms: cpu_s * 1e3,
-                    });
+                rows.push(row(variant, mark, gpu_s));
+                if let Some((a16, c16)) = &f16_views
+                    && matmul_sgemm::config(variant).is_some()
+                {
+                    let half = Half { a: true, b: false, c: true };
+                    let f16 = Matmul { a: a16.clone(), c: c16.clone(), half, ..product };
+                    rows.push(row(variant, " f16 a,c", time_gpu_list(gpu, &f16.launches(), args.seconds)?));
                 }
-                rows.push(KernelRow {
-                    kernel: format!(
-                        "matmul {} {}{mark}",
-                        variant.name(),
-                        format!("{trans:?}").to_lowercase()
-                    ),
-                    shape: format!("{m}x{n}x{k}"),
-                    unit: "GFLOP/s",
-                    gpu: flops / gpu_s / 1e9,
-                    cpu: flops / cpu_s / 1e9,
-                    gpu_ms: gpu_s * 1e3,
-                    cpu_ms: cpu_s * 1e3,
-                });
             }
         }
     }
