@@ -81,6 +81,15 @@ fn capabilities(name: &str) -> Capabilities {
     let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
     match name {
         "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
+        // Built only on devices with cooperative matrices (and f16, for the f16 tiles).
+        _ if name.starts_with("matmul_coop") => {
+            let f16 = if source.contains("enable f16;") {
+                Capabilities::SHADER_FLOAT16
+            } else {
+                Capabilities::empty()
+            };
+            Capabilities::default() | Capabilities::COOPERATIVE_MATRIX | f16
+        }
         // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
         _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
         _ => Capabilities::default(),
@@ -225,11 +234,13 @@ fn matmul_specialisations_validate() {
                 let mut names: Vec<&str> =
                     module.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
                 names.sort();
-                let sgemm = key.shader.name.starts_with("matmul_sgemm");
-                let want_names: &[&str] = if sgemm {
-                    &["BK", "BM", "BN", "MICRO", "TRANS_A", "TRANS_B", "WG_X"]
-                } else {
-                    &["TRANS_A", "TRANS_B"]
+                let want_names: &[&str] = match key.shader.name {
+                    n if n.starts_with("matmul_sgemm") => {
+                        &["BK", "BM", "BN", "MICRO", "TRANS_A", "TRANS_B", "WG_X"]
+                    }
+                    // SUBGROUP_SIZE: set by the pipeline cache from the adapter (default 32 here).
+                    n if n.starts_with("matmul_coop") => &["SUBGROUP_SIZE", "TRANS_A", "TRANS_B"],
+                    _ => &["TRANS_A", "TRANS_B"],
                 };
                 assert_eq!(names, want_names, "{}'s override constants", key.shader.name);
                 assert_eq!(key.entry, variant.entry());
@@ -252,9 +263,10 @@ fn matmul_specialisations_validate() {
             }
         }
     }
-    // Reg, Tiled, Subgroup: one pipeline per transpose form; each SGEMM: 32 (operand loads scalar,
-    // vec4, f16 or vec4 of f16 for each operand, times C stored as f32 or f16).
-    assert_eq!(seen.len(), 3 * 3 + 3 * 3 * 32);
+    // Reg, Tiled, Subgroup and the three cooperative ones: one pipeline per transpose form; each
+    // SGEMM: 32 (operand loads scalar, vec4, f16 or vec4 of f16 for each operand, times C stored as
+    // f32 or f16).
+    assert_eq!(seen.len(), 6 * 3 + 3 * 3 * 32);
 }
 
 /// Every entry point of every shader goes through the same specialisation as wgpu's pipeline

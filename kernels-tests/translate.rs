@@ -4,6 +4,8 @@
 //! translated by naga to MSL, HLSL and SPIR-V with the options wgpu's backends pass, so a construct
 //! one backend cannot express fails here, not on a user's Mac or Windows machine. (The output is
 //! not compiled: that needs Apple's and Microsoft's compilers; the SPIR-V runs in the other tests.)
+//! The cooperative matmul goes to MSL and SPIR-V only: wgpu has cooperative matrices on Metal and
+//! Vulkan, not DX12.
 
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::{SHADERS, conv, matmul_sgemm};
@@ -22,6 +24,15 @@ fn capabilities(name: &str) -> Capabilities {
     let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
     match name {
         "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
+        // Built only on devices with cooperative matrices (and f16, for the f16 tiles).
+        _ if name.starts_with("matmul_coop") => {
+            let f16 = if source.contains("enable f16;") {
+                Capabilities::SHADER_FLOAT16
+            } else {
+                Capabilities::empty()
+            };
+            Capabilities::default() | Capabilities::COOPERATIVE_MATRIX | f16
+        }
         // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
         _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
         _ => Capabilities::default(),
@@ -104,10 +115,18 @@ fn translate(name: &str, entry: &str, constants: &[(String, f64)]) -> Vec<String
     let hlsl_pipeline = naga::back::hlsl::PipelineOptions { entry_point: Some((stage, entry.to_string())) };
     let mut out = String::new();
     let mut writer = naga::back::hlsl::Writer::new(&mut out, &hlsl, &hlsl_pipeline);
-    if let Err(e) = writer.write(&module, &info, None) {
-        failures.push(format!("{what} -> HLSL: {e}"));
-    } else if !out.contains("[numthreads(") {
-        failures.push(format!("{what} -> HLSL: no compute entry point in the output"));
+    // wgpu offers cooperative matrices on Vulkan and Metal only (naga's HLSL writer has none): the
+    // cooperative matmul is never built on DX12.
+    let hlsl_result = match caps.contains(Capabilities::COOPERATIVE_MATRIX) {
+        true => None,
+        false => Some(writer.write(&module, &info, None)),
+    };
+    match hlsl_result {
+        Some(Err(e)) => failures.push(format!("{what} -> HLSL: {e}")),
+        Some(Ok(_)) if !out.contains("[numthreads(") => {
+            failures.push(format!("{what} -> HLSL: no compute entry point in the output"))
+        }
+        _ => {}
     }
 
     // Vulkan: SPIR-V 1.3 where subgroup operations need it, 1.0 otherwise.

@@ -65,7 +65,7 @@ fn bench_shapes_time_every_verified_variant() {
     }
     let gpu = gpu();
     let shapes = vec![[37, 61, 29], [8, 4, 12]];
-    let args = BenchArgs { json: true, kernels_only: true, seconds: 0.01, shapes, f16: false };
+    let args = BenchArgs { json: true, kernels_only: true, seconds: 0.01, shapes, f16: false, coop: false };
     let chosen = MatmulVariant::Reg;
     let r = matmul_rows(&gpu, &args, chosen).unwrap();
     assert!(r.failed.is_empty(), "{:?}", r.failed);

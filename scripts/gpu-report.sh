@@ -45,5 +45,20 @@ done
 # stored as f16 (compare step_us with profile-deep.json).
 run profile-deep-f16.json "$bin" profile --preset deep --batch 256 --steps 10 --json --activations f16 \
     --trace "$out/trace-deep-f16.json"
-echo "report in $out (info.txt, bench.json, bench-matmul.json, profile-*.json, trace-*.json)"
+# Cooperative matrices (tensor cores), where the adapter offers them: the cooperative kernels beside
+# every other variant on 4096^3 and the deep model's products (each verified first; the f16-operand
+# tiles are a precision path), and, with NVIDIA's 16x16 f16 tiles, a deep-preset step that runs
+# every product on them (AEGPU_MATMUL=coop16x16h; compare step_us with profile-deep.json).
+coop="$(AEGPU_COOPERATIVE_MATRIX=1 "$bin" info 2>/dev/null | grep "cooperative matrices yes")"
+if [ -n "$coop" ]; then
+    run bench-coop.json "$bin" bench --json --kernels-only --coop --shape 4096x4096x4096 \
+        --shape 256x512x784 --shape 256x784x512 --shape 512x784x256
+    if echo "$coop" | grep -q "16x16x16 f16 -> f32"; then
+        AEGPU_COOPERATIVE_MATRIX=1 AEGPU_MATMUL=coop16x16h run profile-deep-coop16.json "$bin" profile \
+            --preset deep --batch 256 --steps 10 --json
+    fi
+else
+    echo "skip  bench-coop.json: the adapter offers no cooperative matrices"
+fi
+echo "report in $out (info.txt, bench.json, bench-matmul.json, bench-coop.json, profile-*.json, trace-*.json)"
 exit $status

@@ -6,11 +6,13 @@
 //! kernels are compared with their plain CPU loops (memory-bound either way).
 
 use crate::cpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions, StorageBuffer};
 use crate::kernels::activation::{activation_backward, activation_forward};
 use crate::kernels::gather::gather_u8;
 use crate::kernels::loss::{self, LossKind};
+use crate::kernels::matmul::MatmulVariant;
+use crate::kernels::matmul_coop;
 use crate::kernels::optimizer::{Optimizer, optimizer_step};
 use crate::kernels::reduce::colsum;
 use crate::kernels::{Activation, Launch};
@@ -45,6 +47,10 @@ pub struct BenchArgs {
     /// `train --activations f16`), verified first; needs shader-f16.
     #[arg(long)]
     pub f16: bool,
+    /// Also time the cooperative-matrix kernels (tensor cores) the adapter can run, verified first:
+    /// requests wgpu's experimental feature, like `AEGPU_COOPERATIVE_MATRIX=1`.
+    #[arg(long)]
+    pub coop: bool,
 }
 
 /// One row of the table.
@@ -294,7 +300,14 @@ pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
 /// command line to print: the library never prints.
 pub fn run(args: &BenchArgs) -> Result<String> {
     use std::fmt::Write as _;
-    let gpu = Gpu::new(&GpuOptions::default())?;
+    let gpu = Gpu::new(&GpuOptions { cooperative_matrix: args.coop, ..GpuOptions::default() })?;
+    if args.coop && !MatmulVariant::available(&gpu).iter().any(|v| matmul_coop::tile(*v).is_some()) {
+        let why = matmul_coop::why_none(&gpu);
+        return Err(Error::Config(format!(
+            "--coop: no cooperative-matrix kernel runs on {}: {why}",
+            gpu.info.name
+        )));
+    }
     let r = report(&gpu, args)?;
     if args.json {
         return Ok(serde_json::to_string_pretty(&r).unwrap_or_default() + "\n");

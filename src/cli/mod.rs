@@ -399,11 +399,18 @@ fn info() -> Result<()> {
     say!("adapter:   {}", gpu.describe());
     say!("features:  {:?}", gpu.features);
     let yes_no = |b: bool| if b { "yes" } else { "no" };
-    say!(
-        "precision: f16 storage (shader-f16) {}; cooperative matrices {}",
-        yes_no(gpu.has_f16()),
-        yes_no(gpu.offers_cooperative_matrix())
-    );
+    let coop = match (
+        gpu.offers_cooperative_matrix(),
+        gpu.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+    ) {
+        (false, _) => "no".to_string(),
+        (true, on) => format!(
+            "yes ({}){}",
+            crate::kernels::matmul_coop::describe(&gpu.cooperative_matrices),
+            if on { "" } else { "; AEGPU_COOPERATIVE_MATRIX=1 uses them" }
+        ),
+    };
+    say!("precision: f16 storage (shader-f16) {}; cooperative matrices {coop}", yes_no(gpu.has_f16()));
     let l = &gpu.limits;
     say!(
         "limits:    max_buffer_size {} B, max_storage_buffer_binding_size {} B, storage offset alignment {} B",

@@ -25,6 +25,15 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter name; `None` honours `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
+    /// Request wgpu's experimental cooperative-matrix feature where the adapter offers it (the
+    /// `coop8x8` / `coop16x16h` matmul variants); `AEGPU_COOPERATIVE_MATRIX=1` does the same.
+    /// Off by default: wgpu marks the feature experimental.
+    pub cooperative_matrix: bool,
+}
+
+/// Whether `AEGPU_COOPERATIVE_MATRIX` asks for cooperative matrices (set and not `0`).
+fn cooperative_matrix_from_env() -> bool {
+    std::env::var("AEGPU_COOPERATIVE_MATRIX").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// The backends `WGPU_BACKEND` names (comma-separated, as wgpu reads it; unset or empty: `None`).
@@ -61,6 +70,10 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// What the adapter offers (for `aegpu info`); a borrowed device reports its own features here.
     pub adapter_features: wgpu::Features,
+    /// The cooperative-matrix shapes and types the adapter multiplies (empty when it offers none; a
+    /// host that lends a device with `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` sets them from
+    /// `Adapter::cooperative_matrix_properties`).
+    pub cooperative_matrices: Vec<wgpu::CooperativeMatrixProperties>,
     /// True when we created the device; false when a host lent it to us.
     pub owned: bool,
     /// Compute pipelines built so far, by (shader, entry, constants).
@@ -112,15 +125,29 @@ impl Gpu {
 
         let info = adapter.get_info();
         let adapter_features = adapter.features();
+        let cooperative_matrices = adapter.cooperative_matrix_properties();
         // SHADER_F16: the opt-in f16 activation storage (`--activations f16`) needs it.
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
+        let mut wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
+        let cooperative = options.cooperative_matrix || cooperative_matrix_from_env();
+        if cooperative {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let features = adapter_features & wanted;
+        let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            // SAFETY: wgpu asks the caller to acknowledge that its experimental features may have
+            // bugs. Only the cooperative-matrix matmul uses this one, and the tuner and the bench
+            // run it only after it computed the CPU reference's results on this adapter.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let limits = wanted_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("aegpu"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -140,6 +167,7 @@ impl Gpu {
             limits,
             features,
             adapter_features,
+            cooperative_matrices,
             owned: true,
             pipelines: PipelineCache::default(),
             uncaptured,
@@ -172,6 +200,7 @@ impl Gpu {
             limits,
             features,
             adapter_features: features,
+            cooperative_matrices: Vec::new(),
             owned: false,
             pipelines: PipelineCache::default(),
             uncaptured: Arc::new(Mutex::new(Vec::new())),
@@ -241,10 +270,24 @@ impl Gpu {
         self.features.contains(wgpu::Features::SHADER_F16)
     }
 
-    /// Whether the adapter offers cooperative-matrix products (wgpu's experimental feature: 8x8 f32
-    /// tiles on Metal, and on Vulkan where `VK_KHR_cooperative_matrix` has that shape).
+    /// Whether the adapter offers cooperative-matrix products (wgpu's experimental feature: Metal's
+    /// simdgroup matrices, Vulkan's `VK_KHR_cooperative_matrix`).
     pub fn offers_cooperative_matrix(&self) -> bool {
         self.adapter_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    }
+
+    /// Whether the device can multiply `edge` x `edge` x `edge` cooperative matrices of `ab`
+    /// operands into `cr` accumulators: the feature was requested and the adapter lists the shape.
+    pub fn has_cooperative_matrix(
+        &self,
+        edge: u32,
+        ab: wgpu::CooperativeScalarType,
+        cr: wgpu::CooperativeScalarType,
+    ) -> bool {
+        self.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && self.cooperative_matrices.iter().any(|c| {
+                (c.m_size, c.n_size, c.k_size) == (edge, edge, edge) && c.ab_type == ab && c.cr_type == cr
+            })
     }
 
     /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.

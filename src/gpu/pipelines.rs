@@ -109,8 +109,13 @@ impl Gpu {
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
-            let constants: Vec<(&str, f64)> =
+            let mut constants: Vec<(&str, f64)> =
                 key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
+            // The one override the device decides: a kernel whose workgroup is one subgroup (the
+            // cooperative matmul) declares it, and runs only where the width is fixed.
+            if key.shader.source.contains("override SUBGROUP_SIZE") {
+                constants.push(("SUBGROUP_SIZE", self.info.subgroup_max_size as f64));
+            }
             let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(key.entry),
                 layout: Some(&pipeline_layout),

@@ -2,6 +2,7 @@
 //! `matmul_sgemm.wgsl`): the three products a dense layer needs, with a fused bias + activation
 //! epilogue, in variants chosen per adapter by verification and measurement (see `tune`).
 
+use super::matmul_coop;
 use super::matmul_policy::MatmulPolicy;
 use super::matmul_sgemm::{self, Load};
 use super::{Activation, Launch, MAX_LOOP_STEPS};
@@ -63,16 +64,26 @@ pub enum MatmulVariant {
     Sgemm64x64,
     /// Tiled SGEMM for few rows (small batches), 32x128 blocks in k-steps of 16, 4x4 per invocation.
     Sgemm32x128,
+    /// Cooperative matrices (`matmul_coop.wgsl`), 8x8 f32 tiles, 16x16 blocks per 32-wide subgroup.
+    Coop8x8,
+    /// Cooperative matrices, 8x8 tiles with f16 operands and f32 accumulators (lavapipe's shape), 16x16
+    /// blocks: a precision path the tuner never chooses ([`MatmulVariant::rounds_operands`]).
+    Coop8x8H,
+    /// The same with 16x16 tiles (NVIDIA's tensor-core shape), 32x32 blocks.
+    Coop16x16H,
 }
 
 impl MatmulVariant {
-    pub const ALL: [MatmulVariant; 6] = [
+    pub const ALL: [MatmulVariant; 9] = [
         MatmulVariant::Reg,
         MatmulVariant::Tiled,
         MatmulVariant::Subgroup,
         MatmulVariant::Sgemm128x128,
         MatmulVariant::Sgemm64x64,
         MatmulVariant::Sgemm32x128,
+        MatmulVariant::Coop8x8,
+        MatmulVariant::Coop8x8H,
+        MatmulVariant::Coop16x16H,
     ];
 
     pub fn entry(self) -> &'static str {
@@ -80,8 +91,15 @@ impl MatmulVariant {
             MatmulVariant::Reg => "matmul_reg",
             MatmulVariant::Tiled => "matmul_tiled",
             MatmulVariant::Subgroup => "matmul_subgroup",
+            v if matmul_coop::tile(v).is_some() => matmul_coop::ENTRY,
             v => matmul_sgemm::config(v).map_or("", |c| c.entry()),
         }
+    }
+
+    /// Whether the variant rounds its operands below f32 (f16 tensor-core tiles): a precision path,
+    /// run only when asked for (`AEGPU_MATMUL`, `aegpu bench --coop`), never chosen by the tuner.
+    pub fn rounds_operands(self) -> bool {
+        matches!(self, MatmulVariant::Coop8x8H | MatmulVariant::Coop16x16H)
     }
 
     /// The lower-case name `AEGPU_MATMUL`, the cache and `aegpu bench` use.
@@ -89,14 +107,23 @@ impl MatmulVariant {
         format!("{self:?}").to_lowercase()
     }
 
-    /// The variants this device can run: the subgroup one needs the feature and subgroups of >= 8.
+    /// The variants this device can run: the subgroup one needs the feature and subgroups of >= 8,
+    /// the cooperative ones what [`matmul_coop::runs_on`] says.
     pub fn available(gpu: &crate::gpu::Gpu) -> Vec<MatmulVariant> {
         let subgroups = gpu.features.contains(wgpu::Features::SUBGROUP) && gpu.info.subgroup_min_size >= 8;
-        MatmulVariant::ALL.into_iter().filter(|v| *v != MatmulVariant::Subgroup || subgroups).collect()
+        let runs = |v: MatmulVariant| match v {
+            MatmulVariant::Subgroup => subgroups,
+            v if matmul_coop::tile(v).is_some() => matmul_coop::runs_on(gpu, v),
+            _ => true,
+        };
+        MatmulVariant::ALL.into_iter().filter(|&v| runs(v)).collect()
     }
 
     /// (columns, rows) of C one workgroup covers.
     fn block(self) -> (usize, usize) {
+        if let Some(block) = matmul_coop::block(self) {
+            return block;
+        }
         match (self, matmul_sgemm::config(self)) {
             (_, Some(c)) => c.block(),
             (MatmulVariant::Subgroup, _) => (256, 16),
@@ -182,6 +209,9 @@ impl Matmul {
     pub fn pipeline_keys(variant: MatmulVariant, trans: Transpose) -> Vec<PipelineKey> {
         if let Some(config) = matmul_sgemm::config(variant) {
             return matmul_sgemm::pipeline_keys(config, trans);
+        }
+        if matmul_coop::tile(variant).is_some() {
+            return vec![matmul_coop::pipeline_key(variant, trans)];
         }
         let (ta, tb) = trans.flags();
         let shader = if variant == MatmulVariant::Subgroup { SUBGROUP_SHADER } else { SHADER };

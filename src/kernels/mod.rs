@@ -10,6 +10,7 @@ pub mod conv_shape;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_coop;
 pub mod matmul_policy;
 pub mod matmul_sgemm;
 pub mod optimizer;
@@ -51,9 +52,12 @@ const ALL_SHADERS: [(&str, &str); OTHER_SHADERS.len() + matmul_sgemm::ALL.len()]
     all
 };
 
-const OTHER_SHADERS: [(&str, &str); 19] = [
+const OTHER_SHADERS: [(&str, &str); 22] = [
     (matmul::SHADER.name, matmul::SHADER.source),
     (matmul::SUBGROUP_SHADER.name, matmul::SUBGROUP_SHADER.source),
+    (matmul_coop::SHADER_8_F32.name, matmul_coop::SHADER_8_F32.source),
+    (matmul_coop::SHADER_8_F16.name, matmul_coop::SHADER_8_F16.source),
+    (matmul_coop::SHADER_16_F16.name, matmul_coop::SHADER_16_F16.source),
     (activation::SHADER.name, activation::SHADER.source),
     (activation::HALF_Y_SHADER.name, activation::HALF_Y_SHADER.source),
     (reduce::SHADER.name, reduce::SHADER.source),

@@ -168,10 +168,14 @@ impl Autoencoder {
     pub fn pin_matmul_policy(&mut self, gpu: &Gpu, policy: MatmulPolicy) -> Result<()> {
         let available = crate::kernels::matmul::MatmulVariant::available(gpu);
         if let Some(c) = ShapeClass::ALL.into_iter().find(|&c| !available.contains(&policy.class(c))) {
+            let v = policy.class(c);
+            let why =
+                crate::kernels::matmul_coop::tile(v).map(|_| crate::kernels::matmul_coop::why_not(gpu, v));
             return Err(Error::Config(format!(
-                "the recorded matmul {} needs the {} variant, which this device cannot run",
+                "the recorded matmul {} needs the {} variant, which this device cannot run{}",
                 policy.name(),
-                policy.class(c).name()
+                v.name(),
+                why.map(|w| format!(" ({w})")).unwrap_or_default()
             )));
         }
         self.matmul = Some(policy);

@@ -8,7 +8,9 @@
 //! ([`ShapeClass`]: outputs with a side under 64, the dense layers' sizes, 1024x1024 and more),
 //! timed on a shape of that class, so every product a model runs uses the variant that won on
 //! products like it ([`MatmulPolicy`]). `AEGPU_MATMUL=reg|tiled|subgroup|
-//! sgemm128x128|sgemm64x64|sgemm32x128` forces one variant for every class; the cache lives in
+//! sgemm128x128|sgemm64x64|sgemm32x128|coop8x8|coop8x8h|coop16x16h` forces one variant for every class (the
+//! cooperative-matrix ones need `AEGPU_COOPERATIVE_MATRIX=1`; those with f16 operands are only ever
+//! run when forced); the cache lives in
 //! `$XDG_CACHE_HOME/aegpu/tuning.json` (or `~/.cache/aegpu/`), keyed by adapter, backend, driver,
 //! engine version and a hash of the shader sources (a changed kernel is verified and measured
 //! again), and `AEGPU_RETUNE=1` ignores it.
@@ -35,6 +37,7 @@ use crate::gpu::{Gpu, StorageBuffer};
 use crate::kernels::Activation;
 use crate::kernels::conv::{self, Conv2dShape};
 use crate::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
+use crate::kernels::matmul_coop;
 use crate::kernels::matmul_policy::{MatmulPolicy, ShapeClass};
 use crate::runner::{Plan, View};
 use std::collections::{BTreeMap, HashMap};
@@ -158,8 +161,14 @@ impl Gpu {
     pub fn adapter_key(&self) -> String {
         let i = &self.info;
         let subgroups = self.features.contains(wgpu::Features::SUBGROUP);
+        // Only a device with cooperative matrices adds this: the keys of the others stay as they were.
+        let coop = if self.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            "|cooperative matrices"
+        } else {
+            ""
+        };
         format!(
-            "{}|{:?}|{:x}:{:x}|{}|{}|subgroups={subgroups}|aegpu {}|shaders {:016x}",
+            "{}|{:?}|{:x}:{:x}|{}|{}|subgroups={subgroups}{coop}|aegpu {}|shaders {:016x}",
             i.name,
             i.backend,
             i.vendor,
@@ -195,10 +204,11 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
             Error::Config(format!("AEGPU_MATMUL={v}: use one of {}", names.join(", ")))
         })?;
         if !MatmulVariant::available(gpu).contains(&matmul) {
-            return Err(Error::Config(format!(
-                "AEGPU_MATMUL={v}: this device cannot run it (the subgroup kernel needs Features::SUBGROUP \
-                 and subgroups of at least 8)"
-            )));
+            let why = match matmul_coop::tile(matmul) {
+                Some(_) => matmul_coop::why_not(gpu, matmul),
+                None => "the subgroup kernel needs Features::SUBGROUP and subgroups of at least 8".into(),
+            };
+            return Err(Error::Config(format!("AEGPU_MATMUL={v}: this device cannot run it ({why})")));
         }
         return Ok(Tuning {
             policy: MatmulPolicy::uniform(matmul),
@@ -219,8 +229,12 @@ fn choose(gpu: &Gpu) -> Result<Tuning> {
         t.source = "cache".into();
         return Ok(t);
     }
-    let candidates: Vec<MatmulCandidate> =
-        MatmulVariant::available(gpu).into_iter().map(MatmulCandidate::variant).collect();
+    // A variant that rounds its operands (f16 tensor-core tiles) is a precision path: asked for, not chosen.
+    let candidates: Vec<MatmulCandidate> = MatmulVariant::available(gpu)
+        .into_iter()
+        .filter(|v| !v.rounds_operands())
+        .map(MatmulCandidate::variant)
+        .collect();
     let (correct, failed) = verified(gpu, &candidates)?;
     let variant = |i: usize| candidates[i].variant.expect("the engine's variants");
     let mut policy = MatmulPolicy::uniform(variant(correct[0]));

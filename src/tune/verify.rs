@@ -4,7 +4,8 @@
 //! accumulate into existing values), into a buffer with a guard band after the result that must
 //! stay untouched; a convolution algorithm runs its layer's forward and both backward products at
 //! batch 2. A candidate that is wrong on this adapter is excluded with the first wrong value as the
-//! reason, however fast it is.
+//! reason, however fast it is. A variant that rounds its operands to f16 (a cooperative-matrix
+//! precision path) is held to the product of the rounded operands, accumulated in f32.
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Launch, StorageBuffer};
@@ -114,10 +115,18 @@ fn check_product(
     Plan::new(gpu, "verify matmul", &[candidate.launch(&product)])?.run(gpu)?;
     let got = gpu_c.read_all_f32(gpu)?;
     let mut want = c[..m * n].to_vec();
+    // A variant that rounds its operands to f16 computes the product of the rounded values.
+    let rounds = candidate.variant.is_some_and(MatmulVariant::rounds_operands);
+    let operand = |v: &[f32]| -> Vec<f32> {
+        match rounds {
+            true => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
+            false => v.to_vec(),
+        }
+    };
     crate::cpu::matmul::matmul(
         &mut want,
-        &a,
-        &b,
+        &operand(&a),
+        &operand(&b),
         with_bias.then_some(&bias[..]),
         m,
         n,
