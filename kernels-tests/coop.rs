@@ -166,3 +166,34 @@ fn the_tuner_never_picks_a_variant_that_rounds_its_operands() {
         assert!(!tuning.policy.class(class).rounds_operands(), "{}", tuning.policy.name());
     }
 }
+
+/// A host that created its device with the feature lends it, with the adapter's tile list: the
+/// engine runs the cooperative variants on it and they verify; without the list it runs none.
+#[test]
+fn a_host_device_with_cooperative_matrices_runs_them() {
+    let Some((_, variants)) = coop_gpu() else { return };
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+        .expect("the adapter coop_gpu found");
+    let features = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    let desc = wgpu::DeviceDescriptor {
+        required_features: features,
+        // SAFETY: the host acknowledges wgpu's experimental feature, as `Gpu::new` does.
+        experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+        ..Default::default()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc)).unwrap();
+    let mut gpu = Gpu::from_device(device, queue, adapter.get_info());
+    let coop = |gpu: &Gpu| -> Vec<MatmulVariant> {
+        MatmulVariant::available(gpu).into_iter().filter(|v| matmul_coop::tile(*v).is_some()).collect()
+    };
+    assert!(coop(&gpu).is_empty(), "no tile list, no cooperative kernel");
+    gpu.cooperative_matrices = adapter.cooperative_matrix_properties();
+    assert_eq!(coop(&gpu), variants);
+    for variant in variants {
+        let verdict = verify_matmul(&gpu, &MatmulCandidate::variant(variant)).expect("runs");
+        assert_eq!(verdict, Ok(()), "{} on the host's device", variant.name());
+    }
+}

@@ -26,7 +26,7 @@ pub struct GpuOptions {
     /// Case-insensitive substring of the adapter name; `None` honours `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
     /// Request wgpu's experimental cooperative-matrix feature where the adapter offers it (the
-    /// `coop8x8` / `coop16x16h` matmul variants); `AEGPU_COOPERATIVE_MATRIX=1` does the same.
+    /// `coop*` matmul variants); `AEGPU_COOPERATIVE_MATRIX=1` does the same.
     /// Off by default: wgpu marks the feature experimental.
     pub cooperative_matrix: bool,
 }
@@ -136,8 +136,9 @@ impl Gpu {
         let features = adapter_features & wanted;
         let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
             // SAFETY: wgpu asks the caller to acknowledge that its experimental features may have
-            // bugs. Only the cooperative-matrix matmul uses this one, and the tuner and the bench
-            // run it only after it computed the CPU reference's results on this adapter.
+            // bugs. Only the cooperative-matrix matmul uses this one; the tuner and the bench verify
+            // it against the CPU reference on this adapter first (`AEGPU_MATMUL` forces it
+            // unverified, as it forces any variant), and it was asked for explicitly.
             unsafe { wgpu::ExperimentalFeatures::enabled() }
         } else {
             wgpu::ExperimentalFeatures::disabled()

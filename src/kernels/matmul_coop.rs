@@ -33,7 +33,7 @@ pub const SHADER_8_F16: Shader = coop_shader!("matmul_coop_8_f16", "matmul_coop_
 /// 16x16 tiles, f16 operands, f32 accumulators.
 pub const SHADER_16_F16: Shader = coop_shader!("matmul_coop_16_f16", "matmul_coop_16_f16");
 
-/// The one entry point of both shaders.
+/// The one entry point of the three shaders.
 pub const ENTRY: &str = "matmul_coop";
 
 /// The tile edge, operand and accumulator types of a cooperative variant; `None` for the others.
