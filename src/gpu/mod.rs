@@ -291,6 +291,20 @@ impl Gpu {
             })
     }
 
+    /// The width of every subgroup, where the device has one width: Vulkan's reported minimum and
+    /// maximum when they agree; on Metal, 32 for Apple's GPUs (wgpu reports 4-64 there because
+    /// Metal does not say, but every Apple GPU runs 32-wide SIMD groups). `None` where subgroups may
+    /// differ (AMD's wave32 / wave64) or the device has no subgroup operations.
+    pub fn fixed_subgroup_width(&self) -> Option<u32> {
+        let (min, max) = (self.info.subgroup_min_size, self.info.subgroup_max_size);
+        let apple = self.info.backend == wgpu::Backend::Metal && self.info.name.starts_with("Apple");
+        match (self.features.contains(wgpu::Features::SUBGROUP), apple) {
+            (false, _) => None,
+            (true, true) => Some(32),
+            (true, false) => (min == max).then_some(min),
+        }
+    }
+
     /// Whether this adapter runs on the CPU (lavapipe, WARP, llvmpipe): it changes which kernels win.
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu

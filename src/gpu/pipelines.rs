@@ -113,8 +113,10 @@ impl Gpu {
                 key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))).collect();
             // The one override the device decides: a kernel whose workgroup is one subgroup (the
             // cooperative matmul) declares it, and runs only where the width is fixed.
-            if key.shader.source.contains("override SUBGROUP_SIZE") {
-                constants.push(("SUBGROUP_SIZE", self.info.subgroup_max_size as f64));
+            if key.shader.source.contains("override SUBGROUP_SIZE")
+                && let Some(width) = self.fixed_subgroup_width()
+            {
+                constants.push(("SUBGROUP_SIZE", width as f64));
             }
             let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(key.entry),

@@ -53,13 +53,13 @@ pub fn runs_on(gpu: &Gpu, variant: MatmulVariant) -> bool {
     gpu.has_cooperative_matrix(edge, ab, cr) && (ab != Scalar::F16 || gpu.has_f16()) && width_ok(gpu)
 }
 
-/// Every subgroup has the same width, of at least 8 lanes (a workgroup is one subgroup). lavapipe
-/// (Mesa 26.2) lists cooperative matrices at every `LP_NATIVE_VECTOR_WIDTH` but crashes running
-/// them at widths other than 8 lanes, so it is only used there.
+/// Every subgroup has the same width ([`Gpu::fixed_subgroup_width`]), of at least 8 lanes (a
+/// workgroup is one subgroup). lavapipe (Mesa 26.2) lists cooperative matrices at every
+/// `LP_NATIVE_VECTOR_WIDTH` but crashes running them at widths other than 8 lanes, so it is only
+/// used there.
 fn width_ok(gpu: &Gpu) -> bool {
-    let (min, max) = (gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
     let lavapipe = gpu.info.driver.to_lowercase().contains("llvmpipe");
-    min == max && min >= 8 && (!lavapipe || min == 8) && gpu.features.contains(wgpu::Features::SUBGROUP)
+    gpu.fixed_subgroup_width().is_some_and(|w| w >= 8 && (!lavapipe || w == 8))
 }
 
 /// Why `variant` (a cooperative one) does not run on this device, for error messages.
