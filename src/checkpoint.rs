@@ -101,7 +101,8 @@ pub fn restore(gpu: &Gpu, ckpt: &Checkpoint, path: &Path) -> Result<Autoencoder>
         model.set_conv_algorithms(&chosen).map_err(|e| bad(path, e))?;
     }
     // The same for the matmul variants, where this device runs them all (else the tuned ones run,
-    // and the figures may differ in the last bits).
+    // and the figures may differ in the last bits; by the f16 rounding of the operands, for a run
+    // on cooperative tiles with f16 operands evaluated where they are not available).
     if let Some(policy) = ckpt.matmul_policy() {
         let _ = model.pin_matmul_policy(gpu, policy);
     }

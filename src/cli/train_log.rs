@@ -3,6 +3,7 @@
 
 use crate::data;
 use crate::gpu::Gpu;
+use crate::kernels::matmul_policy::ShapeClass;
 use crate::models::{Autoencoder, Init};
 use crate::train::{GpuDataset, TrainConfig, Trainer};
 
@@ -33,6 +34,15 @@ pub(super) fn print_header(
     let choices = model.kernel_choices();
     if !choices.is_empty() {
         note!("kernels: {choices}");
+    }
+    // A precision path the user forced (cooperative tiles with f16 operands) is said, not implied.
+    if let Ok(policy) = model.matmul_policy(gpu)
+        && ShapeClass::ALL.iter().any(|&c| policy.class(c).rounds_operands())
+    {
+        note!(
+            "matmul:  {} rounds each product's operands to f16 (cooperative matrices, f32 accumulation)",
+            policy.name()
+        );
     }
     let half = trainer.half_tensors();
     if !half.is_empty() {
