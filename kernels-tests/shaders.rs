@@ -3,11 +3,15 @@
 //! header comment each shader starts with, and that every entry point a launcher names exists with
 //! the workgroup size its dispatch assumes.
 
+#[path = "common/capabilities.rs"]
+mod capabilities;
+
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
-use aegpu::kernels::{SHADERS, matmul_sgemm, shader_source};
+use aegpu::kernels::{SHADERS, shader_source};
+use capabilities::capabilities;
 use naga::back::PipelineConstants;
 use naga::back::pipeline_constants::process_overrides;
-use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
+use naga::valid::{ModuleInfo, ValidationFlags, Validator};
 
 /// (shader, entry point, workgroup size) for every pipeline the launchers build. The sizes are what
 /// the host-side dispatch math assumes (`grid_1d(n, 256)`, `grid_1d(n, 1024)` with 4 items per
@@ -73,27 +77,6 @@ const ENTRY_POINTS: &[(&str, &str, [u32; 3])] = &[
 fn parse(name: &str, source: &str) -> naga::Module {
     naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
-}
-
-/// What a shader may use: the subgroup matmul is only built on devices with Features::SUBGROUP, the
-/// f16 SGEMMs on devices with Features::SHADER_F16.
-fn capabilities(name: &str) -> Capabilities {
-    let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
-    match name {
-        "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
-        // Built only on devices with cooperative matrices (and f16, for the f16 tiles).
-        _ if name.starts_with("matmul_coop") => {
-            let f16 = if source.contains("enable f16;") {
-                Capabilities::SHADER_FLOAT16
-            } else {
-                Capabilities::empty()
-            };
-            Capabilities::default() | Capabilities::COOPERATIVE_MATRIX | f16
-        }
-        // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
-        _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
-        _ => Capabilities::default(),
-    }
 }
 
 fn validate(name: &str, what: &str, source: &str, module: &naga::Module) -> ModuleInfo {

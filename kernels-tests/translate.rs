@@ -7,8 +7,12 @@
 //! The cooperative matmul goes to MSL and SPIR-V only: wgpu has cooperative matrices on Metal and
 //! Vulkan, not DX12.
 
+#[path = "common/capabilities.rs"]
+mod capabilities;
+
 use aegpu::kernels::matmul::{Matmul, MatmulVariant, Transpose};
-use aegpu::kernels::{SHADERS, conv, matmul_sgemm};
+use aegpu::kernels::{SHADERS, conv};
+use capabilities::capabilities;
 use naga::back::PipelineConstants;
 use naga::back::pipeline_constants::process_overrides;
 use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
@@ -18,25 +22,6 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn bounds() -> BoundsCheckPolicies {
     let p = BoundsCheckPolicy::ReadZeroSkipWrite;
     BoundsCheckPolicies { index: p, buffer: p, image_load: p, binding_array: BoundsCheckPolicy::Unchecked }
-}
-
-fn capabilities(name: &str) -> Capabilities {
-    let source = SHADERS.iter().find(|(n, _)| *n == name).expect("a registered shader").1;
-    match name {
-        "matmul_subgroup" => Capabilities::default() | Capabilities::SUBGROUP,
-        // Built only on devices with cooperative matrices (and f16, for the f16 tiles).
-        _ if name.starts_with("matmul_coop") => {
-            let f16 = if source.contains("enable f16;") {
-                Capabilities::SHADER_FLOAT16
-            } else {
-                Capabilities::empty()
-            };
-            Capabilities::default() | Capabilities::COOPERATIVE_MATRIX | f16
-        }
-        // Built only on devices with Features::SHADER_F16 (the f16 activation storage).
-        _ if matmul_sgemm::uses_f16(source) => Capabilities::default() | Capabilities::SHADER_FLOAT16,
-        _ => Capabilities::default(),
-    }
 }
 
 /// The pipeline constants the host passes for `entry` of shader `name`: every specialisation
