@@ -8,18 +8,20 @@
 //
 // A cooperative matrix belongs to one subgroup, so a workgroup is one subgroup: SUBGROUP_SIZE
 // invocations, the adapter's width, which the pipeline cache sets (the host runs these kernels only
-// where every subgroup has the same width). It computes a 2T x 2T block of C in four accumulator
-// tiles, T values of k at a time:
-//  - the invocations copy op(A)'s 2T x T and op(B)'s T x 2T pieces into workgroup memory, row-major,
+// where every subgroup has the same width). It computes an RT x RT block of C in R x R = 16
+// accumulator tiles (64x64 with NVIDIA's 16x16 tiles, a warp's usual share), T values of k at a time:
+//  - the invocations copy op(A)'s RT x T and op(B)'s T x RT pieces into workgroup memory, row-major,
 //    converted to Elem, zero outside the matrix (any M, N, K), consecutive invocations reading
 //    consecutive words of each operand as stored;
-//  - the subgroup loads two A tiles and two B tiles from there and multiply-adds the four products;
-//  - at the end it stores the accumulators into workgroup memory, and each invocation applies the
-//    bias, activation and accumulate to its elements of C as matmul.wgsl does.
-// All control flow around the cooperative operations is uniform (no early return).
+//  - the subgroup loads R A tiles and R B tiles from there and multiply-adds the R x R products, so
+//    each staged element feeds R products;
+//  - at the end each accumulator tile goes through workgroup memory, where each invocation applies
+//    the bias, activation and accumulate to its elements of C as matmul.wgsl does.
+// All control flow around the cooperative operations is uniform (no early return; constant trip
+// counts).
 //
 // Bindings: 0 uniform Params, 1 A, 2 B, 3 bias (length N; any buffer when has_bias = 0), 4 C.
-// Dispatch (ceil(N/2T), ceil(M/2T), splits). CPU reference: src/cpu/matmul.rs.
+// Dispatch (ceil(N/RT), ceil(M/RT), splits). CPU reference: src/cpu/matmul.rs.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -50,11 +52,15 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-// op(A)[row0 + i, k0 + kk] at word i*T + kk; op(B)[k0 + kk, col0 + j] at word kk*2T + j.
-var<workgroup> a_sh: array<Elem, 2u * T * T>;
-var<workgroup> b_sh: array<Elem, 2u * T * T>;
-// The block of C before its epilogue: [row i][column j] at word i*2T + j.
-var<workgroup> c_sh: array<f32, 4u * T * T>;
+// Accumulator tiles along each side of a workgroup's block: R x R of them, a block of RT x RT.
+const R: u32 = 4u;
+
+// op(A)[row0 + i, k0 + kk] at word i*T + kk (RT x T); op(B)[k0 + kk, col0 + j] at word kk*RT + j
+// (T x RT).
+var<workgroup> a_sh: array<Elem, R * T * T>;
+var<workgroup> b_sh: array<Elem, R * T * T>;
+// One accumulator tile on its way to the epilogue: [row][column] at word row*T + column.
+var<workgroup> c_sh: array<f32, T * T>;
 
 // op(A)[i, k], zero outside [0, M) x [k_lo, k_hi).
 fn a_at(i: u32, k: u32, k_lo: u32, k_hi: u32) -> Elem {
@@ -100,22 +106,24 @@ fn store(c_base: u32, i: u32, j: u32, acc: f32) {
 
 @compute @workgroup_size(SUBGROUP_SIZE)
 fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let row0 = wid.y * 2u * T;
-    let col0 = wid.x * 2u * T;
+    let bt = R * T;
+    let row0 = wid.y * bt;
+    let col0 = wid.x * bt;
     let k_lo = p.k_first + wid.z * p.k_chunk;
     let k_hi = min(p.k, k_lo + p.k_chunk);
     let tt = T * T;
-    let t2 = 2u * T;
-    var c00 = TileC();
-    var c01 = TileC();
-    var c10 = TileC();
-    var c11 = TileC();
+    var acc: array<TileC, R * R>;
+    for (var q = 0u; q < R * R; q++) {
+        acc[q] = TileC();
+    }
+    var a: array<TileA, R>;
+    var b: array<TileB, R>;
     for (var k0 = k_lo; k0 < k_hi; k0 += T) {
-        // 2T·T elements of each operand, a subgroup's width at a time, in the order each is stored.
-        for (var e = t; e < 2u * tt; e += SUBGROUP_SIZE) {
+        // RT·T elements of each operand, a subgroup's width at a time, in the order each is stored.
+        for (var e = t; e < R * tt; e += SUBGROUP_SIZE) {
             if (TRANS_A) {
-                let kk = e / t2;
-                let i = e % t2;
+                let kk = e / bt;
+                let i = e % bt;
                 a_sh[i * T + kk] = a_at(row0 + i, k0 + kk, k_lo, k_hi);
             } else {
                 let i = e / T;
@@ -125,31 +133,35 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             if (TRANS_B) {
                 let j = e / T;
                 let kk = e % T;
-                b_sh[kk * t2 + j] = b_at(k0 + kk, col0 + j, k_lo, k_hi);
+                b_sh[kk * bt + j] = b_at(k0 + kk, col0 + j, k_lo, k_hi);
             } else {
-                let kk = e / t2;
-                let j = e % t2;
-                b_sh[kk * t2 + j] = b_at(k0 + kk, col0 + j, k_lo, k_hi);
+                let kk = e / bt;
+                let j = e % bt;
+                b_sh[kk * bt + j] = b_at(k0 + kk, col0 + j, k_lo, k_hi);
             }
         }
         workgroupBarrier();
-        let a0 = coopLoadT<TileA>(&a_sh[0], T);
-        let a1 = coopLoadT<TileA>(&a_sh[tt], T);
-        let b0 = coopLoadT<TileB>(&b_sh[0], t2);
-        let b1 = coopLoadT<TileB>(&b_sh[T], t2);
-        c00 = coopMultiplyAdd(a0, b0, c00);
-        c01 = coopMultiplyAdd(a0, b1, c01);
-        c10 = coopMultiplyAdd(a1, b0, c10);
-        c11 = coopMultiplyAdd(a1, b1, c11);
+        for (var i = 0u; i < R; i++) {
+            let at = i * tt;
+            a[i] = coopLoadT<TileA>(&a_sh[at], T);
+            let bj = i * T;
+            b[i] = coopLoadT<TileB>(&b_sh[bj], bt);
+        }
+        for (var q = 0u; q < R * R; q++) {
+            acc[q] = coopMultiplyAdd(a[q / R], b[q % R], acc[q]);
+        }
         workgroupBarrier();
     }
-    coopStoreT(c00, &c_sh[0], t2);
-    coopStoreT(c01, &c_sh[T], t2);
-    coopStoreT(c10, &c_sh[T * t2], t2);
-    coopStoreT(c11, &c_sh[T * t2 + T], t2);
-    workgroupBarrier();
+    // Each accumulator tile through workgroup memory to the per-element epilogue.
     let c_base = wid.z * p.m * p.n;
-    for (var e = t; e < 4u * tt; e += SUBGROUP_SIZE) {
-        store(c_base, row0 + e / t2, col0 + e % t2, c_sh[e]);
+    for (var q = 0u; q < R * R; q++) {
+        coopStoreT(acc[q], &c_sh[0], T);
+        workgroupBarrier();
+        let r0 = row0 + (q / R) * T;
+        let c0 = col0 + (q % R) * T;
+        for (var e = t; e < tt; e += SUBGROUP_SIZE) {
+            store(c_base, r0 + e / T, c0 + e % T, c_sh[e]);
+        }
+        workgroupBarrier();
     }
 }

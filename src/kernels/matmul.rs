@@ -64,12 +64,12 @@ pub enum MatmulVariant {
     Sgemm64x64,
     /// Tiled SGEMM for few rows (small batches), 32x128 blocks in k-steps of 16, 4x4 per invocation.
     Sgemm32x128,
-    /// Cooperative matrices (`matmul_coop.wgsl`), 8x8 f32 tiles, a 16x16 block per subgroup.
+    /// Cooperative matrices (`matmul_coop.wgsl`), 8x8 f32 tiles, a 32x32 block per subgroup.
     Coop8x8,
     /// Cooperative matrices, 8x8 tiles with f16 operands and f32 accumulators (lavapipe's shape), a
-    /// 16x16 block per subgroup: a precision path the tuner never chooses ([`MatmulVariant::rounds_operands`]).
+    /// 32x32 block per subgroup: a precision path the tuner never chooses ([`MatmulVariant::rounds_operands`]).
     Coop8x8H,
-    /// The same with 16x16 tiles (NVIDIA's tensor-core shape), a 32x32 block per subgroup.
+    /// The same with 16x16 tiles (NVIDIA's tensor-core shape), a 64x64 block per subgroup.
     Coop16x16H,
 }
 

@@ -111,9 +111,12 @@ pub fn pipeline_key(variant: MatmulVariant, trans: Transpose) -> PipelineKey {
     PipelineKey::new(shader, ENTRY, &[("TRANS_A", ta as u32 as f64), ("TRANS_B", tb as u32 as f64)])
 }
 
-/// (columns, rows) of C one workgroup covers: 2x2 tiles.
+/// Accumulator tiles along each side of a workgroup's block (`R` in the shader).
+const TILES_PER_SIDE: usize = 4;
+
+/// (columns, rows) of C one workgroup covers: 4x4 tiles.
 pub fn block(variant: MatmulVariant) -> Option<(usize, usize)> {
-    tile(variant).map(|(edge, _, _)| (2 * edge as usize, 2 * edge as usize))
+    tile(variant).map(|(edge, _, _)| (TILES_PER_SIDE * edge as usize, TILES_PER_SIDE * edge as usize))
 }
 
 /// The listing `aegpu info` prints: each shape and type the adapter multiplies, e.g.
