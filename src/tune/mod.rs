@@ -104,8 +104,9 @@ impl Gpu {
             return Ok(t.clone());
         }
         let t = choose(self)?;
-        matmul_choices().lock().map_err(|_| poisoned())?.insert(key, t.clone());
-        Ok(t)
+        // Another thread may have measured too, meanwhile: the first choice stored is the one
+        // everybody in this process runs (a model built with it and one restored later agree).
+        Ok(matmul_choices().lock().map_err(|_| poisoned())?.entry(key).or_insert(t).clone())
     }
 
     /// The matmul variant of each shape class of product.
@@ -150,8 +151,9 @@ impl Gpu {
                 best
             }
         };
-        conv_choices().lock().map_err(|_| poisoned())?.insert(key, best);
-        Ok(best)
+        // As for the matmul: the first choice stored in this process wins, so two threads that
+        // measured the same layer at once still run the same algorithm.
+        Ok(*conv_choices().lock().map_err(|_| poisoned())?.entry(key).or_insert(best))
     }
 
     /// A key naming the adapter, its driver, and the device features the variants depend on (a
