@@ -1,12 +1,13 @@
-//! The cooperative-matrix matmul (`shaders/matmul_coop.wgsl`) on every adapter shape it runs here,
-//! each transpose form, on awkward shapes, with the bias + activation and accumulate epilogues,
-//! split-K and a K past the loop bound, against the CPU reference (on f16-rounded operands for the
-//! f16 tiles), with a guard band after C; and the tuner's own verification of each.
+//! The cooperative-matrix matmul (`shaders/matmul_coop.wgsl`) with every tile type the adapter
+//! runs, each transpose form, on awkward shapes, with the bias + activation and accumulate
+//! epilogues, split-K and a K past the loop bound, against the CPU reference (on f16-rounded
+//! operands for the f16 tiles), with a guard band after C; the tuner's own verification of each;
+//! a fresh tuning that leaves the f16 tiles alone; and a device a host lends.
 //!
-//! Needs an adapter with cooperative matrices and 32-wide subgroups: CI runs this binary on
-//! Debian sid's lavapipe (Mesa 26, 8x8 f16 tiles) at `LP_NATIVE_VECTOR_WIDTH=1024` through
+//! Needs an adapter with cooperative matrices and one subgroup width: CI runs this binary on
+//! Debian sid's lavapipe (Mesa 26, 8x8 f16 tiles, at its default 8 lanes) through
 //! `scripts/lavapipe-coop.sh`, with `AEGPU_REQUIRE_COOP=1` so that an adapter without them fails
-//! instead of skipping.
+//! instead of skipping (elsewhere each test skips with a note).
 
 mod common;
 
