@@ -6,7 +6,8 @@
 #   scripts/lavapipe-coop.sh CACHE_DIR COMMAND [ARGS...]
 #
 # Downloads sid's mesa-vulkan-drivers and the libraries it and its LLVM need (sid's own C library
-# among them: sid builds against a newer glibc than bookworm's) from deb.debian.org into CACHE_DIR
+# among them: sid builds against a newer glibc than bookworm's) from the Debian mirror this machine's
+# apt configuration names (or DEBIAN_MIRROR) into CACHE_DIR
 # (kept for the next run), then runs COMMAND under sid's dynamic loader with those libraries first,
 # and the host's for the rest (X11 / xcb, the Vulkan loader), with VK_DRIVER_FILES naming only sid's
 # lavapipe. The package names come from sid's index at the time, so a new Mesa or LLVM in sid is
@@ -16,7 +17,15 @@ set -euo pipefail
 
 cache="${1:?usage: scripts/lavapipe-coop.sh CACHE_DIR COMMAND [ARGS...]}"
 shift
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The mirror: DEBIAN_MIRROR, else the first main archive (not -security) apt is configured with, so
+# the script goes wherever the machine's own packages come from.
+mirror="${DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null \
+    | awk '$2 !~ /-security$/ { print $1; exit }')}"
+mirror="${mirror%/}"
+if [ -z "$mirror" ]; then
+    echo "lavapipe-coop: no Debian mirror in the apt configuration; set DEBIAN_MIRROR" >&2
+    exit 3
+fi
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 root="$cache/root"
