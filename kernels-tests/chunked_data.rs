@@ -60,7 +60,7 @@ fn train_with(gpu: &Gpu, residency: Residency) -> (Outcome, String, String) {
         optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(),
         seed: 5,
     };
-    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     // 200 test examples in batches of 64: the remainder plan reads from position 192.
     let eval = Evaluator::new(gpu, &model, &test, 64).unwrap().run(20).unwrap();
     let m = eval.metrics;

@@ -525,7 +525,7 @@ fn a_user_architecture_lowers_trains_and_mirrors_its_encoder() {
         optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(),
         seed: 3,
     };
-    let history = aegpu::run::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    let history = aegpu::run::train(&gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     assert!(history[2].test_loss < history[0].test_loss, "{history:?}");
     // Errors name the layer and what was wrong.
     for (arch, needle) in [
@@ -582,7 +582,7 @@ fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> History {
     let initial = Evaluator::new(gpu, &model, &test, 100).unwrap().run(0).unwrap().metrics;
     let initial = (initial.mse_px, initial.bce_px);
     let tc = TrainConfig { epochs, batch: 40, optimizer: Optimizer::parse("adam", 1e-2, 0.0).unwrap(), seed };
-    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     (initial, history.iter().map(|m| (m.train_loss, m.test_mse_px, m.test_bce_px)).collect())
 }
 
@@ -624,7 +624,7 @@ fn checkpoint_round_trip(config: ConvConfig, expected: &[(&str, &[usize])]) {
     let test = GpuDataset::upload(&gpu, &test).unwrap();
     let tc =
         TrainConfig { epochs: 1, batch: 25, optimizer: Optimizer::parse("adamw", 1e-3, 1e-2).unwrap(), seed };
-    aegpu::run::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    aegpu::run::train(&gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     let before = Evaluator::new(&gpu, &model, &test, 16).unwrap().run(20).unwrap();
 
     let dir =

@@ -228,7 +228,7 @@ fn train_losses(gpu: &Gpu, seed: u64, epochs: usize) -> Vec<(f64, f64, f64)> {
     let train = GpuDataset::upload(gpu, &train).unwrap();
     let test = GpuDataset::upload(gpu, &test).unwrap();
     let tc = TrainConfig { epochs, batch: 50, optimizer: Optimizer::parse("adam", 3e-3, 0.0).unwrap(), seed };
-    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    let history = aegpu::run::train(gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     history.iter().map(|m| (m.train_loss, m.test_mse_px, m.test_bce_px)).collect()
 }
 
@@ -290,7 +290,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         optimizer: Optimizer::parse("adamw", 1e-3, 1e-2).unwrap(),
         seed: 1,
     };
-    aegpu::run::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(())).unwrap();
+    aegpu::run::train(&gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(())).unwrap();
     let before = Evaluator::new(&gpu, &model, &test, 64).unwrap().run(20).unwrap();
 
     let dir = std::env::temp_dir().join(format!("aegpu-ckpt-{}", std::process::id()));
@@ -387,7 +387,7 @@ fn a_diverging_run_is_reported() {
     // SGD at an absurd rate blows the weights up to inf/NaN within an epoch or two.
     let tc =
         TrainConfig { epochs: 3, batch: 50, optimizer: Optimizer::parse("sgd", 1e4, 0.0).unwrap(), seed: 0 };
-    let r = aegpu::run::train(&gpu, &model, &train, &test, &tc, false, |_, _| Ok(()));
+    let r = aegpu::run::train(&gpu, &model, &train, &test, &tc, &mut (), |_, _| Ok(()));
     assert!(matches!(r, Err(Error::Diverged { .. })), "got {:?}", r.map(|h| h.len()));
 }
 

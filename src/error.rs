@@ -46,6 +46,18 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A part of the crate that this build leaves out (a Cargo feature not enabled).
+    #[error(
+        "{what} needs aegpu's `{feature}` feature, which this build leaves out: enable it in Cargo.toml \
+         (aegpu = {{ ..., features = [\"{feature}\"] }})"
+    )]
+    FeatureDisabled {
+        /// The Cargo feature that brings it: `images`, `npy`, `pca` or `bench`.
+        feature: &'static str,
+        /// What was asked for, e.g. "reading the image folder photos/".
+        what: String,
+    },
+
     /// The dataset directory or one of its files is missing.
     #[error(
         "{what} not found; looked in:\n{looked}\n  expected files: {expected}\n  pass --data DIR or set AEGPU_DATA to the folder that holds them"

@@ -7,12 +7,11 @@
 //! loop: steps, evaluation and decoding recorded into the host's encoder, textures in and out).
 pub mod atomic_file;
 pub mod average;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod checkpoint;
 pub mod classify;
-// The command line's doc comments are its --help texts, where `<class>` means a placeholder, not HTML.
-#[allow(rustdoc::invalid_html_tags)]
-pub mod cli;
+#[cfg(all(feature = "images", feature = "npy"))]
 pub mod codec;
 pub mod cpu;
 pub mod data;
@@ -26,6 +25,7 @@ pub mod kernels;
 pub mod layerwise;
 pub mod models;
 pub mod nn;
+#[cfg(all(feature = "pca", feature = "images", feature = "npy"))]
 pub mod pca;
 pub mod profile;
 pub mod recirculation;
@@ -35,6 +35,7 @@ pub mod runner;
 pub mod steps;
 pub mod train;
 pub mod tune;
+#[cfg(feature = "images")]
 pub mod viz;
 
 pub use error::{Error, Result};

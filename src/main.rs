@@ -1,6 +1,8 @@
-//! The `aegpu` command line: parses the arguments and runs the command (see `aegpu::cli`).
+//! The `aegpu` command line: parses the arguments and runs the command (see `cli`).
 
 use std::io::Write;
+
+mod cli;
 
 /// The library logs through the `log` facade and never prints; the command line shows its warnings
 /// (and errors) on stderr as `warning: ...`, the way it printed them before. `AEGPU_LOG=info` or
@@ -40,8 +42,8 @@ fn main() {
     if log::set_boxed_logger(Box::new(StderrLogger(level))).is_ok() {
         log::set_max_level(level);
     }
-    let cli = aegpu::cli::Cli::parse_args();
-    if let Err(e) = aegpu::cli::run(cli) {
+    let cli = cli::Cli::parse_args();
+    if let Err(e) = cli::run(cli) {
         // Never panic on a closed stderr; the exit code still tells.
         let _ = writeln!(std::io::stderr(), "error: {e}");
         // 130: interrupted by Ctrl-C (SIGINT), as shells report it.

@@ -1,5 +1,5 @@
-//! A training run over several epochs: the epoch loop with its progress bar, the evaluation after
-//! every epoch and a callback that writes what the caller keeps. A run can start in the middle of
+//! A training run over several epochs: the epoch loop with its progress reports, the evaluation
+//! after every epoch and a callback that writes what the caller keeps. A run can start in the middle of
 //! an epoch (resume) and stop between two submits of steps when asked (Ctrl-C): the step counter,
 //! the epoch's seeded order and the random streams are all functions of the position, so a stopped
 //! and resumed run computes exactly what an uninterrupted one does.
@@ -13,9 +13,33 @@ use std::time::Instant;
 /// Where a run continues: batch `batch` of epoch `epoch` (epochs count from 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
+    /// The epoch, counting from 1.
     pub epoch: usize,
+    /// The next step of that epoch to run, counting from 0.
     pub batch: usize,
 }
+
+/// What a run reports while it trains: a progress bar (the command line draws one), a log line,
+/// or nothing (`&mut ()`). Every method has an empty default.
+pub trait Progress {
+    /// Epoch `epoch` of `epochs` begins: `steps` steps, of which `done` already ran (a resumed
+    /// epoch starts past 0).
+    fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
+        let _ = (epoch, epochs, steps, done);
+    }
+
+    /// `done` of the epoch's steps have run; `loss` is the running mean training loss when one
+    /// was read back since the last report.
+    fn steps_done(&mut self, done: usize, loss: Option<f64>) {
+        let _ = (done, loss);
+    }
+
+    /// The epoch's steps are over, or were stopped (its evaluation comes next).
+    fn epoch_finished(&mut self) {}
+}
+
+/// No reports.
+impl Progress for () {}
 
 impl Position {
     /// The first step of a fresh run.
@@ -23,20 +47,20 @@ impl Position {
 }
 
 /// Trains for `config.epochs`, evaluating on `test` after every epoch; `on_epoch` sees each epoch's
-/// metrics (write them, checkpoint, ...). Progress goes to a bar on stderr when `show_progress`.
+/// metrics (write them, checkpoint, ...); `progress` hears of every epoch and submit of steps.
 pub fn train(
     gpu: &Gpu,
     model: &Autoencoder,
     train: &GpuDataset,
     test: &GpuDataset,
     config: &TrainConfig,
-    show_progress: bool,
+    progress: &mut dyn Progress,
     mut on_epoch: impl FnMut(&EpochMetrics, &Evaluator) -> Result<()>,
 ) -> Result<Vec<EpochMetrics>> {
     let mut trainer = Trainer::new(gpu, model, train, config.clone())?;
     let evaluator = Evaluator::new(gpu, model, test, 1000)?;
     let mut history = Vec::new();
-    run_epochs(&mut trainer, &evaluator, Position::START, show_progress, &|| false, |m, _, e| {
+    run_epochs(&mut trainer, &evaluator, Position::START, progress, &|| false, |m, _, e| {
         on_epoch(m, e)?;
         history.push(m.clone());
         Ok(())
@@ -52,7 +76,7 @@ pub fn run_epochs(
     trainer: &mut Trainer,
     evaluator: &Evaluator,
     from: Position,
-    show_progress: bool,
+    progress: &mut dyn Progress,
     stop: &dyn Fn() -> bool,
     mut on_epoch: impl FnMut(&EpochMetrics, &Trainer, &Evaluator) -> Result<()>,
 ) -> Result<Option<Position>> {
@@ -62,15 +86,10 @@ pub fn run_epochs(
     let lr = trainer.config().optimizer.lr();
     for epoch in from.epoch..=epochs {
         let first = if epoch == from.epoch { from.batch } else { 0 };
-        let bar = progress_bar(show_progress, steps, first, format!("{epoch}/{epochs}"));
+        progress.epoch_started(epoch, epochs, steps, first);
         let start = Instant::now();
-        let end = trainer.run_epoch(epoch, first, stop, |done, running| {
-            bar.set_position(done as u64);
-            if let Some(l) = running {
-                bar.set_message(format!("loss {l:.5}"));
-            }
-        });
-        bar.finish_and_clear();
+        let end = trainer.run_epoch(epoch, first, stop, |done, running| progress.steps_done(done, running));
+        progress.epoch_finished();
         let train_loss = match end? {
             EpochEnd::Finished { train_loss } => train_loss,
             EpochEnd::Stopped { next_batch } => return Ok(Some(Position { epoch, batch: next_batch })),
@@ -113,18 +132,4 @@ pub fn run_epochs(
         }
     }
     Ok(None)
-}
-
-fn progress_bar(show: bool, steps: usize, done: usize, prefix: String) -> indicatif::ProgressBar {
-    let bar = if show { indicatif::ProgressBar::new(steps as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix);
-    bar.set_position(done as u64);
-    bar
 }

@@ -28,28 +28,30 @@ use conv::conv_rows;
 pub use matmul::{DEFAULT_SHAPE, MatmulRows, matmul_rows, parse_shape};
 use std::time::Instant;
 
-#[derive(clap::Args, Debug, Clone)]
+/// What `aegpu bench` measures (its command-line options with the `cli` feature).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct BenchArgs {
     /// Print one JSON object instead of the table.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub json: bool,
     /// Skip the training-step measurements.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub kernels_only: bool,
     /// Seconds to spend on each measurement (more = steadier).
-    #[arg(long, default_value_t = 0.5)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.5))]
     pub seconds: f64,
     /// A matmul product M x N x K to measure with every variant, in each transpose form (repeatable,
     /// e.g. `--shape 4096x4096x4096 --shape 256x784x512`; default 256x784x512).
-    #[arg(long = "shape", value_name = "MxNxK", value_parser = parse_shape)]
+    #[cfg_attr(feature = "cli", arg(long = "shape", value_name = "MxNxK", value_parser = parse_shape))]
     pub shapes: Vec<[usize; 3]>,
     /// Also time each SGEMM configuration with A and C stored as f16 (the products of
     /// `train --activations f16`), verified first; needs shader-f16.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub f16: bool,
     /// Also time the cooperative-matrix kernels (tensor cores) the adapter can run, verified first:
     /// requests wgpu's experimental feature, like `AEGPU_COOPERATIVE_MATRIX=1`.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub coop: bool,
 }
 

@@ -8,19 +8,19 @@ use super::data::load_source;
 use super::pseudo_flags::pseudo_config;
 use super::run_dir::{Claim, RunDir};
 use super::{DataArgs, SubmitArgs};
-use crate::atomic_file::write_atomic;
-use crate::checkpoint;
-use crate::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
-use crate::classify::train::{
+use aegpu::atomic_file::write_atomic;
+use aegpu::checkpoint;
+use aegpu::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
+use aegpu::classify::train::{
     ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Scores,
 };
-use crate::classify::{Classifier, ClassifierOptions, Start};
-use crate::data::{DataSource, Dataset, U8Map};
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuOptions};
-use crate::kernels::optimizer::Optimizer;
-use crate::models::{Autoencoder, Init};
-use crate::nn::Noise;
+use aegpu::classify::{Classifier, ClassifierOptions, Start};
+use aegpu::data::{DataSource, Dataset, U8Map};
+use aegpu::error::{Error, Result};
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::kernels::optimizer::Optimizer;
+use aegpu::models::{Autoencoder, Init};
+use aegpu::nn::Noise;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -263,7 +263,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         }
         let suffix = if args.seed.len() == 1 { String::new() } else { format!("-seed{seed}") };
         let title = format!("test error {:.2}%, {} labels, seed {seed}", 100.0 * scores.error, labelled.n);
-        crate::viz::save_confusion_png(
+        aegpu::viz::save_confusion_png(
             &dir.join(&format!("confusion{suffix}.png")),
             &counts,
             &class_names,
@@ -283,7 +283,7 @@ pub(super) fn classify_cmd(args: ClassifyArgs) -> Result<()> {
         errors.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &e| (a.min(e), b.max(e)));
     if args.seed.len() > 1 {
         let title = format!("test error {:.2}% (mean of {} label draws)", 100.0 * mean, errors.len());
-        crate::viz::save_confusion_png(&dir.join("confusion.png"), &summed, &class_names, &title)?;
+        aegpu::viz::save_confusion_png(&dir.join("confusion.png"), &summed, &class_names, &title)?;
     }
     let summary = serde_json::json!({
         "checkpoint": args.checkpoint.display().to_string(),

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use super::data::load_source;
 use super::model_io::{Opened, check_input, checkpoint_source, open_model};
-use crate::codec::container::{self, Precision};
-use crate::codec::files::{CodeSet, read_codes, write_codes};
-use crate::codec::images::{read_images, write_png};
-use crate::codec::{self};
-use crate::error::{Error, Result};
+use aegpu::codec::container::{self, Precision};
+use aegpu::codec::files::{CodeSet, read_codes, write_codes};
+use aegpu::codec::images::{read_images, write_png};
+use aegpu::codec::{self};
+use aegpu::error::{Error, Result};
 
 #[derive(clap::Args)]
 pub struct EncodeArgs {
@@ -167,7 +167,7 @@ pub(super) fn decode_cmd(args: DecodeArgs) -> Result<()> {
 fn write_images(out: &Path, images: &[f32], n: usize, shape: [usize; 3], names: &[String]) -> Result<()> {
     if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
         let cols = (n as f64).sqrt().ceil() as usize;
-        crate::viz::save_image_grid(out, images, n, shape, cols, 2)?;
+        aegpu::viz::save_image_grid(out, images, n, shape, cols, 2)?;
         note!("wrote {} ({n} images)", out.display());
         return Ok(());
     }
@@ -242,7 +242,7 @@ pub(super) fn compress_cmd(args: CompressArgs) -> Result<()> {
             "precision": args.precision,
             "code_dim": o.model.code_dim(),
             "model_hash": format!("{hash:016x}"),
-            "psnr_db": crate::generate::mean_psnr(&as_png, &files.images, o.model.input_dim()),
+            "psnr_db": aegpu::generate::mean_psnr(&as_png, &files.images, o.model.input_dim()),
         })
     );
     Ok(())

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::source::{Layout, Whiten};
-use crate::data::{self, DataSource, Dataset, FolderSpec, PatchSpec, SourceKind, Split, U8Map};
-use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::train::{GpuDataset, Residency};
+use aegpu::data::source::{Layout, Whiten};
+use aegpu::data::{self, DataSource, Dataset, FolderSpec, PatchSpec, SourceKind, Split, U8Map};
+use aegpu::error::{Error, Result};
+use aegpu::gpu::Gpu;
+use aegpu::train::{GpuDataset, Residency};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {

@@ -4,14 +4,14 @@
 //! checkpoint.
 
 use super::run_dir::RunDir;
-use crate::average::WeightAverage;
-use crate::checkpoint;
-use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::models::Autoencoder;
-use crate::resume::{STATE_FILE, TrainState};
-use crate::run::Position;
-use crate::train::{EpochMetrics, EvalOutput, Evaluator, Trainer};
+use aegpu::average::WeightAverage;
+use aegpu::checkpoint;
+use aegpu::error::{Error, Result};
+use aegpu::gpu::Gpu;
+use aegpu::models::Autoencoder;
+use aegpu::resume::{STATE_FILE, TrainState};
+use aegpu::run::Position;
+use aegpu::train::{EpochMetrics, EvalOutput, Evaluator, Trainer};
 use std::collections::BTreeMap;
 use std::io::Write;
 

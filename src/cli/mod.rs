@@ -27,6 +27,7 @@ mod model_io;
 mod pca;
 mod plots;
 mod pretrain;
+mod progress;
 mod profile;
 mod pseudo_flags;
 mod rate;
@@ -38,9 +39,9 @@ mod train_log;
 
 pub use data::{DataArgs, ExportArgs};
 
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuOptions};
-use crate::kernels::Activation;
+use aegpu::error::{Error, Result};
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::kernels::Activation;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -65,7 +66,7 @@ pub enum Command {
     /// Recompute the test metrics of a checkpoint (a denoising model's also on clean inputs) and, with --out, its pictures.
     Eval(EvalArgs),
     /// Kernel GFLOP/s on this GPU vs the CPU baseline, and training-step throughput.
-    Bench(crate::bench::BenchArgs),
+    Bench(aegpu::bench::BenchArgs),
     /// A training step's dispatches timed on the GPU (timestamp queries): the kernels by share of
     /// the step, and a Chrome trace.
     Profile(profile::ProfileArgs),
@@ -338,7 +339,7 @@ pub struct SubmitArgs {
     /// bit-identical results; more saves the per-submit cost, and Ctrl-C stops after the current
     /// group. Streamed data (--stream-data, or data too large for the GPU) always runs one step
     /// per submit.
-    #[arg(long, value_name = "K", default_value_t = crate::train::DEFAULT_STEPS_PER_SUBMIT)]
+    #[arg(long, value_name = "K", default_value_t = aegpu::train::DEFAULT_STEPS_PER_SUBMIT)]
     pub steps_per_submit: usize,
 }
 
@@ -375,7 +376,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info => info(),
         Command::Train(args) => train::train_cmd(*args),
         Command::Eval(args) => tools::eval_cmd(args),
-        Command::Bench(args) => crate::bench::run(&args).map(|report| say!("{}", report.trim_end())),
+        Command::Bench(args) => aegpu::bench::run(&args).map(|report| say!("{}", report.trim_end())),
         Command::Profile(args) => profile::profile_cmd(args),
         Command::Sample(args) => tools::sample_cmd(args),
         Command::Grid(args) => tools::grid_cmd(args),
@@ -406,7 +407,7 @@ fn info() -> Result<()> {
         (false, _) => "no".to_string(),
         (true, on) => format!(
             "yes ({}){}",
-            crate::kernels::matmul_coop::describe(&gpu.cooperative_matrices),
+            aegpu::kernels::matmul_coop::describe(&gpu.cooperative_matrices),
             if on { "" } else { "; AEGPU_COOPERATIVE_MATRIX=1 uses them" }
         ),
     };

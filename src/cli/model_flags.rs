@@ -3,12 +3,12 @@
 //! not apply to the chosen model is an error that says so, never silently ignored.
 
 use super::{TrainArgs, parse_act};
-use crate::error::{Error, Result};
-use crate::kernels::loss::LossKind;
-use crate::kernels::penalty::SparseNorm;
-use crate::models::ModelConfig;
-use crate::models::conv::ConvConfig;
-use crate::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
+use aegpu::error::{Error, Result};
+use aegpu::kernels::loss::LossKind;
+use aegpu::kernels::penalty::SparseNorm;
+use aegpu::models::ModelConfig;
+use aegpu::models::conv::ConvConfig;
+use aegpu::models::dense::{DenseConfig, Noise, Regularizers, Sparse, Variational};
 
 /// The model of `args` for data of shape `input` (`[channels, rows, cols]`).
 pub(super) fn model_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ModelConfig> {
@@ -131,7 +131,7 @@ fn layer_list_regularizers(args: &TrainArgs, config: ConvConfig) -> Result<ConvC
 /// A user-written network (`--arch TEXT` or `--arch-file JSON`).
 fn arch_config(args: &TrainArgs, input: [usize; 3], loss: LossKind) -> Result<ConvConfig> {
     let config = match (&args.arch, &args.arch_file) {
-        (Some(text), _) => crate::models::arch::parse(text, input, loss, parse_act(&args.output, "output")?)?,
+        (Some(text), _) => aegpu::models::arch::parse(text, input, loss, parse_act(&args.output, "output")?)?,
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             let config: ConvConfig = serde_json::from_str(&text)

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use super::DataArgs;
-use crate::checkpoint::{self, Checkpoint};
-use crate::data::DataSource;
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuOptions};
-use crate::models::Autoencoder;
+use aegpu::checkpoint::{self, Checkpoint};
+use aegpu::data::DataSource;
+use aegpu::error::{Error, Result};
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::models::Autoencoder;
 
 /// A checkpoint's model on a fresh GPU, with what the file holds.
 pub(super) struct Opened {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use super::DataArgs;
 use super::data::load_source;
 use super::model_io::{check_input, open_model};
-use crate::error::{Error, Result};
-use crate::pca::{Pca, angles, mse};
+use aegpu::error::{Error, Result};
+use aegpu::pca::{Pca, angles, mse};
 
 #[derive(clap::Args)]
 pub struct PcaArgs {
@@ -78,7 +78,7 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
     let pca = match (&opened, args.cpu) {
         (_, true) => Pca::fit(&train, dim, kmax)?,
         (Some(o), false) => Pca::fit_gpu(&o.gpu, &train, dim, kmax)?,
-        (None, false) => Pca::fit_gpu(&crate::gpu::Gpu::new(&Default::default())?, &train, dim, kmax)?,
+        (None, false) => Pca::fit_gpu(&aegpu::gpu::Gpu::new(&Default::default())?, &train, dim, kmax)?,
     };
     let fit_s = start.elapsed().as_secs_f64();
     drop(train);
@@ -104,7 +104,7 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
     }
     if let (Some(o), Some(path)) = (&opened, &args.checkpoint) {
         let k = o.model.code_dim();
-        let recon = crate::codec::reconstruct(&o.gpu, &o.model, &test)?;
+        let recon = aegpu::codec::reconstruct(&o.gpu, &o.model, &test)?;
         let ae = mse(&recon, &test);
         let pca_k = pca_mse.iter().find(|(kk, _)| *kk == k).expect("k added above").1;
         // Principal angles mean something only for a linear model; the gap is worth printing for any.
@@ -137,9 +137,9 @@ pub(super) fn pca_cmd(args: PcaArgs) -> Result<()> {
         let shape = split.test.shape();
         let show = split.test.n.min(16);
         let recon = pca.reconstruct(&test[..show * dim]);
-        crate::viz::save_recon_png(&dir.join("recon.png"), &test[..show * dim], &recon, show, shape, 16)?;
+        aegpu::viz::save_recon_png(&dir.join("recon.png"), &test[..show * dim], &recon, show, shape, 16)?;
         let n = pca.k().min(400);
-        crate::viz::save_filters_png(&dir.join("filters.png"), &pca.components[..n * dim], n, shape)?;
+        aegpu::viz::save_filters_png(&dir.join("filters.png"), &pca.components[..n * dim], n, shape)?;
         note!("wrote {}", dir.display());
     }
     Ok(())

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::model_io::open_model;
-use crate::error::{Error, Result};
-use crate::train::EpochMetrics;
+use aegpu::error::{Error, Result};
+use aegpu::train::EpochMetrics;
 
 #[derive(clap::Args)]
 pub struct FiltersArgs {
@@ -39,7 +39,7 @@ pub(super) fn filters_cmd(args: FiltersArgs) -> Result<()> {
             if scale == 0 || scale > 16 {
                 return Err(Error::Config(format!("--scale {scale}: use 1 to 16")));
             }
-            crate::viz::save_filters_png_scaled(&args.out, &w[..k * inputs], k, shape, scale)?;
+            aegpu::viz::save_filters_png_scaled(&args.out, &w[..k * inputs], k, shape, scale)?;
             note!(
                 "wrote {}: {k} of the {units} units of {name} ([{units}, {inputs}]) as {}x{}x{} images",
                 args.out.display(),
@@ -50,7 +50,7 @@ pub(super) fn filters_cmd(args: FiltersArgs) -> Result<()> {
         }
         [out, inp, kh, kw] => {
             let k = out.min(args.max);
-            crate::viz::save_conv_filters_png(&args.out, &w[..k * inp * kh * kw], [k, inp, kh, kw])?;
+            aegpu::viz::save_conv_filters_png(&args.out, &w[..k * inp * kh * kw], [k, inp, kh, kw])?;
             note!(
                 "wrote {}: {k} of the {out} kernels of {name} ([{out}, {inp}, {kh}, {kw}])",
                 args.out.display()
@@ -87,7 +87,7 @@ pub(super) fn plot_cmd(args: PlotArgs) -> Result<()> {
         let name = args.names.get(i).cloned().unwrap_or_else(|| run_name(run));
         runs.push((name, read_metrics(&file)?));
     }
-    crate::viz::save_curves_png(&args.out, &runs)?;
+    aegpu::viz::save_curves_png(&args.out, &runs)?;
     note!("wrote {} ({} runs)", args.out.display(), runs.len());
     Ok(())
 }

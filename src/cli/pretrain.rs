@@ -4,13 +4,13 @@
 
 use super::TrainArgs;
 use super::run_dir::RunDir;
-use crate::atomic_file::write_atomic;
-use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::layerwise::{LayerwiseSpec, layer_pairs, parse_spec, pretrain};
-use crate::models::Autoencoder;
-use crate::nn::Noise;
-use crate::train::{GpuDataset, TrainConfig};
+use aegpu::atomic_file::write_atomic;
+use aegpu::error::{Error, Result};
+use aegpu::gpu::Gpu;
+use aegpu::layerwise::{LayerwiseSpec, layer_pairs, parse_spec, pretrain};
+use aegpu::models::Autoencoder;
+use aegpu::nn::Noise;
+use aegpu::train::{GpuDataset, TrainConfig};
 use std::collections::BTreeMap;
 use std::io::Write;
 

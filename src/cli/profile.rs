@@ -1,16 +1,16 @@
 //! `aegpu profile`: a training step's dispatches timed on the GPU: the kernels by share of the
 //! step, and a Chrome trace of every dispatch.
 
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuOptions};
-use crate::kernels::loss::LossKind;
-use crate::kernels::optimizer::Optimizer;
-use crate::models::conv::ConvConfig;
-use crate::models::dense::DenseConfig;
-use crate::models::{Autoencoder, Init, ModelConfig};
-use crate::nn::ActivationStorage;
-use crate::profile::{by_kernel, chrome_trace, span_ns};
-use crate::train::{DEFAULT_STEPS_PER_SUBMIT, GpuDataset, TrainConfig, Trainer};
+use aegpu::error::{Error, Result};
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::kernels::loss::LossKind;
+use aegpu::kernels::optimizer::Optimizer;
+use aegpu::models::conv::ConvConfig;
+use aegpu::models::dense::DenseConfig;
+use aegpu::models::{Autoencoder, Init, ModelConfig};
+use aegpu::nn::ActivationStorage;
+use aegpu::profile::{by_kernel, chrome_trace, span_ns};
+use aegpu::train::{DEFAULT_STEPS_PER_SUBMIT, GpuDataset, TrainConfig, Trainer};
 use std::path::PathBuf;
 
 /// Training images in MNIST (for the submits of an epoch).
@@ -53,7 +53,7 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
     };
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = Autoencoder::new(&gpu, config, 0, Init::Glorot)?;
-    let images = crate::data::synthetic::synthetic(args.batch * 4, 28, 28, 10, 1);
+    let images = aegpu::data::synthetic::synthetic(args.batch * 4, 28, 28, 10, 1);
     let data = GpuDataset::upload(&gpu, &images)?;
     let tc = TrainConfig {
         epochs: 1,
@@ -72,7 +72,7 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
     let busy: f64 = all.iter().map(|t| t.ns).sum();
     let trace = chrome_trace(&steps);
     let text = serde_json::to_string(&trace).map_err(|e| Error::Config(e.to_string()))?;
-    crate::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
+    aegpu::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
     let per_step = |ns: f64| ns / args.steps as f64 / 1e3;
     // What a training epoch on MNIST's 60,000 images submits at this batch size.
     let mnist_submits = (MNIST / args.batch).div_ceil(DEFAULT_STEPS_PER_SUBMIT);

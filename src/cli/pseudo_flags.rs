@@ -1,9 +1,9 @@
 //! `aegpu classify --pseudo-labels WEIGHT:START:END` and the flags that go with it, as a
 //! [`PseudoConfig`].
 
-use crate::classify::train::{PseudoConfig, Teacher};
-use crate::error::{Error, Result};
-use crate::kernels::softmax_ce::PseudoLabels;
+use aegpu::classify::train::{PseudoConfig, Teacher};
+use aegpu::error::{Error, Result};
+use aegpu::kernels::softmax_ce::PseudoLabels;
 
 /// `--pseudo-labels WEIGHT:START:END` and `--unlabelled-batch` as a configuration (checked against
 /// the `pool` of training examples the unlabelled ones come from).

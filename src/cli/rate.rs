@@ -9,12 +9,12 @@ use image::Rgb;
 use super::DataArgs;
 use super::data::load_source;
 use super::model_io::{Opened, check_input, open_model};
-use crate::codec::baseline::{jpeg, mosaic, png_bytes, unmosaic};
-use crate::codec::container::{self, Precision};
-use crate::codec::images::to_u8;
-use crate::error::{Error, Result};
-use crate::generate::mean_psnr;
-use crate::viz::{Panel, Series, save_panels_png};
+use aegpu::codec::baseline::{jpeg, mosaic, png_bytes, unmosaic};
+use aegpu::codec::container::{self, Precision};
+use aegpu::codec::images::to_u8;
+use aegpu::error::{Error, Result};
+use aegpu::generate::mean_psnr;
+use aegpu::viz::{Panel, Series, save_panels_png};
 
 #[derive(clap::Args)]
 pub struct RateArgs {
@@ -79,10 +79,10 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
         };
         for o in &models {
             check_input(&o.model, dim, &format!("{} images", test.name))?;
-            let codes = crate::codec::means(&o.model, &crate::codec::encode(&o.gpu, &o.model, &pixels)?);
+            let codes = aegpu::codec::means(&o.model, &aegpu::codec::encode(&o.gpu, &o.model, &pixels)?);
             let d = o.model.code_dim();
             let as_u8 = |images: Vec<f32>| images.into_iter().map(to_u8).collect::<Vec<u8>>();
-            let plain = as_u8(crate::codec::decode(&o.gpu, &o.model, &codes)?);
+            let plain = as_u8(aegpu::codec::decode(&o.gpu, &o.model, &codes)?);
             points.push(Point {
                 method: "ae-float32",
                 setting: format!("d={d}"),
@@ -95,7 +95,7 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
                 let file = container::compress(&codes, d, precision, hash, shape, &[])?;
                 let single = container::compress(&codes[..d], d, precision, hash, shape, &[])?.len();
                 let back = container::decompress(&file, std::path::Path::new("(in memory)"))?;
-                let decoded = as_u8(crate::codec::decode(&o.gpu, &o.model, &back.codes)?);
+                let decoded = as_u8(aegpu::codec::decode(&o.gpu, &o.model, &back.codes)?);
                 if precision == Precision::U8 {
                     keep(format!("AE d={d} u8"), &decoded);
                 }
@@ -162,7 +162,7 @@ pub(super) fn rate_cmd(args: RateArgs) -> Result<()> {
         if let Some(dir) = &args.examples {
             let rows: Vec<(&str, &[f32])> = rows.iter().map(|(l, v)| (l.as_str(), v.as_slice())).collect();
             let path = dir.join(format!("examples-{}.png", test.name));
-            crate::viz::save_labelled_rows(&path, &rows, shape, 2)?;
+            aegpu::viz::save_labelled_rows(&path, &rows, shape, 2)?;
             note!("wrote {}", path.display());
         }
         // What the models were trained on, as their checkpoints record it.

@@ -3,8 +3,8 @@
 //! their files. The lock is a file holding the owner's pid; a lock whose process has gone (a crash,
 //! a killed run) is taken over with a note.
 
-use crate::error::{Error, Result};
-use crate::resume::STATE_FILE;
+use aegpu::error::{Error, Result};
+use aegpu::resume::STATE_FILE;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

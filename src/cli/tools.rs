@@ -3,14 +3,14 @@
 use super::data::{for_display, load_source, upload};
 use super::train::write_pictures;
 use super::{CheckpointArgs, DataArgs, DenoiseArgs, EvalArgs, GridArgs, InterpolateArgs, SampleArgs};
-use crate::checkpoint;
-use crate::data::{self, U8Map};
-use crate::error::{Error, Result};
-use crate::generate;
-use crate::gpu::{Gpu, GpuOptions};
-use crate::models::dense::Noise;
-use crate::models::{Autoencoder, Pass};
-use crate::train::{Evaluator, Residency};
+use aegpu::checkpoint;
+use aegpu::data::{self, U8Map};
+use aegpu::error::{Error, Result};
+use aegpu::generate;
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::models::dense::Noise;
+use aegpu::models::{Autoencoder, Pass};
+use aegpu::train::{Evaluator, Residency};
 
 /// A checkpoint's model on a fresh GPU, with the test split of its data: the source the checkpoint
 /// records (`aegpu.data`), or MNIST / Fashion-MNIST when `--dataset` or `--data` is given (and for
@@ -91,7 +91,7 @@ pub(super) fn sample_cmd(args: SampleArgs) -> Result<()> {
     let codes = generate::sample_codes(&o.model, &data_codes, args.n, args.seed);
     let images = decode(&o, &args.ckpt, &codes)?;
     let cols = (args.n as f64).sqrt().ceil() as usize;
-    crate::viz::save_image_grid(&args.out, &images, args.n, o.test.shape(), cols, 2)?;
+    aegpu::viz::save_image_grid(&args.out, &images, args.n, o.test.shape(), cols, 2)?;
     note!("wrote {} ({} samples)", args.out.display(), args.n);
     Ok(())
 }
@@ -108,7 +108,7 @@ pub(super) fn grid_cmd(args: GridArgs) -> Result<()> {
     let codes = generate::grid_codes(&o.model, &data_codes, args.steps)?;
     let images = decode(&o, &args.ckpt, &codes)?;
     let n = args.steps * args.steps;
-    crate::viz::save_image_grid(&args.out, &images, n, o.test.shape(), args.steps, 1)?;
+    aegpu::viz::save_image_grid(&args.out, &images, n, o.test.shape(), args.steps, 1)?;
     note!("wrote {} ({}x{} decoded grid)", args.out.display(), args.steps, args.steps);
     Ok(())
 }
@@ -141,7 +141,7 @@ pub(super) fn interpolate_cmd(args: InterpolateArgs) -> Result<()> {
     row.extend_from_slice(&images);
     row.extend(test.images_f32(args.to..args.to + 1));
     let n = row.len() / dim;
-    crate::viz::save_image_grid(&args.out, &row, n, test.shape(), n, 2)?;
+    aegpu::viz::save_image_grid(&args.out, &row, n, test.shape(), n, 2)?;
     note!(
         "wrote {}: test image {} (label {}) to {} (label {}), {} steps between the real images",
         args.out.display(),
@@ -250,7 +250,7 @@ pub(super) fn denoise_cmd(args: DenoiseArgs) -> Result<()> {
         ("denoised", &out.denoised[..k * dim]),
         ("clean", &clean[..k * dim]),
     ];
-    crate::viz::save_labelled_rows(&args.out, &rows, test.shape(), 2)?;
+    aegpu::viz::save_labelled_rows(&args.out, &rows, test.shape(), 2)?;
     note!("wrote {}", args.out.display());
     Ok(())
 }

@@ -9,21 +9,21 @@ use super::data::{for_display, load_source, upload};
 use super::epoch_writer::{AVERAGE_ENTRY, AVERAGE_TENSOR, EpochWriter};
 use super::model_flags::model_config;
 use super::run_dir::{Claim, RunDir};
-use crate::atomic_file::write_atomic;
-use crate::average::WeightAverage;
-use crate::checkpoint::{self, keys};
-use crate::data::{self, DataSource};
-use crate::error::{Error, Result};
-use crate::generate;
-use crate::gpu::{Gpu, GpuOptions};
-use crate::kernels::loss::LossKind;
-use crate::kernels::matmul_policy::MatmulPolicy;
-use crate::kernels::optimizer::Optimizer;
-use crate::models::{Autoencoder, Init, ModelConfig};
-use crate::nn::ActivationStorage;
-use crate::resume::{STATE_FILE, TrainState};
-use crate::run::{Position, run_epochs};
-use crate::train::{EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
+use aegpu::atomic_file::write_atomic;
+use aegpu::average::WeightAverage;
+use aegpu::checkpoint::{self, keys};
+use aegpu::data::{self, DataSource};
+use aegpu::error::{Error, Result};
+use aegpu::generate;
+use aegpu::gpu::{Gpu, GpuOptions};
+use aegpu::kernels::loss::LossKind;
+use aegpu::kernels::matmul_policy::MatmulPolicy;
+use aegpu::kernels::optimizer::Optimizer;
+use aegpu::models::{Autoencoder, Init, ModelConfig};
+use aegpu::nn::ActivationStorage;
+use aegpu::resume::{STATE_FILE, TrainState};
+use aegpu::run::{Position, run_epochs};
+use aegpu::train::{EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,7 +102,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         let start = checkpoint::load_weights_for(path, &spec.model)?;
         model.import(&gpu, &start.tensors, path)?;
     }
-    let identity = model.output_activation() == crate::kernels::Activation::Identity;
+    let identity = model.output_activation() == aegpu::kernels::Activation::Identity;
     if map.is_some() && (model.loss_kind() == LossKind::Bce || !identity) {
         return Err(Error::Config(
             "whitened patches are zero-mean values, not pixels in [0, 1]: use --loss mse --output identity"
@@ -193,7 +193,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
         &mut trainer,
         &evaluator,
         from,
-        !args.quiet,
+        &mut super::progress::EpochBar::new(!args.quiet),
         &|| stop.load(Ordering::SeqCst),
         |m, t, e| writer.epoch(m, t, e),
     )
@@ -216,7 +216,7 @@ pub(super) fn train_cmd(args: TrainArgs) -> Result<()> {
     let out = writer.final_evaluation(&evaluator, 16)?;
     write_pictures(&gpu, &model, &dir.path, &split.test, map, &out)?;
     let name = dir.path.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-    crate::viz::save_curves_png(&dir.join("curves.png"), &[(name, writer.history.clone())])?;
+    aegpu::viz::save_curves_png(&dir.join("curves.png"), &[(name, writer.history.clone())])?;
     match map {
         None => note!(
             "test PSNR {:.2} dB (10·log10(1/MSE) over pixels in [0, 1]); wrote {}",
@@ -362,7 +362,7 @@ impl RunSpec {
 /// variant, the tuned ones run, with a note.
 fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Result<()> {
     if let Some(json) = state.config.get("aegpu.conv_algorithms") {
-        let chosen: Vec<Option<crate::tune::ConvAlgorithm>> =
+        let chosen: Vec<Option<aegpu::tune::ConvAlgorithm>> =
             serde_json::from_str(json).map_err(|e| Error::Config(format!("aegpu.conv_algorithms: {e}")))?;
         model.set_conv_algorithms(&chosen)?;
     }
@@ -458,13 +458,13 @@ pub(super) fn write_pictures(
     let k = out.recon.len() / test.dim();
     let originals = test.images_f32(0..k);
     let recon = for_display(&out.recon, map);
-    crate::viz::save_recon_png(&dir.join("recon.png"), &originals, &recon, k, shape, 16)?;
+    aegpu::viz::save_recon_png(&dir.join("recon.png"), &originals, &recon, k, shape, 16)?;
     if let Some((_, dims, weights)) = model.export(gpu)?.into_iter().next()
         && let [units, inputs] = dims[..]
         && inputs == test.dim()
     {
         let show = units.min(400);
-        crate::viz::save_filters_png(&dir.join("filters.png"), &weights[..show * inputs], show, shape)?;
+        aegpu::viz::save_filters_png(&dir.join("filters.png"), &weights[..show * inputs], show, shape)?;
     }
     if model.code_dim() == 2 {
         let names: Vec<String> = if test.class_names.is_empty() {
@@ -474,16 +474,16 @@ pub(super) fn write_pictures(
         };
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let title = format!("{} test codes, {}", test.name, model.describe());
-        crate::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
+        aegpu::viz::save_latent_png(&dir.join("latent.png"), &out.codes, &test.labels, &names, &title)?;
         let steps = 15;
         let codes = generate::grid_codes(model, &out.codes, steps)?;
         let images = for_display(&generate::decode(gpu, model, &codes)?, map);
-        crate::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, shape, steps, 1)?;
+        aegpu::viz::save_image_grid(&dir.join("grid.png"), &images, steps * steps, shape, steps, 1)?;
     }
     if model.variational().is_some() {
         let codes = generate::sample_codes(model, &out.codes, 64, 0);
         let images = for_display(&generate::decode(gpu, model, &codes)?, map);
-        crate::viz::save_image_grid(&dir.join("samples.png"), &images, 64, shape, 8, 2)?;
+        aegpu::viz::save_image_grid(&dir.join("samples.png"), &images, 64, shape, 8, 2)?;
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The header `aegpu train` prints before the first epoch: adapter, model, data, kernels, and how
 //! the steps reach the GPU (dispatches per step, steps per submit, submits per epoch).
 
-use crate::data;
-use crate::gpu::Gpu;
-use crate::kernels::matmul_policy::ShapeClass;
-use crate::models::{Autoencoder, Init};
-use crate::train::{GpuDataset, TrainConfig, Trainer};
+use aegpu::data;
+use aegpu::gpu::Gpu;
+use aegpu::kernels::matmul_policy::ShapeClass;
+use aegpu::models::{Autoencoder, Init};
+use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 
 pub(super) fn print_header(
     gpu: &Gpu,

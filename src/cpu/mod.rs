@@ -2,6 +2,7 @@
 //! benchmark's reference point. `baseline` holds the fair (cache-blocked, threaded) matmul.
 
 pub mod activation;
+#[cfg(feature = "bench")]
 pub mod baseline;
 pub mod conv;
 pub mod conv_gemm;

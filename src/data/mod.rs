@@ -5,6 +5,7 @@
 //! converted.
 
 pub mod cifar;
+#[cfg(feature = "images")]
 pub mod export;
 pub mod folder;
 pub mod idx;
@@ -20,7 +21,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use cifar::{CIFAR10_CLASSES, load_cifar10, read_cifar10_batch};
+#[cfg(feature = "images")]
 pub use export::export_png_folder;
+
+/// Without the `images` feature (PNG encoding): [`Error::FeatureDisabled`].
+#[cfg(not(feature = "images"))]
+pub fn export_png_folder(_ds: &Dataset, dir: &Path) -> Result<usize> {
+    Err(Error::FeatureDisabled { feature: "images", what: format!("writing PNG files to {}", dir.display()) })
+}
 pub use folder::{FolderOptions, FolderReport, ImageU8, ResizeMode, load_folder, load_images};
 pub use idx::{Idx, read_idx};
 pub use npy::{NpyLayout, load_npy};

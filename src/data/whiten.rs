@@ -13,12 +13,14 @@
 //! so the same setting suits any pixel scale; directions with variance far below `e` (noise, or
 //! the constant direction after patch-mean removal) are damped instead of amplified.
 
+#[cfg(feature = "pca")]
 use nalgebra::{DMatrix, SymmetricEigen};
 
 use super::Patches;
 use crate::error::{Error, Result};
 
 /// The largest patch dimension whitened (the covariance is `dim x dim`).
+#[cfg(feature = "pca")]
 const MAX_DIM: usize = 4096;
 
 /// Which whitening.
@@ -68,7 +70,34 @@ pub struct Whitening {
 }
 
 /// Fits a whitening map to `patches` and returns the whitened patches with it. Errors with fewer
+/// than 2 patches, a patch dimension above 4096, a non-positive `epsilon` or non-finite data;
+/// without the `pca` feature (the eigendecomposition), [`Error::FeatureDisabled`].
+#[cfg(not(feature = "pca"))]
+pub fn whiten(_patches: &Patches, _opts: &WhitenOptions) -> Result<(Patches, Whitening)> {
+    Err(disabled("fitting a whitening"))
+}
+
+#[cfg(not(feature = "pca"))]
+fn disabled(what: &str) -> Error {
+    Error::FeatureDisabled { feature: "pca", what: what.into() }
+}
+
+#[cfg(not(feature = "pca"))]
+impl Whitening {
+    /// Without the `pca` feature: [`Error::FeatureDisabled`].
+    pub fn apply(&self, _patches: &Patches) -> Result<Patches> {
+        Err(disabled("whitening patches"))
+    }
+
+    /// Without the `pca` feature: [`Error::FeatureDisabled`].
+    pub fn invert(&self, _whitened: &Patches) -> Result<Patches> {
+        Err(disabled("un-whitening patches"))
+    }
+}
+
+/// Fits a whitening map to `patches` and returns the whitened patches with it. Errors with fewer
 /// than 2 patches, a patch dimension above 4096, a non-positive `epsilon` or non-finite data.
+#[cfg(feature = "pca")]
 pub fn whiten(patches: &Patches, opts: &WhitenOptions) -> Result<(Patches, Whitening)> {
     let (n, d) = (patches.n, patches.dim());
     if n < 2 {
@@ -120,6 +149,7 @@ pub fn whiten(patches: &Patches, opts: &WhitenOptions) -> Result<(Patches, White
     Ok((whitened, map))
 }
 
+#[cfg(feature = "pca")]
 impl Whitening {
     /// Whitens other patches (a test set) with this map: patch-mean removal if it was fitted with
     /// it, then `W (x - m)`.
@@ -161,6 +191,7 @@ impl Whitening {
     }
 }
 
+#[cfg(feature = "pca")]
 /// The patches as an `n x dim` f64 matrix, each row minus its own mean if `remove_patch_mean`.
 fn centred_rows(patches: &Patches, remove_patch_mean: bool) -> DMatrix<f64> {
     let mut x = DMatrix::from_row_slice(patches.n, patches.dim(), &to_f64(&patches.data));
@@ -173,11 +204,13 @@ fn centred_rows(patches: &Patches, remove_patch_mean: bool) -> DMatrix<f64> {
     x
 }
 
+#[cfg(feature = "pca")]
 fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
 /// A matrix's entries row by row, as f32.
+#[cfg(feature = "pca")]
 fn to_rows_f32(m: &DMatrix<f64>) -> Vec<f32> {
     let mut out = Vec::with_capacity(m.len());
     for row in m.row_iter() {
