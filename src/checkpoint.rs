@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub struct Checkpoint {
     /// The file it came from (named in errors about it).
     pub path: PathBuf,
+    /// The architecture, from `aegpu.kind` and `aegpu.model`.
     pub model: ModelConfig,
     /// The rest of the metadata (training config, dataset name, epoch, ...), without `aegpu.model`
     /// and `aegpu.kind`.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything the library can fail with; its `Display` says what was wrong and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No adapter matched: no Vulkan/Metal/DX12 driver, or the filter excluded all of them.
@@ -13,30 +14,60 @@ pub enum Error {
          `apt-get install mesa-vulkan-drivers` gives lavapipe, a software Vulkan driver.\n  \
          WGPU_BACKEND (vulkan|metal|dx12) and WGPU_ADAPTER_NAME narrow the choice; unset them if they exclude every adapter."
     )]
-    NoAdapter { detail: String },
+    NoAdapter {
+        /// Why none was left: the backends offered none, none matched `WGPU_ADAPTER_NAME` (with the
+        /// adapters that were found), or all were filtered out.
+        detail: String,
+    },
 
     /// The adapter exists but refused the device we asked for.
     #[error("the adapter '{adapter}' refused to create a device: {reason}")]
-    DeviceRequest { adapter: String, reason: String },
+    DeviceRequest {
+        /// The adapter's name, as wgpu reports it.
+        adapter: String,
+        /// wgpu's `RequestDeviceError`, as text.
+        reason: String,
+    },
 
     /// A wgpu validation error caught by an error scope: a bug in a kernel or launcher, or a shape the
     /// adapter's limits cannot hold.
     #[error("GPU validation error in {context}: {message}")]
-    GpuValidation { context: String, message: String },
+    GpuValidation {
+        /// What was being done when it was caught (e.g. "creating buffer 'loss log'").
+        context: String,
+        /// wgpu's validation message.
+        message: String,
+    },
 
     /// The GPU ran out of memory while creating a buffer.
     #[error("GPU out of memory in {context}: try a smaller --batch or model")]
-    GpuOutOfMemory { context: String },
+    GpuOutOfMemory {
+        /// What was being done (e.g. the buffer being created).
+        context: String,
+    },
 
     /// Mapping a buffer for readback failed, or the device was lost while waiting.
     #[error("GPU readback failed in {context}: {message}")]
-    Readback { context: String, message: String },
+    Readback {
+        /// What was being read or waited on ("readback", "training step", "waiting for the GPU").
+        context: String,
+        /// wgpu's map or poll error, as text.
+        message: String,
+    },
 
     /// A buffer or binding would exceed what the adapter supports.
     #[error(
         "{what} needs {needed} bytes, but this adapter allows at most {limit} bytes; use a smaller batch or model"
     )]
-    LimitExceeded { what: String, needed: u64, limit: u64 },
+    LimitExceeded {
+        /// The buffer's label, or what it was to hold (e.g. "one example of the dataset").
+        what: String,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes the adapter allows in one binding (`max_storage_buffer_binding_size`, or a smaller
+        /// forced chunk limit).
+        limit: u64,
+    },
 
     /// Shapes that do not fit together (model config, tensor sizes, dataset vs model).
     #[error("shape mismatch: {0}")]
@@ -62,42 +93,92 @@ pub enum Error {
     #[error(
         "{what} not found; looked in:\n{looked}\n  expected files: {expected}\n  pass --data DIR or set AEGPU_DATA to the folder that holds them"
     )]
-    DataNotFound { what: String, looked: String, expected: String },
+    DataNotFound {
+        /// The data set or file kind looked for (e.g. "CIFAR-10 binary batches").
+        what: String,
+        /// The folders searched, one indented line each, with what was wrong with each.
+        looked: String,
+        /// The file names that should be there, comma-separated, with where they come from.
+        expected: String,
+    },
 
     /// A data file exists but its content is not what the IDX format promises.
     #[error("bad data file {path}: {reason}")]
-    BadData { path: PathBuf, reason: String },
+    BadData {
+        /// The offending file (or a name for in-memory data, e.g. "codes").
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: String,
+    },
 
     /// A checkpoint file is unreadable or does not describe a model we know.
     #[error("bad checkpoint {path}: {reason}")]
-    BadCheckpoint { path: PathBuf, reason: String },
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What could not be read or understood (e.g. a metadata entry and its parse error).
+        reason: String,
+    },
 
     /// A checkpoint's tensors do not fit the model built from its metadata (or the model it is loaded
     /// into): a tensor missing, unexpected, of another shape or dtype. The checks of PyTorch's
     /// `load_state_dict(strict=True)`.
     #[error("checkpoint {path} does not fit the model: tensor '{tensor}' {problem}")]
-    CheckpointMismatch { path: PathBuf, tensor: String, problem: TensorMismatch },
+    CheckpointMismatch {
+        /// The checkpoint (or imported tensor file).
+        path: PathBuf,
+        /// Name of the first tensor that does not fit (e.g. `encoder.0.weight`).
+        tensor: String,
+        /// How it differs from the model's parameter of that name.
+        problem: TensorMismatch,
+    },
 
     /// A checkpoint holds a NaN or infinite weight: the run that wrote it diverged.
     #[error(
         "checkpoint {path}: tensor '{tensor}' holds {value} at index {index}; the run that wrote it diverged: \
          use an earlier checkpoint, or retrain with a lower --lr"
     )]
-    NonFiniteWeights { path: PathBuf, tensor: String, index: usize, value: f32 },
+    NonFiniteWeights {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Name of the first tensor holding a non-finite value.
+        tensor: String,
+        /// Flat (row-major) index of the first non-finite element in that tensor.
+        index: usize,
+        /// That element: NaN, inf or -inf.
+        value: f32,
+    },
 
     /// A checkpoint's weights are finite but what it computes is not (they overflow on this data).
     #[error(
         "checkpoint {path} gives non-finite {what}; its weights overflow on this data: check that it is the \
          data the model was trained on (--dataset, --data), or retrain with a lower --lr"
     )]
-    NonFiniteOutput { path: PathBuf, what: String },
+    NonFiniteOutput {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Which output is non-finite (e.g. "test codes (value 12 is NaN)").
+        what: String,
+    },
 
     /// The training loss (or a test figure after an epoch) became NaN/inf or exploded.
     #[error(
         "training diverged in epoch {epoch} at step {step} of the epoch: {what} = {loss}.\n  \
          Lower --lr (now {lr}), or use a larger --batch; a model with a BCE loss needs a sigmoid --output"
     )]
-    Diverged { epoch: usize, step: usize, what: String, loss: f32, lr: f32 },
+    Diverged {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// The step within that epoch, counted from 0; the epoch's step count when the figure is one of
+        /// the whole epoch (a test figure, an epoch's mean loss).
+        step: usize,
+        /// Which figure diverged (e.g. "training loss", "test MSE").
+        what: String,
+        /// Its value: NaN, infinite, or (a step's training loss) above 1e6.
+        loss: f32,
+        /// The learning rate the run used.
+        lr: f32,
+    },
 
     /// The run was interrupted (Ctrl-C) and saved where it stopped.
     #[error("{0}")]
@@ -105,11 +186,21 @@ pub enum Error {
 
     /// Any file-system error, with the path it happened on.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder the operation was on.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 
     /// Writing a PNG failed.
     #[error("could not write image {path}: {reason}")]
-    Image { path: PathBuf, reason: String },
+    Image {
+        /// The image file (or, for an in-memory codec, what was being encoded).
+        path: PathBuf,
+        /// The `image` crate's error, as text.
+        reason: String,
+    },
 }
 
 /// How a checkpoint tensor differs from the model's parameter of that name (see
@@ -118,15 +209,34 @@ pub enum Error {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TensorMismatch {
     /// The model has this parameter; the file does not.
-    Missing { expected: Vec<usize> },
+    Missing {
+        /// The model parameter's shape.
+        expected: Vec<usize>,
+    },
     /// The file has this tensor; the model has no parameter of that name.
-    Unexpected { found: Vec<usize> },
+    Unexpected {
+        /// The file tensor's shape.
+        found: Vec<usize>,
+    },
     /// The same dimensions in another order: a weight saved `[in, out]` instead of `[out, in]`.
-    Transposed { expected: Vec<usize>, found: Vec<usize> },
+    Transposed {
+        /// The model parameter's shape.
+        expected: Vec<usize>,
+        /// The file tensor's shape: the same dimensions, permuted.
+        found: Vec<usize>,
+    },
     /// Another shape.
-    Shape { expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        /// The model parameter's shape.
+        expected: Vec<usize>,
+        /// The file tensor's shape.
+        found: Vec<usize>,
+    },
     /// Not float32 (`found` is the safetensors dtype, e.g. `F16`).
-    Dtype { found: String },
+    Dtype {
+        /// The file tensor's safetensors dtype (e.g. `F16`, `BF16`).
+        found: String,
+    },
 }
 
 impl std::fmt::Display for TensorMismatch {

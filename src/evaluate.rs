@@ -10,13 +10,18 @@ use crate::runner::Plan;
 /// Test-set metrics: per pixel, and for a VAE per image in nats.
 #[derive(Clone, Copy, Debug)]
 pub struct EvalMetrics {
+    /// Mean squared error per pixel (over every example and value), of the output after its activation.
     pub mse_px: f64,
+    /// Binary cross-entropy per pixel, in nats (from the logits for a sigmoid output, else on the output
+    /// clamped to [1e-7, 1 − 1e-7]).
     pub bce_px: f64,
     /// The training objective on this data: per-pixel loss, or a VAE's negative ELBO per image.
     pub loss: f64,
     /// VAE: (reconstruction nats, KL nats, negative ELBO nats) per image.
     pub vae: Option<(f64, f64, f64)>,
+    /// Mean of every code value over the dataset (a VAE's μ).
     pub code_mean: f64,
+    /// Fraction of code values with `|v| <` [`NEAR_ZERO`], in [0, 1] (a sparsity measure).
     pub code_near_zero: f64,
     /// Mean ‖J_f(x)‖_F, when the encoder is one sigmoid layer.
     pub jacobian_fro: Option<f64>,
@@ -38,6 +43,7 @@ pub struct Evaluator<'a> {
 
 /// What an evaluation pass produced.
 pub struct EvalOutput {
+    /// The test metrics over the whole dataset.
     pub metrics: EvalMetrics,
     /// `[n, code_dim]` codes of every example (a VAE's posterior means μ).
     pub codes: Vec<f32>,

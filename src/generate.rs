@@ -141,7 +141,9 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
 
 /// Result of [`denoise`]: the corrupted inputs and the model's reconstructions of them.
 pub struct Denoised {
+    /// The corrupted inputs, `[n, input]`, as the model read them.
     pub noisy: Vec<f32>,
+    /// The reconstructions of `noisy`, after the output activation, `[n, input]`.
     pub denoised: Vec<f32>,
 }
 

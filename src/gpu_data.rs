@@ -17,15 +17,21 @@ pub enum Residency {
     #[default]
     Auto,
     /// On the GPU, in chunks of at most the adapter's binding size or `max_chunk_bytes`.
-    Gpu { max_chunk_bytes: Option<u64> },
+    Gpu {
+        /// A smaller cap on each chunk's size in bytes (tests, limits); `None`: the binding size.
+        max_chunk_bytes: Option<u64>,
+    },
     /// In host memory; each step's examples are written into a batch-sized GPU buffer.
     Host,
 }
 
 /// A dataset the training loop and the evaluator read batches from (u8 pixels, 4 per word on the GPU).
 pub struct GpuDataset {
+    /// Examples.
     pub n: usize,
+    /// Bytes per example (c·h·w), f32 values per gathered row.
     pub dim: usize,
+    /// Each example's label, kept in host memory (a classifier uploads labels as their own dataset).
     pub labels: Vec<u8>,
     /// What a byte stands for, `(byte - zero) / scale`: `(0, 255)` (pixels in [0, 1]) unless set
     /// with [`GpuDataset::with_byte_map`].
@@ -51,6 +57,7 @@ impl GpuDataset {
         GpuDataset::upload_with(gpu, ds, Residency::Auto)
     }
 
+    /// Uploads `ds` as `residency` asks.
     pub fn upload_with(gpu: &Gpu, ds: &Dataset, residency: Residency) -> Result<GpuDataset> {
         let store = match residency {
             Residency::Gpu { max_chunk_bytes } => resident(gpu, ds, max_chunk_bytes)?,
@@ -83,6 +90,7 @@ impl GpuDataset {
         }
     }
 
+    /// Whether the images stay in host memory and are written to the GPU one batch per step.
     pub fn is_streamed(&self) -> bool {
         matches!(self.store, Store::Host(_))
     }

@@ -27,8 +27,12 @@ pub struct LayerwiseSpec {
     pub epochs: usize,
     /// Masking noise on each layer's input (stacked denoising autoencoders): the fraction zeroed.
     pub masking: Option<f32>,
+    /// Examples per step.
     pub batch: usize,
+    /// Optimiser of every stage (fresh state per layer).
     pub optimizer: Optimizer,
+    /// Seeds the masking noise (the same seed for every layer) and, mixed with the layer index, each
+    /// layer's example order.
     pub seed: u64,
     /// Steps recorded into one command buffer (see `crate::steps`). Not recorded with the run:
     /// every value gives the same bits.
@@ -43,13 +47,17 @@ fn default_steps_per_submit() -> usize {
 /// One epoch of one layer's pre-training.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LayerEpoch {
+    /// The encoder layer being pre-trained, from 0 (the one reading the image).
     pub layer: usize,
     /// `784-1000-784` etc.
     pub autoencoder: String,
+    /// The epoch of this layer's pre-training, counted from 1.
     pub epoch: usize,
     /// Mean training loss per value of the layer's input (the model's loss for the first layer, MSE above).
     pub train_loss: f64,
+    /// The loss the stage trains with.
     pub loss: LossKind,
+    /// Wall-clock seconds of the epoch (its steps and the loss readback).
     pub epoch_s: f64,
 }
 
@@ -147,14 +155,20 @@ pub fn pretrain(
 /// The network that pre-trains layer k: the trained layers below (frozen), optional masking, layer
 /// k and its mirror with a loss against layer k's input. Its parameters are copies of the model's.
 pub struct LayerStage {
+    /// The frozen layers 0..k, the masking if any, layer k and its mirror (with identity activation).
     pub net: Network,
+    /// Copies of the model's parameters of those layers, by checkpoint name.
     pub params: Arena,
+    /// Their gradients (only layer k's and its mirror's are written).
     pub grads: Arena,
     opt_m: StorageBuffer,
     opt_v: StorageBuffer,
     /// The tensor layer k reads (the reconstruction target); `None`: the image `x`.
     target: Option<String>,
+    /// The loss against layer k's input: the model's for k = 0, else MSE.
     pub loss: LossKind,
+    /// The mirror's output activation, applied by the loss kernel: the model's for k = 0, else
+    /// sigmoid when layer k - 1's is sigmoid and identity otherwise.
     pub output: Activation,
     /// The model's matmul policy (the one its run records).
     matmul: MatmulPolicy,

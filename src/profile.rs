@@ -13,14 +13,18 @@ pub struct DispatchTime {
     pub label: &'static str,
     /// Start, relative to the first dispatch's start, and duration, in nanoseconds.
     pub start_ns: f64,
+    /// Duration from its start to its end timestamp, in nanoseconds.
     pub ns: f64,
 }
 
 /// One kernel's share of a step.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KernelShare {
+    /// The launches' label, shared by all the dispatches summed here.
     pub label: &'static str,
+    /// Dispatches of the step with this label.
     pub dispatches: usize,
+    /// Their summed GPU time, in nanoseconds.
     pub ns: f64,
     /// Percent of the step's span (first start to last end).
     pub percent: f64,

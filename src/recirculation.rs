@@ -151,6 +151,8 @@ pub struct RecirculationTrainer<'a> {
 }
 
 impl<'a> RecirculationTrainer<'a> {
+    /// Steps of `config` (epochs, batch, optimiser, seed) on `train` for a `D-H-D` model, with the
+    /// visible units' regression `lambda` in [0, 1).
     pub fn new(
         gpu: &'a Gpu,
         model: &'a Autoencoder,
@@ -186,6 +188,7 @@ impl<'a> RecirculationTrainer<'a> {
         Ok(RecirculationTrainer { runner, config, dim: train.dim, slot, _tensors: t })
     }
 
+    /// Dispatches per step (the plan's length).
     pub fn dispatches_per_step(&self) -> usize {
         self.runner.dispatches_per_step()
     }

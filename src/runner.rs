@@ -11,11 +11,14 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct ArenaLayout {
     align_words: usize,
+    /// (name, offset, length) of each tensor, in words (f32, or two f16), in the order added.
     pub entries: Vec<(String, usize, usize)>,
+    /// Words the buffer needs: the end of the last entry.
     pub total: usize,
 }
 
 impl ArenaLayout {
+    /// An empty layout whose offsets are aligned to `gpu`'s `min_storage_buffer_offset_alignment`.
     pub fn new(gpu: &Gpu) -> ArenaLayout {
         ArenaLayout {
             align_words: (gpu.storage_alignment() as usize / 4).max(1),
@@ -35,15 +38,19 @@ impl ArenaLayout {
 
 /// One buffer holding every tensor of a layout.
 pub struct Arena {
+    /// The buffer, `layout.total` words, zeroed at creation.
     pub buffer: StorageBuffer,
+    /// Where each tensor lies in it.
     pub layout: ArenaLayout,
 }
 
 impl Arena {
+    /// A zeroed buffer for `layout`, named `label`; checked against the adapter's binding limit.
     pub fn new(gpu: &Gpu, label: &str, layout: &ArenaLayout) -> Result<Arena> {
         Ok(Arena { buffer: StorageBuffer::zeroed(gpu, label, layout.total)?, layout: layout.clone() })
     }
 
+    /// Entry `index` of the layout (as [`ArenaLayout::add`] returned it).
     pub fn view(&self, index: usize) -> View {
         let (_, offset, len) = self.layout.entries[index];
         View { buffer: self.buffer.buffer.clone(), offset, len }
@@ -73,12 +80,15 @@ pub struct Plan {
     dispatches: Vec<Dispatch>,
     uniforms: wgpu::Buffer,
     slot_bytes: u64,
+    /// Each dispatch's launch label, in order.
     pub labels: Vec<&'static str>,
     /// Launches whose uniform changes per step: (index, uniform as built, how it changes, random slot).
     per_step: Vec<(usize, Vec<u8>, PerStep, u16)>,
 }
 
 impl Plan {
+    /// Builds `launches` (pipelines, bind groups, their uniforms in one buffer), checking every view's
+    /// alignment and size and every grid against the adapter's limits; `label` names it in errors.
     pub fn new(gpu: &Gpu, label: &str, launches: &[Launch]) -> Result<Plan> {
         let align = gpu.limits.min_uniform_buffer_offset_alignment as u64;
         let max_uniform = launches.iter().map(|l| l.uniform.len() as u64).max().unwrap_or(16);
@@ -165,10 +175,12 @@ impl Plan {
         })
     }
 
+    /// Dispatches in the plan.
     pub fn len(&self) -> usize {
         self.dispatches.len()
     }
 
+    /// Whether the plan has no dispatch.
     pub fn is_empty(&self) -> bool {
         self.dispatches.is_empty()
     }

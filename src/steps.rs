@@ -200,6 +200,7 @@ impl<'a> StepRunner<'a> {
         self.batch + self.order.unlabelled
     }
 
+    /// Steps run so far (across every [`StepRunner::run`]).
     pub fn steps_done(&self) -> usize {
         self.step
     }

@@ -27,24 +27,32 @@ use std::ops::Range;
 /// Settings of one training run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
+    /// Passes over the training set; epochs are numbered from 1.
     pub epochs: usize,
+    /// Examples per step; each epoch drops its last incomplete batch.
     pub batch: usize,
+    /// Optimiser and its hyper-parameters.
     pub optimizer: Optimizer,
+    /// Seeds each epoch's shuffle of the examples ([`epoch_order`]); the GPU noise uses the model's seed.
     pub seed: u64,
 }
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
+    /// The epoch, counted from 1.
     pub epoch: usize,
     /// Mean over the epoch's steps of the training loss (per pixel).
     pub train_loss: f64,
     /// The training loss's kind on the test set (per pixel).
     pub test_loss: f64,
+    /// Test MSE per pixel.
     pub test_mse_px: f64,
+    /// Test binary cross-entropy per pixel, in nats.
     pub test_bce_px: f64,
     /// Wall-clock seconds of the epoch's training steps (evaluation excluded).
     pub epoch_s: f64,
+    /// Training examples per second of `epoch_s` (the steps run in this process, for a resumed epoch).
     pub samples_per_s: f64,
     /// VAE only: summed BCE over the pixels, averaged over test images (nats per image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +67,7 @@ pub struct EpochMetrics {
     /// |h| < 0.01: how sparse the code is.
     #[serde(default)]
     pub test_code_mean: f64,
+    /// Fraction of test code values with |h| < 0.01, in [0, 1].
     #[serde(default)]
     pub test_code_near_zero: f64,
     /// Mean ‖J_f(x)‖_F over the test set, for a one-layer sigmoid encoder (closed form).
@@ -67,8 +76,10 @@ pub struct EpochMetrics {
     /// With `--average-from`: the test figures of the weight average (what the checkpoint holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_test_loss: Option<f64>,
+    /// With `--average-from`: the weight average's test MSE per pixel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_test_mse_px: Option<f64>,
+    /// With `--average-from`: the weight average's test BCE per pixel, in nats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_test_bce_px: Option<f64>,
 }
@@ -103,6 +114,8 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
+    /// Builds the training step of `model` on `train` (plan, activations, batch feed, loss log),
+    /// recording [`DEFAULT_STEPS_PER_SUBMIT`] steps per submit; the batch must lie in `1..=train.n`.
     pub fn new(
         gpu: &'a Gpu,
         model: &'a Autoencoder,
@@ -167,10 +180,12 @@ impl<'a> Trainer<'a> {
         self.steps_per_epoch.div_ceil(self.steps_per_submit())
     }
 
+    /// Steps per epoch: `train.n / batch` (the last incomplete batch is dropped).
     pub fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
     }
 
+    /// The run's settings.
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
@@ -449,7 +464,14 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EpochEnd {
     /// Every step ran; the mean training loss of the epoch.
-    Finished { train_loss: f64 },
+    Finished {
+        /// Mean over the epoch's steps of the step loss: per pixel, or a VAE's recon + β·KL in nats
+        /// per image.
+        train_loss: f64,
+    },
     /// Asked to stop: the epoch continues at this batch.
-    Stopped { next_batch: usize },
+    Stopped {
+        /// Index, in the epoch's order, of the first batch not run.
+        next_batch: usize,
+    },
 }

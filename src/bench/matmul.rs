@@ -29,7 +29,10 @@ pub fn parse_shape(s: &str) -> std::result::Result<[usize; 3], String> {
 /// The matmul rows, and the variants excluded because they computed a wrong result here
 /// (name, first difference).
 pub struct MatmulRows {
+    /// One row per shape, transpose form and verified variant (GFLOP/s, GPU against the CPU
+    /// baseline), shapes in the order given.
     pub rows: Vec<KernelRow>,
+    /// (variant name, its first difference from the CPU reference) for each variant left out.
     pub failed: Vec<(String, String)>,
 }
 

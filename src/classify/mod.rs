@@ -52,11 +52,17 @@ pub enum Start {
 
 /// A classifier on the GPU: network, parameters, gradients and optimiser state.
 pub struct Classifier {
+    /// The encoder's layers (to `options.depth`), its own noise and dropout, then the softmax layer.
     pub net: Network,
+    /// How it was built (classes, freeze, dropout, noise, depth).
     pub options: ClassifierOptions,
+    /// Every weight and bias, f32, by checkpoint name (the encoder's, then `classifier.*`).
     pub params: Arena,
+    /// The parameters' gradients, with `params`' layout.
     pub grads: Arena,
+    /// First moment (Adam) or momentum (SGD), one word per word of `params`.
     pub opt_m: StorageBuffer,
+    /// Adam's second moment, one word per word of `params` (unused by SGD).
     pub opt_v: StorageBuffer,
     /// Seeds the GPU noise (corruption, dropout) and the softmax layer's initial weights.
     pub seed: u64,
@@ -67,11 +73,13 @@ pub struct Classifier {
 
 /// A batch's tensors, with the views training and evaluation read.
 pub struct ClassifierActs {
+    /// Every named tensor of the batch (values, gradients, labels, loss scratch).
     pub tensors: Tensors,
     logits: String,
 }
 
 impl ClassifierActs {
+    /// Rows per batch the tensors are sized for.
     pub fn batch(&self) -> usize {
         self.tensors.batch
     }
@@ -86,6 +94,7 @@ impl ClassifierActs {
         self.tensors.view("labels")
     }
 
+    /// The softmax layer's output before the softmax, `[batch, classes]`.
     pub fn logits(&self) -> View {
         self.tensors.view(&self.logits)
     }
@@ -216,14 +225,17 @@ impl Classifier {
         (*at, *len)
     }
 
+    /// Outputs of the softmax layer.
     pub fn classes(&self) -> usize {
         self.options.classes
     }
 
+    /// Values per input image: C·H·W.
     pub fn input_dim(&self) -> usize {
         len3(self.net.input)
     }
 
+    /// Weights and biases, in f32 elements (arena padding excluded), frozen ones included.
     pub fn parameter_count(&self) -> usize {
         self.params.layout.entries.iter().map(|e| e.2).sum()
     }

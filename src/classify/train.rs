@@ -17,8 +17,11 @@ use crate::steps::StepRunner;
 
 /// Images and their labels on the GPU.
 pub struct LabelledData {
+    /// The u8 images, gathered into f32 batches `[batch, C·H·W]` (pixels in [0, 1] unless mapped).
     pub images: GpuDataset,
+    /// Each label as a 1x1x1 u8 "image", gathered unscaled: the class index as f32.
     pub labels: GpuDataset,
+    /// Examples (images, and labels).
     pub n: usize,
 }
 
@@ -68,7 +71,9 @@ impl LabelledData {
 pub struct FitConfig {
     /// Optimiser steps in all.
     pub steps: usize,
+    /// Labelled examples per step (the unlabelled ones of pseudo-labelling come on top).
     pub batch: usize,
+    /// Optimiser and its hyper-parameters.
     pub optimizer: Optimizer,
     /// Seeds the order of the examples (a fresh shuffle every pass over them).
     pub seed: u64,
@@ -82,7 +87,9 @@ pub struct FitConfig {
 /// `teacher` predicts for them, weighted by α(step) and kept only when confident (`labels`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PseudoConfig {
+    /// Unlabelled examples appended to every step's batch.
     pub unlabelled_batch: usize,
+    /// The pseudo-labels' weight ramp α(step) and confidence threshold.
     pub labels: PseudoLabels,
     /// Where the targets come from.
     #[serde(default)]
@@ -204,6 +211,7 @@ impl<'a> ClassifierTrainer<'a> {
         Ok(ClassifierTrainer { runner, config, _acts: (acts, teacher) })
     }
 
+    /// Optimiser steps run so far.
     pub fn steps_done(&self) -> usize {
         self.runner.steps_done()
     }
@@ -278,6 +286,7 @@ pub struct ClassifierEvaluator<'a> {
 
 /// What an evaluation gives.
 pub struct Evaluation {
+    /// Mean cross-entropy and error over the dataset.
     pub scores: Scores,
     /// The predicted class of every example.
     pub predictions: Vec<u8>,

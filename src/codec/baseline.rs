@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 
 /// One image (`[c, h, w]`, CHW bytes) encoded: the file's size and the pixels it decodes to (CHW).
 pub struct Coded {
+    /// Size of the encoded file, in bytes.
     pub bytes: usize,
+    /// The decoded pixels, CHW, `c·h·w` bytes.
     pub decoded: Vec<u8>,
 }
 

@@ -38,6 +38,7 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Parses `u8` (also `8`) or `f16` (also `16`), any case (the `--precision` flag).
     pub fn parse(s: &str) -> Result<Precision> {
         match s.to_ascii_lowercase().as_str() {
             "u8" | "8" => Ok(Precision::U8),
@@ -57,9 +58,13 @@ impl Precision {
 /// What a compressed file holds, codes dequantised.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compressed {
+    /// How the codes were stored.
     pub precision: Precision,
+    /// [`model_hash`] of the model that wrote them; only that model decodes them.
     pub model_hash: u64,
+    /// The images' `[c, h, w]`.
     pub shape: [usize; 3],
+    /// Code values per image.
     pub dim: usize,
     /// `[n, dim]`, after dequantisation.
     pub codes: Vec<f32>,
@@ -70,10 +75,12 @@ pub struct Compressed {
 }
 
 impl Compressed {
+    /// Images in the file.
     pub fn len(&self) -> usize {
         self.codes.len() / self.dim.max(1)
     }
 
+    /// Whether the file holds no code.
     pub fn is_empty(&self) -> bool {
         self.codes.is_empty()
     }

@@ -23,9 +23,11 @@ use crate::error::{Error, Result};
 pub struct CodeSet {
     /// `[n, dim]` row-major.
     pub codes: Vec<f32>,
+    /// Code values per row (d).
     pub dim: usize,
     /// A VAE's log σ², `[n, dim]`.
     pub logvar: Option<Vec<f32>>,
+    /// Each row's class index, `[n]`, when the images have labels.
     pub labels: Option<Vec<i64>>,
     /// Image file names, one per row (empty for a dataset split).
     pub names: Vec<String>,
@@ -34,10 +36,12 @@ pub struct CodeSet {
 }
 
 impl CodeSet {
+    /// Rows (images); 0 when `dim` is 0.
     pub fn len(&self) -> usize {
         self.codes.len().checked_div(self.dim).unwrap_or(0)
     }
 
+    /// Whether there is no row.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -28,6 +28,7 @@ pub struct ImageFiles {
     /// Labels from class sub-folders, when every image came from a folder whose images all lie in
     /// sub-folders (sorted names give 0, 1, ...); `None` otherwise.
     pub labels: Option<Vec<u8>>,
+    /// The class sub-folders' names, sorted: label `i` is `class_names[i]`; empty without labels.
     pub class_names: Vec<String>,
     /// What was changed, one line per kind of change (resized, converted), for the user.
     pub notes: Vec<String>,

@@ -2,6 +2,7 @@
 
 use crate::kernels::Activation;
 
+/// y = f(x) for one value (`apply_activation` of `shaders/activation_fns.wgsl`).
 pub fn activate(x: f32, act: Activation) -> f32 {
     match act {
         Activation::Identity => x,
@@ -35,12 +36,15 @@ pub fn derivative_from_output(y: f32, act: Activation) -> f32 {
     }
 }
 
+/// `out[i] = f(inp[i])` element by element (the `act_forward` entry point).
 pub fn activation_forward(out: &mut [f32], inp: &[f32], act: Activation) {
     for (o, &x) in out.iter_mut().zip(inp) {
         *o = activate(x, act);
     }
 }
 
+/// `dinp[i] = dout[i] · f'(x_i)`, with f' written from the forward output `out` (the
+/// `act_backward` entry point).
 pub fn activation_backward(dinp: &mut [f32], dout: &[f32], out: &[f32], act: Activation) {
     for ((d, &g), &y) in dinp.iter_mut().zip(dout).zip(out) {
         *d = g * derivative_from_output(y, act);

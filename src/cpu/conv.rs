@@ -12,7 +12,9 @@ use crate::kernels::conv::{Conv2dShape, ConvTranspose2dShape};
 
 /// f32 or f64, converted through f64.
 pub trait Real: Copy {
+    /// The value widened to f64 (exact for both).
     fn to_f64(self) -> f64;
+    /// An f64 rounded to this type (exact for f64).
     fn from_f64(v: f64) -> Self;
 }
 

@@ -9,18 +9,26 @@
 
 /// Philox4x32 round multipliers and Weyl key increments (Salmon et al. 2011; Random123).
 pub const M0: u32 = 0xD251_1F53;
+/// Multiplier of counter word 2 in each round.
 pub const M1: u32 = 0xCD9E_8D57;
+/// Added to key word 0 after each round (the golden ratio, 2^32/φ).
 pub const W0: u32 = 0x9E37_79B9;
+/// Added to key word 1 after each round (√3 − 1, times 2^32).
 pub const W1: u32 = 0xBB67_AE85;
 
 /// Purpose tags (counter word 3), one per entry point, so two kernels given the same (seed, stream)
 /// still draw independent numbers. `random_bits` and `random_uniform` share tag 0 on purpose: the
 /// uniforms are exactly the top 24 bits of the raw stream.
 pub const TAG_RAW: u32 = 0;
+/// `random_normal`.
 pub const TAG_NORMAL: u32 = 1;
+/// `corrupt_gaussian`.
 pub const TAG_GAUSSIAN: u32 = 2;
+/// `corrupt_masking`.
 pub const TAG_MASKING: u32 = 3;
+/// `corrupt_salt_pepper`.
 pub const TAG_SALT_PEPPER: u32 = 4;
+/// `dropout_mask`.
 pub const TAG_DROPOUT: u32 = 5;
 
 /// 2^-24: the spacing of the uniforms.

@@ -28,8 +28,11 @@ pub struct Step {
     /// (v2 − x)ᵀ h1 / batch`, `db_d`: the weight changes with their sign flipped, so that an
     /// optimiser's descent step applies the rule.
     pub d_we: Vec<f64>,
+    /// `db_e [hidden] = Σ_b (h3 − h1) / batch`.
     pub d_be: Vec<f64>,
+    /// `dW_d [visible, hidden] = Σ_b (v2 − x)ᵀ h1 / batch`.
     pub d_wd: Vec<f64>,
+    /// `db_d [visible] = Σ_b (v2 − x) / batch`.
     pub d_bd: Vec<f64>,
 }
 

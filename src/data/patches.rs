@@ -24,9 +24,13 @@ use crate::error::{Error, Result};
 /// `n` patches of `channels x size x size` floats, one after another, each CHW.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Patches {
+    /// `[n, channels, size, size]` floats, in `[0, 1]` as cut (whitening changes that).
     pub data: Vec<f32>,
+    /// Number of patches.
     pub n: usize,
+    /// Channels per patch (those of the source images).
     pub channels: usize,
+    /// Side of a patch, in pixels.
     pub size: usize,
     /// For each patch, the index of the image it was cut from.
     pub source: Vec<usize>,
@@ -58,7 +62,9 @@ impl Patches {
 /// An affine map between floats and bytes: `b = clamp(round(offset + scale * x), 0, 255)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct U8Map {
+    /// The byte that stands for 0 (0 for [`U8Map::UNIT`], 127.5 for a symmetric map).
     pub offset: f32,
+    /// Bytes per unit of x (255 for [`U8Map::UNIT`]).
     pub scale: f32,
 }
 

@@ -45,8 +45,11 @@ pub struct GemmScratch {
 /// Values each scratch view needs for one conv2d geometry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScratchLens {
+    /// f32 elements of [`GemmScratch::col`]: `C_IN·KH·KW · N·OH·OW`.
     pub col: usize,
+    /// f32 elements of [`GemmScratch::cn`]: `C_OUT · N·OH·OW`.
     pub cn: usize,
+    /// f32 elements of [`GemmScratch::parts`]: `splits · C_OUT · C_IN·KH·KW`.
     pub parts: usize,
 }
 

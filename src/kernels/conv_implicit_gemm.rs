@@ -31,7 +31,10 @@ pub const ENTRY_POINTS: [(&str, [u32; 3]); 3] =
 
 /// The shader's tile: rows (channels) x columns (pixels or taps) per workgroup, and the k step.
 pub const TILE_M: usize = 16;
+/// Columns per workgroup tile: output pixels `(n, oy, ox)` for `forward`, input pixels of one stride
+/// phase for `backward_input`, taps `(ic, ky, kx)` for `backward_weight` (the shader's `TN`).
 pub const TILE_N: usize = 64;
+/// Inner-dimension elements staged in workgroup memory per k step (the shader's `TK`).
 pub const TILE_K: usize = 16;
 
 #[repr(C)]

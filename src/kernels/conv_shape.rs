@@ -8,14 +8,23 @@ use crate::error::{Error, Result};
 /// output `[n, c_out, out_h, out_w]`, with `out_h = (h + 2·padding - kh)/stride + 1`. No dilation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dShape {
+    /// Examples in the batch.
     pub n: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Input height, in pixels.
     pub h: usize,
+    /// Input width, in pixels.
     pub w: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Kernel height, in pixels.
     pub kh: usize,
+    /// Kernel width, in pixels.
     pub kw: usize,
+    /// Step between kernel positions, in pixels (both axes).
     pub stride: usize,
+    /// Zero padding on each side of both axes, in pixels; smaller than the kernel.
     pub padding: usize,
 }
 
@@ -25,22 +34,27 @@ impl Conv2dShape {
         conv_out(self.h, self.kh, self.stride, self.padding)
     }
 
+    /// Output width; meaningful once [`Conv2dShape::validate`] passed (0 when the output is empty).
     pub fn out_w(&self) -> usize {
         conv_out(self.w, self.kw, self.stride, self.padding)
     }
 
+    /// Elements (f32) of the input `[n, c_in, h, w]`.
     pub fn input_len(&self) -> usize {
         self.n * self.c_in * self.h * self.w
     }
 
+    /// Elements (f32) of the output `[n, c_out, out_h, out_w]`.
     pub fn output_len(&self) -> usize {
         self.n * self.c_out * self.out_h() * self.out_w()
     }
 
+    /// Elements (f32) of the weight `[c_out, c_in, kh, kw]`.
     pub fn weight_len(&self) -> usize {
         self.c_out * self.c_in * self.kh * self.kw
     }
 
+    /// Elements (f32) of the bias `[c_out]`.
     pub fn bias_len(&self) -> usize {
         self.c_out
     }
@@ -78,14 +92,24 @@ impl Conv2dShape {
 /// `out_h = (h - 1)·stride - 2·padding + kh + output_padding`. No dilation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTranspose2dShape {
+    /// Examples in the batch.
     pub n: usize,
+    /// Input channels.
     pub c_in: usize,
+    /// Input height, in pixels.
     pub h: usize,
+    /// Input width, in pixels.
     pub w: usize,
+    /// Output channels.
     pub c_out: usize,
+    /// Kernel height, in pixels.
     pub kh: usize,
+    /// Kernel width, in pixels.
     pub kw: usize,
+    /// Up-sampling step: input pixel `i`'s kernel footprint starts at output row/column
+    /// `i·stride - padding`.
     pub stride: usize,
+    /// Pixels cropped from each side of both axes of the full output; smaller than the kernel.
     pub padding: usize,
     /// Extra rows/columns at the bottom/right of the output; must be smaller than the stride.
     pub output_padding: usize,
@@ -97,22 +121,27 @@ impl ConvTranspose2dShape {
         transpose_out(self.h, self.kh, self.stride, self.padding, self.output_padding)
     }
 
+    /// Output width; meaningful once [`ConvTranspose2dShape::validate`] passed (0 when empty).
     pub fn out_w(&self) -> usize {
         transpose_out(self.w, self.kw, self.stride, self.padding, self.output_padding)
     }
 
+    /// Elements (f32) of the input `[n, c_in, h, w]`.
     pub fn input_len(&self) -> usize {
         self.n * self.c_in * self.h * self.w
     }
 
+    /// Elements (f32) of the output `[n, c_out, out_h, out_w]`.
     pub fn output_len(&self) -> usize {
         self.n * self.c_out * self.out_h() * self.out_w()
     }
 
+    /// Elements (f32) of the weight `[c_in, c_out, kh, kw]`.
     pub fn weight_len(&self) -> usize {
         self.c_in * self.c_out * self.kh * self.kw
     }
 
+    /// Elements (f32) of the bias `[c_out]`.
     pub fn bias_len(&self) -> usize {
         self.c_out
     }

@@ -9,19 +9,25 @@ use std::ops::Range;
 /// `shaders/gather.wgsl`.
 pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl") };
 
+/// The uniform of `gather_u8` (layout of gather.wgsl's `Params`, 32 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GatherParams {
+    /// Rows of the output batch `[batch, dim]`.
     pub batch: u32,
+    /// Bytes per example in the data, f32 values per row of the output.
     pub dim: u32,
     /// Position of the batch's first example in the index buffer; rewritten every step.
     pub offset: u32,
     /// The chunk's first example and number of examples.
     pub first: u32,
+    /// Examples the bound chunk holds, from `first`; rows whose example is outside are not written.
     pub count: u32,
     /// A byte `v` becomes `(v - zero) / scale`.
     pub zero: f32,
+    /// Divisor of the map above: 255 for pixels in [0, 1].
     pub scale: f32,
+    /// Padding to a 16-byte multiple; 0.
     pub _pad: u32,
 }
 

@@ -12,12 +12,14 @@ pub const SHADER: Shader = Shader { name: "loss", source: include_str!("../../sh
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {
+    /// Squared error `(y - t)²` of the output y against the target t (the clean input).
     Mse,
     /// Binary cross-entropy on logits; needs a sigmoid output.
     Bce,
 }
 
 impl LossKind {
+    /// The shader's `kind` id: 0 MSE, 1 BCE.
     pub fn id(self) -> u32 {
         match self {
             LossKind::Mse => 0,
@@ -25,6 +27,7 @@ impl LossKind {
         }
     }
 
+    /// Parses `mse` or `bce` (any case); `None` otherwise.
     pub fn parse(s: &str) -> Option<LossKind> {
         match s.to_lowercase().as_str() {
             "mse" => Some(LossKind::Mse),

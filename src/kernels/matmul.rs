@@ -31,14 +31,19 @@ pub const SUBGROUP_SHADER: Shader = Shader {
 /// `Tn` = Aᵀ·B (backward to the weights).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transpose {
+    /// A stored `[M, K]`, B stored `[K, N]`: `dX = dZ · W`.
     Nn,
+    /// B stored `[N, K]`: `Y = X · Wᵀ`.
     Nt,
+    /// A stored `[K, M]`: `dW = dZᵀ · X`.
     Tn,
 }
 
 impl Transpose {
+    /// The three forms, in the order the tuner and the tests visit them.
     pub const ALL: [Transpose; 3] = [Transpose::Nn, Transpose::Nt, Transpose::Tn];
 
+    /// The shaders' `(TRANS_A, TRANS_B)` overrides.
     pub fn flags(self) -> (bool, bool) {
         match self {
             Transpose::Nn => (false, false),
@@ -74,6 +79,7 @@ pub enum MatmulVariant {
 }
 
 impl MatmulVariant {
+    /// Every variant, whether or not this adapter runs it (see [`MatmulVariant::available`]).
     pub const ALL: [MatmulVariant; 9] = [
         MatmulVariant::Reg,
         MatmulVariant::Tiled,
@@ -86,6 +92,7 @@ impl MatmulVariant {
         MatmulVariant::Coop16x16H,
     ];
 
+    /// The shader entry point that runs it.
     pub fn entry(self) -> &'static str {
         match self {
             MatmulVariant::Reg => "matmul_reg",
@@ -131,6 +138,7 @@ impl MatmulVariant {
         }
     }
 
+    /// The variant of this lower-case [`MatmulVariant::name`] (e.g. `sgemm64x64`); `None` otherwise.
     pub fn parse(s: &str) -> Option<MatmulVariant> {
         MatmulVariant::ALL.into_iter().find(|v| v.name() == s)
     }
@@ -166,8 +174,11 @@ enum Store {
 /// arithmetic stays f32, the bias is f32). Views of f16 matrices hold two values per word.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Half {
+    /// A is f16.
     pub a: bool,
+    /// B is f16.
     pub b: bool,
+    /// C is f16 (written rounded from the f32 result).
     pub c: bool,
 }
 
@@ -175,6 +186,7 @@ impl Half {
     /// Every matrix f32.
     pub const NONE: Half = Half { a: false, b: false, c: false };
 
+    /// Whether any of the three is f16.
     pub fn any(self) -> bool {
         self.a || self.b || self.c
     }
@@ -183,16 +195,27 @@ impl Half {
 /// One product `c = act(op(a) · op(b) + bias)` (or `c += ...`), shapes M x N with inner size K.
 #[derive(Clone, Debug)]
 pub struct Matmul {
+    /// The result, row-major `[m, n]` (`[splits, m, n]` with split-K).
     pub c: View,
+    /// Left operand: row-major `[m, k]`, or `[k, m]` when `trans` is `Tn`.
     pub a: View,
+    /// Right operand: row-major `[k, n]`, or `[n, k]` when `trans` is `Nt`.
     pub b: View,
+    /// Per-column bias, `n` values, added before the activation; `None` for none.
     pub bias: Option<View>,
+    /// Rows of C (and of op(A)).
     pub m: usize,
+    /// Columns of C (and of op(B)).
     pub n: usize,
+    /// Inner dimension: columns of op(A), rows of op(B).
     pub k: usize,
+    /// Which operands are stored transposed.
     pub trans: Transpose,
+    /// Activation fused into the store, after the bias.
     pub act: Activation,
+    /// `c += act(...)` instead of `c = act(...)`.
     pub accumulate: bool,
+    /// The kernel asked for (see [`Matmul::runs`] for the one that runs).
     pub variant: MatmulVariant,
     /// Split-K: the inner dimension in this many chunks, each product written to its own `[m, n]`
     /// slice of `c` (`c` then holds `splits·m·n` values for the caller to sum). 1 = no split; more

@@ -16,8 +16,11 @@ pub enum ShapeClass {
 }
 
 impl ShapeClass {
+    /// The three classes, smallest first.
     pub const ALL: [ShapeClass; 3] = [ShapeClass::Narrow, ShapeClass::Wide, ShapeClass::Large];
 
+    /// The class of an output `C[m, n]`: `Narrow` if a side is under 64, else `Large` from 2^20
+    /// elements, else `Wide`.
     pub fn of(m: usize, n: usize) -> ShapeClass {
         if m.min(n) < 64 {
             ShapeClass::Narrow
@@ -28,6 +31,7 @@ impl ShapeClass {
         }
     }
 
+    /// `narrow`, `wide` or `large` (the policy's names, and the tuner cache's keys).
     pub fn name(self) -> &'static str {
         match self {
             ShapeClass::Narrow => "narrow",
@@ -50,8 +54,11 @@ impl ShapeClass {
 /// The variant for each shape class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct MatmulPolicy {
+    /// For outputs with a side under 64.
     pub narrow: MatmulVariant,
+    /// For outputs with both sides 64 or more and fewer than 2^20 elements.
     pub wide: MatmulVariant,
+    /// For outputs of 2^20 elements (1024x1024) or more.
     pub large: MatmulVariant,
 }
 
@@ -61,6 +68,7 @@ impl MatmulPolicy {
         MatmulPolicy { narrow: v, wide: v, large: v }
     }
 
+    /// The variant chosen for `class`.
     pub fn class(&self, class: ShapeClass) -> MatmulVariant {
         match class {
             ShapeClass::Narrow => self.narrow,

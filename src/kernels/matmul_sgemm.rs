@@ -39,6 +39,7 @@ pub enum Load {
 }
 
 impl Load {
+    /// Every load, in the order of [`SHADERS`]' indices.
     pub const ALL: [Load; 4] = [Load::Scalar, Load::Vec4, Load::Half, Load::Half4];
 
     /// How an operand stored as rows of `row_len` values at `view` is read: a quad at a time when
@@ -153,8 +154,11 @@ pub fn uses_f16(source: &str) -> bool {
 /// `micro` x `micro` block of C, over k-tiles of depth `bk`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SgemmConfig {
+    /// Side of the square block of C each invocation accumulates (4 or 8).
     pub micro: u32,
+    /// Invocations across the columns; `256 / wg_x` go down the rows.
     pub wg_x: u32,
+    /// Depth of each k-tile staged in workgroup memory.
     pub bk: u32,
 }
 
@@ -164,6 +168,7 @@ impl SgemmConfig {
         ((self.wg_x * self.micro) as usize, ((256 / self.wg_x) * self.micro) as usize)
     }
 
+    /// The entry point: `sgemm_8x8` or `sgemm_4x4`, by `micro`.
     pub fn entry(self) -> &'static str {
         if self.micro == 8 { "sgemm_8x8" } else { "sgemm_4x4" }
     }

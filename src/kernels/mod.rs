@@ -86,15 +86,20 @@ pub fn shader_source(name: &str) -> Option<&'static str> {
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
+    /// `f(x) = x` (also `linear`).
     Identity,
+    /// `f(x) = max(x, 0)`.
     Relu,
     /// Leaky ReLU with this negative slope.
     LeakyRelu(f32),
+    /// `f(x) = 1 / (1 + e^-x)`, in (0, 1).
     Sigmoid,
+    /// `f(x) = tanh x`, in (-1, 1).
     Tanh,
 }
 
 impl Activation {
+    /// The shaders' `ACT_*` id: 0 identity, 1 ReLU, 2 leaky ReLU, 3 sigmoid, 4 tanh.
     pub fn id(self) -> u32 {
         match self {
             Activation::Identity => 0,
@@ -105,6 +110,7 @@ impl Activation {
         }
     }
 
+    /// The negative slope the shaders' `slope` word carries: a leaky ReLU's, 0 for the others.
     pub fn slope(self) -> f32 {
         match self {
             Activation::LeakyRelu(s) => s,

@@ -13,11 +13,40 @@ pub const SHADER: Shader = Shader { name: "optimizer", source: include_str!("../
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
     /// SGD with momentum μ and L2 weight decay (coupled).
-    Sgd { lr: f32, momentum: f32, weight_decay: f32 },
+    Sgd {
+        /// Learning rate: `p -= lr · v`.
+        lr: f32,
+        /// Momentum μ in `v = μ·v + (g + λ·p)` (dampening 0).
+        momentum: f32,
+        /// L2 coefficient λ added to the gradient as `λ·p`.
+        weight_decay: f32,
+    },
     /// Adam with L2 weight decay added to the gradient.
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    Adam {
+        /// Learning rate, applied to the bias-corrected step `m̂ / (sqrt(v̂) + ε)`.
+        lr: f32,
+        /// Decay of the first moment m (0.9).
+        beta1: f32,
+        /// Decay of the second moment v (0.999).
+        beta2: f32,
+        /// Added to `sqrt(v̂)` in the denominator (1e-8).
+        eps: f32,
+        /// L2 coefficient λ: the moments see `g + λ·p`.
+        weight_decay: f32,
+    },
     /// AdamW: decoupled weight decay.
-    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    AdamW {
+        /// Learning rate, applied to the bias-corrected step and to the decay.
+        lr: f32,
+        /// Decay of the first moment m (0.9).
+        beta1: f32,
+        /// Decay of the second moment v (0.999).
+        beta2: f32,
+        /// Added to `sqrt(v̂)` in the denominator (1e-8).
+        eps: f32,
+        /// Decoupled decay λ: `p -= lr·λ·p` before the Adam step.
+        weight_decay: f32,
+    },
 }
 
 impl Optimizer {
@@ -40,6 +69,7 @@ impl Optimizer {
         })
     }
 
+    /// The learning rate, whichever the kind.
     pub fn lr(&self) -> f32 {
         match *self {
             Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } | Optimizer::AdamW { lr, .. } => lr,

@@ -12,7 +12,9 @@ pub const SHADER: Shader = Shader { name: "penalty", source: include_str!("../..
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SparseNorm {
+    /// λ·Σ_j |h_j|: gradient λ·sign(h_j).
     L1,
+    /// λ·Σ_j h_j²: gradient 2λ·h_j.
     L2,
 }
 

@@ -23,11 +23,15 @@ pub fn dropout_scale(p: f32) -> f32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct RandomParams {
+    /// Elements to write (f32 values of the output).
     pub n: u32,
+    /// Low 32 bits of the u64 seed (Philox key word 0).
     pub seed_lo: u32,
+    /// High 32 bits of the seed (key word 1).
     pub seed_hi: u32,
     /// The stream (counter words 1 and 2); rewritten every step.
     pub stream_lo: u32,
+    /// High 32 bits of the stream (counter word 2).
     pub stream_hi: u32,
     /// Masking, salt-and-pepper or dropout probability.
     pub prob: f32,
@@ -38,6 +42,8 @@ pub struct RandomParams {
 }
 
 impl RandomParams {
+    /// Parameters for `n` elements of stream `stream` under `seed`; no noise (`prob` 0, `sigma` 0,
+    /// `scale` 1) until the launcher sets its own.
     pub fn new(n: usize, seed: u64, stream: u64) -> RandomParams {
         let n = u32::try_from(n).expect("random.wgsl: n must fit in u32");
         RandomParams {
@@ -62,24 +68,29 @@ impl RandomParams {
         bytemuck::pod_read_unaligned(&launch.uniform)
     }
 
+    /// The u64 seed, reassembled from its two words.
     pub fn seed(&self) -> u64 {
         self.seed_lo as u64 | (self.seed_hi as u64) << 32
     }
 
+    /// The u64 stream, reassembled from its two words.
     pub fn stream(&self) -> u64 {
         self.stream_lo as u64 | (self.stream_hi as u64) << 32
     }
 
+    /// Replaces the stream (both words).
     pub fn set_stream(&mut self, stream: u64) {
         self.stream_lo = stream as u32;
         self.stream_hi = (stream >> 32) as u32;
     }
 
+    /// These parameters with another stream.
     pub fn with_stream(mut self, stream: u64) -> RandomParams {
         self.set_stream(stream);
         self
     }
 
+    /// The 32 uniform bytes, as the shader reads them.
     pub fn bytes(&self) -> Vec<u8> {
         bytemuck::bytes_of(self).to_vec()
     }

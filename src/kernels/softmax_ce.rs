@@ -32,9 +32,14 @@ struct Params {
 /// teacher's top softmax probability is below `threshold` gets no gradient (0: every row learns).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PseudoLabels {
+    /// The final α: weight of the pseudo-labelled rows' mean cross-entropy, the labelled rows' mean
+    /// having weight 1.
     pub weight: f32,
+    /// Last step (1-based) at which α is still 0.
     pub ramp_start: u32,
+    /// First step (1-based) at which α reaches `weight`.
     pub ramp_end: u32,
+    /// Least top softmax probability of the teacher for a row to learn, in [0, 1]; 0 keeps all.
     #[serde(default)]
     pub threshold: f32,
 }
@@ -58,8 +63,11 @@ impl PseudoLabels {
 /// the training noise), or of their own logits when `teacher` is `None`.
 #[derive(Clone, Debug)]
 pub struct Mixed {
+    /// Rows `0..labelled_rows` carry labels; the rest are pseudo-labelled.
     pub labelled_rows: usize,
+    /// The pseudo-labels' weight schedule and confidence threshold.
     pub pseudo: PseudoLabels,
+    /// Logits `[rows, classes]` whose argmax is each unlabelled row's target; `None`: the row's own.
     pub teacher: Option<View>,
 }
 

@@ -15,9 +15,13 @@ pub const SHADER: Shader = Shader { name: "vae", source: include_str!("../../sha
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct VaeParams {
+    /// Rows (examples) of `h`, `z` and `eps`.
     pub batch: u32,
+    /// Latent dimension: `z` is `[batch, d]`, `h` is `[batch, 2d]`.
     pub d: u32,
+    /// Weight β of the KL term in the gradient.
     pub beta: f32,
+    /// Factor on the KL sum over the batch (1/batch for a per-image mean).
     pub kl_scale: f32,
 }
 

@@ -19,16 +19,22 @@ use rand::SeedableRng;
 pub struct Autoencoder {
     /// What the checkpoint stores (`aegpu.kind`, `aegpu.model`).
     pub config: ModelConfig,
+    /// The lowered layer list, encoder then decoder.
     pub net: Network,
     /// The node whose output is the code (a VAE's `[μ, log σ²]`), and the decoder's first node.
     pub code_node: usize,
+    /// Index in `net.nodes` of the decoder's first node: the one after the code node, its penalty and
+    /// a VAE's sampling.
     pub decoder_start: usize,
     /// The node each layer of the configuration became (dense: layer i; conv: `layers[i]`).
     pub layer_nodes: Vec<usize>,
+    /// Every weight and bias, f32, named by checkpoint name (`encoder.0.weight`, PyTorch shapes).
     pub params: Arena,
+    /// The parameters' gradients, with `params`' layout.
     pub grads: Arena,
     /// First moment (Adam) or momentum (SGD); second moment (Adam only).
     pub opt_m: StorageBuffer,
+    /// Adam's second moment, one word per word of `params` (allocated, unused, for SGD).
     pub opt_v: StorageBuffer,
     /// Seeds the model's GPU random numbers (a VAE's ε, corruption, dropout).
     pub seed: u64,
@@ -42,12 +48,14 @@ pub struct Autoencoder {
 
 /// A batch's tensors, with the views the training loop and the evaluator read.
 pub struct Activations {
+    /// Every named tensor of the batch (values, gradients, scratch).
     pub tensors: Tensors,
     logits: String,
     code: String,
 }
 
 impl Activations {
+    /// Examples per batch the tensors are sized for.
     pub fn batch(&self) -> usize {
         self.tensors.batch
     }
@@ -224,22 +232,27 @@ impl Autoencoder {
         self.net.nodes.iter().any(|n| matches!(n.op, Op::Corrupt(_)))
     }
 
+    /// The VAE settings; `None` for a plain autoencoder.
     pub fn variational(&self) -> Option<Variational> {
         self.variational
     }
 
+    /// The reconstruction loss.
     pub fn loss_kind(&self) -> LossKind {
         self.loss
     }
 
+    /// The output activation, which the loss kernel applies to the logits.
     pub fn output_activation(&self) -> Activation {
         self.output
     }
 
+    /// Weights and biases, in f32 elements (arena padding excluded).
     pub fn parameter_count(&self) -> usize {
         self.params.layout.entries.iter().map(|e| e.2).sum()
     }
 
+    /// The seed of the model's GPU random streams (and of its initial weights).
     pub fn seed(&self) -> u64 {
         self.seed
     }

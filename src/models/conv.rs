@@ -16,14 +16,31 @@ use crate::models::dense::{Noise, Sparse, Variational};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layer {
     /// `Conv2d(in, out, kernel, stride, padding)` with a fused activation.
-    Conv { out: usize, kernel: usize, stride: usize, padding: usize, act: Activation },
+    Conv {
+        /// Output channels.
+        out: usize,
+        /// Side of the square kernel, in pixels.
+        kernel: usize,
+        /// Step between kernel positions, in pixels.
+        stride: usize,
+        /// Zero padding on each side, in pixels; smaller than `kernel`.
+        padding: usize,
+        /// Fused activation.
+        act: Activation,
+    },
     /// `ConvTranspose2d(in, out, kernel, stride, padding, output_padding)` with a fused activation.
     ConvTranspose {
+        /// Output channels.
         out: usize,
+        /// Side of the square kernel, in pixels.
         kernel: usize,
+        /// Up-sampling step, in output pixels per input pixel.
         stride: usize,
+        /// Pixels cropped from each side of the full output.
         padding: usize,
+        /// Extra rows and columns at the bottom and right of the output; smaller than `stride`.
         output_padding: usize,
+        /// Fused activation.
         act: Activation,
     },
     /// 2x2 max-pooling, stride 2, rounding up (Keras `padding="same"`, PyTorch `ceil_mode=True`).
@@ -32,19 +49,36 @@ pub enum Layer {
     Upsample,
     /// A fully connected layer on the flattened input; its output is `[out, 1, 1]`. A VAE's code
     /// layer outputs μ and log σ² side by side (2·out values).
-    Linear { out: usize, act: Activation },
+    Linear {
+        /// Output features (a VAE code layer: the latent dimension d, of 2·d outputs).
+        out: usize,
+        /// Fused activation (identity for a VAE's code layer).
+        act: Activation,
+    },
     /// Reads a flat `[c·h·w]` tensor as `[c, h, w]` (no work).
-    Unflatten { c: usize, h: usize, w: usize },
+    Unflatten {
+        /// Channels of the unflattened shape.
+        c: usize,
+        /// Height of the unflattened shape, in pixels.
+        h: usize,
+        /// Width of the unflattened shape, in pixels.
+        w: usize,
+    },
     /// A standalone activation (after a layer without parameters; one after a layer with parameters
     /// is fused into it).
-    Activation { act: Activation },
+    Activation {
+        /// The function applied.
+        act: Activation,
+    },
 }
 
 impl Layer {
+    /// A [`Layer::Conv`].
     pub fn conv(out: usize, kernel: usize, stride: usize, padding: usize, act: Activation) -> Layer {
         Layer::Conv { out, kernel, stride, padding, act }
     }
 
+    /// A [`Layer::ConvTranspose`] with the presets' 3x3 kernel and padding 1.
     pub fn conv_t(out: usize, stride: usize, output_padding: usize, act: Activation) -> Layer {
         Layer::ConvTranspose { out, kernel: 3, stride, padding: 1, output_padding, act }
     }
@@ -59,12 +93,14 @@ impl Layer {
         }
     }
 
+    /// Replaces the activation of a layer with parameters; no effect on other layers.
     pub fn set_act(&mut self, a: Activation) {
         if let Layer::Conv { act, .. } | Layer::ConvTranspose { act, .. } | Layer::Linear { act, .. } = self {
             *act = a;
         }
     }
 
+    /// Whether the layer has a weight and a bias (Conv, ConvTranspose, Linear).
     pub fn has_params(&self) -> bool {
         self.act().is_some()
     }
@@ -75,9 +111,11 @@ impl Layer {
 pub struct ConvConfig {
     /// (channels, height, width) of an example.
     pub input: [usize; 3],
+    /// The encoder's layers, then the decoder's; the last one's output has the input's shape.
     pub layers: Vec<Layer>,
     /// The layer whose output is the code (0-based).
     pub code_layer: usize,
+    /// Reconstruction loss (a VAE needs BCE).
     pub loss: LossKind,
     /// A VAE: the code layer (a linear `Linear`) outputs μ and log σ², the decoder gets z.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,12 +153,14 @@ impl ConvConfig {
         Ok(self)
     }
 
+    /// The same architecture as a VAE (or not), validated.
     pub fn with_variational(mut self, v: Option<Variational>) -> Result<ConvConfig> {
         self.variational = v;
         self.validate()?;
         Ok(self)
     }
 
+    /// The same architecture with this training-input corruption (a denoising autoencoder), validated.
     pub fn with_noise(mut self, noise: Option<Noise>) -> Result<ConvConfig> {
         self.noise = noise;
         self.validate()?;
@@ -211,6 +251,9 @@ impl ConvConfig {
         Ok(out)
     }
 
+    /// Checks every layer's shape against what it reads, that the output has the input's shape and
+    /// ends in a layer with parameters, the output activation against the loss, and the VAE, noise,
+    /// sparse and dropout settings.
     pub fn validate(&self) -> Result<()> {
         if self.input.contains(&0) {
             return Err(Error::Config(format!("input shape {:?} has a zero size", self.input)));
@@ -300,6 +343,7 @@ impl ConvConfig {
         loss::check(self.loss, self.output_activation())
     }
 
+    /// Values per example: c·h·w.
     pub fn input_dim(&self) -> usize {
         len3(self.input)
     }
@@ -337,6 +381,7 @@ impl ConvConfig {
         }
     }
 
+    /// Weights and biases of every layer, in f32 elements; 0 when the shapes do not fit.
     pub fn parameter_count(&self) -> usize {
         let Ok(shapes) = self.shapes() else { return 0 };
         (0..self.layers.len())

@@ -18,6 +18,7 @@ pub struct DenseConfig {
     pub activations: Vec<Activation>,
     /// The layer whose output is the code (0-based).
     pub code_layer: usize,
+    /// Reconstruction loss (a VAE needs BCE).
     pub loss: LossKind,
     /// Present for a variational autoencoder: the code layer outputs μ and log σ² (2·d columns),
     /// the decoder gets z = μ + σ·ε, and the loss adds β·KL(q(z|x) ‖ N(0, I)).
@@ -50,11 +51,15 @@ pub struct Regularizers {
 /// A sparse autoencoder's penalty.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sparse {
+    /// L1 (`Σ_j |h_j|`) or L2 (`Σ_j h_j²`) on the code.
     pub norm: SparseNorm,
+    /// Weight λ per example, >= 0.
     pub lambda: f32,
 }
 
 impl Regularizers {
+    /// Checks the weights and probabilities, that a contractive penalty follows a one-layer sigmoid
+    /// encoder, and that `config` takes the penalties it has (not both, none on a VAE).
     pub fn validate(&self, config: &DenseConfig) -> Result<()> {
         if let Some(s) = self.sparse
             && !(s.lambda.is_finite() && s.lambda >= 0.0)
@@ -206,6 +211,8 @@ impl DenseConfig {
         }
     }
 
+    /// Checks the widths (input = output, none 0), one activation per layer, the code layer, the
+    /// VAE settings, the regularisers, and the output activation against the loss.
     pub fn validate(&self) -> Result<()> {
         let layers = self.layers();
         if self.sizes.len() < 2 || self.sizes.contains(&0) {
@@ -256,22 +263,27 @@ impl DenseConfig {
             && !(self.variational.is_some() && i == self.code_layer)
     }
 
+    /// Linear layers: `sizes.len() - 1`.
     pub fn layers(&self) -> usize {
         self.sizes.len() - 1
     }
 
+    /// Values per example: `sizes[0]`.
     pub fn input_dim(&self) -> usize {
         self.sizes[0]
     }
 
+    /// Code width per example (of z for a VAE, whose code layer writes twice as many columns).
     pub fn code_dim(&self) -> usize {
         self.sizes[self.code_layer + 1]
     }
 
+    /// The last layer's activation (identity or sigmoid).
     pub fn output_activation(&self) -> Activation {
         self.activations[self.layers() - 1]
     }
 
+    /// Weights and biases of every layer, in f32 elements (a VAE's code layer counted at 2·d outputs).
     pub fn parameter_count(&self) -> usize {
         (0..self.layers()).map(|i| (self.sizes[i] + 1) * self.layer_out(i)).sum()
     }

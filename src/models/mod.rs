@@ -27,6 +27,7 @@ pub enum Init {
 }
 
 impl Init {
+    /// Parses `glorot` (also `xavier`) or `torch` (also `pytorch`); `None` otherwise.
     pub fn parse(s: &str) -> Option<Init> {
         match s {
             "glorot" | "xavier" => Some(Init::Glorot),
@@ -74,10 +75,13 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 /// The KL term's storage and inputs for [`loss_launches`].
 pub struct KlViews {
+    /// One word: the KL summed over the batch (nats, not divided by the batch, not scaled by β).
     pub total: View,
+    /// The reduction's per-workgroup partial sums: `vae::kl_partial_rows(batch·d)` words.
     pub partials: View,
     /// The code layer's output [μ, log σ²], `[batch, 2·d]`.
     pub h: View,
+    /// Latent dimension: columns of μ (and of log σ²).
     pub d: usize,
 }
 
@@ -120,7 +124,9 @@ pub fn loss_launches(
 /// A model of either family, as a checkpoint or the command line describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelConfig {
+    /// A fully connected autoencoder (`aegpu.kind` `dense`).
     Dense(dense::DenseConfig),
+    /// A convolutional layer list (`aegpu.kind` `conv`).
     Conv(conv::ConvConfig),
 }
 

@@ -41,7 +41,9 @@ pub use tensors::{ActivationStorage, Tensors};
 /// ignore it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pass {
+    /// Run the [`Op::Corrupt`] layers (a denoising model's input noise); skipped, they pass `x` on.
     pub corrupt: bool,
+    /// Run the [`Op::Dropout`] layers; skipped, they pass their input on.
     pub dropout: bool,
     /// A VAE's z = μ + σ·ε (true) or z = μ (false).
     pub sample: bool,
@@ -65,24 +67,43 @@ impl Pass {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// `y = act(x · Wᵀ + b)` on the flattened input; `W` is `[out, in]`.
-    Linear { out: usize, act: Activation },
+    Linear {
+        /// Output features per example.
+        out: usize,
+        /// Fused activation applied to `x · Wᵀ + b`.
+        act: Activation,
+    },
     /// `Conv2d(in, out, kernel, stride, padding)`, weight `[out, in, k, k]`.
     Conv2d {
+        /// Output channels.
         out: usize,
+        /// Side of the square kernel, in pixels.
         kernel: usize,
+        /// Step between kernel positions, in pixels (both axes).
         stride: usize,
+        /// Zero padding added on each side of both axes, in pixels.
         padding: usize,
+        /// Fused activation applied to the convolution plus bias.
         act: Activation,
+        /// How the layer is computed (direct, im2col + matmul, implicit GEMM), as tuned for its shape.
         algorithm: ConvAlgorithm,
     },
     /// `ConvTranspose2d(in, out, kernel, stride, padding, output_padding)`, weight `[in, out, k, k]`.
     ConvTranspose2d {
+        /// Output channels.
         out: usize,
+        /// Side of the square kernel, in pixels.
         kernel: usize,
+        /// Up-sampling factor: the step between the input pixels' kernel footprints in the output.
         stride: usize,
+        /// Pixels cropped from each side of the full output (PyTorch's `padding`).
         padding: usize,
+        /// Extra rows and columns added at the bottom and right of the output (PyTorch's
+        /// `output_padding`, less than `stride`).
         output_padding: usize,
+        /// Fused activation applied to the transposed convolution plus bias.
         act: Activation,
+        /// How its adjoint conv2d is computed, as tuned for that shape.
         algorithm: ConvAlgorithm,
     },
     /// 2x2 max-pooling, stride 2, rounding up (Keras `padding="same"`, PyTorch `ceil_mode=True`).
@@ -90,7 +111,10 @@ pub enum Op {
     /// Nearest-neighbour 2x up-sampling.
     Upsample,
     /// Reads the same values with another shape (Flatten, Unflatten): no work.
-    Reshape { to: [usize; 3] },
+    Reshape {
+        /// The new `[c, h, w]` per example; holds as many values as the input.
+        to: [usize; 3],
+    },
     /// A standalone activation (one that follows a layer without parameters).
     Activation(Activation),
     /// Inverted dropout with this probability, in training only.
@@ -98,7 +122,10 @@ pub enum Op {
     /// Input corruption (a denoising autoencoder), in training and evaluation.
     Corrupt(Noise),
     /// A VAE's z = μ + σ·ε from `[μ, log σ²]`; its backward adds β·KL's gradient.
-    Reparameterize { beta: f32 },
+    Reparameterize {
+        /// Weight of the KL term (β-VAE; 1 is the plain VAE).
+        beta: f32,
+    },
     /// A penalty on the tensor it follows (the code): its gradient is added in the backward pass.
     Penalty(Penalty),
 }
@@ -112,6 +139,7 @@ impl Op {
         }
     }
 
+    /// Whether the layer has a weight and a bias (Linear, Conv2d, ConvTranspose2d).
     pub fn has_params(&self) -> bool {
         self.act().is_some()
     }
@@ -191,17 +219,23 @@ impl Op {
 /// One layer of a built network: its op, shapes, parameter name and tensor names.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The layer.
     pub op: Op,
+    /// Shape `[c, h, w]` of one example it reads (a dense input is `[features, 1, 1]`).
     pub input: [usize; 3],
+    /// Shape `[c, h, w]` of one example it writes.
     pub output: [usize; 3],
     /// The checkpoint prefix of its parameters (`encoder.0` for `encoder.0.weight`), if it has any.
     pub params: Option<String>,
     /// The tensor it reads and the tensor it writes (the same for reshapes and penalties).
     pub x: String,
+    /// The tensor it writes (`h{i}`, `z`, `x noisy`, or `x` itself for an alias).
     pub y: String,
 }
 
 impl Node {
+    /// The weight's PyTorch shape: Linear `[out, in]` (`in` the flattened input), Conv2d
+    /// `[out, in, k, k]`, ConvTranspose2d `[in, out, k, k]`; `None` for a layer without parameters.
     pub fn weight_shape(&self) -> Option<Vec<usize>> {
         let c_in = self.input[0];
         match self.op {
@@ -212,6 +246,7 @@ impl Node {
         }
     }
 
+    /// Bias length in f32 elements: one per output feature or channel; 0 without parameters.
     pub fn bias_len(&self) -> usize {
         match self.op {
             Op::Linear { out, .. } | Op::Conv2d { out, .. } | Op::ConvTranspose2d { out, .. } => out,
@@ -228,14 +263,20 @@ pub fn len3(s: [usize; 3]) -> usize {
 /// The values layer functions read: activations, parameters and their gradients, the batch, the
 /// matmul variant of each product's shape class, and the seed of the GPU random numbers.
 pub struct Ctx<'a> {
+    /// The batch's activations, their gradients and the layers' scratch.
     pub acts: &'a Tensors,
+    /// Every parameter, named `prefix.weight` / `prefix.bias`.
     pub params: &'a Arena,
+    /// The parameters' gradients, laid out as `params`.
     pub grads: &'a Arena,
+    /// The matmul variant for each product's shape class.
     pub matmul: MatmulPolicy,
+    /// Seed of the Philox streams of dropout, corruption and a VAE's ε.
     pub seed: u64,
 }
 
 impl Ctx<'_> {
+    /// Examples in the batch the activations were laid out for.
     pub fn batch(&self) -> usize {
         self.acts.batch
     }
@@ -246,6 +287,7 @@ impl Ctx<'_> {
         self.params.named(&name).unwrap_or_else(|| panic!("parameter '{name}' is in the layout"))
     }
 
+    /// Gradient of parameter `prefix.suffix`.
     pub fn grad(&self, node: &Node, suffix: &str) -> View {
         let name = format!("{}.{suffix}", node.params.as_deref().expect("a layer with parameters"));
         self.grads.named(&name).unwrap_or_else(|| panic!("gradient '{name}' is in the layout"))
@@ -255,7 +297,9 @@ impl Ctx<'_> {
 /// An ordered list of layers with inferred shapes.
 #[derive(Clone, Debug)]
 pub struct Network {
+    /// Shape `[c, h, w]` of one input example (tensor `x`).
     pub input: [usize; 3],
+    /// The layers, in forward order.
     pub nodes: Vec<Node>,
 }
 
@@ -292,6 +336,7 @@ impl Network {
         Ok(Network { input, nodes })
     }
 
+    /// Shape `[c, h, w]` of one example the last layer writes (the input's for an empty network).
     pub fn output(&self) -> [usize; 3] {
         self.nodes.last().map_or(self.input, |n| n.output)
     }

@@ -11,6 +11,8 @@ fn mask(ctx: &Ctx, node: &Node) -> View {
     ctx.acts.view(&format!("{} mask", node.y))
 }
 
+/// Dropout: a fresh mask `{y} mask` (0 or 1/(1-p)), then y = x ⊙ mask. Corruption: y = the
+/// corrupted x.
 pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     let n = ctx.batch() * len3(node.input);
     match node.op {
@@ -61,6 +63,7 @@ impl Noise {
         Ok(noise)
     }
 
+    /// Checks the level: σ finite and >= 0, a probability in [0, 1].
     pub fn validate(&self) -> Result<()> {
         match *self {
             Noise::Gaussian(s) if !(s.is_finite() && s >= 0.0) => {

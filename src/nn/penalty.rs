@@ -14,13 +14,26 @@ use crate::kernels::penalty::{self, SparseNorm};
 use crate::kernels::reduce::colsum;
 use crate::runner::ArenaLayout;
 
+/// A penalty on the code, added to the per-pixel reconstruction loss as λ times a per-example
+/// figure averaged over the batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Penalty {
-    Sparse { norm: SparseNorm, lambda: f32 },
-    Contractive { lambda: f32 },
+    /// Activity sparsity: λ·Σ_j |h_j| (L1) or λ·Σ_j h_j² (L2) over the code; any code layer.
+    Sparse {
+        /// L1 or L2.
+        norm: SparseNorm,
+        /// Weight λ per example.
+        lambda: f32,
+    },
+    /// λ·‖J_f(x)‖²_F of a one-layer sigmoid encoder, in closed form.
+    Contractive {
+        /// Weight λ per example.
+        lambda: f32,
+    },
 }
 
 impl Penalty {
+    /// The weight λ of either kind.
     pub fn lambda(&self) -> f32 {
         match *self {
             Penalty::Sparse { lambda, .. } | Penalty::Contractive { lambda } => lambda,

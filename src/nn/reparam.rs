@@ -26,6 +26,8 @@ pub fn forward(ctx: &Ctx, node: &Node, z: &View, h: &View, sample: bool) -> Vec<
     vec![random_normal(&eps, b * d, ctx.seed, 0), reparam_forward(z, h, &eps, b, d)]
 }
 
+/// d[μ, log σ²] from dz and the step's ε, plus β times the gradient of the KL (per image, averaged
+/// over the batch); nothing when `dh` is `None`.
 pub fn backward(ctx: &Ctx, node: &Node, dh: Option<&View>, dz: &View, h: &View) -> Vec<Launch> {
     let Op::Reparameterize { beta } = node.op else { unreachable!("a Reparameterize node") };
     let Some(dh) = dh else { return Vec::new() };

@@ -10,6 +10,7 @@ fn argmax(ctx: &Ctx, node: &Node) -> View {
     ctx.acts.view(&format!("{} argmax", node.y))
 }
 
+/// One launch: max-pooling (writing `{y} argmax`), up-sampling, or the activation, over the batch.
 pub fn forward(ctx: &Ctx, node: &Node, y: &View, x: &View) -> Vec<Launch> {
     let (n, [c, h, w]) = (ctx.batch(), node.input);
     vec![match node.op {

@@ -26,6 +26,7 @@ impl ActivationStorage {
         }
     }
 
+    /// The `--activations` spelling: `f32` or `f16`.
     pub fn name(self) -> &'static str {
         match self {
             ActivationStorage::F32 => "f32",
@@ -36,13 +37,16 @@ impl ActivationStorage {
 
 /// Every tensor of a network for one batch size, in one arena.
 pub struct Tensors {
+    /// The one buffer holding every tensor, with its name → range table.
     pub arena: Arena,
+    /// Examples per batch the tensors are sized for.
     pub batch: usize,
     /// Tensors stored as f16 (two values per word).
     half: Vec<String>,
 }
 
 impl Tensors {
+    /// Tensors all stored as f32.
     pub fn new(arena: Arena, batch: usize) -> Tensors {
         Tensors { arena, batch, half: Vec::new() }
     }

@@ -23,6 +23,7 @@ pub const MAX_DIM: usize = 4096;
 /// A fitted PCA with `k` components.
 #[derive(Clone, Debug)]
 pub struct Pca {
+    /// Values per example (the data's width), at most [`MAX_DIM`].
     pub dim: usize,
     /// The mean row.
     pub mean: Vec<f32>,

@@ -20,8 +20,14 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgorithm {
+    /// conv2d.wgsl: one invocation per pixel and block of channels summing its taps (forward, input
+    /// gradient), one workgroup per weight tap (weight gradient); no scratch. No candidate where its
+    /// per-invocation loops would pass lavapipe's bound.
     Direct,
+    /// conv_gemm.wgsl's im2col (a `[C_IN·KH·KW, N·OH·OW]` matrix in scratch), then the tuned matmul.
     Gemm,
+    /// conv_implicit_gemm.wgsl: tiled products reading the im2col elements straight from NCHW; only
+    /// the weight gradient's split-K partials as scratch.
     ImplicitGemm,
 }
 

@@ -16,6 +16,7 @@ use crate::runner::{Plan, View};
 
 /// One way to run a matmul: a name (the cache and the logs use it) and how it launches a product.
 pub struct MatmulCandidate {
+    /// The variant's lower-case name (e.g. `sgemm64x64`), or a custom kernel's.
     pub name: String,
     /// The engine's variant this candidate is, if it is one.
     pub variant: Option<MatmulVariant>,

@@ -12,11 +12,14 @@ use crate::error::{Error, Result};
 /// One line of a chart.
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// Its legend entry (the first 30 characters shown).
     pub name: String,
     /// `(x, y)` in data units, drawn in this order. Points that a log axis cannot show (≤ 0) and
     /// non-finite ones are left out.
     pub points: Vec<(f64, f64)>,
+    /// Colour of the line, markers and point labels.
     pub colour: Rgb<u8>,
+    /// Draw the line dashed (7 pixels on, 5 off) instead of solid.
     pub dashed: bool,
     /// Draw a dot at every point.
     pub markers: bool,
@@ -34,11 +37,17 @@ impl Series {
 /// One chart.
 #[derive(Clone, Debug, Default)]
 pub struct Panel {
+    /// Centred above the plot area.
     pub title: String,
+    /// Name of the x axis, under its tick values.
     pub x_label: String,
+    /// Name of the y axis, above the plot area at the left.
     pub y_label: String,
+    /// Logarithmic x axis (points with x ≤ 0 left out).
     pub log_x: bool,
+    /// Logarithmic y axis (points with y ≤ 0 left out).
     pub log_y: bool,
+    /// The lines, drawn in this order and listed in the legend.
     pub series: Vec<Series>,
 }
 
