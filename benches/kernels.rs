@@ -3,7 +3,8 @@
 //! throughput including the adapter's per-dispatch cost (as in training), not submit latency.
 //! `cargo bench --bench kernels`; `aegpu bench` prints the same comparison as a table.
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, GpuOptions, StorageBuffer};
 use aegpu::kernels::activation::activation_forward;
 use aegpu::kernels::conv::{self, Conv2dShape};
@@ -15,7 +16,6 @@ use aegpu::kernels::reduce::colsum;
 use aegpu::kernels::{Activation, Launch};
 use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init};
-use aegpu::runner::{Plan, View};
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::time::{Duration, Instant};

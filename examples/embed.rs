@@ -8,13 +8,13 @@
 //! `cargo run --release --example embed`
 
 use aegpu::data::synthetic::synthetic;
+use aegpu::expert::runner::Plan;
 use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init, Pass};
-use aegpu::runner::Plan;
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! Datasets as the GPU reads them (`aegpu::gpu_data`): one buffer, many chunks of whole examples, or
+//! Datasets as the GPU reads them (`aegpu::expert::gpu_data`): one buffer, many chunks of whole examples, or
 //! streamed from host memory one batch per step. All three train and evaluate bit-identically; a
 //! dataset bigger than one storage binding trains in chunks; impossible chunk sizes are errors.
 

@@ -7,13 +7,13 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::conv_gemm::{self, GemmScratch, ScratchLens};
 use aegpu::kernels::matmul::MatmulVariant;
 use aegpu::kernels::{Activation, Launch, grid_1d, pool};
-use aegpu::runner::{Plan, View};
 use common::*;
 
 /// Odd and non-square inputs, stride 1/2/3, padding 0/1/2, kernels 1/3/5 and non-square, channels

@@ -8,13 +8,13 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
+use aegpu::expert::tune::{ConvAlgorithm, verify_conv_algorithm};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::conv_implicit_gemm::{self as implicit, TILE_N, parts_len, weight_splits};
 use aegpu::kernels::{Activation, Launch, grid_1d};
-use aegpu::runner::{Plan, View};
-use aegpu::tune::{ConvAlgorithm, verify_conv_algorithm};
 use common::guard::{SENTINEL, read_checked, upload_with_tail};
 use common::*;
 

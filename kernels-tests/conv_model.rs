@@ -9,6 +9,8 @@ mod common;
 
 use aegpu::checkpoint;
 use aegpu::data::{Dataset, synthetic};
+use aegpu::expert::runner::Plan;
+use aegpu::expert::tune::ConvAlgorithm;
 use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
@@ -17,9 +19,7 @@ use aegpu::kernels::penalty::SparseNorm;
 use aegpu::models::conv::{ConvConfig, Layer};
 use aegpu::models::dense::{Noise, Sparse, Variational};
 use aegpu::models::{Activations, Autoencoder, Init, ModelConfig, Pass};
-use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig};
-use aegpu::tune::ConvAlgorithm;
 use common::*;
 use rand::seq::SliceRandom;
 

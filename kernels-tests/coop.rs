@@ -11,13 +11,13 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
+use aegpu::expert::tune::{MatmulCandidate, verify_matmul};
 use aegpu::gpu::{Gpu, GpuOptions, StorageBuffer};
 use aegpu::kernels::Activation;
 use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::matmul_coop;
-use aegpu::runner::{Plan, View};
-use aegpu::tune::{MatmulCandidate, verify_matmul};
 use common::*;
 
 const GUARD: usize = 37;

@@ -6,6 +6,7 @@ mod common;
 use aegpu::checkpoint;
 use aegpu::data::{Dataset, synthetic};
 use aegpu::error::Error;
+use aegpu::expert::runner::Plan;
 use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
@@ -13,7 +14,6 @@ use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::penalty::SparseNorm;
 use aegpu::models::dense::{DenseConfig, Noise, Regularizers, Sparse};
 use aegpu::models::{Autoencoder, Init, ModelConfig, Pass};
-use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig, Trainer};
 use common::*;
 use std::path::Path;
@@ -466,4 +466,26 @@ fn vae_evaluated_at_the_mean_decodes_the_posterior_means() {
     let plain = Autoencoder::new(&gpu, small_config(LossKind::Bce), 3, Init::Glorot).unwrap();
     let (a, b) = (at(&plain, Pass::EVAL), at(&plain, Pass::EVAL_MEAN));
     assert_eq!(a.metrics.bce_px.to_bits(), b.metrics.bce_px.to_bits(), "a plain model has no z");
+}
+
+/// A model configuration with no layer sizes (a hand-edited checkpoint's JSON) is a configuration
+/// error, not an arithmetic underflow.
+#[test]
+fn empty_layer_sizes_are_a_config_error() {
+    let config = DenseConfig::symmetric(
+        16,
+        &[4],
+        Activation::Relu,
+        Activation::Identity,
+        Activation::Sigmoid,
+        LossKind::Bce,
+    )
+    .unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&ModelConfig::Dense(config).to_json().unwrap()).unwrap();
+    json["sizes"] = serde_json::json!([]);
+    match ModelConfig::from_json(Some("dense"), &json.to_string()) {
+        Err(Error::Config(message)) => assert!(message.contains("layer sizes"), "{message}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
 }

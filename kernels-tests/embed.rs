@@ -274,7 +274,7 @@ fn a_host_device_with_default_limits_and_no_features_works() {
 /// without it the session is refused with what to request.
 #[test]
 fn f16_activations_in_a_session_match_the_trainer() {
-    use aegpu::nn::ActivationStorage;
+    use aegpu::expert::nn::ActivationStorage;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
         .expect("an adapter (lavapipe in CI)");

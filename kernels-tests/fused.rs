@@ -10,11 +10,11 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::Gpu;
 use aegpu::kernels::conv::{self, Conv2dShape, ConvTranspose2dShape};
 use aegpu::kernels::{Activation, Launch, activation, reduce};
-use aegpu::runner::{Plan, View};
 use common::guard::*;
 use common::*;
 

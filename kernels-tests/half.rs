@@ -7,12 +7,12 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::Activation;
 use aegpu::kernels::activation::activation_backward_bias;
 use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
-use aegpu::runner::{Plan, View};
 use common::*;
 use half::f16;
 
@@ -291,7 +291,7 @@ fn activation_derivative_reads_its_output_as_f16() {
 fn the_f16_products_of_every_configuration_verify() {
     let gpu = gpu();
     for variant in SGEMM {
-        assert_eq!(aegpu::tune::verify_f16_products(&gpu, variant).unwrap(), Ok(()), "{variant:?}");
+        assert_eq!(aegpu::expert::tune::verify_f16_products(&gpu, variant).unwrap(), Ok(()), "{variant:?}");
     }
-    assert_eq!(aegpu::tune::verify_f16_products(&gpu, MatmulVariant::Reg).unwrap(), Ok(()));
+    assert_eq!(aegpu::expert::tune::verify_f16_products(&gpu, MatmulVariant::Reg).unwrap(), Ok(()));
 }

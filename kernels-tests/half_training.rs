@@ -7,13 +7,13 @@ mod common;
 
 use aegpu::data::synthetic::synthetic;
 use aegpu::error::Error;
+use aegpu::expert::nn::ActivationStorage;
 use aegpu::gpu::Gpu;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init, ModelConfig};
-use aegpu::nn::ActivationStorage;
 use aegpu::train::{GpuDataset, TrainConfig, Trainer};
 
 const EXAMPLES: usize = 12 * 32 + 7;

@@ -8,13 +8,13 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::gather::{GatherParams, gather_u8, gather_u8_chunk, gather_u8_chunk_mapped};
 use aegpu::kernels::loss::{self, LossKind};
 use aegpu::kernels::optimizer::{Optimizer, optimizer_step};
 use aegpu::kernels::{Activation, Launch, activation, grid_1d, reduce};
-use aegpu::runner::{Plan, View};
 use common::guard::*;
 use common::*;
 use rand::RngExt;

@@ -6,13 +6,13 @@
 mod common;
 
 use aegpu::data::synthetic::synthetic;
+use aegpu::expert::runner::Plan;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::layerwise::{LayerStage, LayerwiseSpec, layer_pairs, parse_spec, pretrain};
 use aegpu::models::dense::{DenseConfig, Variational};
 use aegpu::models::{Autoencoder, Init};
-use aegpu::runner::Plan;
 use aegpu::train::{Evaluator, GpuDataset};
 use common::cli::{TempDir, aegpu, fails, ok, s};
 use common::*;

@@ -8,12 +8,12 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::conv::{self, Conv2dShape};
 use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::{Activation, Launch, MAX_LOOP_STEPS};
-use aegpu::runner::{Plan, View};
 use common::*;
 
 fn upload(gpu: &aegpu::gpu::Gpu, label: &str, data: &[f32]) -> (StorageBuffer, View) {
@@ -200,7 +200,7 @@ fn the_direct_convolution_is_no_candidate_past_the_bound() {
     assert!(conv::direct_loop_steps(&wide) > MAX_LOOP_STEPS);
     let gpu = gpu();
     let chosen = gpu.conv_algorithm(&wide).unwrap();
-    assert_ne!(chosen, aegpu::tune::ConvAlgorithm::Direct);
+    assert_ne!(chosen, aegpu::expert::tune::ConvAlgorithm::Direct);
 }
 
 /// The contractive penalty's weight gradient loops over the batch and then the encoder's inputs in

@@ -2,11 +2,11 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::Activation;
 use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
-use aegpu::runner::{Plan, View};
 use common::*;
 
 /// Shapes that are not tile multiples, degenerate (1xN, K=1), and with a large K.

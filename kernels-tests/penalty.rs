@@ -11,13 +11,13 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::Launch;
 use aegpu::kernels::penalty::{
     SparseNorm, activity_partial_rows, activity_penalty, contractive_h, contractive_rows, contractive_weight,
 };
-use aegpu::runner::{Plan, View};
 use common::*;
 
 /// Words past the kernel's range in every buffer; they must keep SENTINEL.

@@ -12,13 +12,13 @@ use aegpu::classify::train::{
     ClassifierEvaluator, ClassifierTrainer, FitConfig, LabelledData, PseudoConfig, Teacher,
 };
 use aegpu::classify::{Classifier, ClassifierOptions, Start};
-use aegpu::cpu;
 use aegpu::data::synthetic::synthetic;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::kernels::softmax_ce::{Mixed, PseudoLabels, softmax_ce_mixed};
 use aegpu::models::Init;
-use aegpu::runner::{Plan, View};
 use common::cli::{TempDir, aegpu, fails, ok, s};
 use common::*;
 use rand::RngExt;

@@ -18,12 +18,12 @@
 
 mod common;
 
-use aegpu::cpu;
-use aegpu::cpu::random::{self as cr, philox4x32_10};
+use aegpu::expert::cpu;
+use aegpu::expert::cpu::random::{self as cr, philox4x32_10};
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::{Gpu, StorageBuffer};
 use aegpu::kernels::random::{self as kr, RandomParams, restream, stream_for};
 use aegpu::kernels::{Launch, vae};
-use aegpu::runner::{Plan, View};
 use common::*;
 
 const TAIL: usize = 37;

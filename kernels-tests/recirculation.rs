@@ -5,8 +5,9 @@
 
 mod common;
 
-use aegpu::cpu;
 use aegpu::data::synthetic::synthetic;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;
@@ -15,7 +16,6 @@ use aegpu::kernels::recirculation::{recirc_diff, recirc_mix};
 use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init};
 use aegpu::recirculation::{RecirculationTrainer, check_model, mean_image_baseline, step_launches, tensors};
-use aegpu::runner::{Plan, View};
 use aegpu::train::{Evaluator, GpuDataset, TrainConfig};
 use common::cli::{TempDir, aegpu, fails, ok, s};
 use common::*;

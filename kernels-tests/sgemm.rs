@@ -7,12 +7,12 @@
 
 mod common;
 
-use aegpu::cpu;
+use aegpu::expert::cpu;
+use aegpu::expert::runner::{Plan, View};
 use aegpu::gpu::StorageBuffer;
 use aegpu::kernels::Activation;
 use aegpu::kernels::matmul::{Half, Matmul, MatmulVariant, Transpose};
 use aegpu::kernels::matmul_sgemm::{self, Load, SgemmConfig};
-use aegpu::runner::{Plan, View};
 use common::*;
 
 const SGEMM: [MatmulVariant; 3] =

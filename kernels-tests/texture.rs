@@ -5,8 +5,8 @@
 
 mod common;
 
-use aegpu::cpu::texture::{decode_to_atlas, encode_from_atlas, quantise};
 use aegpu::embed::{AtlasLayout, Decoder, TextureDecode, TextureEncoder, ValueMap};
+use aegpu::expert::cpu::texture::{decode_to_atlas, encode_from_atlas, quantise};
 use aegpu::gpu::{Gpu, StorageBuffer, View};
 use aegpu::kernels::Activation;
 use aegpu::kernels::loss::LossKind;

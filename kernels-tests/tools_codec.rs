@@ -8,7 +8,7 @@ use std::path::Path;
 
 use aegpu::checkpoint;
 use aegpu::codec::files::read_codes;
-use aegpu::gpu_data::GpuDataset;
+use aegpu::expert::gpu_data::GpuDataset;
 use aegpu::train::Evaluator;
 
 mod common;

@@ -4,8 +4,8 @@
 //! never chosen; with no correct candidate left, selection is an error, not a guess. `aegpu bench
 //! --shape` times only verified variants.
 
+use aegpu::expert::tune::{MatmulCandidate, select_matmul, verify_matmul};
 use aegpu::kernels::matmul::{Matmul, MatmulVariant};
-use aegpu::tune::{MatmulCandidate, select_matmul, verify_matmul};
 
 mod common;
 use common::gpu;
@@ -92,13 +92,13 @@ fn bench_shapes_time_every_verified_variant() {
 /// products use the narrow, wide or large class's pipeline by the product's output shape.
 #[test]
 fn every_product_runs_its_shape_class_variant() {
+    use aegpu::expert::runner::View;
     use aegpu::gpu::StorageBuffer;
     use aegpu::kernels::Activation;
     use aegpu::kernels::matmul::{
         Half, Transpose, linear_backward_input, linear_backward_weight, linear_forward,
     };
     use aegpu::kernels::matmul_policy::MatmulPolicy;
-    use aegpu::runner::View;
     let gpu = gpu();
     let buf = StorageBuffer::zeroed(&gpu, "any", 4).unwrap();
     let v = View::whole(&buf);

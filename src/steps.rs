@@ -7,7 +7,7 @@
 //! by default), as in `crate::train`. Nothing a step needs may be a queue write, since those all
 //! land before the whole submit:
 //! - its uniforms (batch offset, optimiser step, random streams, the pseudo-label weight) go
-//!   through a slot of a [`UniformRing`], copied into the plan's uniforms inside the encoder right
+//!   through a slot of a `UniformRing`, copied into the plan's uniforms inside the encoder right
 //!   before the step;
 //! - its batch's positions (the next `batch` of the pass's shuffle, then for pseudo-labels the
 //!   next `unlabelled` of the pool's) go the same way: into slot `j` of an order ring, copied to

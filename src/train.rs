@@ -5,7 +5,7 @@
 //! gather per data chunk, the optimiser's step count and the random streams). Several steps share
 //! one command buffer and one submit ([`Trainer::steps_per_submit`]): each step's uniforms are
 //! written into a slot of their own and copied into place inside the encoder right before the step
-//! (see [`crate::runner::UniformRing`]), so every step computes exactly what it would alone. Data
+//! (see `crate::runner::UniformRing`), so every step computes exactly what it would alone. Data
 //! streamed from the host goes the same way: each step's batch is written into a slot of its own
 //! and copied into the one batch buffer right before the step (`BatchFeed::stage_slot`). The loss totals of every step are copied
 //! into a log buffer that is read once per epoch; the progress bar's running loss comes from a
@@ -42,9 +42,13 @@ pub struct TrainConfig {
 pub struct EpochMetrics {
     /// The epoch, counted from 1.
     pub epoch: usize,
-    /// Mean over the epoch's steps of the training loss (per pixel).
+    /// Mean over the epoch's steps of the training loss: the reconstruction loss (MSE or BCE, the
+    /// model's kind) per pixel, regulariser penalties not included; for a VAE, recon + β·KL in nats
+    /// per image (recon: the BCE summed over the image's pixels).
     pub train_loss: f64,
-    /// The training loss's kind on the test set (per pixel).
+    /// The training objective on the test set: the reconstruction loss per pixel (equal to
+    /// `test_mse_px` or `test_bce_px`); for a VAE, the negative ELBO in nats per image (recon + KL,
+    /// β not applied: equal to `test_elbo_nats`).
     pub test_loss: f64,
     /// Test MSE per pixel.
     pub test_mse_px: f64,
@@ -298,7 +302,8 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// One epoch over a fresh shuffle. Returns the mean training loss (per pixel).
+    /// One epoch over a fresh shuffle. Returns the mean training loss ([`EpochMetrics::train_loss`]: per pixel,
+    /// or nats per image for a VAE).
     /// `progress` is called with (steps done, running loss) now and then.
     pub fn epoch(&mut self, epoch: usize, progress: impl FnMut(usize, Option<f64>)) -> Result<f64> {
         match self.run_epoch(epoch, 0, &|| false, progress)? {

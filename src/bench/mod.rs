@@ -58,35 +58,61 @@ pub struct BenchArgs {
 /// One row of the table.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KernelRow {
+    /// The kernel (and variant, transpose form or pass) measured, e.g. `matmul reg nn (chosen)`,
+    /// `adam update`, `keras conv 16->8 gemm forward`.
     pub kernel: String,
+    /// The problem size: `MxNxK` for matmul, the input `NxCxHxW` for conv, `batchxdim` or the
+    /// element count for element-wise kernels.
     pub shape: String,
     /// "GFLOP/s" for matmul, "GB/s" for memory-bound kernels.
     pub unit: &'static str,
+    /// GPU throughput, in `unit` (FLOPs or compulsory bytes over [`gpu_ms`](Self::gpu_ms)).
     pub gpu: f64,
+    /// CPU baseline throughput, in `unit` (over [`cpu_ms`](Self::cpu_ms)).
     pub cpu: f64,
+    /// Milliseconds per run of the kernel (or its launch list) on the GPU, wall-clock.
     pub gpu_ms: f64,
+    /// Milliseconds per call of the CPU baseline.
     pub cpu_ms: f64,
 }
 
+/// One whole-training-step measurement: a model preset trained with Adam for whole epochs on
+/// synthetic 28x28 data, wall-clock, after a warm-up epoch.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StepRow {
+    /// `dense <layers> (<preset>)` or `conv <layers> (<preset>; conv layers <algorithm per layer>)`.
     pub model: String,
+    /// Samples per training step (256 for dense, 128 for conv).
     pub batch: usize,
+    /// Compute dispatches per training step (the step plan's length).
     pub dispatches_per_step: usize,
+    /// Training steps recorded into one command buffer and submitted together.
     pub steps_per_submit: usize,
+    /// Submits of one epoch.
     pub submits_per_epoch: usize,
+    /// Training throughput, samples per second.
     pub samples_per_s: f64,
+    /// Milliseconds per training step.
     pub ms_per_step: f64,
 }
 
+/// Everything one `aegpu bench` run measured (the object `--json` prints).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchReport {
+    /// The adapter: its name, backend, device type and driver ([`Gpu::describe`]).
     pub adapter: String,
+    /// The matmul policy training picks on this adapter ([`MatmulPolicy::name`]: one variant's name,
+    /// or `narrow=…,wide=…,large=…`); its variant's rows are marked `(chosen)`.
+    ///
+    /// [`MatmulPolicy::name`]: crate::kernels::matmul_policy::MatmulPolicy::name
     pub matmul_variant: String,
     /// Matmul variants excluded because they computed a wrong result on this adapter: (name, why).
     pub matmul_failed: Vec<(String, String)>,
+    /// Threads available to the CPU baselines (`std::thread::available_parallelism`).
     pub cpu_threads: usize,
+    /// The kernel rows: matmul, then element-wise, then conv.
     pub kernels: Vec<KernelRow>,
+    /// The training-step rows (dense presets, then conv presets); empty with `--kernels-only`.
     pub steps: Vec<StepRow>,
 }
 
@@ -281,6 +307,7 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
     Ok(rows)
 }
 
+/// Runs every measurement `args` asks for on `gpu` and collects them (what [`run`] formats).
 pub fn report(gpu: &Gpu, args: &BenchArgs) -> Result<BenchReport> {
     let chosen = gpu.matmul_policy()?;
     let matmul = matmul::matmul_rows(gpu, args, chosen)?;

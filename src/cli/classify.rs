@@ -8,7 +8,6 @@ use super::data::load_source;
 use super::pseudo_flags::pseudo_config;
 use super::run_dir::{Claim, RunDir};
 use super::{DataArgs, SubmitArgs};
-use aegpu::atomic_file::write_atomic;
 use aegpu::checkpoint;
 use aegpu::classify::labels::{balanced_subset, class_count, confusion, mean_sd};
 use aegpu::classify::train::{
@@ -17,10 +16,11 @@ use aegpu::classify::train::{
 use aegpu::classify::{Classifier, ClassifierOptions, Start};
 use aegpu::data::{DataSource, Dataset, U8Map};
 use aegpu::error::{Error, Result};
+use aegpu::expert::atomic_file::write_atomic;
+use aegpu::expert::nn::Noise;
 use aegpu::gpu::{Gpu, GpuOptions};
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::{Autoencoder, Init};
-use aegpu::nn::Noise;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -4,12 +4,12 @@
 //! checkpoint.
 
 use super::run_dir::RunDir;
-use aegpu::average::WeightAverage;
 use aegpu::checkpoint;
 use aegpu::error::{Error, Result};
+use aegpu::expert::average::WeightAverage;
+use aegpu::expert::resume::{STATE_FILE, TrainState};
 use aegpu::gpu::Gpu;
 use aegpu::models::Autoencoder;
-use aegpu::resume::{STATE_FILE, TrainState};
 use aegpu::run::Position;
 use aegpu::train::{EpochMetrics, EvalOutput, Evaluator, Trainer};
 use std::collections::BTreeMap;

@@ -4,12 +4,12 @@
 
 use super::TrainArgs;
 use super::run_dir::RunDir;
-use aegpu::atomic_file::write_atomic;
 use aegpu::error::{Error, Result};
+use aegpu::expert::atomic_file::write_atomic;
+use aegpu::expert::nn::Noise;
 use aegpu::gpu::Gpu;
 use aegpu::layerwise::{LayerwiseSpec, layer_pairs, parse_spec, pretrain};
 use aegpu::models::Autoencoder;
-use aegpu::nn::Noise;
 use aegpu::train::{GpuDataset, TrainConfig};
 use std::collections::BTreeMap;
 use std::io::Write;

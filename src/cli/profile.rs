@@ -2,14 +2,14 @@
 //! step, and a Chrome trace of every dispatch.
 
 use aegpu::error::{Error, Result};
+use aegpu::expert::nn::ActivationStorage;
+use aegpu::expert::profile::{by_kernel, chrome_trace, span_ns};
 use aegpu::gpu::{Gpu, GpuOptions};
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::conv::ConvConfig;
 use aegpu::models::dense::DenseConfig;
 use aegpu::models::{Autoencoder, Init, ModelConfig};
-use aegpu::nn::ActivationStorage;
-use aegpu::profile::{by_kernel, chrome_trace, span_ns};
 use aegpu::train::{DEFAULT_STEPS_PER_SUBMIT, GpuDataset, TrainConfig, Trainer};
 use std::path::PathBuf;
 
@@ -72,7 +72,7 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
     let busy: f64 = all.iter().map(|t| t.ns).sum();
     let trace = chrome_trace(&steps);
     let text = serde_json::to_string(&trace).map_err(|e| Error::Config(e.to_string()))?;
-    aegpu::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
+    aegpu::expert::atomic_file::write_atomic(&args.trace, text.as_bytes())?;
     let per_step = |ns: f64| ns / args.steps as f64 / 1e3;
     // What a training epoch on MNIST's 60,000 images submits at this batch size.
     let mnist_submits = (MNIST / args.batch).div_ceil(DEFAULT_STEPS_PER_SUBMIT);

@@ -20,9 +20,11 @@ impl aegpu::run::Progress for EpochBar {
     fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize, done: usize) {
         let bar = if self.show { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(format!("{epoch}/{epochs}"));
         bar.set_position(done as u64);

@@ -4,7 +4,7 @@
 //! a killed run) is taken over with a note.
 
 use aegpu::error::{Error, Result};
-use aegpu::resume::STATE_FILE;
+use aegpu::expert::resume::STATE_FILE;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -9,19 +9,19 @@ use super::data::{for_display, load_source, upload};
 use super::epoch_writer::{AVERAGE_ENTRY, AVERAGE_TENSOR, EpochWriter};
 use super::model_flags::model_config;
 use super::run_dir::{Claim, RunDir};
-use aegpu::atomic_file::write_atomic;
-use aegpu::average::WeightAverage;
 use aegpu::checkpoint::{self, keys};
 use aegpu::data::{self, DataSource};
 use aegpu::error::{Error, Result};
+use aegpu::expert::atomic_file::write_atomic;
+use aegpu::expert::average::WeightAverage;
+use aegpu::expert::nn::ActivationStorage;
+use aegpu::expert::resume::{STATE_FILE, TrainState};
 use aegpu::generate;
 use aegpu::gpu::{Gpu, GpuOptions};
 use aegpu::kernels::loss::LossKind;
 use aegpu::kernels::matmul_policy::MatmulPolicy;
 use aegpu::kernels::optimizer::Optimizer;
 use aegpu::models::{Autoencoder, Init, ModelConfig};
-use aegpu::nn::ActivationStorage;
-use aegpu::resume::{STATE_FILE, TrainState};
 use aegpu::run::{Position, run_epochs};
 use aegpu::train::{EvalOutput, Evaluator, Residency, TrainConfig, Trainer};
 use std::collections::BTreeMap;
@@ -362,7 +362,7 @@ impl RunSpec {
 /// variant, the tuned ones run, with a note.
 fn same_kernels(gpu: &Gpu, model: &mut Autoencoder, state: &TrainState) -> Result<()> {
     if let Some(json) = state.config.get("aegpu.conv_algorithms") {
-        let chosen: Vec<Option<aegpu::tune::ConvAlgorithm>> =
+        let chosen: Vec<Option<aegpu::expert::tune::ConvAlgorithm>> =
             serde_json::from_str(json).map_err(|e| Error::Config(format!("aegpu.conv_algorithms: {e}")))?;
         model.set_conv_algorithms(&chosen)?;
     }

@@ -1,4 +1,4 @@
-//! A folder of the user's own images (PNG or JPEG, found recursively) as a [`Dataset`].
+//! A folder of the user's own images (PNG or JPEG, found recursively) as a [dataset](super::Dataset).
 //!
 //! Labels come from the first-level sub-folders (`DIR/cat/*.png`, `DIR/dog/*.png`: sorted folder
 //! names give labels 0, 1, ...), or, when every image lies directly in `DIR`, there are none (all
@@ -67,9 +67,13 @@ pub struct FolderReport {
 /// One image at its own size, u8 CHW planar, as [`load_images`] gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageU8 {
+    /// The file it was read from (under the folder given to the loader).
     pub path: PathBuf,
+    /// Colour planes: 1 (grey) or 3 (RGB).
     pub channels: usize,
+    /// Height, in pixels.
     pub rows: usize,
+    /// Width, in pixels.
     pub cols: usize,
     /// `channels * rows * cols` bytes, channel after channel, each row-major.
     pub pixels: Vec<u8>,

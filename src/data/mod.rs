@@ -47,7 +47,9 @@ pub const DATA_ENV: &str = "AEGPU_DATA";
 /// The datasets the loader knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetName {
+    /// MNIST handwritten digits: 60,000 training and 10,000 test images, 28x28 grey, labels 0-9.
     Mnist,
+    /// Zalando's Fashion-MNIST: the same format and sizes, ten clothing classes.
     FashionMnist,
 }
 
@@ -112,12 +114,17 @@ impl std::fmt::Display for DatasetName {
 pub struct Dataset {
     /// Where the data came from ("mnist", "fashion-mnist", "synthetic"), for logs and plot titles.
     pub name: String,
+    /// `n * channels * rows * cols` pixel bytes (0-255), image after image, each CHW.
     pub images: Vec<u8>,
+    /// One label per image (`n` bytes); all 0 for unlabelled data.
     pub labels: Vec<u8>,
+    /// Number of images.
     pub n: usize,
     /// Colour planes per image: 1 (grey) or 3 (RGB) from the loaders.
     pub channels: usize,
+    /// Image height, in pixels.
     pub rows: usize,
+    /// Image width, in pixels.
     pub cols: usize,
     /// Names of the labels `0..class_names.len()`; empty when labels are just numbers.
     pub class_names: Vec<String>,
@@ -255,7 +262,10 @@ impl Dataset {
 /// The standard train/test split of a dataset.
 #[derive(Clone, Debug)]
 pub struct Split {
+    /// The training images.
     pub train: Dataset,
+    /// The held-out test images, of the same `channels x rows x cols` as `train` (checked by
+    /// [`DataSource::load`]).
     pub test: Dataset,
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 /// The data of a run, as the command line describes it; serialised into checkpoints.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataSource {
+    /// The dataset and how to read it.
     pub kind: SourceKind,
     /// Cut random patches out of the images instead of using them whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,19 +29,33 @@ pub struct DataSource {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SourceKind {
     /// MNIST or Fashion-MNIST: the four IDX files in `dir` (or `dir/<name>`).
-    Idx { name: String, dir: PathBuf },
+    Idx {
+        /// The dataset's canonical name, `mnist` or `fashion-mnist` ([`DatasetName`]).
+        name: String,
+        /// The folder holding the files, or their parent (absolute when the command line made it).
+        dir: PathBuf,
+    },
     /// CIFAR-10's binary batches in `dir` (or `dir/cifar-10-batches-bin`).
-    Cifar10 { dir: PathBuf },
+    Cifar10 {
+        /// The folder holding `data_batch_1.bin` .. `data_batch_5.bin` and `test_batch.bin`, or
+        /// its parent.
+        dir: PathBuf,
+    },
     /// An image folder; see [`FolderSpec`].
     Folder(FolderSpec),
     /// A `.npy` image array with optional labels, split at random.
     Npy {
+        /// The image array: uint8 (0-255) or float (0-1), `[N, H, W]`, NHWC or NCHW.
         images: PathBuf,
+        /// An integer array of the `N` labels (0..=255), `[N]` or `[N, 1]`; `None`: all labels 0.
         #[serde(default)]
         labels: Option<PathBuf>,
+        /// Where the channel axis of a 4-D `images` array is.
         #[serde(default)]
         layout: Layout,
+        /// Fraction of the images held out at random as the test set, in (0, 1).
         test_fraction: f64,
+        /// Seed of the held-out split.
         seed: u64,
     },
 }
@@ -48,12 +63,15 @@ pub enum SourceKind {
 /// An image folder and how to read it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FolderSpec {
+    /// The image folder (PNG/JPEG, searched recursively; first-level sub-folders are classes).
     pub dir: PathBuf,
     /// A separate test folder; without it, `dir/train` + `dir/test` if both exist, else a seeded
     /// random split of `dir`.
     #[serde(default)]
     pub test_dir: Option<PathBuf>,
+    /// Fraction of `dir`'s images held out as the test set, in (0, 1), when the split is random.
     pub test_fraction: f64,
+    /// Seed of the random split.
     pub seed: u64,
     /// 1 or 3; `None`: 3 if any file is colour.
     #[serde(default)]
@@ -64,6 +82,7 @@ pub struct FolderSpec {
     /// Centre-crop to the target's aspect ratio before scaling (else scale the whole image).
     #[serde(default)]
     pub crop: bool,
+    /// Skip unreadable or corrupt files (listed in the load report) instead of failing on the first.
     #[serde(default)]
     pub skip_bad: bool,
 }
@@ -72,9 +91,12 @@ pub struct FolderSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
+    /// NHWC if only the last axis is 1 or 3, NCHW if only the second is; an error if both are.
     #[default]
     Auto,
+    /// `[N, H, W, C]` (the NumPy/TensorFlow habit).
     Nhwc,
+    /// `[N, C, H, W]` (PyTorch's).
     Nchw,
 }
 
@@ -82,9 +104,13 @@ pub enum Layout {
 /// patches), whitened if asked.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PatchSpec {
+    /// Training patches to cut (1 to 10,000,000).
     pub n: usize,
+    /// Side of a square patch, in pixels.
     pub size: usize,
+    /// Seed of the patch positions.
     pub seed: u64,
+    /// The test set's size relative to `n`: `ceil(n * test_fraction)` test patches (at least 1).
     pub test_fraction: f64,
     /// ZCA or PCA whitening fitted on the training patches (patch means removed, ε = 0.01 of the
     /// mean eigenvalue), stored as bytes through a symmetric map that clips the 0.1% largest |z|.
@@ -100,7 +126,9 @@ pub struct PatchSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Whiten {
+    /// Zero-phase (ZCA) whitening: the whitened patch stays image-like.
     Zca,
+    /// Principal components scaled to unit variance, largest first.
     Pca,
 }
 

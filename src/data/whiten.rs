@@ -36,6 +36,7 @@ pub enum WhitenKind {
 /// Options of [`whiten`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WhitenOptions {
+    /// ZCA or PCA.
     pub kind: WhitenKind,
     /// Regulariser added to every eigenvalue, as a fraction of the mean eigenvalue (> 0).
     pub epsilon: f64,
@@ -53,7 +54,10 @@ impl Default for WhitenOptions {
 /// A fitted whitening map (see the module docs for the formulas).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Whitening {
+    /// ZCA or PCA: which `W` (and `W^-1`) was built.
     pub kind: WhitenKind,
+    /// Fitted on patches with their own means removed: `apply` removes them too, `invert` does not
+    /// restore them.
     pub remove_patch_mean: bool,
     /// Floats per patch.
     pub dim: usize,

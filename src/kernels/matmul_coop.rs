@@ -47,7 +47,8 @@ pub fn tile(variant: MatmulVariant) -> Option<(u32, Scalar, Scalar)> {
 }
 
 /// Whether this device runs `variant` (a cooperative one): the feature, the tile shape among the
-/// adapter's, f16 in shaders for f16 operands, and one subgroup width ([`width_ok`]).
+/// adapter's, f16 in shaders for f16 operands, and one fixed subgroup width of at least 8 lanes
+/// (exactly 8 on lavapipe, [`Gpu::fixed_subgroup_width`]).
 pub fn runs_on(gpu: &Gpu, variant: MatmulVariant) -> bool {
     let Some((edge, ab, cr)) = tile(variant) else { return false };
     gpu.has_cooperative_matrix(edge, ab, cr) && (ab != Scalar::F16 || gpu.has_f16()) && width_ok(gpu)

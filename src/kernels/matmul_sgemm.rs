@@ -191,13 +191,13 @@ pub fn config(variant: MatmulVariant) -> Option<SgemmConfig> {
 
 /// Whether an operand stored as rows of `row_len` words can be read a vec4 at a time: its rows (and
 /// so every quad the kernel reads) start at a multiple of 4 words, and so does the view, which
-/// array<vec4<f32>> indexes from its start.
+/// `array<vec4<f32>>` indexes from its start.
 pub fn vec4_ok(view: &View, row_len: usize) -> bool {
     row_len > 0 && row_len.is_multiple_of(4) && view.offset.is_multiple_of(4)
 }
 
 /// The same for an f16 operand (two values per word): rows of a multiple of 4 values, and a view
-/// starting at a multiple of 4 values (an even word), which array<vec4<f16>> indexes from its start.
+/// starting at a multiple of 4 values (an even word), which `array<vec4<f16>>` indexes from its start.
 pub fn half4_ok(view: &View, row_len: usize) -> bool {
     row_len > 0 && row_len.is_multiple_of(4) && view.offset.is_multiple_of(2)
 }

@@ -175,7 +175,8 @@ impl ConvConfig {
         Ok(self)
     }
 
-    /// Columns layer `i`'s output has per example; a VAE's code layer has two per latent dimension.
+    /// Whether layer `i` is a VAE's code layer: its output per example is [μ, log σ²], two columns
+    /// per latent dimension, of which the decoder reads z (one per dimension).
     fn is_vae_code(&self, i: usize) -> bool {
         self.variational.is_some() && i == self.code_layer
     }

@@ -214,10 +214,12 @@ impl DenseConfig {
     /// Checks the widths (input = output, none 0), one activation per layer, the code layer, the
     /// VAE settings, the regularisers, and the output activation against the loss.
     pub fn validate(&self) -> Result<()> {
-        let layers = self.layers();
+        // Sizes first: `layers()` is `sizes.len() - 1`, which an empty list (a hand-edited
+        // checkpoint's JSON) would underflow.
         if self.sizes.len() < 2 || self.sizes.contains(&0) {
             return Err(Error::Config(format!("layer sizes must be >= 1, got {:?}", self.sizes)));
         }
+        let layers = self.layers();
         if self.activations.len() != layers {
             return Err(Error::Config(format!(
                 "{} layers but {} activations",

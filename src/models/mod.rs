@@ -131,6 +131,32 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// A model people know, by name: the dense presets `shallow`, `deep` and `vae` on the
+    /// flattened `input`, or the conv presets `keras`, `strided` and `conv-vae` on `input =
+    /// [channels, rows, cols]` with their default code (see [`dense::DenseConfig::preset`] and
+    /// [`conv::ConvConfig::preset`], which take more options). An unknown name is an
+    /// [`Error::Config`] listing the six.
+    ///
+    /// ```
+    /// use aegpu::prelude::*;
+    ///
+    /// let deep = ModelConfig::preset("deep", [1, 28, 28], LossKind::Mse)?;
+    /// assert_eq!(deep.describe(), ModelConfig::from(DenseConfig::preset("deep", 784, LossKind::Mse)?).describe());
+    /// assert!(ModelConfig::preset("resnet", [1, 28, 28], LossKind::Bce).is_err());
+    /// # Ok::<(), aegpu::Error>(())
+    /// ```
+    pub fn preset(name: &str, input: [usize; 3], loss: LossKind) -> Result<ModelConfig> {
+        match name {
+            "shallow" | "deep" | "vae" => {
+                Ok(dense::DenseConfig::preset(name, input.iter().product(), loss)?.into())
+            }
+            "keras" | "strided" | "conv-vae" => Ok(conv::ConvConfig::preset(name, input, None, loss)?.into()),
+            other => Err(Error::Config(format!(
+                "unknown preset '{other}': use shallow, deep or vae (dense), keras, strided or conv-vae (conv)"
+            ))),
+        }
+    }
+
     /// `dense` or `conv` (a checkpoint's `aegpu.kind`).
     pub fn kind(&self) -> &'static str {
         match self {
