@@ -36,6 +36,26 @@ pub struct Checkpoint {
 
 /// Writes the model's parameters and `metadata` (plus the model config) to `path`, atomically
 /// (a temporary file renamed into place, so an interrupted run never leaves half a checkpoint).
+///
+/// ```
+/// use aegpu::prelude::*;
+///
+/// # fn main() -> aegpu::Result<()> {
+/// let gpu = match Gpu::new(&GpuOptions::default()) {
+///     Err(Error::NoAdapter { .. }) => return Ok(()), // no GPU driver on this machine
+///     other => other?,
+/// };
+/// let model = Autoencoder::new(&gpu, ModelConfig::preset("shallow", [1, 28, 28], LossKind::Bce)?, 0, Init::Glorot)?;
+/// let path = std::env::temp_dir().join(format!("aegpu-doc-{}.safetensors", std::process::id()));
+/// checkpoint::save(&gpu, &model, &[("note", "a doc example".into())], &path)?;
+///
+/// let ckpt = checkpoint::load(&path)?; // checks every tensor against the recorded model
+/// let restored = checkpoint::restore(&gpu, &ckpt, &path)?;
+/// assert_eq!(restored.export(&gpu)?, model.export(&gpu)?);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
 pub fn save(gpu: &Gpu, model: &Autoencoder, metadata: &[(&str, String)], path: &Path) -> Result<()> {
     save_tensors(&model.config, &model.export(gpu)?, metadata, path)
 }

@@ -8,14 +8,16 @@
 
 pub use crate::checkpoint;
 pub use crate::data::{Dataset, DatasetName, FolderOptions, Split};
-pub use crate::embed::{Decoder, EvalRecorder, StepOptions, TextureDecode, TextureEncoder, TrainSession};
+pub use crate::embed::{
+    AtlasLayout, Decoder, EvalRecorder, StepOptions, TextureDecode, TextureEncoder, TrainSession, ValueMap,
+};
 pub use crate::error::{Error, Result};
 pub use crate::gpu::{Gpu, GpuOptions};
 pub use crate::kernels::Activation;
 pub use crate::kernels::loss::LossKind;
 pub use crate::kernels::optimizer::Optimizer;
 pub use crate::models::conv::ConvConfig;
-pub use crate::models::dense::DenseConfig;
+pub use crate::models::dense::{DenseConfig, Variational};
 pub use crate::models::{Autoencoder, Init, ModelConfig};
 pub use crate::run::Progress;
 pub use crate::train::{EpochMetrics, Evaluator, GpuDataset, TrainConfig, Trainer};

@@ -48,6 +48,36 @@ impl Position {
 
 /// Trains for `config.epochs`, evaluating on `test` after every epoch; `on_epoch` sees each epoch's
 /// metrics (write them, checkpoint, ...); `progress` hears of every epoch and submit of steps.
+///
+/// ```
+/// use aegpu::prelude::*;
+///
+/// /// Prints one line per epoch.
+/// struct Lines;
+/// impl Progress for Lines {
+///     fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize, _done: usize) {
+///         println!("epoch {epoch}/{epochs}: {steps} steps");
+///     }
+/// }
+///
+/// # fn main() -> aegpu::Result<()> {
+/// let gpu = match Gpu::new(&GpuOptions::default()) {
+///     Err(Error::NoAdapter { .. }) => return Ok(()), // no GPU driver on this machine
+///     other => other?,
+/// };
+/// let data = aegpu::data::synthetic(1024, 28, 28, 10, 1);
+/// let (train, test) = (data.subset(0..768), data.subset(768..1024));
+/// let model = Autoencoder::new(&gpu, ModelConfig::preset("shallow", [1, 28, 28], LossKind::Bce)?, 0, Init::Glorot)?;
+/// let config = TrainConfig { epochs: 2, batch: 128, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
+/// let (train, test) = (GpuDataset::upload(&gpu, &train)?, GpuDataset::upload(&gpu, &test)?);
+/// let history = aegpu::run::train(&gpu, &model, &train, &test, &config, &mut Lines, |m, _| {
+///     println!("test BCE/px {:.4}", m.test_bce_px);
+///     Ok(())
+/// })?;
+/// assert_eq!(history.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
 pub fn train(
     gpu: &Gpu,
     model: &Autoencoder,

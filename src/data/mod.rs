@@ -327,6 +327,19 @@ const FILES: [[&str; 4]; 4] = [
 /// `dir` may hold the four IDX files directly, or be a parent holding `mnist/` and `fashion-mnist/`
 /// subfolders. Each file may be gzipped or unpacked, under its original name or the dotted variant
 /// (`t10k-images.idx3-ubyte`). All four must come from the same folder.
+///
+/// ```
+/// use aegpu::data::{DatasetName, load, resolve_data_dir};
+/// use aegpu::Error;
+///
+/// // The folder the `AEGPU_DATA` variable names (the command line's `--data` overrides it).
+/// match resolve_data_dir(None).and_then(|dir| load(DatasetName::Mnist, &dir)) {
+///     Ok(split) => assert_eq!((split.train.n, split.test.n), (60_000, 10_000)),
+///     // The error lists the folders it looked in and the file names it expected.
+///     Err(Error::DataNotFound { looked, .. }) => println!("no MNIST here; looked in:\n{looked}"),
+///     Err(e) => panic!("{e}"),
+/// }
+/// ```
 pub fn load(name: DatasetName, dir: &Path) -> Result<Split> {
     let paths = find_files(name, dir)?;
     let train = load_split(name, &paths[TRAIN_IMAGES], &paths[TRAIN_LABELS])?;

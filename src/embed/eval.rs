@@ -39,7 +39,7 @@ pub struct EvalReport {
 ///
 /// ```no_run
 /// # fn frame(gpu: &aegpu::gpu::Gpu, model: &aegpu::models::Autoencoder,
-/// #          test: &aegpu::gpu_data::GpuDataset) -> aegpu::Result<()> {
+/// #          test: &aegpu::train::GpuDataset) -> aegpu::Result<()> {
 /// let mut eval = aegpu::embed::EvalRecorder::new(gpu, model, test, 500)?;
 /// let mut encoder = gpu.device.create_command_encoder(&Default::default());
 /// eval.record(&mut encoder);

@@ -67,7 +67,7 @@ impl StepLosses {
 ///
 /// ```no_run
 /// # fn frame(gpu: &aegpu::gpu::Gpu, model: &aegpu::models::Autoencoder,
-/// #          data: &aegpu::gpu_data::GpuDataset, config: aegpu::train::TrainConfig)
+/// #          data: &aegpu::train::GpuDataset, config: aegpu::train::TrainConfig)
 /// #          -> aegpu::Result<()> {
 /// use aegpu::embed::{StepOptions, TrainSession};
 /// let mut session = TrainSession::new(gpu, model, data, config, StepOptions::default())?;

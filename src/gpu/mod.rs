@@ -84,7 +84,18 @@ pub struct Gpu {
 
 impl Gpu {
     /// Creates a device on the best adapter: high-performance first, filtered by `options` or the
-    /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` environment variables.
+    /// `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` environment variables. With no driver at all the
+    /// error is [`Error::NoAdapter`], which says what to install.
+    ///
+    /// ```
+    /// use aegpu::{Error, Gpu, GpuOptions};
+    ///
+    /// match Gpu::new(&GpuOptions::default()) {
+    ///     Ok(gpu) => println!("{}", gpu.describe()), // e.g. "NVIDIA H100 (Vulkan)"
+    ///     Err(Error::NoAdapter { .. }) => println!("no GPU driver here"),
+    ///     Err(e) => panic!("{e}"),
+    /// }
+    /// ```
     pub fn new(options: &GpuOptions) -> Result<Gpu> {
         let backends = match options.backends {
             Some(b) => b,

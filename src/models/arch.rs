@@ -21,6 +21,18 @@ use crate::kernels::Activation;
 use crate::kernels::loss::LossKind;
 
 /// Parses `text` into a configuration for `input`-shaped examples.
+///
+/// ```
+/// use aegpu::prelude::*;
+///
+/// let text = "conv 32 k3 s2 relu, conv 64 k3 s2 relu, flatten, linear 16";
+/// let config = aegpu::models::arch::parse(text, [1, 28, 28], LossKind::Bce, Activation::Sigmoid)?;
+/// println!("{}", ModelConfig::from(config).describe());
+///
+/// let bad = aegpu::models::arch::parse("conv 8, bogus 3", [1, 28, 28], LossKind::Bce, Activation::Sigmoid);
+/// assert!(bad.unwrap_err().to_string().contains("bogus 3")); // the error names the layer
+/// # Ok::<(), aegpu::Error>(())
+/// ```
 pub fn parse(text: &str, input: [usize; 3], loss: LossKind, output: Activation) -> Result<ConvConfig> {
     let (enc_text, dec_text) = match text.split_once('|') {
         Some((e, d)) => (e, Some(d)),
