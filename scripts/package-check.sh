@@ -14,9 +14,10 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo package --no-verify --locked "$@"
 crate="$(ls -t "$target"/package/aegpu-*.crate | head -1)"
-echo "== $(basename "$crate"): $(tar -tzf "$crate" | wc -l) files, $(du -k "$crate" | cut -f1) KiB"
+files="$(tar -tzf "$crate")"
+echo "== $(basename "$crate"): $(echo "$files" | wc -l) files, $(du -k "$crate" | cut -f1) KiB"
 for must in Cargo.toml Cargo.lock README.md shaders/matmul.wgsl src/lib.rs kernels-tests/shaders.rs; do
-    tar -tzf "$crate" | grep -qx "aegpu-[^/]*/$must" || { echo "error: the package lacks $must" >&2; exit 1; }
+    echo "$files" | grep -qx "aegpu-[^/]*/$must" || { echo "error: the package lacks $must" >&2; exit 1; }
 done
 unpacked="$(mktemp -d)"
 trap 'rm -rf "$unpacked"' EXIT
