@@ -276,6 +276,29 @@ fn training_step(c: &mut Criterion, gpu: &Gpu) {
     }
 }
 
+/// The host's cost of a training step: recording one submit's steps into an encoder (finished,
+/// never submitted), per step, for a dense and a conv preset. On a GPU this is the CPU side of the
+/// launch floor (`aegpu profile` prints the whole launch model).
+fn step_recording(c: &mut Criterion, gpu: &Gpu) {
+    let train = aegpu::data::synthetic::synthetic(2048, 28, 28, 10, 1);
+    let data = GpuDataset::upload(gpu, &train).expect("upload");
+    for (preset, batch) in [("deep", 256), ("strided", 128)] {
+        let config = aegpu::ModelConfig::preset(preset, [1, 28, 28], LossKind::Bce).expect("preset");
+        let model = Autoencoder::new(gpu, config, 0, Init::Glorot).expect("model");
+        let optimizer = Optimizer::parse("adam", 1e-3, 0.0).expect("adam");
+        let tc = TrainConfig { epochs: 1, batch, optimizer, seed: 0 };
+        let mut trainer = Trainer::new(gpu, &model, &data, tc).expect("trainer");
+        let k = trainer.host_cost(1).expect("record").steps_per_record as u64;
+        let mut g = c.benchmark_group("recording a training step (host only, no submit)");
+        g.throughput(Throughput::Elements(k));
+        g.bench_function(
+            format!("{preset}, batch {batch}, {} dispatches", trainer.dispatches_per_step()),
+            |b| b.iter(|| trainer.host_cost(1).expect("record")),
+        );
+        g.finish();
+    }
+}
+
 fn all(c: &mut Criterion) {
     let gpu = match Gpu::new(&GpuOptions::default()) {
         Ok(g) => g,
@@ -289,6 +312,7 @@ fn all(c: &mut Criterion) {
     elementwise(c, &gpu);
     convolution(c, &gpu);
     training_step(c, &gpu);
+    step_recording(c, &gpu);
 }
 
 criterion_group! {

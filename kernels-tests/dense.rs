@@ -489,3 +489,34 @@ fn empty_layer_sizes_are_a_config_error() {
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }
+
+/// Measuring the host's recording cost (`Trainer::host_cost`) records steps it never submits: the
+/// training that follows is bit-identical to one where nothing was measured.
+#[test]
+fn measuring_the_recording_cost_leaves_training_unchanged() {
+    let gpu = gpu();
+    let data = synthetic(512, 28, 28, 10, 3);
+    let train = GpuDataset::upload(&gpu, &data).unwrap();
+    let run = |measure: bool| {
+        let config = DenseConfig::preset("shallow", 784, LossKind::Bce).unwrap();
+        let model = Autoencoder::new(&gpu, config, 0, Init::Glorot).unwrap();
+        let tc = TrainConfig {
+            epochs: 1,
+            batch: 64,
+            optimizer: Optimizer::parse("adam", 1e-3, 0.0).unwrap(),
+            seed: 5,
+        };
+        let mut trainer = Trainer::new(&gpu, &model, &train, tc).unwrap();
+        let first = trainer.epoch(1, |_, _| {}).unwrap();
+        if measure {
+            let cost = trainer.host_cost(5).unwrap();
+            assert!(
+                cost.record_us_per_step > 0.0 && cost.dispatches_per_step == trainer.dispatches_per_step()
+            );
+            assert_eq!(cost.steps_per_record, trainer.steps_per_submit().min(trainer.steps_per_epoch()));
+        }
+        let second = trainer.epoch(2, |_, _| {}).unwrap();
+        (first, second, model.export(&gpu).unwrap())
+    };
+    assert_eq!(run(true), run(false));
+}

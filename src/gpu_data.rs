@@ -188,6 +188,12 @@ impl BatchFeed<'_> {
         matches!(self.source, Source::Stream { .. })
     }
 
+    /// Bytes [`BatchFeed::stage_slot`] queues per step: a streamed batch, padded to whole words
+    /// (0 for resident data).
+    pub fn bytes_per_step(&self) -> u64 {
+        if self.is_streamed() { (self.batch_words() * 4) as u64 } else { 0 }
+    }
+
     /// The index buffer the resident gathers read the order from; `None` for streamed data, whose
     /// order is applied on the host by [`BatchFeed::stage`].
     pub fn order_buffer(&self) -> Option<&StorageBuffer> {

@@ -6,6 +6,10 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::runner::Plan;
 
+#[path = "profile/launch_model.rs"]
+mod launch_model;
+pub use launch_model::{LaunchCosts, LaunchFloor};
+
 /// One dispatch's GPU time.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DispatchTime {
@@ -85,6 +89,23 @@ pub fn time_plan(
             ns: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
         })
         .collect())
+}
+
+/// One submit and the wait for it, in µs: the median of `n` (at least 1) submits of an encoder
+/// with one empty compute pass, each waited for. What the training loop pays per submit on top of
+/// the work in it.
+pub fn submit_wait_us(gpu: &Gpu, n: usize) -> Result<f64> {
+    let mut times = Vec::with_capacity(n.max(1));
+    for _ in 0..n.max(1) {
+        let start = std::time::Instant::now();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        drop(enc.begin_compute_pass(&Default::default()));
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// The step's span: first start to last end, in nanoseconds.

@@ -324,6 +324,16 @@ impl UniformRing {
         self.capacity
     }
 
+    /// Bytes one step's slot holds: what [`UniformRing::write`] queues per step.
+    pub(crate) fn slot_bytes(&self) -> u64 {
+        self.stride
+    }
+
+    /// Buffer copies [`UniformRing::record_load`] records per step (one per per-step launch).
+    pub(crate) fn copies_per_step(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }

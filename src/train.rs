@@ -24,6 +24,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::ops::Range;
 
+mod host_cost;
+pub use host_cost::HostCost;
+
 /// Settings of one training run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -235,6 +238,17 @@ impl<'a> Trainer<'a> {
         batches: Range<usize>,
         show: Option<&Readback>,
     ) -> Result<wgpu::SubmissionIndex> {
+        let enc = self.record_steps(batches, show)?;
+        Ok(self.gpu.queue.submit([enc.finish()]))
+    }
+
+    /// Records the steps of `batches` into a fresh encoder (their uniform slots and streamed
+    /// batches queued for the next submit), advancing the step counter.
+    fn record_steps(
+        &mut self,
+        batches: Range<usize>,
+        show: Option<&Readback>,
+    ) -> Result<wgpu::CommandEncoder> {
         let mut enc = self
             .gpu
             .device
@@ -271,7 +285,7 @@ impl<'a> Trainer<'a> {
         if let Some(r) = show {
             r.record_copy(&mut enc, &self.loss_log.buffer, (batches.end - 1) * LOG_STRIDE);
         }
-        Ok(self.gpu.queue.submit([enc.finish()]))
+        Ok(enc)
     }
 
     /// Optimiser steps taken so far (the step counter of the update and of the random streams).

@@ -94,6 +94,8 @@ pub struct StepRow {
     pub samples_per_s: f64,
     /// Milliseconds per training step.
     pub ms_per_step: f64,
+    /// CPU time to record one step, no submit or wait in it, µs ([`crate::train::HostCost`]).
+    pub host_record_us_per_step: f64,
 }
 
 /// Everything one `aegpu bench` run measured (the object `--json` prints).
@@ -251,60 +253,54 @@ fn step_rows(gpu: &Gpu, args: &BenchArgs) -> Result<Vec<StepRow>> {
     for preset in ["shallow", "deep"] {
         let config = DenseConfig::preset(preset, 784, LossKind::Bce)?;
         let model = Autoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
-        let batch = 256;
-        let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
-        let mut trainer = Trainer::new(gpu, &model, &data, tc)?;
-        trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
-        let start = Instant::now();
-        let mut steps = 0;
-        let mut epoch = 1;
-        while start.elapsed().as_secs_f64() < args.seconds * 4.0 || steps == 0 {
-            trainer.epoch(epoch, |_, _| {})?;
-            steps += trainer.steps_per_epoch();
-            epoch += 1;
-        }
-        let s = start.elapsed().as_secs_f64();
-        rows.push(StepRow {
-            model: format!("dense {} ({preset})", config.describe()),
-            batch,
-            dispatches_per_step: trainer.dispatches_per_step(),
-            steps_per_submit: trainer.steps_per_submit(),
-            submits_per_epoch: trainer.submits_per_epoch(),
-            samples_per_s: (steps * batch) as f64 / s,
-            ms_per_step: s / steps as f64 * 1e3,
-        });
+        let label = format!("dense {} ({preset})", config.describe());
+        rows.push(step_row(gpu, &model, &data, 256, args.seconds, label)?);
     }
+    let small = crate::data::synthetic::synthetic(1024, 28, 28, 10, 1);
+    let small = GpuDataset::upload(gpu, &small)?;
     for preset in ["keras", "strided"] {
         let config = ConvConfig::preset(preset, [1, 28, 28], None, LossKind::Bce)?;
         let model = Autoencoder::new(gpu, config.clone(), 0, Init::Glorot)?;
-        let batch = 128;
-        let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
-        let small = crate::data::synthetic::synthetic(1024, 28, 28, 10, 1);
-        let small = GpuDataset::upload(gpu, &small)?;
-        let mut trainer = Trainer::new(gpu, &model, &small, tc)?;
-        trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
-        let start = Instant::now();
-        let mut steps = 0;
-        let mut epoch = 1;
-        while start.elapsed().as_secs_f64() < args.seconds * 4.0 || steps == 0 {
-            trainer.epoch(epoch, |_, _| {})?;
-            steps += trainer.steps_per_epoch();
-            epoch += 1;
-        }
-        let s = start.elapsed().as_secs_f64();
         let algorithms: Vec<String> =
             model.net.conv_algorithms().iter().map(|a| format!("{a:?}").to_lowercase()).collect();
-        rows.push(StepRow {
-            model: format!("conv {} ({preset}; conv layers {})", config.describe(), algorithms.join(", ")),
-            batch,
-            dispatches_per_step: trainer.dispatches_per_step(),
-            steps_per_submit: trainer.steps_per_submit(),
-            submits_per_epoch: trainer.submits_per_epoch(),
-            samples_per_s: (steps * batch) as f64 / s,
-            ms_per_step: s / steps as f64 * 1e3,
-        });
+        let label = format!("conv {} ({preset}; conv layers {})", config.describe(), algorithms.join(", "));
+        rows.push(step_row(gpu, &model, &small, 128, args.seconds, label)?);
     }
     Ok(rows)
+}
+
+/// Whole epochs of `model` on `data` for about `4 * seconds` after a warm-up epoch, and the host's
+/// cost of recording one of its steps.
+fn step_row(
+    gpu: &Gpu,
+    model: &Autoencoder,
+    data: &GpuDataset,
+    batch: usize,
+    seconds: f64,
+    label: String,
+) -> Result<StepRow> {
+    let tc = TrainConfig { epochs: 1, batch, optimizer: Optimizer::parse("adam", 1e-3, 0.0)?, seed: 0 };
+    let mut trainer = Trainer::new(gpu, model, data, tc)?;
+    trainer.epoch(0, |_, _| {})?; // warm-up (pipelines, first touch)
+    let start = Instant::now();
+    let mut steps = 0;
+    let mut epoch = 1;
+    while start.elapsed().as_secs_f64() < seconds * 4.0 || steps == 0 {
+        trainer.epoch(epoch, |_, _| {})?;
+        steps += trainer.steps_per_epoch();
+        epoch += 1;
+    }
+    let s = start.elapsed().as_secs_f64();
+    Ok(StepRow {
+        model: label,
+        batch,
+        dispatches_per_step: trainer.dispatches_per_step(),
+        steps_per_submit: trainer.steps_per_submit(),
+        submits_per_epoch: trainer.submits_per_epoch(),
+        samples_per_s: (steps * batch) as f64 / s,
+        ms_per_step: s / steps as f64 * 1e3,
+        host_record_us_per_step: trainer.host_cost(21)?.record_us_per_step,
+    })
 }
 
 /// Runs every measurement `args` asks for on `gpu` and collects them (what [`run`] formats).
@@ -378,14 +374,15 @@ pub fn run(args: &BenchArgs) -> Result<String> {
         let _ = writeln!(
             out,
             "train step {}: batch {}, {} dispatches per step, {} steps per submit ({} submits per epoch), \
-             {:.1} ms/step, {:.0} samples/s",
+             {:.1} ms/step, {:.0} samples/s; {:.1} µs to record a step",
             s.model,
             s.batch,
             s.dispatches_per_step,
             s.steps_per_submit,
             s.submits_per_epoch,
             s.ms_per_step,
-            s.samples_per_s
+            s.samples_per_s,
+            s.host_record_us_per_step
         );
     }
     Ok(out)
