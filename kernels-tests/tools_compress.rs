@@ -137,6 +137,10 @@ fn the_container_refuses_bad_codes_and_damaged_bytes() {
     let codes = [0.5f32, -1.0, 2.0, 0.25];
     let err = container::compress(&[f32::NAN, 1.0], 2, Precision::U8, 1, [1, 2, 2], &[]).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");
+    // A finite code past f16's range would be stored as infinity: refused for f16, fine for u8.
+    let err = container::compress(&[7e4, 1.0], 2, Precision::F16, 1, [1, 2, 2], &[]).unwrap_err();
+    assert!(err.to_string().contains("f16's range"), "{err}");
+    assert!(container::compress(&[7e4, 1.0], 2, Precision::U8, 1, [1, 2, 2], &[]).is_ok());
     assert!(
         container::compress(&codes, 3, Precision::U8, 1, [1, 2, 2], &[]).is_err(),
         "4 values are not rows of 3"

@@ -130,6 +130,15 @@ pub fn compress(
     if let Some(v) = codes.iter().find(|v| !v.is_finite()) {
         return Err(Error::BadData { path: "codes".into(), reason: format!("a code value is {v}") });
     }
+    // f16 would store a finite code beyond its range as infinity, which decodes to nothing useful.
+    if precision == Precision::F16
+        && let Some(v) = codes.iter().find(|v| v.abs() > f16::MAX.to_f32())
+    {
+        return Err(Error::BadData {
+            path: "codes".into(),
+            reason: format!("a code value is {v}, beyond f16's range (±65504): use the u8 precision"),
+        });
+    }
     let n = codes.len() / dim;
     if !names.is_empty() && names.len() != n {
         return Err(Error::Shape(format!("{} names for {n} images", names.len())));

@@ -105,7 +105,7 @@ impl Regularizers {
         self.sparse.map(|s| s.lambda).or(self.contractive).unwrap_or(0.0)
     }
 
-    /// A short tag for logs, e.g. ` +sparse-l1:0.0001 +noise-gaussian:0.5`.
+    /// A short tag for logs, e.g. ` +sparse-l1:0.0001 +noise-gaussian(0.5)`.
     pub fn describe(&self) -> String {
         let mut s = String::new();
         if let Some(sp) = self.sparse {
