@@ -55,8 +55,10 @@ pub(super) fn profile_cmd(args: ProfileArgs) -> Result<()> {
     if args.steps == 0 {
         return Err(Error::Config("--steps must be at least 1".into()));
     }
-    let config = ModelConfig::preset(&args.preset, [1, 28, 28], LossKind::Bce)
-        .map_err(|e| Error::Config(format!("--preset: {e}")))?;
+    let config = ModelConfig::preset(&args.preset, [1, 28, 28], LossKind::Bce).map_err(|e| match e {
+        Error::Config(why) => Error::Config(format!("--preset: {why}")),
+        other => other,
+    })?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let model = Autoencoder::new(&gpu, config, 0, Init::Glorot)?;
     let images = aegpu::data::synthetic::synthetic(args.batch * 4, 28, 28, 10, 1);
