@@ -59,7 +59,7 @@ impl LaunchCosts {
 pub struct LaunchFloor {
     /// The per-launch costs it assumed.
     pub costs: LaunchCosts,
-    /// Steps and submits of the epoch.
+    /// Steps of the epoch.
     pub steps: usize,
     /// Submits of the epoch.
     pub submits: usize,
